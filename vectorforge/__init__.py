@@ -1,0 +1,70 @@
+"""vectorforge: a vector database and retrieval platform for production.
+
+import vectorforge as vf
+db = vf.connect("./vf-data")
+col = db.create_collection("docs", dim=384)
+col.upsert(ids=[1, 2], vectors=vectors, payloads=[{"lang": "en"}, {"lang": "de"}])
+hits = col.search(query, k=10, filter={"must": [{"key": "lang", "match": "en"}]})
+"""
+
+from __future__ import annotations
+
+from vectorforge.connect import connect
+from vectorforge.engine import Collection, Database
+from vectorforge.errors import (
+    CollectionAlreadyExists,
+    CollectionNotFound,
+    ConflictError,
+    CorruptionError,
+    DataFolderLocked,
+    DimensionMismatch,
+    EmbedderMismatch,
+    InvalidFilter,
+    InvalidId,
+    InvalidInputError,
+    InvalidName,
+    InvalidParameter,
+    InvalidPayload,
+    InvalidVector,
+    NotFoundError,
+    StorageError,
+    UnavailableError,
+    UsageError,
+    VectorForgeError,
+)
+from vectorforge.types import CollectionConfig, EmbedderInfo, Hit, IndexKind, Metric, Record, ScrollPage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Collection",
+    "CollectionAlreadyExists",
+    "CollectionConfig",
+    "CollectionNotFound",
+    "ConflictError",
+    "CorruptionError",
+    "DataFolderLocked",
+    "Database",
+    "DimensionMismatch",
+    "EmbedderInfo",
+    "EmbedderMismatch",
+    "Hit",
+    "IndexKind",
+    "InvalidFilter",
+    "InvalidId",
+    "InvalidInputError",
+    "InvalidName",
+    "InvalidParameter",
+    "InvalidPayload",
+    "InvalidVector",
+    "Metric",
+    "NotFoundError",
+    "Record",
+    "ScrollPage",
+    "StorageError",
+    "UnavailableError",
+    "UsageError",
+    "VectorForgeError",
+    "__version__",
+    "connect",
+]

@@ -1,0 +1,145 @@
+"""`vectorforge ...`: import data, search, inspect a data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from vectorforge.connect import connect
+from vectorforge.errors import CollectionNotFound, VectorForgeError
+
+app = typer.Typer(help="vectorforge: a vector database for production retrieval.", no_args_is_help=True)
+console = Console()
+
+DataOpt = Annotated[Path, typer.Option("--data", help="data folder (created if missing)")]
+CollectionOpt = Annotated[str, typer.Option("--collection", "-c", help="collection name")]
+
+
+def _fail(exc: VectorForgeError) -> None:
+    console.print(f"[red]error:[/red] {exc.message}")
+    raise typer.Exit(code=2)
+
+
+@app.command("import")
+def import_(
+    data: DataOpt,
+    collection: CollectionOpt,
+    beir: Annotated[Path, typer.Option(help="a BEIR folder with corpus.jsonl")],
+    index: Annotated[str, typer.Option(help="flat, hnsw or ivfpq")] = "hnsw",
+    embedder: Annotated[str, typer.Option(help="registered embedder")] = "minilm",
+    batch_size: Annotated[int, typer.Option(help="documents per write")] = 256,
+    limit: Annotated[int, typer.Option(help="import only the first N documents (0: all)")] = 0,
+) -> None:
+    """Embed a BEIR corpus into a collection (resumable: re-running skips nothing but re-uses the cache)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from vectorforge.datasets import load_beir
+
+    try:
+        ds = load_beir(beir, split=None)
+        with connect(data) as db:
+            try:
+                col = db.get_collection(collection)
+            except CollectionNotFound:
+                col = db.create_collection(collection, index=index, embedder=embedder)
+            doc_ids = list(ds.corpus)[: limit or None]
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
+            with Progress(*columns, console=console) as progress:
+                task = progress.add_task(f"embedding into {collection}", total=len(doc_ids))
+                for start in range(0, len(doc_ids), batch_size):
+                    chunk = doc_ids[start : start + batch_size]
+                    payloads = [{"title": ds.corpus[d]["title"]} for d in chunk]
+                    col.add([ds.doc_text(d) for d in chunk], ids=chunk, payloads=payloads, batch_size=64)
+                    progress.advance(task, len(chunk))
+            console.print(f"imported {len(doc_ids)} documents; {collection} holds {col.count()} points")
+    except VectorForgeError as exc:
+        _fail(exc)
+
+
+@app.command()
+def search(
+    data: DataOpt,
+    collection: CollectionOpt,
+    text: Annotated[str, typer.Argument(help="query text (embedded with the collection's model)")],
+    k: Annotated[int, typer.Option("-k", help="results")] = 10,
+    filter: Annotated[str | None, typer.Option(help="filter as JSON")] = None,
+) -> None:
+    """Search a collection by text and show the hits."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        flt = json.loads(filter) if filter else None
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] --filter is not JSON: {exc}")
+        raise typer.Exit(code=2) from exc
+    try:
+        with connect(data) as db:
+            hits = db.get_collection(collection).query(text, k=k, filter=flt)
+    except VectorForgeError as exc:
+        _fail(exc)
+        return
+    table = Table(title=f"{collection}: {text}")
+    table.add_column("#", justify="right")
+    table.add_column("id")
+    table.add_column("score", justify="right")
+    table.add_column("payload")
+    for rank, hit in enumerate(hits, 1):
+        shown = {
+            k: (v[:80] + "..." if isinstance(v, str) and len(v) > 80 else v)
+            for k, v in (hit.payload or {}).items()
+        }
+        table.add_row(str(rank), str(hit.id), f"{hit.score:.4f}", json.dumps(shown, ensure_ascii=False))
+    console.print(table)
+
+
+@app.command()
+def info(
+    data: DataOpt,
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="one collection")] = None,
+) -> None:
+    """Show the collections of a data folder and their statistics."""
+    try:
+        with connect(data) as db:
+            names = [collection] if collection else db.list_collections()
+            table = Table(title=f"vectorforge data folder {data}")
+            for col_name in (
+                "collection",
+                "points",
+                "dim",
+                "metric",
+                "index",
+                "segments",
+                "wal bytes",
+                "embedder",
+            ):
+                table.add_column(col_name)
+            for name in names:
+                stats = db.get_collection(name).info()
+                emb = stats["embedder"]
+                table.add_row(
+                    name,
+                    str(stats["points"]),
+                    str(stats["dim"]),
+                    stats["metric"],
+                    stats["index"],
+                    str(sum(1 for s in stats["segments"] if s["rows"])),
+                    str(stats["wal_bytes"]),
+                    f"{emb['model']} ({emb['version']})" if emb else "-",
+                )
+            console.print(table)
+    except VectorForgeError as exc:
+        _fail(exc)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

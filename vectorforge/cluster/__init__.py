@@ -1,0 +1,1 @@
+"""Shards and replicas: routing, top-k merge, replication, consistency (issue 4)."""

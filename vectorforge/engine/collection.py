@@ -1,0 +1,667 @@
+"""A collection on one node: write-ahead log + segments + payload filters.
+
+State lives in three places, all guarded by one readers-writer lock:
+- `_segments`: sealed segments (oldest first) then the growing one;
+- `_where`: id -> (segment, row) of every live point (derived on open, kept in step by writes);
+- `_seq`: the sequence number of the last operation applied (also the WAL position).
+
+Write path: validate -> assign seq -> append to WAL and fsync -> apply in memory -> return. If the
+process dies after the fsync, replay applies the operation on open; before it, the caller got no
+acknowledgement. Replay and the live path share `_apply`, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import logging
+import shutil
+import tarfile
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vectorforge.embed import Embedder, get_embedder
+from vectorforge.engine import planner
+from vectorforge.engine.filters import Where, evaluate, parse_filter
+from vectorforge.engine.locks import RWLock
+from vectorforge.engine.merge import merge_topk
+from vectorforge.engine.segment import Segment
+from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_vectors
+from vectorforge.errors import (
+    EmbedderMismatch,
+    InvalidParameter,
+    UsageError,
+)
+from vectorforge.index import SearchParams, index_class, new_index
+from vectorforge.storage import Manifest, SegmentData, WriteAheadLog, read_points, write_segment
+from vectorforge.storage.fsio import write_json_atomic
+from vectorforge.types import CollectionConfig, Hit, PointId, Record, ScrollPage
+
+__all__ = ["Collection"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "manifest.json"
+
+
+class Collection:
+    """Points (id, vector, payload) searchable by vector, filterable by payload.
+
+    Obtain one from `Database.create_collection` / `get_collection`; do not construct directly.
+    """
+
+    def __init__(self, config: CollectionConfig, folder: Path | None, *, sync: bool = True) -> None:
+        self.config = config
+        self.folder = folder
+        self._lock = RWLock()
+        self._maintenance = threading.Lock()  # one compaction / snapshot at a time
+        self._closed = False
+        self._where: dict[PointId, tuple[Segment, int]] = {}
+        self._segments: list[Segment] = []
+        self._seq = 0
+        self._scroll_cache: tuple[int, list[PointId]] | None = None
+        self._embedder: Embedder | None = None
+        self._manifest = Manifest()
+        self._wal: WriteAheadLog | None = None
+        if folder is not None:
+            self._open_from_disk(folder, sync)
+        else:
+            self._segments.append(self._new_segment("mem-000001"))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    def __repr__(self) -> str:
+        metric = self.config.metric.value
+        return f"Collection({self.name!r}, dim={self.dim}, metric={metric!r}, points={self.count()})"
+
+    # ------------------------------------------------------------------ opening
+    def _open_from_disk(self, folder: Path, sync: bool) -> None:
+        self._manifest = Manifest.load(folder / MANIFEST_FILE)
+        seg_root = folder / "segments"
+        seg_root.mkdir(exist_ok=True)
+        listed = set(self._manifest.segments)
+        for leftover in seg_root.iterdir():
+            if leftover.name not in listed:  # crash between writing a segment and the manifest
+                shutil.rmtree(leftover, ignore_errors=True)
+        for name in self._manifest.segments:
+            self._segments.append(self._load_segment(seg_root / name))
+        for seg in self._segments:
+            self._index_rows(seg)
+        self._seq = self._manifest.checkpoint_seq
+        self._segments.append(self._new_segment(self._manifest.new_segment_name()))
+        self._wal = WriteAheadLog(folder / "wal", sync=sync)
+        for op in self._wal.replay(after_seq=self._manifest.checkpoint_seq):
+            self._apply(op)
+        self._wal.open_for_append(self._seq + 1)
+
+    def _load_segment(self, path: Path) -> Segment:
+        data = read_points(path)
+        cls = index_class(self.config.index)
+        index = cls.load(path, self.dim, self.config.metric, self.config.index_params)
+        seg = Segment(
+            path.name, index, data.ids, data.payloads, set(data.tombstones), data.max_seq, sealed=True
+        )
+        for row in data.dead_rows:
+            seg.kill(row)
+        return seg
+
+    def _index_rows(self, seg: Segment) -> None:
+        """Fold a sealed segment into `_where`: its tombstones first, then its live rows (newer wins)."""
+        for pid in seg.tombstones:
+            old = self._where.pop(pid, None)
+            if old is not None:
+                old[0].kill(old[1])
+        live = seg.live
+        for row, pid in enumerate(seg.ids):
+            if not live[row]:
+                continue
+            old = self._where.get(pid)
+            if old is not None:
+                old[0].kill(old[1])
+            self._where[pid] = (seg, row)
+
+    def _new_segment(self, name: str) -> Segment:
+        return Segment(
+            name, new_index(self.config.index, self.dim, self.config.metric, self.config.index_params)
+        )
+
+    @property
+    def _growing(self) -> Segment:
+        return self._segments[-1]
+
+    # ------------------------------------------------------------------ writes
+    def upsert(
+        self,
+        ids: Sequence[PointId],
+        vectors: Any,
+        payloads: Sequence[dict[str, Any] | None] | None = None,
+    ) -> int:
+        """Insert or replace points; returns the operation's sequence number once it is durable.
+
+        Args:
+            ids: one id per point (int or str, unique within the call).
+            vectors: (n, dim) array or list of lists.
+            payloads: optional list of JSON objects (or None), one per id.
+        """
+        checked_ids = check_ids(ids)
+        vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked_ids))
+        blobs = check_payloads(payloads, len(checked_ids))
+        op = {"op": "upsert", "ids": checked_ids, "vectors": vecs.tobytes(), "payloads": blobs}
+        return self._write(op)
+
+    def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
+        """Delete points by id and/or by filter; returns how many existed and were deleted."""
+        if ids is None and filter is None:
+            raise InvalidParameter(
+                "delete needs ids=[...] or filter={...}; to drop everything use delete_collection"
+            )
+        checked = check_ids(ids, unique=False) if ids is not None else []
+        where = parse_filter(filter) if filter is not None else None
+        if filter is not None and where is None:
+            raise InvalidParameter(
+                "delete with an empty filter would delete everything; use delete_collection"
+            )
+        with self._lock.write():
+            self._check_open()
+            targets = [pid for pid in dict.fromkeys(checked) if pid in self._where]
+            if where is not None:
+                seen = set(targets)
+                for pid in self._matching_ids(where):
+                    if pid not in seen:
+                        targets.append(pid)
+            if targets:
+                self._write_locked({"op": "delete", "ids": targets})
+            return len(targets)
+
+    def _write(self, op: dict[str, Any]) -> int:
+        with self._lock.write():
+            self._check_open()
+            return self._write_locked(op)
+
+    def _write_locked(self, op: dict[str, Any]) -> int:
+        op["seq"] = self._seq + 1
+        if self._wal is not None:
+            self._wal.append(op)  # durable from here on
+        self._apply(op)
+        if self._growing.n >= self.config.max_segment_points:
+            self._seal_growing()
+        return int(op["seq"])
+
+    def _apply(self, op: dict[str, Any]) -> None:
+        """Apply one logged operation to memory. Used by writes and by replay, identically."""
+        seg = self._growing
+        ids: list[PointId] = op["ids"]
+        if op["op"] == "upsert":
+            vecs = np.frombuffer(op["vectors"], dtype=np.float32).reshape(len(ids), self.dim)
+            start = seg.append(ids, vecs, op["payloads"])
+            where = self._where
+            for i, pid in enumerate(ids):
+                old = where.get(pid)
+                if old is not None:
+                    old[0].kill(old[1])
+                where[pid] = (seg, start + i)
+        elif op["op"] == "delete":
+            for pid in ids:
+                old = self._where.pop(pid, None)
+                if old is not None:
+                    old[0].kill(old[1])
+                seg.tombstones.add(pid)
+        else:
+            raise ValueError(f"unknown operation {op['op']!r} in the log")
+        seg.max_seq = op["seq"]
+        self._seq = op["seq"]
+        self._scroll_cache = None
+
+    def _seal_growing(self) -> None:
+        """Write the growing segment to disk, commit it in the manifest, start a new one. Write lock held."""
+        seg = self._growing
+        if seg.n == 0 and not seg.tombstones:
+            return
+        seg.index.seal()
+        seg.sealed = True
+        if self.folder is not None and self._wal is not None:
+            path = self.folder / "segments" / seg.name
+            data = SegmentData(
+                list(seg.ids), list(seg.payloads), seg.dead_rows(), list(seg.tombstones), self._seq
+            )
+            write_segment(path, data, seg.index.save)
+            self._manifest.segments.append(seg.name)
+            self._manifest.checkpoint_seq = self._seq
+            name = self._manifest.new_segment_name()
+            self._manifest.save(self.folder / MANIFEST_FILE)
+            self._wal.rotate(self._seq + 1)
+            self._wal.drop_through(self._seq)
+            if seg.index.kind.value == "ivfpq":  # keep full vectors on disk, not in RAM
+                seg.index = index_class(self.config.index).load(
+                    path, self.dim, self.config.metric, self.config.index_params
+                )
+        else:
+            name = f"mem-{len(self._segments) + 1:06d}"
+        self._segments.append(self._new_segment(name))
+
+    def flush(self) -> None:
+        """Seal the growing segment so that opening the collection replays no log."""
+        with self._lock.write():
+            self._check_open()
+            self._seal_growing()
+
+    # ------------------------------------------------------------------ text
+    def embedder(self) -> Embedder:
+        """The collection's embedder, checked against the model recorded at creation."""
+        if self.config.embedder is None:
+            raise InvalidParameter(
+                f"collection {self.name!r} has no embedder; create it with embedder='minilm' to use add/query"
+            )
+        if self._embedder is None:
+            emb = get_embedder(self.config.embedder.name)
+            if emb.info != self.config.embedder:
+                raise EmbedderMismatch(
+                    f"collection {self.name!r} was embedded with {self.config.embedder.model} "
+                    f"({self.config.embedder.version}) but embedder {emb.info.name!r} is now "
+                    f"{emb.info.model} ({emb.info.version}); re-embed the collection or register the "
+                    "original model",
+                    expected=self.config.embedder.model_dump(),
+                    got=emb.info.model_dump(),
+                )
+            self._embedder = emb
+        return self._embedder
+
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[PointId] | None = None,
+        payloads: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> int:
+        """Embed `texts` with the collection's embedder and upsert them; the text goes in payload["text"]."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise InvalidParameter("texts must be a list of strings")
+        if not texts:
+            raise InvalidParameter("texts is empty; pass at least one")
+        if ids is None:
+            ids = [uuid.uuid4().hex for _ in texts]
+        if payloads is not None and len(payloads) != len(texts):
+            raise InvalidParameter(f"{len(texts)} texts but {len(payloads)} payloads; pass one per text")
+        check_ids(ids)
+        merged = [
+            {**(p or {}), "text": t} for p, t in zip(payloads or [None] * len(texts), texts, strict=True)
+        ]
+        check_payloads(merged, len(texts))
+        vectors = self.embedder().encode(texts, batch_size=batch_size, progress=progress)
+        return self.upsert(ids, vectors, merged)
+
+    def query(
+        self,
+        text: str,
+        k: int = 10,
+        *,
+        embedder: Embedder | None = None,
+        **search_args: Any,
+    ) -> list[Hit]:
+        """Embed `text` with the collection's embedder and search. Refuses any other embedder."""
+        if not isinstance(text, str) or not text:
+            raise InvalidParameter("query text must be a non-empty string")
+        emb = self.embedder()
+        if embedder is not None and embedder.info != emb.info:
+            raise EmbedderMismatch(
+                f"query embedder {embedder.info.model} ({embedder.info.version}) is not the model that made "
+                f"collection {self.name!r} ({emb.info.model}, {emb.info.version})",
+                expected=emb.info.model_dump(),
+                got=embedder.info.model_dump(),
+            )
+        return self.search(emb.encode([text])[0], k, **search_args)
+
+    # ------------------------------------------------------------------ reads
+    def count(self, filter: dict[str, Any] | None = None) -> int:
+        """Number of live points, or of those matching `filter`."""
+        where = parse_filter(filter)
+        with self._lock.read():
+            self._check_open()
+            if where is None:
+                return len(self._where)
+            return sum(int(mask.sum()) for _, mask in self._masks(where) if mask is not None)
+
+    def get(
+        self, ids: Sequence[PointId], *, with_payload: bool = True, with_vectors: bool = False
+    ) -> list[Record]:
+        """The stored points among `ids`, in the order asked; ids that do not exist are left out."""
+        checked = check_ids(ids, unique=False)
+        with self._lock.read():
+            self._check_open()
+            out = []
+            for pid in checked:
+                loc = self._where.get(pid)
+                if loc is not None:
+                    out.append(self._record(pid, loc, with_payload, with_vectors))
+            return out
+
+    def _record(
+        self, pid: PointId, loc: tuple[Segment, int], with_payload: bool, with_vectors: bool
+    ) -> Record:
+        seg, row = loc
+        return Record(
+            pid,
+            seg.payload(row) if with_payload else None,
+            seg.vector(row) if with_vectors else None,
+        )
+
+    def scroll(
+        self,
+        limit: int = 1000,
+        cursor: str | None = None,
+        *,
+        filter: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+    ) -> ScrollPage:
+        """Points in id order (ints, then strs), `limit` at a time; pass `next_cursor` to continue."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidParameter(f"limit must be an integer from 1 to 10000, not {limit!r}")
+        after = _decode_cursor(cursor)
+        where = parse_filter(filter)
+        with self._lock.read():
+            self._check_open()
+            order = self._sorted_ids()
+            start = 0 if after is None else _bisect_after(order, after)
+            allowed: set[PointId] | None = None
+            if where is not None:
+                allowed = set(self._matching_ids(where))
+            records: list[Record] = []
+            i = start
+            while i < len(order) and len(records) < limit:
+                pid = order[i]
+                i += 1
+                if allowed is None or pid in allowed:
+                    records.append(self._record(pid, self._where[pid], with_payload, with_vectors))
+            more = i < len(order) and (allowed is None or any(p in allowed for p in order[i:]))
+            next_cursor = _encode_cursor(records[-1].id) if records and more else None
+            return ScrollPage(records, next_cursor)
+
+    def _sorted_ids(self) -> list[PointId]:
+        if self._scroll_cache is None or self._scroll_cache[0] != self._seq:
+            ids = sorted(self._where, key=_id_key)
+            self._scroll_cache = (self._seq, ids)
+        return self._scroll_cache[1]
+
+    def search(
+        self,
+        vector: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        """The `k` points most similar to `vector` (after skipping `offset`), best first.
+
+        Args:
+            vector: one query vector of length dim.
+            filter: Qdrant-style payload filter; the result is the true top-k of the matching points.
+            params: {"ef": int} (hnsw), {"nprobe": int, "rerank": int} (ivfpq), {"exact": True} (any).
+        """
+        arr = np.asarray(vector) if not isinstance(vector, np.ndarray) else vector
+        if arr.ndim != 1:
+            raise InvalidParameter(f"search takes one vector (1-D); got shape {arr.shape}; use search_batch")
+        return self.search_batch(
+            arr,
+            k,
+            offset=offset,
+            filter=filter,
+            params=params,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+        )[0]
+
+    def search_batch(
+        self,
+        vectors: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+    ) -> list[list[Hit]]:
+        """`search` for each row of `vectors`; one list of hits per query."""
+        k, offset = check_k_offset(k, offset)
+        queries = check_vectors(vectors, self.dim, self.config.metric)
+        where = parse_filter(filter)
+        search_params = SearchParams.parse(params)
+        fetch = k + offset
+        with self._lock.read():
+            self._check_open()
+            found = []
+            for seg, mask in self._masks(where):
+                n_allowed = seg.n if mask is None else int(mask.sum())
+                if n_allowed == 0:
+                    continue
+                kk = min(fetch, n_allowed)
+                if search_params.exact or planner.use_exact(
+                    seg.index.kind, n_allowed, seg.n, mask is not None
+                ):
+                    scores, rows = seg.index.exact_search(queries, kk, mask)
+                else:
+                    scores, rows = seg.index.ann_search(queries, kk, mask, n_allowed / seg.n, search_params)
+                found.append((seg, scores, rows))
+            results = []
+            for qi in range(queries.shape[0]):
+                sources = [_hits(seg, scores[qi], rows[qi]) for seg, scores, rows in found]
+                hits = merge_topk(sources, k, offset)
+                if with_payload or with_vectors:
+                    for hit in hits:
+                        seg, row = self._where[hit.id]
+                        if with_payload:
+                            hit.payload = seg.payload(row)
+                        if with_vectors:
+                            hit.vector = seg.vector(row)
+                results.append(hits)
+            return results
+
+    def _masks(self, where: Where | None) -> Iterable[tuple[Segment, np.ndarray | None]]:
+        """Each segment with live points and the mask of rows to consider (None: every row)."""
+        for seg in self._segments:
+            if seg.n_live == 0:
+                continue
+            if where is None:
+                yield seg, (None if seg.n_live == seg.n else seg.live)
+            else:
+                mask = evaluate(where, seg.n, seg.field, functools.partial(self._rows_in, seg))
+                yield seg, mask & seg.live
+
+    def _rows_in(self, seg: Segment, ids: Iterable[PointId]) -> np.ndarray:
+        rows = [loc[1] for pid in ids if (loc := self._where.get(pid)) is not None and loc[0] is seg]
+        return np.asarray(rows, dtype=np.int64)
+
+    def _matching_ids(self, where: Where) -> list[PointId]:
+        out: list[PointId] = []
+        for seg, mask in self._masks(where):
+            assert mask is not None
+            out.extend(seg.ids[r] for r in np.flatnonzero(mask))
+        return out
+
+    # ------------------------------------------------------------------ maintenance
+    def info(self) -> dict[str, Any]:
+        """Counts and sizes, for `vectorforge info` and /metrics."""
+        with self._lock.read():
+            wal_bytes = sum(p.stat().st_size for p in self._wal.files()) if self._wal else 0
+            return {
+                "name": self.name,
+                "dim": self.dim,
+                "metric": self.config.metric.value,
+                "index": self.config.index.value,
+                "index_params": self.config.index_params,
+                "embedder": self.config.embedder.model_dump() if self.config.embedder else None,
+                "points": len(self._where),
+                "segments": [
+                    {"name": s.name, "rows": s.n, "live": s.n_live, "sealed": s.sealed}
+                    for s in self._segments
+                ],
+                "last_seq": self._seq,
+                "wal_bytes": wal_bytes,
+            }
+
+    def optimize(self) -> bool:
+        """Merge sealed segments that are small or hold many dead rows into one; True if it merged.
+
+        The merged segment is built without blocking reads or writes; only the swap takes the write lock.
+        """
+        with self._maintenance:
+            with self._lock.read():
+                sealed = [s for s in self._segments if s.sealed]
+                run = _compaction_run(sealed, self.config.max_segment_points)
+                if not run:
+                    return False
+                snapshot = [(s, s.live.copy()) for s in run]
+                ids: list[PointId] = []
+                payloads: list[bytes | None] = []
+                vec_parts = []
+                sources: list[tuple[Segment, int]] = []
+                for seg, live in snapshot:
+                    rows = np.flatnonzero(live)
+                    ids.extend(seg.ids[r] for r in rows)
+                    payloads.extend(seg.payloads[r] for r in rows)
+                    vec_parts.append(np.asarray(seg.index.vectors()[rows], dtype=np.float32))
+                    sources.extend((seg, int(r)) for r in rows)
+                tombstones = (
+                    set().union(*(s.tombstones for s in run)) if run[0] is not self._segments[0] else set()
+                )
+                max_seq = max(s.max_seq for s in run)
+            index = new_index(self.config.index, self.dim, self.config.metric, self.config.index_params)
+            vectors = np.concatenate(vec_parts) if vec_parts else np.empty((0, self.dim), np.float32)
+            if len(ids):
+                index.add(np.ascontiguousarray(vectors))
+            index.seal()
+            with self._lock.write():
+                self._check_open()
+                name = self._manifest.new_segment_name() if self.folder else f"mem-c{uuid.uuid4().hex[:8]}"
+                merged = Segment(name, index, ids, payloads, tombstones, max_seq, sealed=True)
+                for row, (seg, old_row) in enumerate(sources):
+                    if self._where.get(ids[row]) == (seg, old_row):
+                        self._where[ids[row]] = (merged, row)
+                    else:  # replaced or deleted while we were building
+                        merged.kill(row)
+                first = self._segments.index(run[0])
+                self._segments[first : first + len(run)] = [merged]
+                if self.folder is not None:
+                    path = self.folder / "segments" / name
+                    data = SegmentData(ids, payloads, merged.dead_rows(), list(tombstones), max_seq)
+                    write_segment(path, data, index.save)
+                    self._manifest.segments = [s.name for s in self._segments if s.sealed]
+                    self._manifest.save(self.folder / MANIFEST_FILE)
+                    for seg in run:
+                        shutil.rmtree(self.folder / "segments" / seg.name, ignore_errors=True)
+                    if merged.index.kind.value == "ivfpq":
+                        merged.index = index_class(self.config.index).load(
+                            path, self.dim, self.config.metric, self.config.index_params
+                        )
+                self._scroll_cache = None
+            return True
+
+    def snapshot(self, path: str | Path) -> Path:
+        """Write the whole collection into one file (a tar archive) that `Database.restore` reads."""
+        if self.folder is None:
+            raise UsageError("snapshots need a persistent database: vf.connect('./path')")
+        target = Path(path)
+        with self._maintenance, self._lock.write():
+            self._check_open()
+            self._seal_growing()
+            tmp = target.with_name(target.name + ".tmp")
+            with tarfile.open(tmp, "w") as tar:
+                tar.add(self.folder / CONFIG_FILE, arcname=CONFIG_FILE)
+                tar.add(self.folder / MANIFEST_FILE, arcname=MANIFEST_FILE)
+                for name in self._manifest.segments:
+                    tar.add(self.folder / "segments" / name, arcname=f"segments/{name}")
+            tmp.replace(target)
+        return target
+
+    def close(self) -> None:
+        """Seal what is in memory and release files. Further calls raise UsageError."""
+        with self._lock.write():
+            if self._closed:
+                return
+            if self.folder is not None:
+                self._seal_growing()
+            if self._wal is not None:
+                self._wal.close()
+            self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError(f"collection {self.name!r} is closed; get it again from an open database")
+
+    def save_config(self) -> None:
+        if self.folder is not None:
+            write_json_atomic(self.folder / CONFIG_FILE, json.loads(self.config.model_dump_json()))
+
+
+def _hits(seg: Segment, scores: np.ndarray, rows: np.ndarray) -> list[Hit]:
+    ids = seg.ids
+    return [Hit(ids[r], s) for s, r in zip(scores.tolist(), rows.tolist(), strict=True) if r >= 0]
+
+
+def _compaction_run(sealed: list[Segment], max_points: int) -> list[Segment]:
+    """The contiguous run of sealed segments worth merging (merging keeps segment order intact)."""
+    run: list[Segment] = []
+    total = 0
+    best: list[Segment] = []
+    for seg in sealed:
+        small_or_dirty = seg.n < max_points // 2 or seg.n_live < 0.7 * seg.n
+        if small_or_dirty and total + seg.n_live <= max_points:
+            run.append(seg)
+            total += seg.n_live
+        else:
+            if _worth(run):
+                best = run if len(run) > len(best) else best
+            run, total = ([seg], seg.n_live) if small_or_dirty else ([], 0)
+    if _worth(run) and len(run) > len(best):
+        best = run
+    return best
+
+
+def _worth(run: list[Segment]) -> bool:
+    return len(run) > 1 or (len(run) == 1 and run[0].n_live < 0.7 * run[0].n)
+
+
+def _id_key(pid: PointId) -> tuple[bool, PointId]:
+    return (isinstance(pid, str), pid)
+
+
+def _encode_cursor(pid: PointId) -> str:
+    return json.dumps(pid)
+
+
+def _decode_cursor(cursor: str | None) -> PointId | None:
+    if cursor is None:
+        return None
+    try:
+        value = json.loads(cursor)
+    except (TypeError, ValueError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidParameter(
+            f"cursor {cursor!r} is not one that scroll returned; pass next_cursor unchanged"
+        )
+    return value
+
+
+def _bisect_after(order: list[PointId], after: PointId) -> int:
+    return bisect.bisect_right(order, _id_key(after), key=_id_key)

@@ -1,0 +1,286 @@
+"""The embedded database: a data folder of collections, or collections in memory.
+
+Layout of a data folder::
+
+    <root>/vectorforge.json               format marker
+    <root>/.lock                          held (flock) by the process that has the folder open
+    <root>/collections/<name>/config.json
+    <root>/collections/<name>/manifest.json
+    <root>/collections/<name>/wal/*.log
+    <root>/collections/<name>/segments/seg-NNNNNN/
+
+Collection names are checked against [A-Za-z0-9_-]{1,64} before they touch the file system, and
+snapshots are unpacked with tarfile's 'data' filter into a fresh folder, so nothing escapes the root.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tarfile
+import threading
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from vectorforge.embed import DEFAULT_EMBEDDER, get_embedder
+from vectorforge.engine.collection import CONFIG_FILE, Collection
+from vectorforge.errors import (
+    CollectionAlreadyExists,
+    CollectionNotFound,
+    CorruptionError,
+    DataFolderLocked,
+    DimensionMismatch,
+    InvalidParameter,
+    StorageError,
+    UsageError,
+)
+from vectorforge.index import new_index
+from vectorforge.storage.fsio import fsync_dir, write_json_atomic
+from vectorforge.types import CollectionConfig, IndexKind, Metric, check_name
+
+__all__ = ["Database"]
+
+FORMAT = {"format": 1, "kind": "vectorforge-data"}
+
+
+class Database:
+    """Collections by name. `vf.connect(path)` opens one on disk; `vf.connect()` makes one in memory."""
+
+    def __init__(self, path: str | Path | None = None, *, sync: bool = True) -> None:
+        self.path = Path(path).resolve() if path is not None else None
+        self._sync = sync
+        self._collections: dict[str, Collection] = {}
+        self._lock = threading.RLock()
+        self._lock_file: IO[bytes] | None = None
+        self._closed = False
+        if self.path is not None:
+            self._open_folder(self.path)
+
+    def _open_folder(self, root: Path) -> None:
+        if root.exists() and not root.is_dir():
+            raise StorageError(f"data folder {root} is a file; pass a folder path")
+        (root / "collections").mkdir(parents=True, exist_ok=True)
+        marker = root / "vectorforge.json"
+        if not marker.exists():
+            write_json_atomic(marker, FORMAT)
+        self._lock_file = open(root / ".lock", "a+b")  # noqa: SIM115 - held while open
+        try:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock_file.close()
+            self._lock_file = None
+            raise DataFolderLocked(
+                f"data folder {root} is open in another process; close it there (or talk to its server)"
+            ) from exc
+        for leftover in (root / "collections").iterdir():
+            if leftover.name.startswith("."):  # a create, restore or delete that a crash interrupted
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    # ------------------------------------------------------------------ collections
+    def create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: str | Metric = Metric.COSINE,
+        index: str | IndexKind = IndexKind.HNSW,
+        *,
+        index_params: dict[str, Any] | None = None,
+        embedder: str | None = None,
+        max_segment_points: int | None = None,
+    ) -> Collection:
+        """Create an empty collection.
+
+        Args:
+            name: 1-64 characters of [A-Za-z0-9_-].
+            dim: vector length; taken from the embedder if one is given.
+            metric: "cosine" (default), "dot" or "l2"; scores are higher-is-better for all three.
+            index: "hnsw" (default), "flat" (exact) or "ivfpq" (compressed, for large collections).
+            index_params: hnsw: M, ef_construction, ef; ivfpq: nlist, m, nbits, nprobe, rerank.
+            embedder: a registered embedder name ("minilm") to enable `add(texts=...)` and `query(text)`.
+            max_segment_points: rows per segment before it is sealed (default 250,000).
+        """
+        check_name(name)
+        config = self._make_config(name, dim, metric, index, index_params, embedder, max_segment_points)
+        with self._lock:
+            self._check_open()
+            if name in self._collections or (self.path and (self.path / "collections" / name).exists()):
+                raise CollectionAlreadyExists(name=name)
+            if self.path is None:
+                col = Collection(config, None)
+            else:
+                final = self.path / "collections" / name
+                tmp = self.path / "collections" / f".new-{name}-{uuid.uuid4().hex[:8]}"
+                tmp.mkdir()
+                write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))
+                os.replace(tmp, final)
+                fsync_dir(final.parent)
+                col = Collection(config, final, sync=self._sync)
+            self._collections[name] = col
+            return col
+
+    @staticmethod
+    def _make_config(
+        name: str,
+        dim: int | None,
+        metric: str | Metric,
+        index: str | IndexKind,
+        index_params: dict[str, Any] | None,
+        embedder: str | None,
+        max_segment_points: int | None,
+    ) -> CollectionConfig:
+        try:
+            metric = Metric(metric)
+        except ValueError as exc:
+            raise InvalidParameter(f"metric {metric!r} is unknown; use 'cosine', 'dot' or 'l2'") from exc
+        try:
+            index = IndexKind(index)
+        except ValueError as exc:
+            raise InvalidParameter(f"index {index!r} is unknown; use 'flat', 'hnsw' or 'ivfpq'") from exc
+        info = None
+        if embedder is not None:
+            info = get_embedder(embedder).info
+            if dim is not None and dim != info.dim:
+                raise DimensionMismatch(
+                    f"dim={dim} but embedder {embedder!r} makes {info.dim}-dimensional vectors; omit dim",
+                    expected=info.dim,
+                    got=dim,
+                )
+            dim = info.dim
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 65536:
+            raise InvalidParameter(
+                f"dim must be an integer from 1 to 65536, not {dim!r} (or pass embedder={DEFAULT_EMBEDDER!r})"
+            )
+        params = dict(index_params or {})
+        new_index(index, dim, metric, params)  # validates the parameters now, not at the first write
+        extra = {"max_segment_points": max_segment_points} if max_segment_points is not None else {}
+        try:
+            return CollectionConfig(
+                name=name, dim=dim, metric=metric, index=index, index_params=params, embedder=info, **extra
+            )
+        except ValidationError as exc:
+            raise InvalidParameter(f"invalid collection settings: {exc.errors()[0]['msg']}") from exc
+
+    def get_collection(self, name: str) -> Collection:
+        """The collection called `name`; CollectionNotFound if there is none."""
+        check_name(name)
+        with self._lock:
+            self._check_open()
+            col = self._collections.get(name)
+            if col is not None:
+                return col
+            folder = self.path / "collections" / name if self.path else None
+            if folder is None or not (folder / CONFIG_FILE).exists():
+                raise CollectionNotFound(name=name)
+            try:
+                config = CollectionConfig.model_validate_json((folder / CONFIG_FILE).read_text())
+            except ValidationError as exc:
+                raise CorruptionError(f"config of collection {name!r} cannot be read: {exc}") from exc
+            col = Collection(config, folder, sync=self._sync)
+            self._collections[name] = col
+            return col
+
+    def list_collections(self) -> list[str]:
+        """Names of all collections, sorted."""
+        with self._lock:
+            self._check_open()
+            names = set(self._collections)
+            if self.path is not None:
+                names |= {
+                    p.name
+                    for p in (self.path / "collections").iterdir()
+                    if not p.name.startswith(".") and (p / CONFIG_FILE).exists()
+                }
+            return sorted(names)
+
+    def has_collection(self, name: str) -> bool:
+        return check_name(name) in self.list_collections()
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection and its data; CollectionNotFound if there is none."""
+        check_name(name)
+        with self._lock:
+            self._check_open()
+            if name not in self.list_collections():
+                raise CollectionNotFound(name=name)
+            col = self._collections.pop(name, None)
+            if col is not None:
+                col.close()
+            if self.path is not None:
+                folder = self.path / "collections" / name
+                trash = self.path / "collections" / f".del-{name}-{uuid.uuid4().hex[:8]}"
+                os.replace(folder, trash)
+                fsync_dir(folder.parent)
+                shutil.rmtree(trash, ignore_errors=True)
+
+    def restore(self, path: str | Path, name: str | None = None) -> Collection:
+        """Bring back a collection from a `Collection.snapshot` file, as `name` (default: its own name)."""
+        if self.path is None:
+            raise UsageError("restore needs a persistent database: vf.connect('./path')")
+        source = Path(path)
+        if not source.is_file():
+            raise InvalidParameter(f"snapshot {source} does not exist or is not a file")
+        with self._lock:
+            self._check_open()
+            tmp = self.path / "collections" / f".restore-{uuid.uuid4().hex[:8]}"
+            try:
+                with tarfile.open(source, "r") as tar:
+                    for member in tar.getmembers():
+                        if (
+                            not (member.isfile() or member.isdir())
+                            or member.name.startswith(("/", ".."))
+                            or (".." in Path(member.name).parts)
+                        ):
+                            raise InvalidParameter(f"snapshot {source} holds an unsafe entry {member.name!r}")
+                    tar.extractall(tmp, filter="data")
+                config = CollectionConfig.model_validate_json((tmp / CONFIG_FILE).read_text())
+            except (tarfile.TarError, OSError, ValidationError) as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise InvalidParameter(f"{source} is not a vectorforge snapshot: {exc}") from exc
+            except InvalidParameter:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            target = check_name(name) if name is not None else config.name
+            if target in self.list_collections():
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise CollectionAlreadyExists(name=target)
+            if target != config.name:
+                config = config.model_copy(update={"name": target})
+                write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))
+            final = self.path / "collections" / target
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+            return self.get_collection(target)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Seal and close every open collection and release the data folder."""
+        with self._lock:
+            if self._closed:
+                return
+            for col in self._collections.values():
+                col.close()
+            self._collections.clear()
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+                self._lock_file.close()
+                self._lock_file = None
+            self._closed = True
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path else "memory"
+        return f"Database({where!r})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("the database is closed; open it again with vf.connect(...)")

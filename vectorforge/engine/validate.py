@@ -1,0 +1,131 @@
+"""Checks of user input. Each raises a precise InvalidInputError before anything is changed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from vectorforge.errors import DimensionMismatch, InvalidId, InvalidParameter, InvalidPayload, InvalidVector
+from vectorforge.types import Metric, PointId
+
+__all__ = ["MAX_BATCH", "MAX_K", "check_ids", "check_k_offset", "check_payloads", "check_vectors"]
+
+MAX_K = 10_000
+MAX_BATCH = 100_000
+MAX_ID_INT = 2**63 - 1
+MAX_ID_STR = 256
+
+
+def check_id(pid: object) -> PointId:
+    if isinstance(pid, np.integer):
+        pid = int(pid)
+    if isinstance(pid, bool) or not isinstance(pid, int | str):
+        raise InvalidId(f"point id {pid!r} is a {type(pid).__name__}; ids are int or str")
+    if isinstance(pid, int) and not 0 <= pid <= MAX_ID_INT:
+        raise InvalidId(f"point id {pid} is out of range; integer ids are from 0 to 2**63-1")
+    if isinstance(pid, str) and not 0 < len(pid) <= MAX_ID_STR:
+        raise InvalidId(
+            f"point id {pid[:40]!r} must be a non-empty string of at most {MAX_ID_STR} characters"
+        )
+    return pid
+
+
+def check_ids(ids: object, *, what: str = "ids", unique: bool = True) -> list[PointId]:
+    """A list of valid ids, at least one, no repeats (when `unique`)."""
+    if isinstance(ids, str | bytes | int) or ids is None:
+        raise InvalidId(f"{what} must be a list of ids, not {type(ids).__name__}; wrap a single id in a list")
+    try:
+        items = list(ids)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise InvalidId(f"{what} must be a list of ids, not {type(ids).__name__}") from exc
+    if not items:
+        raise InvalidId(f"{what} is empty; pass at least one id")
+    if len(items) > MAX_BATCH:
+        raise InvalidParameter(f"{len(items)} {what} in one call; send at most {MAX_BATCH} per batch")
+    checked = [check_id(p) for p in items]
+    if unique and len(set(checked)) != len(checked):
+        seen: set[PointId] = set()
+        dups = [p for p in checked if p in seen or seen.add(p)]  # type: ignore[func-returns-value]
+        raise InvalidId(f"duplicate ids in one batch: {dups[:5]}; each id may appear once per call")
+    return checked
+
+
+def check_vectors(
+    vectors: object, dim: int, metric: Metric, *, expected_rows: int | None = None
+) -> np.ndarray:
+    """A C-contiguous float32 (n, dim) matrix, finite, normalized for cosine. 1-D input is one row."""
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVector(f"vectors must be numbers in a (n, {dim}) array or list of lists: {exc}") from exc
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise InvalidVector(f"vectors must be 1-D or 2-D (n, {dim}); got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InvalidVector("the batch of vectors is empty; pass at least one")
+    if arr.shape[1] != dim:
+        raise DimensionMismatch(expected=dim, got=int(arr.shape[1]))
+    if expected_rows is not None and arr.shape[0] != expected_rows:
+        raise InvalidParameter(
+            f"{expected_rows} ids but {arr.shape[0]} vectors; pass exactly one vector per id"
+        )
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise InvalidVector(
+            f"vectors at rows {bad[:5].tolist()} hold NaN or infinite values; all must be finite"
+        )
+    if metric is Metric.COSINE:
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        if (norms == 0).any():
+            bad = np.flatnonzero(norms[:, 0] == 0)
+            raise InvalidVector(
+                f"vectors at rows {bad[:5].tolist()} are all zeros; a zero vector has no cosine similarity"
+            )
+        arr = arr / norms
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def check_payloads(payloads: object, n: int) -> list[bytes | None]:
+    """Payloads encoded for storage: one JSON object (or None) per id."""
+    if payloads is None:
+        return [None] * n
+    if isinstance(payloads, dict):
+        raise InvalidPayload("payloads must be a list with one dict per id, not a single dict")
+    if not isinstance(payloads, Sequence):
+        raise InvalidPayload(f"payloads must be a list of dicts, not {type(payloads).__name__}")
+    if len(payloads) != n:
+        raise InvalidParameter(f"{n} ids but {len(payloads)} payloads; pass one payload (or None) per id")
+    return [_encode_payload(p, i) for i, p in enumerate(payloads)]
+
+
+def _encode_payload(payload: Any, i: int) -> bytes | None:
+    if payload is None:
+        return None
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"payload {i} is a {type(payload).__name__}; a payload is a dict (JSON object)")
+    try:
+        # The JSON round trip both checks (str keys, JSON values, finite numbers) and deep-copies.
+        plain = json.loads(json.dumps(payload, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"payload {i} is not JSON: {exc}; use str keys and JSON values") from exc
+    return msgpack.packb(plain, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def check_k_offset(k: object, offset: object) -> tuple[int, int]:
+    """k in 1..MAX_K and offset in 0..MAX_K, with k + offset <= MAX_K."""
+    checked = []
+    for name, value, lo in (("k", k, 1), ("offset", offset, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise InvalidParameter(f"{name} must be an integer, not {value!r}")
+        if not lo <= int(value) <= MAX_K:
+            raise InvalidParameter(f"{name}={value} is out of range; use {lo} <= {name} <= {MAX_K}")
+        checked.append(int(value))
+    if checked[0] + checked[1] > MAX_K:
+        raise InvalidParameter(f"k + offset = {sum(checked)} exceeds {MAX_K}; page with scroll instead")
+    return checked[0], checked[1]

@@ -1,0 +1,202 @@
+"""Every error vectorforge raises, in one tree.
+
+Each message says what was wrong and how to fix it. Errors are grouped by who is at fault, so that a
+caller (or the HTTP layer) can decide what to do without parsing messages::
+
+    VectorForgeError
+    ├── InvalidInputError (ValueError)     the caller sent something wrong; retrying will not help
+    │   ├── DimensionMismatch              vector length differs from the collection's dim
+    │   ├── InvalidVector                  NaN / inf, wrong shape, not numeric
+    │   ├── InvalidId                      id not int/str, duplicate ids in one batch
+    │   ├── InvalidPayload                 payload not a JSON object
+    │   ├── InvalidFilter                  malformed filter
+    │   ├── InvalidName                    collection name outside [A-Za-z0-9_-]{1,64}
+    │   ├── InvalidParameter               k, offset, index parameters, batch shapes ...
+    │   └── EmbedderMismatch               a query embedded by another model than the collection's
+    ├── NotFoundError (LookupError)
+    │   └── CollectionNotFound
+    ├── ConflictError
+    │   └── CollectionAlreadyExists
+    ├── UnavailableError                   transient: retry later (a locked data folder, a shard down)
+    │   └── DataFolderLocked
+    ├── StorageError                       the disk holds something we cannot read
+    │   └── CorruptionError
+    └── UsageError (RuntimeError)          misuse of the API: a closed database, for example
+
+Every class takes the message as its first argument and keeps structured details as attributes,
+so that the server can send them and the client rebuild the same exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CollectionAlreadyExists",
+    "CollectionNotFound",
+    "ConflictError",
+    "CorruptionError",
+    "DataFolderLocked",
+    "DimensionMismatch",
+    "EmbedderMismatch",
+    "InvalidFilter",
+    "InvalidId",
+    "InvalidInputError",
+    "InvalidName",
+    "InvalidParameter",
+    "InvalidPayload",
+    "InvalidVector",
+    "NotFoundError",
+    "StorageError",
+    "UnavailableError",
+    "UsageError",
+    "VectorForgeError",
+    "error_class",
+]
+
+
+class VectorForgeError(Exception):
+    """Base of every error vectorforge raises."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as plain data: what crosses the HTTP boundary."""
+        return {"error": type(self).__name__, "message": self.message, "details": self.details}
+
+
+class InvalidInputError(VectorForgeError, ValueError):
+    """The request itself is wrong; the same request will fail again."""
+
+
+class DimensionMismatch(InvalidInputError):
+    """A vector's length differs from the collection's dimension."""
+
+    def __init__(self, message: str | None = None, *, expected: int, got: int, **details: Any) -> None:
+        super().__init__(
+            message
+            or f"vector dimension is {got} but the collection expects {expected}; "
+            f"embed with the collection's model or create a collection with dim={got}",
+            expected=expected,
+            got=got,
+            **details,
+        )
+        self.expected = expected
+        self.got = got
+
+
+class InvalidVector(InvalidInputError):
+    """A vector holds NaN or infinite values, or is not a 1-D/2-D array of numbers."""
+
+
+class InvalidId(InvalidInputError):
+    """A point id is not an int or non-empty str, or repeats within one batch."""
+
+
+class InvalidPayload(InvalidInputError):
+    """A payload is not a JSON object (dict with str keys and JSON values, finite numbers)."""
+
+
+class InvalidFilter(InvalidInputError):
+    """A filter does not follow the must/should/must_not grammar."""
+
+
+class InvalidName(InvalidInputError):
+    """A collection name is outside [A-Za-z0-9_-]{1,64}."""
+
+
+class InvalidParameter(InvalidInputError):
+    """An argument is out of range or of the wrong kind (k, offset, metric, index parameters ...)."""
+
+
+class EmbedderMismatch(InvalidInputError):
+    """A query was (or would be) embedded by another model than the one that made the collection."""
+
+
+class NotFoundError(VectorForgeError, LookupError):
+    """Something named in the request does not exist."""
+
+
+class CollectionNotFound(NotFoundError):
+    """No collection has that name."""
+
+    def __init__(self, message: str | None = None, *, name: str, **details: Any) -> None:
+        super().__init__(
+            message or f"collection {name!r} does not exist; list_collections() shows the ones that do",
+            name=name,
+            **details,
+        )
+        self.name = name
+
+
+class ConflictError(VectorForgeError):
+    """The request clashes with the current state."""
+
+
+class CollectionAlreadyExists(ConflictError):
+    """create_collection was called with a name that is taken."""
+
+    def __init__(self, message: str | None = None, *, name: str, **details: Any) -> None:
+        super().__init__(
+            message or f"collection {name!r} already exists; use get_collection({name!r}) or delete it first",
+            name=name,
+            **details,
+        )
+        self.name = name
+
+
+class UnavailableError(VectorForgeError):
+    """Transient: the same request may succeed later."""
+
+
+class DataFolderLocked(UnavailableError):
+    """Another process has the data folder open."""
+
+
+class StorageError(VectorForgeError):
+    """The data folder holds something that cannot be read or written."""
+
+
+class CorruptionError(StorageError):
+    """A checksum or structure check failed on data that should be intact."""
+
+
+class UsageError(VectorForgeError, RuntimeError):
+    """The API was used out of order: a closed database, for example."""
+
+
+_BY_NAME: dict[str, type[VectorForgeError]] = {
+    cls.__name__: cls
+    for cls in (
+        VectorForgeError,
+        InvalidInputError,
+        DimensionMismatch,
+        InvalidVector,
+        InvalidId,
+        InvalidPayload,
+        InvalidFilter,
+        InvalidName,
+        InvalidParameter,
+        EmbedderMismatch,
+        NotFoundError,
+        CollectionNotFound,
+        ConflictError,
+        CollectionAlreadyExists,
+        UnavailableError,
+        DataFolderLocked,
+        StorageError,
+        CorruptionError,
+        UsageError,
+    )
+}
+
+
+def error_class(name: str) -> type[VectorForgeError]:
+    """The error class called `name` (as in `to_dict()["error"]`); the base class if unknown."""
+    return _BY_NAME.get(name, VectorForgeError)

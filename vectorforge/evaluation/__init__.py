@@ -1,0 +1,1 @@
+"""IR metrics, gold sets, continuous evaluation (a later issue)."""

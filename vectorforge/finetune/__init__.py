@@ -1,0 +1,1 @@
+"""Embedding fine-tuning (a later issue)."""

@@ -1,0 +1,143 @@
+"""The interface every index implements, and the search-time parameters."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import faiss
+import numpy as np
+
+from vectorforge.errors import InvalidParameter
+from vectorforge.index.exact import exact_topk
+from vectorforge.types import IndexKind, Metric
+
+__all__ = ["SearchParams", "VectorIndex", "bitmap_selector", "check_params"]
+
+MAX_EF = 32_768
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    """Per-query knobs (`search(..., params={...})`). None means the collection's default."""
+
+    exact: bool = False
+    ef: int | None = None
+    nprobe: int | None = None
+    rerank: int | None = None
+
+    @classmethod
+    def parse(cls, params: dict[str, Any] | None) -> SearchParams:
+        if not params:
+            return _DEFAULT_PARAMS
+        if not isinstance(params, dict):
+            raise InvalidParameter(
+                f"params must be a dict such as {{'ef': 128}}, not {type(params).__name__}"
+            )
+        unknown = set(params) - {"exact", "ef", "nprobe", "rerank"}
+        if unknown:
+            raise InvalidParameter(
+                f"unknown search params {sorted(unknown)}; known: exact, ef (hnsw), nprobe and rerank (ivfpq)"
+            )
+        exact = params.get("exact", False)
+        if not isinstance(exact, bool):
+            raise InvalidParameter(f"params['exact'] must be true or false, not {exact!r}")
+        return cls(
+            exact=exact,
+            ef=_int_param(params, "ef", 1, MAX_EF),
+            nprobe=_int_param(params, "nprobe", 1, 1 << 20),
+            rerank=_int_param(params, "rerank", 1, 1000),
+        )
+
+
+_DEFAULT_PARAMS = SearchParams()
+
+
+def _int_param(params: dict[str, Any], key: str, lo: int, hi: int) -> int | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidParameter(f"{key} must be an integer from {lo} to {hi}, not {value!r}")
+    return value
+
+
+def check_params(
+    kind: IndexKind, params: dict[str, Any], allowed: dict[str, tuple[int, int]]
+) -> dict[str, Any]:
+    """Validate index build parameters against `allowed` (name -> inclusive range)."""
+    unknown = set(params) - set(allowed)
+    if unknown:
+        raise InvalidParameter(
+            f"unknown parameters {sorted(unknown)} for index {kind.value!r}; known: {sorted(allowed)}"
+        )
+    for key, value in params.items():
+        lo, hi = allowed[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise InvalidParameter(
+                f"index parameter {key} must be an integer from {lo} to {hi}, not {value!r}"
+            )
+    return dict(params)
+
+
+def bitmap_selector(mask: np.ndarray) -> tuple[Any, np.ndarray]:
+    """A FAISS selector over the rows where `mask` is True; keep the returned bitmap alive while searching."""
+    bits = np.packbits(mask, bitorder="little")
+    return faiss.IDSelectorBitmap(mask.shape[0], faiss.swig_ptr(bits)), bits
+
+
+class VectorIndex(ABC):
+    """An index over the rows of one segment; row numbers are the labels.
+
+    Scores are always higher-is-better, and for every index they are exact (full precision) scores:
+    a quantizing index re-scores its candidates, so that results of different segments and shards can
+    be merged by score.
+    """
+
+    kind: ClassVar[IndexKind]
+    allowed_params: ClassVar[dict[str, tuple[int, int]]] = {}
+
+    def __init__(self, dim: int, metric: Metric, params: dict[str, Any]) -> None:
+        self.dim = dim
+        self.metric = metric
+        self.params = check_params(self.kind, params, self.allowed_params)
+
+    @property
+    @abstractmethod
+    def ntotal(self) -> int:
+        """Rows added so far."""
+
+    @abstractmethod
+    def add(self, vectors: np.ndarray) -> None:
+        """Append rows (float32, contiguous, already normalized for cosine)."""
+
+    @abstractmethod
+    def vectors(self) -> np.ndarray:
+        """The full-precision vectors, row-aligned (a view where possible: do not keep it across adds)."""
+
+    @abstractmethod
+    def ann_search(
+        self, queries: np.ndarray, k: int, mask: np.ndarray | None, selectivity: float, params: SearchParams
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-k among rows where `mask` is True (all rows if None): (scores, rows)."""
+
+    def exact_search(
+        self, queries: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k among rows where `mask` is True (all rows if None)."""
+        rows = None if mask is None else np.flatnonzero(mask)
+        return exact_topk(self.vectors(), queries, k, self.metric, rows)
+
+    def seal(self) -> None:  # noqa: B027 - optional hook
+        """Called once no more rows will be added (an IVF index trains here)."""
+
+    @abstractmethod
+    def save(self, folder: Path) -> None:
+        """Write the index into `folder` (which exists)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: Path, dim: int, metric: Metric, params: dict[str, Any]) -> VectorIndex:
+        """Read an index written by `save`."""

@@ -1,0 +1,1 @@
+"""Late interaction: MaxSim, PLAID, ColPali (a later issue)."""

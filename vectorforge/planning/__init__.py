@@ -1,0 +1,1 @@
+"""Capacity planning and cost models (a later issue)."""

@@ -1,0 +1,1 @@
+"""The HTTP client with the embedded API (issue 3)."""

@@ -1,0 +1,1 @@
+"""The FastAPI server (issue 3)."""

@@ -1,0 +1,72 @@
+"""Sealed segment folders: written once into a temporary folder, fsynced, then renamed into place.
+
+A segment folder holds `points.msgpack` (ids, payloads, rows dead at sealing, tombstones for older
+segments, the last sequence number it covers) and the index files (`index.faiss`, and `vectors.npy`
+for indexes that keep full vectors outside FAISS).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from vectorforge.errors import CorruptionError
+from vectorforge.storage.fsio import fsync_dir
+from vectorforge.types import PointId
+
+__all__ = ["SegmentData", "read_points", "write_segment"]
+
+
+@dataclass
+class SegmentData:
+    ids: list[PointId]
+    payloads: list[bytes | None]
+    dead_rows: list[int]
+    tombstones: list[PointId]
+    max_seq: int
+
+
+def write_segment(folder: Path, data: SegmentData, save_index: Any) -> None:
+    """Write `data` and the index (via `save_index(tmp_folder)`) as the segment folder `folder`."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    points = msgpack.packb(
+        {
+            "ids": data.ids,
+            "payloads": data.payloads,
+            "dead_rows": data.dead_rows,
+            "tombstones": data.tombstones,
+            "max_seq": data.max_seq,
+        },
+        use_bin_type=True,
+    )
+    (tmp / "points.msgpack").write_bytes(points)
+    save_index(tmp)
+    for path in tmp.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    fsync_dir(tmp)
+    os.replace(tmp, folder)
+    fsync_dir(folder.parent)
+
+
+def read_points(folder: Path) -> SegmentData:
+    """Read a segment's points (not its index)."""
+    try:
+        raw = msgpack.unpackb((folder / "points.msgpack").read_bytes(), raw=False, strict_map_key=False)
+        return SegmentData(
+            ids=raw["ids"],
+            payloads=raw["payloads"],
+            dead_rows=raw["dead_rows"],
+            tombstones=raw["tombstones"],
+            max_seq=raw["max_seq"],
+        )
+    except (OSError, ValueError, KeyError, msgpack.UnpackException) as exc:
+        raise CorruptionError(f"segment {folder} cannot be read ({exc}); restore from a snapshot") from exc
