@@ -143,3 +143,7 @@ def info(
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m vectorforge.cli`
+    main()

@@ -455,17 +455,29 @@ class Collection:
                 if n_allowed == 0:
                     continue
                 kk = min(fetch, n_allowed)
-                if search_params.exact or planner.use_exact(
+                exact = search_params.exact or planner.use_exact(
                     seg.index.kind, n_allowed, seg.n, mask is not None
-                ):
-                    scores, rows = seg.index.exact_search(queries, kk, mask)
-                else:
-                    scores, rows = seg.index.ann_search(queries, kk, mask, n_allowed / seg.n, search_params)
-                found.append((seg, scores, rows))
+                )
+                while True:  # one row more shows whether rows left out tie with the last: ties go by id
+                    want = min(kk + 1, n_allowed)
+                    if exact:
+                        scores, rows = seg.index.exact_search(queries, want, mask)
+                    else:
+                        scores, rows = seg.index.ann_search(
+                            queries, want, mask, n_allowed / seg.n, search_params
+                        )
+                    # Python lists: cheaper than numpy for the few values each query returns.
+                    score_lists, row_lists = scores.tolist(), rows.tolist()
+                    if want == kk or not any(
+                        r[kk] >= 0 and s[kk] == s[kk - 1] for s, r in zip(score_lists, row_lists, strict=True)
+                    ):
+                        break
+                    kk = min(2 * kk, n_allowed)
+                found.append((seg, score_lists, row_lists))
             results = []
             for qi in range(queries.shape[0]):
                 sources = [_hits(seg, scores[qi], rows[qi]) for seg, scores, rows in found]
-                hits = merge_topk(sources, k, offset)
+                hits = merge_topk(sources, k, offset, disjoint=True)
                 if with_payload or with_vectors:
                     for hit in hits:
                         seg, row = self._where[hit.id]
@@ -526,6 +538,7 @@ class Collection:
         """
         with self._maintenance:
             with self._lock.read():
+                self._check_open()
                 sealed = [s for s in self._segments if s.sealed]
                 run = _compaction_run(sealed, self.config.max_segment_points)
                 if not run:
@@ -587,7 +600,8 @@ class Collection:
             tmp = target.with_name(target.name + ".tmp")
             with tarfile.open(tmp, "w") as tar:
                 tar.add(self.folder / CONFIG_FILE, arcname=CONFIG_FILE)
-                tar.add(self.folder / MANIFEST_FILE, arcname=MANIFEST_FILE)
+                if (self.folder / MANIFEST_FILE).exists():  # none until the first seal
+                    tar.add(self.folder / MANIFEST_FILE, arcname=MANIFEST_FILE)
                 for name in self._manifest.segments:
                     tar.add(self.folder / "segments" / name, arcname=f"segments/{name}")
             tmp.replace(target)
@@ -613,9 +627,9 @@ class Collection:
             write_json_atomic(self.folder / CONFIG_FILE, json.loads(self.config.model_dump_json()))
 
 
-def _hits(seg: Segment, scores: np.ndarray, rows: np.ndarray) -> list[Hit]:
+def _hits(seg: Segment, scores: list[float], rows: list[int]) -> list[Hit]:
     ids = seg.ids
-    return [Hit(ids[r], s) for s, r in zip(scores.tolist(), rows.tolist(), strict=True) if r >= 0]
+    return [Hit(ids[r], s) for s, r in zip(scores, rows, strict=True) if r >= 0]
 
 
 def _compaction_run(sealed: list[Segment], max_points: int) -> list[Segment]:

@@ -222,6 +222,8 @@ class Database:
         if self.path is None:
             raise UsageError("restore needs a persistent database: vf.connect('./path')")
         source = Path(path)
+        if name is not None:
+            check_name(name)  # before anything is unpacked
         if not source.is_file():
             raise InvalidParameter(f"snapshot {source} does not exist or is not a file")
         with self._lock:

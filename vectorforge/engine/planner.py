@@ -12,7 +12,7 @@ from vectorforge.types import IndexKind
 __all__ = ["FULL_SCAN_POINTS", "MIN_ANN_SELECTIVITY", "use_exact"]
 
 FULL_SCAN_POINTS = 10_000
-"""At or below this many candidate rows, scan them exactly."""
+"""At or below this many rows left by a filter (or deletes), scan them exactly."""
 
 MIN_ANN_SELECTIVITY = 0.3
 """Below this fraction of a segment's rows, scan exactly (bench/filtered.py measures the curve)."""
@@ -22,6 +22,6 @@ def use_exact(kind: IndexKind, n_allowed: int, n_rows: int, filtered: bool) -> b
     """True if the segment should be searched exactly for this request."""
     if kind is IndexKind.FLAT:
         return True
-    if n_allowed <= FULL_SCAN_POINTS:
-        return True
-    return filtered and n_allowed < MIN_ANN_SELECTIVITY * n_rows
+    if not filtered:
+        return False
+    return n_allowed <= FULL_SCAN_POINTS or n_allowed < MIN_ANN_SELECTIVITY * n_rows

@@ -59,7 +59,11 @@ def check_vectors(
 ) -> np.ndarray:
     """A C-contiguous float32 (n, dim) matrix, finite, normalized for cosine. 1-D input is one row."""
     try:
-        arr = np.asarray(vectors, dtype=np.float32)
+        if isinstance(vectors, np.ndarray) and vectors.dtype == np.float32:
+            arr = vectors  # the common case; skip the conversion machinery
+        else:
+            with np.errstate(over="ignore"):  # values beyond float32 become inf, refused below
+                arr = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidVector(f"vectors must be numbers in a (n, {dim}) array or list of lists: {exc}") from exc
     if arr.ndim == 1:
@@ -74,14 +78,13 @@ def check_vectors(
         raise InvalidParameter(
             f"{expected_rows} ids but {arr.shape[0]} vectors; pass exactly one vector per id"
         )
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
+    if not np.isfinite(arr).all():
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
         raise InvalidVector(
             f"vectors at rows {bad[:5].tolist()} hold NaN or infinite values; all must be finite"
         )
     if metric is Metric.COSINE:
-        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
         if (norms == 0).any():
             bad = np.flatnonzero(norms[:, 0] == 0)
             raise InvalidVector(
@@ -114,11 +117,23 @@ def _encode_payload(payload: Any, i: int) -> bytes | None:
         plain = json.loads(json.dumps(payload, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(f"payload {i} is not JSON: {exc}; use str keys and JSON values") from exc
+    if _has_non_str_key(payload):  # json.dumps turns 1, True, None keys into "1", "true", "null"
+        raise InvalidPayload(f"payload {i} is not JSON: it has a key that is not a str; use str keys")
     return msgpack.packb(plain, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _has_non_str_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(not isinstance(k, str) or _has_non_str_key(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_non_str_key(v) for v in value)
+    return False
 
 
 def check_k_offset(k: object, offset: object) -> tuple[int, int]:
     """k in 1..MAX_K and offset in 0..MAX_K, with k + offset <= MAX_K."""
+    if type(k) is int and type(offset) is int and k >= 1 and offset >= 0 and k + offset <= MAX_K:
+        return k, offset
     checked = []
     for name, value, lo in (("k", k, 1), ("offset", offset, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer):

@@ -32,6 +32,13 @@ class SearchParams:
     def parse(cls, params: dict[str, Any] | None) -> SearchParams:
         if not params:
             return _DEFAULT_PARAMS
+        if isinstance(params, dict) and len(params) == 1 and "ef" in params:  # the common case, cheaply
+            ef = params["ef"]
+            if type(ef) is int and 1 <= ef <= MAX_EF:
+                found = _EF_PARAMS.get(ef)
+                if found is None:
+                    found = _EF_PARAMS[ef] = cls(ef=ef)
+                return found
         if not isinstance(params, dict):
             raise InvalidParameter(
                 f"params must be a dict such as {{'ef': 128}}, not {type(params).__name__}"
@@ -53,6 +60,7 @@ class SearchParams:
 
 
 _DEFAULT_PARAMS = SearchParams()
+_EF_PARAMS: dict[int, SearchParams] = {}
 
 
 def _int_param(params: dict[str, Any], key: str, lo: int, hi: int) -> int | None:

@@ -44,6 +44,7 @@ class HNSWIndex(VectorIndex):
         self.index = index
         self.default_ef = int(self.params.get("ef", 64))
         self._storage = faiss.downcast_index(index.storage)
+        self._plain_params: dict[int, Any] = {}
 
     @property
     def ntotal(self) -> int:
@@ -60,8 +61,16 @@ class HNSWIndex(VectorIndex):
     ) -> tuple[np.ndarray, np.ndarray]:
         ef = max(params.ef or self.default_ef, k)
         if mask is None:
-            search_params = faiss.SearchParametersHNSW(efSearch=ef)
-            dist, rows = self.index.search(queries, k, params=search_params)
+            search_params = self._plain_params.get(ef)
+            if search_params is None:  # immutable once made: shared by concurrent searches
+                search_params = self._plain_params[ef] = faiss.SearchParametersHNSW(efSearch=ef)
+            # FAISS's Python wrapper re-checks and re-converts what the engine has already validated.
+            nq = queries.shape[0]
+            dist = np.empty((nq, k), dtype=np.float32)
+            rows = np.empty((nq, k), dtype=np.int64)
+            self.index.search_c(
+                nq, faiss.swig_ptr(queries), k, faiss.swig_ptr(dist), faiss.swig_ptr(rows), search_params
+            )
         else:
             ef = min(MAX_EF, math.ceil(ef / max(selectivity, 1e-6)))
             selector, bits = bitmap_selector(mask)

@@ -1,0 +1,114 @@
+"""Shared pieces of the benchmarks: data, ground truth, timing, result files.
+
+Benchmarks are not tests: each runs in one process, compares against a named baseline measured in the
+same run, prints a table and writes JSON to bench/results/. Quote the ratios; absolute times move with
+the machine's load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+CACHE = REPO / "bench" / ".cache"
+console = Console()
+
+
+def shared_path() -> Path:
+    """$VECTORFORGE_SHARED, or ../shared next to the repository."""
+    return Path(os.environ.get("VECTORFORGE_SHARED", REPO.parent / "shared")).resolve()
+
+
+def clustered_set(n: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
+    """The shared synthetic set (base, queries), cached as .npy."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    base_file, query_file = CACHE / f"clustered-{n}-base.npy", CACHE / f"clustered-{n}-queries.npy"
+    if not base_file.exists():
+        sys.path.insert(0, str(shared_path() / "bench"))
+        from clustered import clustered  # type: ignore[import-not-found]
+
+        base, queries = clustered(n=n)
+        np.save(base_file, base)
+        np.save(query_file, queries)
+    return np.load(base_file), np.load(query_file)
+
+
+def exact_ground_truth(
+    base: np.ndarray, queries: np.ndarray, k: int = 10, name: str | None = None
+) -> np.ndarray:
+    """Exact inner-product top-k row ids (cached under `name`)."""
+    path = CACHE / f"gt-{name}-{k}.npy" if name else None
+    if path is not None and path.exists():
+        return np.load(path)
+    _, ids = faiss.knn(queries, base, k, metric=faiss.METRIC_INNER_PRODUCT)
+    if path is not None:
+        np.save(path, ids)
+    return ids
+
+
+def recall_at_k(found: list[list[int]] | np.ndarray, truth: np.ndarray, k: int = 10) -> float:
+    """Mean fraction of the true top-k found in the returned top-k."""
+    hits = 0
+    for got, want in zip(found, truth, strict=True):
+        hits += len(set(list(got)[:k]) & set(want[:k].tolist()))
+    return hits / (k * len(truth))
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for pkg in ("vectorforge", "faiss-cpu", "numpy", "torch", "sentence-transformers"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[pkg] = metadata.version(pkg)
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "faiss_threads": faiss.omp_get_max_threads(),
+        "versions": versions,
+    }
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """bench/results/<name>.json with the date and the machine."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmark": name,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
+    doc.update(payload)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    console.print(f"wrote {path.relative_to(REPO)}")
+    return path
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right" if col not in (columns[0],) else "left")
+    for row in rows:
+        table.add_row(*[f"{v:,.3f}" if isinstance(v, float) else str(v) for v in row])
+    console.print(table)
