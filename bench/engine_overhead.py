@@ -95,17 +95,6 @@ def vf_batch(col: Any, queries: np.ndarray, ef: int) -> tuple[list[list[int]], f
     return [[h.id for h in hits] for hits in res], qps
 
 
-def best_of(repeats: int, fn: Any) -> tuple[Any, float]:
-    """Run `fn` `repeats` times; keep the best QPS (the least disturbed by other load)."""
-    best: tuple[Any, float] | None = None
-    for _ in range(repeats):
-        out, qps = fn()
-        if best is None or qps > best[1]:
-            best = (out, qps)
-    assert best is not None
-    return best
-
-
 def run_dataset(name: str, base: np.ndarray, queries: np.ndarray, repeats: int) -> dict[str, Any]:
     console.rule(f"{name}: {base.shape[0]:,} x {base.shape[1]}, {len(queries):,} queries")
     truth = exact_ground_truth(base, queries, K, name=f"{name}-{len(base)}")
@@ -120,32 +109,42 @@ def run_dataset(name: str, base: np.ndarray, queries: np.ndarray, repeats: int) 
             ef = candidate
             break
     console.print(f"ef={ef} (first ef with FAISS recall@10 >= 0.95): {sweep}")
+    # Build everything first, then measure in alternation, so that a change of load on the machine
+    # hits every system alike; each figure is the best of `repeats` rounds.
+    tmp = tempfile.TemporaryDirectory()
+    systems: dict[str, Any] = {}
+    inserts = {"raw FAISS HNSW": faiss_insert}
+    for label, path in (("vectorforge in-memory", None), ("vectorforge persistent", tmp.name)):
+        db, col, seconds = vf_collection(base, path)
+        systems[label] = (db, col)
+        inserts[label] = seconds
+    runs: dict[str, dict[str, Any]] = {label: {} for label in inserts}
+
+    def keep(label: str, key: str, out: Any, qps: float) -> None:
+        if qps > runs[label].get(key, (None, 0.0))[1]:
+            runs[label][key] = (out, qps)
+
+    for _ in range(repeats):
+        keep("raw FAISS HNSW", "single", *faiss_single(index, queries, ef))
+        keep("raw FAISS HNSW", "batch", *faiss_batch(index, queries, ef))
+        for label, (_, col) in systems.items():
+            keep(label, "single", *vf_single(col, queries, ef, False))
+            keep(label, "single_payload", *vf_single(col, queries, ef, True))
+            keep(label, "batch", *vf_batch(col, queries, ef))
     rows: dict[str, dict[str, float]] = {}
-    f_ids, f_single = best_of(repeats, lambda: faiss_single(index, queries, ef))
-    f_bids, f_batch = best_of(repeats, lambda: faiss_batch(index, queries, ef))
-    rows["raw FAISS HNSW"] = {
-        "insert_vps": len(base) / faiss_insert,
-        "single_qps": f_single,
-        "batch_qps": f_batch,
-        "recall_single": recall_at_k(f_ids, truth),
-        "recall_batch": recall_at_k(f_bids, truth),
-    }
-    index.reset()  # free the graph before building the next one
-    for label, persistent in (("vectorforge in-memory", False), ("vectorforge persistent", True)):
-        with tempfile.TemporaryDirectory() as tmp:
-            db, col, vf_insert = vf_collection(base, tmp if persistent else None)
-            v_ids, v_single = best_of(repeats, lambda: vf_single(col, queries, ef, False))
-            _, v_single_payload = best_of(repeats, lambda: vf_single(col, queries, ef, True))
-            v_bids, v_batch = best_of(repeats, lambda: vf_batch(col, queries, ef))
-            rows[label] = {
-                "insert_vps": len(base) / vf_insert,
-                "single_qps": v_single,
-                "single_qps_with_payload": v_single_payload,
-                "batch_qps": v_batch,
-                "recall_single": recall_at_k(v_ids, truth),
-                "recall_batch": recall_at_k(v_bids, truth),
-            }
-            db.close()
+    for label, measured in runs.items():
+        rows[label] = {
+            "insert_vps": len(base) / inserts[label],
+            "single_qps": measured["single"][1],
+            "batch_qps": measured["batch"][1],
+            "recall_single": recall_at_k(measured["single"][0], truth),
+            "recall_batch": recall_at_k(measured["batch"][0], truth),
+        }
+        if "single_payload" in measured:
+            rows[label]["single_qps_with_payload"] = measured["single_payload"][1]
+    for db, _ in systems.values():
+        db.close()
+    tmp.cleanup()
     base_row = rows["raw FAISS HNSW"]
     for label, row in rows.items():
         if label != "raw FAISS HNSW":

@@ -86,7 +86,7 @@ def main() -> None:
         rows.append(
             {
                 "selectivity": sel,
-                "matching": int(len(allowed)),
+                "matching": len(allowed),
                 "vectorforge_recall": recall_at_k(found, truth),
                 "vectorforge_qps": vf_qps,
                 "faiss_idselector_recall": recall_at_k(base_found, truth),

@@ -41,7 +41,7 @@ from vectorforge.errors import (
 from vectorforge.index import SearchParams, index_class, new_index
 from vectorforge.storage import Manifest, SegmentData, WriteAheadLog, read_points, write_segment
 from vectorforge.storage.fsio import write_json_atomic
-from vectorforge.types import CollectionConfig, Hit, PointId, Record, ScrollPage
+from vectorforge.types import CollectionConfig, Hit, IndexKind, PointId, Record, ScrollPage
 
 __all__ = ["Collection"]
 
@@ -63,6 +63,8 @@ class Collection:
         self._lock = RWLock()
         self._maintenance = threading.Lock()  # one compaction / snapshot at a time
         self._closed = False
+        self._closing = False
+        self._compactor: threading.Thread | None = None
         self._where: dict[PointId, tuple[Segment, int]] = {}
         self._segments: list[Segment] = []
         self._seq = 0
@@ -199,6 +201,7 @@ class Collection:
         self._apply(op)
         if self._growing.n >= self.config.max_segment_points:
             self._seal_growing()
+            self._compact_in_background()
         return int(op["seq"])
 
     def _apply(self, op: dict[str, Any]) -> None:
@@ -245,7 +248,7 @@ class Collection:
             self._manifest.save(self.folder / MANIFEST_FILE)
             self._wal.rotate(self._seq + 1)
             self._wal.drop_through(self._seq)
-            if seg.index.kind.value == "ivfpq":  # keep full vectors on disk, not in RAM
+            if seg.index.kind is IndexKind.IVFPQ:  # keep full vectors on disk, not in RAM
                 seg.index = index_class(self.config.index).load(
                     path, self.dim, self.config.metric, self.config.index_params
                 )
@@ -534,60 +537,84 @@ class Collection:
     def optimize(self) -> bool:
         """Merge sealed segments that are small or hold many dead rows into one; True if it merged.
 
-        The merged segment is built without blocking reads or writes; only the swap takes the write lock.
+        The merged segment is built and written without blocking reads or writes; only the swap takes
+        the write lock. Writes arrive on the growing segment meanwhile: a row they replace or delete
+        is dead in the merged segment, and on disk the newer segment that killed it still says so.
         """
         with self._maintenance:
             with self._lock.read():
                 self._check_open()
-                sealed = [s for s in self._segments if s.sealed]
-                run = _compaction_run(sealed, self.config.max_segment_points)
+                run = _compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points)
                 if not run:
                     return False
-                snapshot = [(s, s.live.copy()) for s in run]
                 ids: list[PointId] = []
                 payloads: list[bytes | None] = []
                 vec_parts = []
                 sources: list[tuple[Segment, int]] = []
-                for seg, live in snapshot:
-                    rows = np.flatnonzero(live)
+                for seg in run:
+                    rows = np.flatnonzero(seg.live)
                     ids.extend(seg.ids[r] for r in rows)
                     payloads.extend(seg.payloads[r] for r in rows)
                     vec_parts.append(np.asarray(seg.index.vectors()[rows], dtype=np.float32))
                     sources.extend((seg, int(r)) for r in rows)
+                # Tombstones only matter for segments older than the run; none if it starts at the oldest.
                 tombstones = (
                     set().union(*(s.tombstones for s in run)) if run[0] is not self._segments[0] else set()
                 )
                 max_seq = max(s.max_seq for s in run)
+                name = self._manifest.new_segment_name() if self.folder else f"mem-c{uuid.uuid4().hex[:8]}"
             index = new_index(self.config.index, self.dim, self.config.metric, self.config.index_params)
             vectors = np.concatenate(vec_parts) if vec_parts else np.empty((0, self.dim), np.float32)
-            if len(ids):
-                index.add(np.ascontiguousarray(vectors))
+            for start in range(0, len(ids), 20_000):  # in steps, so that close() need not wait long
+                if self._closing:
+                    return False
+                index.add(np.ascontiguousarray(vectors[start : start + 20_000]))
             index.seal()
+            path = self.folder / "segments" / name if self.folder else None
+            if path is not None:  # not yet in the manifest: a crash here leaves a folder that open() removes
+                write_segment(path, SegmentData(ids, payloads, [], list(tombstones), max_seq), index.save)
+                if index.kind is IndexKind.IVFPQ:  # full vectors stay on disk, not in RAM
+                    index = index_class(IndexKind.IVFPQ).load(
+                        path, self.dim, self.config.metric, self.config.index_params
+                    )
             with self._lock.write():
-                self._check_open()
-                name = self._manifest.new_segment_name() if self.folder else f"mem-c{uuid.uuid4().hex[:8]}"
+                if self._closed:
+                    return False
                 merged = Segment(name, index, ids, payloads, tombstones, max_seq, sealed=True)
+                where = self._where
                 for row, (seg, old_row) in enumerate(sources):
-                    if self._where.get(ids[row]) == (seg, old_row):
-                        self._where[ids[row]] = (merged, row)
+                    if where.get(ids[row]) == (seg, old_row):
+                        where[ids[row]] = (merged, row)
                     else:  # replaced or deleted while we were building
                         merged.kill(row)
                 first = self._segments.index(run[0])
                 self._segments[first : first + len(run)] = [merged]
                 if self.folder is not None:
-                    path = self.folder / "segments" / name
-                    data = SegmentData(ids, payloads, merged.dead_rows(), list(tombstones), max_seq)
-                    write_segment(path, data, index.save)
                     self._manifest.segments = [s.name for s in self._segments if s.sealed]
                     self._manifest.save(self.folder / MANIFEST_FILE)
-                    for seg in run:
-                        shutil.rmtree(self.folder / "segments" / seg.name, ignore_errors=True)
-                    if merged.index.kind.value == "ivfpq":
-                        merged.index = index_class(self.config.index).load(
-                            path, self.dim, self.config.metric, self.config.index_params
-                        )
                 self._scroll_cache = None
+            if self.folder is not None:
+                for seg in run:
+                    shutil.rmtree(self.folder / "segments" / seg.name, ignore_errors=True)
             return True
+
+    def _compact_in_background(self) -> None:
+        """Start a compaction thread unless one runs (called after a seal, with the write lock held)."""
+        if self._compactor is not None and self._compactor.is_alive():
+            return
+        if not _compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points):
+            return
+        self._compactor = threading.Thread(
+            target=self._compact_loop, name=f"vf-compact-{self.name}", daemon=True
+        )
+        self._compactor.start()
+
+    def _compact_loop(self) -> None:
+        try:
+            while not self._closing and self.optimize():
+                pass
+        except Exception:  # a background task must not die silently, nor take the process down
+            logger.exception("background compaction of collection %r failed", self.name)
 
     def snapshot(self, path: str | Path) -> Path:
         """Write the whole collection into one file (a tar archive) that `Database.restore` reads."""
@@ -609,6 +636,9 @@ class Collection:
 
     def close(self) -> None:
         """Seal what is in memory and release files. Further calls raise UsageError."""
+        self._closing = True
+        if self._compactor is not None:
+            self._compactor.join()
         with self._lock.write():
             if self._closed:
                 return
