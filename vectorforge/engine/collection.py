@@ -261,6 +261,7 @@ class Collection:
         with self._lock.write():
             self._check_open()
             self._seal_growing()
+            self._compact_in_background()
 
     # ------------------------------------------------------------------ text
     def embedder(self) -> Embedder:
