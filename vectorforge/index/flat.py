@@ -8,8 +8,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from vectorforge.index.base import SearchParams, VectorIndex
-from vectorforge.index.exact import distances_to_scores, faiss_metric
+from vectorforge.index.base import SearchParams, VectorIndex, bitmap_selector
+from vectorforge.index.exact import distances_to_scores, exact_topk, faiss_metric
 from vectorforge.types import IndexKind, Metric
 
 __all__ = ["FlatIndex", "flat_vectors"]
@@ -22,6 +22,28 @@ def flat_vectors(index: Any, dim: int) -> np.ndarray:
         return np.empty((0, dim), dtype=np.float32)
     view: np.ndarray = faiss.rev_swig_ptr(index.get_xb(), n * dim).reshape(n, dim)
     return view
+
+
+def flat_exact_search(
+    index: Any, queries: np.ndarray, k: int, mask: np.ndarray | None, metric: Metric
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k over an IndexFlat, restricted to `mask`.
+
+    Few rows: copy them out and scan them (cheapest). Many rows: let FAISS scan in place, skipping
+    rows outside the bitmap; copying a tenth of 200k x 384 floats costs ~8x more than that.
+    """
+    n = index.ntotal
+    if mask is not None:
+        rows = np.flatnonzero(mask)
+        if rows.shape[0] * 50 < n:
+            return exact_topk(flat_vectors(index, index.d), queries, k, metric, rows)
+        selector, bits = bitmap_selector(mask)
+        dist, labels = index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        del bits
+    else:
+        dist, labels = index.search(queries, k)
+    scores = distances_to_scores(dist, metric)
+    return np.where(labels >= 0, scores, -np.inf).astype(np.float32), labels
 
 
 class FlatIndex(VectorIndex):
@@ -46,10 +68,12 @@ class FlatIndex(VectorIndex):
     def ann_search(
         self, queries: np.ndarray, k: int, mask: np.ndarray | None, selectivity: float, params: SearchParams
     ) -> tuple[np.ndarray, np.ndarray]:
-        if mask is not None:
-            return self.exact_search(queries, k, mask)
-        dist, rows = self.index.search(queries, k)
-        return distances_to_scores(dist, self.metric), rows
+        return self.exact_search(queries, k, mask)
+
+    def exact_search(
+        self, queries: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return flat_exact_search(self.index, queries, k, mask, self.metric)
 
     def save(self, folder: Path) -> None:
         faiss.write_index(self.index, str(folder / "index.faiss"))

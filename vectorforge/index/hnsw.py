@@ -11,7 +11,7 @@ import numpy as np
 
 from vectorforge.index.base import MAX_EF, SearchParams, VectorIndex, bitmap_selector
 from vectorforge.index.exact import distances_to_scores, faiss_metric
-from vectorforge.index.flat import flat_vectors
+from vectorforge.index.flat import flat_exact_search, flat_vectors
 from vectorforge.types import IndexKind, Metric
 
 __all__ = ["HNSWIndex"]
@@ -78,6 +78,11 @@ class HNSWIndex(VectorIndex):
             dist, rows = self.index.search(queries, k, params=search_params)
             del bits
         return distances_to_scores(dist, self.metric), rows
+
+    def exact_search(
+        self, queries: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return flat_exact_search(self._storage, queries, k, mask, self.metric)
 
     def save(self, folder: Path) -> None:
         faiss.write_index(self.index, str(folder / "index.faiss"))
