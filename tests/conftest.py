@@ -19,5 +19,7 @@ def shared_path() -> Path:
 def shared() -> Path:
     path = shared_path()
     if not (path / "data" / "scifact" / "corpus.jsonl").is_file():
-        pytest.fail(f"shared data not found at {path}; set VECTORFORGE_SHARED to the folder holding data/scifact")
+        pytest.fail(
+            f"shared data not found at {path}; set VECTORFORGE_SHARED to the folder holding data/scifact"
+        )
     return path
