@@ -518,6 +518,7 @@ class Collection:
     def info(self) -> dict[str, Any]:
         """Counts and sizes, for `vectorforge info` and /metrics."""
         with self._lock.read():
+            self._check_open()
             wal_bytes = sum(p.stat().st_size for p in self._wal.files()) if self._wal else 0
             return {
                 "name": self.name,

@@ -62,8 +62,13 @@ def check_vectors(
         if isinstance(vectors, np.ndarray) and vectors.dtype == np.float32:
             arr = vectors  # the common case; skip the conversion machinery
         else:
+            raw = np.asarray(vectors)
+            if raw.dtype.kind not in "iuf":  # strings, booleans, objects: never silently converted
+                raise InvalidVector(
+                    f"vectors must hold numbers, not {raw.dtype} values; pass a float array or lists of floats"
+                )
             with np.errstate(over="ignore"):  # values beyond float32 become inf, refused below
-                arr = np.asarray(vectors, dtype=np.float32)
+                arr = raw.astype(np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidVector(f"vectors must be numbers in a (n, {dim}) array or list of lists: {exc}") from exc
     if arr.ndim == 1:
