@@ -141,6 +141,73 @@ def info(
         _fail(exc)
 
 
+@app.command()
+def serve(
+    data: DataOpt,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 6333,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    max_body_mb: Annotated[int, typer.Option(help="largest request body, MiB")] = 64,
+) -> None:
+    """Serve a data folder over HTTP (OpenAPI at /docs, metrics at /metrics)."""
+    from vectorforge.server.run import serve as run_server
+
+    try:
+        run_server(data, host, port, tls_cert=tls_cert, tls_key=tls_key, max_body=max_body_mb * 1024 * 1024)
+    except VectorForgeError as exc:
+        _fail(exc)
+
+
+keys_app = typer.Typer(help="Manage the API keys of a data folder.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    data: DataOpt,
+    role: Annotated[str, typer.Option(help="admin, read-write or read-only")] = "read-only",
+    collection: Annotated[
+        list[str] | None, typer.Option("--collection", "-c", help="limit to (repeatable)")
+    ] = None,
+) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from vectorforge.server.auth import KeyStore
+
+    try:
+        key, entry = KeyStore(data).create(role, collection)
+    except VectorForgeError as exc:
+        _fail(exc)
+        return
+    console.print(f"key id {entry.id} ({entry.role.value}, collections: {entry.collections or 'all'})")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(data: DataOpt) -> None:
+    """List keys (ids, roles, scopes; never the keys)."""
+    from vectorforge.server.auth import KeyStore
+
+    table = Table(title="API keys")
+    for column in ("id", "role", "collections", "created"):
+        table.add_column(column)
+    for entry in KeyStore(data).entries():
+        table.add_row(entry.id, entry.role.value, ", ".join(entry.collections or ["all"]), entry.created)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(data: DataOpt, key_id: Annotated[str, typer.Argument(help="the key's id")]) -> None:
+    """Revoke a key; a running server refuses it from its next request."""
+    from vectorforge.server.auth import KeyStore
+
+    try:
+        KeyStore(data).revoke(key_id)
+    except VectorForgeError as exc:
+        _fail(exc)
+    console.print(f"revoked {key_id}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from vectorforge.engine import Database
-from vectorforge.errors import InvalidParameter
+from vectorforge.remote import RemoteDatabase
 
 __all__ = ["connect"]
 
 
-def connect(path: str | Path | None = None, *, sync: bool = True) -> Database:
+def connect(
+    path: str | Path | None = None,
+    *,
+    api_key: str | None = None,
+    sync: bool = True,
+    **client_options: Any,
+) -> Database | RemoteDatabase:
     """Open a database.
 
     Args:
         path: None for an in-memory database; a folder for an embedded, persistent one (created if
-            missing). `http://host:port` URLs (a running `vectorforge serve`) arrive with the server.
-        sync: fsync each write before acknowledging it (the default). False trades durability of the
+            missing); an `http://` or `https://` URL for a running `vectorforge serve`.
+        api_key: for a server that requires keys.
+        sync: (embedded) fsync each write before acknowledging it (the default). False trades the
             last writes on a power loss for speed; a process crash still loses nothing.
+        client_options: (remote) timeout, retries, verify; see `RemoteDatabase`.
+
+    The three kinds have the same methods, arguments, results and exceptions.
 
     Example:
         >>> import vectorforge as vf
@@ -25,8 +36,5 @@ def connect(path: str | Path | None = None, *, sync: bool = True) -> Database:
         >>> col = db.create_collection("docs", dim=3, metric="cosine", index="flat")
     """
     if isinstance(path, str) and path.startswith(("http://", "https://")):
-        raise InvalidParameter(
-            "remote databases (http://...) are not available in this version; "
-            "open the data folder directly with vf.connect('./vf-data')"
-        )
+        return RemoteDatabase(path, api_key, **client_options)
     return Database(path, sync=sync)

@@ -18,7 +18,12 @@ caller (or the HTTP layer) can decide what to do without parsing messages::
     ├── ConflictError
     │   └── CollectionAlreadyExists
     ├── UnavailableError                   transient: retry later (a locked data folder, a shard down)
-    │   └── DataFolderLocked
+    │   ├── DataFolderLocked
+    │   └── ServerUnavailable              the server could not be reached or timed out
+    ├── AccessError                        who is asking, not what
+    │   ├── AuthenticationError            no API key, or an unknown one (HTTP 401)
+    │   └── PermissionDenied               the key's role or collections do not allow this (HTTP 403)
+    ├── RequestTooLarge                    a request body over the server's limit (HTTP 413)
     ├── StorageError                       the disk holds something we cannot read
     │   └── CorruptionError
     └── UsageError (RuntimeError)          misuse of the API: a closed database, for example
@@ -32,6 +37,8 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AccessError",
+    "AuthenticationError",
     "CollectionAlreadyExists",
     "CollectionNotFound",
     "ConflictError",
@@ -47,6 +54,9 @@ __all__ = [
     "InvalidPayload",
     "InvalidVector",
     "NotFoundError",
+    "PermissionDenied",
+    "RequestTooLarge",
+    "ServerUnavailable",
     "StorageError",
     "UnavailableError",
     "UsageError",
@@ -159,6 +169,26 @@ class DataFolderLocked(UnavailableError):
     """Another process has the data folder open."""
 
 
+class ServerUnavailable(UnavailableError):
+    """The server could not be reached, or did not answer in time."""
+
+
+class AccessError(VectorForgeError):
+    """The caller is not allowed to do this."""
+
+
+class AuthenticationError(AccessError):
+    """No API key was sent, or the key is not known to the server."""
+
+
+class PermissionDenied(AccessError):
+    """The API key's role or collection list does not allow this request."""
+
+
+class RequestTooLarge(VectorForgeError):
+    """A request body exceeds the server's size limit."""
+
+
 class StorageError(VectorForgeError):
     """The data folder holds something that cannot be read or written."""
 
@@ -190,6 +220,11 @@ _BY_NAME: dict[str, type[VectorForgeError]] = {
         CollectionAlreadyExists,
         UnavailableError,
         DataFolderLocked,
+        ServerUnavailable,
+        AccessError,
+        AuthenticationError,
+        PermissionDenied,
+        RequestTooLarge,
         StorageError,
         CorruptionError,
         UsageError,

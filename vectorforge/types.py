@@ -116,3 +116,66 @@ class ScrollPage:
 
     records: list[Record] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# The wire format, shared by the server and the HTTP client.
+
+
+def vectors_to_wire(vectors: Any) -> dict[str, Any]:
+    """A compact form for bulk vectors: base64 of little-endian float32, with the shape.
+
+    JSON lists of floats cost ~3x the bytes and most of the parse time; this is what the client sends.
+    The server accepts both this and plain lists of lists.
+    """
+    import base64
+
+    import numpy as np
+
+    arr = np.ascontiguousarray(np.asarray(vectors, dtype="<f4"))
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    return {"b64": base64.b64encode(arr.tobytes()).decode(), "shape": list(arr.shape)}
+
+
+def vectors_from_wire(value: Any) -> Any:
+    """Undo `vectors_to_wire`; plain lists pass through (the engine validates both)."""
+    if isinstance(value, dict) and set(value) == {"b64", "shape"}:
+        import base64
+        import binascii
+
+        import numpy as np
+
+        from vectorforge.errors import InvalidVector
+
+        shape = value["shape"]
+        if not (
+            isinstance(shape, list) and len(shape) == 2 and all(isinstance(s, int) and s >= 0 for s in shape)
+        ):
+            raise InvalidVector("vectors.shape must be [rows, dim]")
+        try:
+            raw = base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise InvalidVector(f"vectors.b64 is not valid base64: {exc}") from exc
+        if len(raw) != 4 * shape[0] * shape[1]:
+            raise InvalidVector(
+                f"vectors.b64 holds {len(raw)} bytes; shape {shape} needs {4 * shape[0] * shape[1]}"
+            )
+        return np.frombuffer(raw, dtype="<f4").reshape(shape).astype(np.float32)
+    return value
+
+
+def hit_to_dict(hit: Hit) -> dict[str, Any]:
+    return {"id": hit.id, "score": hit.score, "payload": hit.payload, "vector": hit.vector}
+
+
+def hit_from_dict(d: dict[str, Any]) -> Hit:
+    return Hit(d["id"], d["score"], d.get("payload"), d.get("vector"))
+
+
+def record_to_dict(rec: Record) -> dict[str, Any]:
+    return {"id": rec.id, "payload": rec.payload, "vector": rec.vector}
+
+
+def record_from_dict(d: dict[str, Any]) -> Record:
+    return Record(d["id"], d.get("payload"), d.get("vector"))

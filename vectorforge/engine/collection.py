@@ -527,6 +527,7 @@ class Collection:
                 "index": self.config.index.value,
                 "index_params": self.config.index_params,
                 "embedder": self.config.embedder.model_dump() if self.config.embedder else None,
+                "max_segment_points": self.config.max_segment_points,
                 "points": len(self._where),
                 "segments": [
                     {"name": s.name, "rows": s.n, "live": s.n_live, "sealed": s.sealed}

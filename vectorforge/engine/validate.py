@@ -64,9 +64,7 @@ def check_vectors(
         else:
             raw = np.asarray(vectors)
             if raw.dtype.kind not in "iuf":  # strings, booleans, objects: never silently converted
-                raise InvalidVector(
-                    f"vectors must hold numbers, not {raw.dtype} values; pass floats"
-                )
+                raise InvalidVector(f"vectors must hold numbers, not {raw.dtype} values; pass floats")
             with np.errstate(over="ignore"):  # values beyond float32 become inf, refused below
                 arr = raw.astype(np.float32)
     except (TypeError, ValueError) as exc:

@@ -1,1 +1,7 @@
-"""The HTTP client with the embedded API (issue 3)."""
+"""The HTTP client: the same Database/Collection API over the network."""
+
+from __future__ import annotations
+
+from vectorforge.remote._client import RemoteCollection, RemoteDatabase
+
+__all__ = ["RemoteCollection", "RemoteDatabase"]

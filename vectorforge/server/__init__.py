@@ -1,1 +1,7 @@
-"""The FastAPI server (issue 3)."""
+"""The FastAPI server: REST + OpenAPI + /metrics, API keys, TLS (`vectorforge serve`)."""
+
+from __future__ import annotations
+
+from vectorforge.server.app import ServerSettings, create_app
+
+__all__ = ["ServerSettings", "create_app"]

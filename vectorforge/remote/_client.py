@@ -1,0 +1,401 @@
+"""The HTTP client: `vf.connect("http://...")` returns a `RemoteDatabase` with the embedded API.
+
+It knows only `vectorforge.types` and `vectorforge.errors`: an error response carries the exception's
+class name, message and details, and is raised here as the same class the embedded engine raises.
+Calls that are safe to repeat (reads, upserts, deletes by id) are retried on connection failures and
+503s with exponential back-off; others are sent once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vectorforge import errors as e
+from vectorforge.types import (
+    CollectionConfig,
+    Hit,
+    PointId,
+    Record,
+    ScrollPage,
+    check_name,
+    hit_from_dict,
+    record_from_dict,
+    vectors_to_wire,
+)
+
+__all__ = ["RemoteCollection", "RemoteDatabase"]
+
+
+class RemoteDatabase:
+    """A vectorforge server, used like an embedded `Database`.
+
+    Args:
+        url: the server, e.g. "http://127.0.0.1:6333".
+        api_key: sent as `Authorization: Bearer <key>`.
+        timeout: seconds per request (connect, read, write).
+        retries: extra attempts for idempotent calls after a connection error or a 503.
+        verify: TLS verification: True, False, or a CA bundle path.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        retries: int = 3,
+        verify: bool | str = True,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.url = url.rstrip("/")
+        self.retries = retries
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            verify=verify,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        )
+        self._closed = False
+        # One handle per name, as the embedded database keeps one Collection per name.
+        self._handles: dict[str, RemoteCollection] = {}
+
+    def _handle(self, name: str, info: dict[str, Any]) -> RemoteCollection:
+        handle = self._handles.get(name)
+        if handle is None or handle._closed:
+            handle = self._handles[name] = RemoteCollection(self, name, info)
+        else:
+            handle._info = info
+        return handle
+
+    # -- transport --------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> httpx.Response:
+        """Send one request; map failures to vectorforge errors."""
+        if self._closed:
+            raise e.UsageError("the client is closed; connect again with vf.connect(url)")
+        attempts = 1 + (self.retries if idempotent else 0)
+        for attempt in range(attempts):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(min(2.0, 0.05 * 2**attempt))
+                    continue
+                raise e.ServerUnavailable(
+                    f"cannot reach the vectorforge server at {self.url}: {exc}"
+                ) from exc
+            if response.status_code == 503 and attempt + 1 < attempts:
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+                continue
+            if response.status_code >= 400:
+                raise _error_from(response)
+            return response
+        raise AssertionError("unreachable")
+
+    def _json(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
+        return self.request(method, path, idempotent=idempotent, **kwargs).json()
+
+    # -- collections ------------------------------------------------------------------------------
+    def create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: str = "cosine",
+        index: str = "hnsw",
+        *,
+        index_params: dict[str, Any] | None = None,
+        embedder: str | None = None,
+        max_segment_points: int | None = None,
+    ) -> RemoteCollection:
+        """Create a collection on the server (see `Database.create_collection`)."""
+        check_name(name)
+        body = {
+            "dim": dim,
+            "metric": str(metric),
+            "index": str(index),
+            "index_params": index_params,
+            "embedder": embedder,
+            "max_segment_points": max_segment_points,
+        }
+        info = self._json("PUT", f"/collections/{name}", idempotent=False, json=body)
+        return self._handle(name, info)
+
+    def get_collection(self, name: str) -> RemoteCollection:
+        check_name(name)
+        return self._handle(name, self._json("GET", f"/collections/{name}"))
+
+    def list_collections(self) -> list[str]:
+        return list(self._json("GET", "/collections")["collections"])
+
+    def has_collection(self, name: str) -> bool:
+        return check_name(name) in self.list_collections()
+
+    def delete_collection(self, name: str) -> None:
+        check_name(name)
+        self._json("DELETE", f"/collections/{name}", idempotent=False)
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle._closed = True
+
+    def restore(self, path: str | Path, name: str | None = None) -> RemoteCollection:
+        """Upload a snapshot file and restore it as `name` (default: the name stored in it)."""
+        source = Path(path)
+        if not source.is_file():
+            raise e.InvalidParameter(f"snapshot {source} does not exist or is not a file")
+        if name is None:
+            name = _snapshot_name(source)
+        check_name(name)
+        info = self._json(
+            "POST",
+            f"/collections/{name}/restore",
+            idempotent=False,
+            content=source.read_bytes(),
+            headers={"Content-Type": "application/x-tar"},
+        )
+        return self._handle(name, info)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._http.close()
+            self._closed = True
+
+    def __enter__(self) -> RemoteDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteDatabase({self.url!r})"
+
+
+class RemoteCollection:
+    """A collection on a server, with the methods of the embedded `Collection`."""
+
+    def __init__(self, db: RemoteDatabase, name: str, info: dict[str, Any]) -> None:
+        self._db = db
+        self.name = name
+        self._info = info
+        self._closed = False
+
+    @property
+    def dim(self) -> int:
+        return int(self._info["dim"])
+
+    @property
+    def config(self) -> CollectionConfig:
+        """The collection's settings, as the server reported them."""
+        keys = ("name", "dim", "metric", "index", "index_params", "embedder", "max_segment_points")
+        return CollectionConfig(**{k: self._info[k] for k in keys if k in self._info})
+
+    def __repr__(self) -> str:
+        return f"RemoteCollection({self.name!r}, dim={self.dim}, server={self._db.url!r})"
+
+    def _post(self, path: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
+        self._check_open()
+        return self._db._json("POST", f"/collections/{self.name}{path}", idempotent=idempotent, json=body)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise e.UsageError(f"collection {self.name!r} is closed; get it again from an open database")
+
+    # -- writes -----------------------------------------------------------------------------------
+    def upsert(
+        self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
+    ) -> int:
+        self._check_open()
+        body = {"ids": _ids(ids), "vectors": _wire(vectors), "payloads": _list_or_none(payloads)}
+        # An upsert is idempotent: sending it twice leaves the same points.
+        return int(self._db._json("PUT", f"/collections/{self.name}/points", json=body)["seq"])
+
+    def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
+        body = {"ids": None if ids is None else _ids(ids), "filter": filter}
+        return int(
+            self._post("/points/delete", body, idempotent=ids is not None and filter is None)["deleted"]
+        )
+
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[PointId] | None = None,
+        payloads: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> int:
+        body = {
+            "texts": list(texts),
+            "ids": None if ids is None else _ids(ids),
+            "payloads": _list_or_none(payloads),
+        }
+        return int(self._post("/points/add", body, idempotent=ids is not None)["seq"])
+
+    def flush(self) -> None:
+        self._post("/flush", {})
+
+    def optimize(self) -> bool:
+        return bool(self._post("/optimize", {})["merged"])
+
+    # -- reads ------------------------------------------------------------------------------------
+    def count(self, filter: dict[str, Any] | None = None) -> int:
+        return int(self._post("/points/count", {"filter": filter})["count"])
+
+    def get(
+        self, ids: Sequence[PointId], *, with_payload: bool = True, with_vectors: bool = False
+    ) -> list[Record]:
+        body = {"ids": _ids(ids), "with_payload": with_payload, "with_vectors": with_vectors}
+        return [record_from_dict(r) for r in self._post("/points/get", body)["records"]]
+
+    def scroll(
+        self,
+        limit: int = 1000,
+        cursor: str | None = None,
+        *,
+        filter: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+    ) -> ScrollPage:
+        body = {
+            "limit": limit,
+            "cursor": cursor,
+            "filter": filter,
+            "with_payload": with_payload,
+            "with_vectors": with_vectors,
+        }
+        out = self._post("/points/scroll", body)
+        return ScrollPage([record_from_dict(r) for r in out["records"]], out["next_cursor"])
+
+    def search(
+        self,
+        vector: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        body = {
+            "vector": _one_vector(vector),
+            **_options(k, offset, filter, params, with_payload, with_vectors),
+        }
+        return [hit_from_dict(h) for h in self._post("/points/search", body)["hits"]]
+
+    def search_batch(
+        self,
+        vectors: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+    ) -> list[list[Hit]]:
+        body = {"vectors": _wire(vectors), **_options(k, offset, filter, params, with_payload, with_vectors)}
+        out = self._post("/points/search/batch", body)
+        return [[hit_from_dict(h) for h in hits] for hits in out["results"]]
+
+    def query(self, text: str, k: int = 10, **search_args: Any) -> list[Hit]:
+        body = {"text": text, "k": k, **search_args}
+        return [hit_from_dict(h) for h in self._post("/points/query", body)["hits"]]
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        self._check_open()
+        self._info = self._db._json("GET", f"/collections/{self.name}")
+        return self._info
+
+    def snapshot(self, path: str | Path) -> Path:
+        """Download the collection as one file at `path` (on this machine)."""
+        target = Path(path)
+        response = self._db.request("POST", f"/collections/{self.name}/snapshot", idempotent=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(response.content)
+        tmp.replace(target)
+        return target
+
+
+def _error_from(response: httpx.Response) -> e.VectorForgeError:
+    try:
+        body = response.json()
+        cls = e.error_class(str(body["error"]))
+        details = body.get("details") or {}
+        try:
+            return cls(str(body["message"]), **details)
+        except TypeError:  # details that the class does not take: keep the message and the class
+            err = e.VectorForgeError.__new__(cls)
+            e.VectorForgeError.__init__(err, str(body["message"]), **details)
+            return err
+    except (ValueError, KeyError, TypeError):
+        return e.VectorForgeError(f"server answered {response.status_code}: {response.text[:200]}")
+
+
+def _ids(ids: Any) -> list[Any]:
+    if isinstance(ids, str | bytes | int) or ids is None:
+        raise e.InvalidId(f"ids must be a list of ids, not {type(ids).__name__}; wrap a single id in a list")
+    return [int(i) if hasattr(i, "dtype") else i for i in ids]
+
+
+def _list_or_none(items: Any) -> list[Any] | None:
+    if items is None:
+        return None
+    if isinstance(items, dict):
+        raise e.InvalidPayload("payloads must be a list with one dict per id, not a single dict")
+    return list(items)
+
+
+def _wire(vectors: Any) -> Any:
+    """Bulk vectors go as base64 float32 when they are numeric; anything else is sent as-is for the
+    server to refuse with the same error the engine gives."""
+    import numpy as np
+
+    try:
+        arr = np.asarray(vectors)
+    except (TypeError, ValueError):
+        return vectors
+    if arr.dtype.kind in "iuf" and arr.ndim in (1, 2) and arr.size:
+        return vectors_to_wire(arr)
+    return arr.tolist() if arr.dtype.kind != "O" else vectors
+
+
+def _one_vector(vector: Any) -> Any:
+    import numpy as np
+
+    arr = np.asarray(vector)
+    if arr.ndim != 1:
+        raise e.InvalidParameter(f"search takes one vector (1-D); got shape {arr.shape}; use search_batch")
+    return arr.tolist()
+
+
+def _options(
+    k: int, offset: int, filter: Any, params: Any, with_payload: bool, with_vectors: bool
+) -> dict[str, Any]:
+    return {
+        "k": k,
+        "offset": offset,
+        "filter": filter,
+        "params": params,
+        "with_payload": with_payload,
+        "with_vectors": with_vectors,
+    }
+
+
+def _snapshot_name(path: Path) -> str:
+    import json
+    import tarfile
+
+    try:
+        with tarfile.open(path) as tar:
+            member = tar.extractfile("config.json")
+            if member is None:
+                raise KeyError("config.json")
+            return str(json.loads(member.read())["name"])
+    except (tarfile.TarError, KeyError, ValueError) as exc:
+        raise e.InvalidParameter(f"{path} is not a vectorforge snapshot: {exc}") from exc

@@ -1,0 +1,316 @@
+"""The FastAPI application: routes are thin, the engine does the work.
+
+Handlers are plain `def`s: FastAPI runs them in its thread pool, and the collection's readers-writer
+lock lets searches proceed side by side while FAISS works outside the GIL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import vectorforge
+from vectorforge.engine import Collection, Database
+from vectorforge.errors import RequestTooLarge
+from vectorforge.server.auth import OPEN_ACCESS, Action, KeyStore, Principal
+from vectorforge.server.errors import error_response, install_error_handlers
+from vectorforge.server.metrics import Metrics
+from vectorforge.server.schemas import (
+    AddBody,
+    CountBody,
+    CreateCollectionBody,
+    DeleteBody,
+    GetBody,
+    QueryBody,
+    ScrollBody,
+    SearchBatchBody,
+    SearchBody,
+    UpsertBody,
+)
+from vectorforge.types import (
+    check_name,
+    hit_to_dict,
+    record_to_dict,
+    vectors_from_wire,
+)
+
+__all__ = ["ServerSettings", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+
+class ServerSettings:
+    """What `create_app` needs: the database, the keys, and whether keys are required."""
+
+    def __init__(
+        self, db: Database, keys: KeyStore | None, *, require_keys: bool, max_body: int = DEFAULT_MAX_BODY
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.require_keys = require_keys
+        self.max_body = max_body
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("api-key")
+
+
+def principal(request: Request) -> Principal:
+    """Who sends this request (the FastAPI dependency behind every route)."""
+    settings: ServerSettings = request.app.state.settings
+    if not settings.require_keys or settings.keys is None:
+        return OPEN_ACCESS
+    return settings.keys.authenticate(_bearer(request))
+
+
+Who = Annotated[Principal, Depends(principal)]
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """The ASGI app serving `settings.db`."""
+    db = settings.db
+
+    def collection(name: str, who: Principal, action: Action) -> Collection:
+        check_name(name)
+        who.require(action, name)
+        return db.get_collection(name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.close()  # runs after uvicorn has drained in-flight requests: seals and releases the folder
+
+    app = FastAPI(
+        title="vectorforge",
+        version=vectorforge.__version__,
+        description="A vector database: collections of points searchable by vector and payload filter.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    def _stats() -> list[dict[str, Any]]:
+        out = []
+        for name in db.list_collections():
+            try:
+                out.append(db.get_collection(name).info())
+            except vectorforge.VectorForgeError:
+                continue
+        return out
+
+    metrics = Metrics(_stats)
+    app.middleware("http")(metrics.middleware)
+    app.add_middleware(_BodyLimit, max_body=settings.max_body)
+
+    ops = APIRouter(tags=["operations"])
+
+    @ops.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @ops.get("/readyz")
+    def readyz() -> dict[str, Any]:
+        """The database is open and serving."""
+        return {"status": "ready", "collections": len(db.list_collections())}
+
+    @ops.get("/metrics")
+    def prometheus(who: Who) -> Response:
+        """Prometheus text format."""
+        who.require(Action.MANAGE)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    cols = APIRouter(prefix="/collections", tags=["collections"])
+
+    @cols.get("")
+    def list_collections(who: Who) -> dict[str, list[str]]:
+        """Names of the collections this key may see."""
+        who.require(Action.READ)
+        return {"collections": [n for n in db.list_collections() if who.may_see(n)]}
+
+    @cols.put("/{name}")
+    def create_collection(name: str, body: CreateCollectionBody, who: Who) -> dict[str, Any]:
+        """Create a collection."""
+        check_name(name)
+        who.require(Action.MANAGE, name)
+        col = db.create_collection(name, **body.model_dump())
+        return col.info()
+
+    @cols.get("/{name}")
+    def get_collection(name: str, who: Who) -> dict[str, Any]:
+        """A collection's configuration and statistics."""
+        return collection(name, who, Action.READ).info()
+
+    @cols.delete("/{name}")
+    def delete_collection(name: str, who: Who) -> dict[str, bool]:
+        """Delete a collection and its data."""
+        check_name(name)
+        who.require(Action.MANAGE, name)
+        db.delete_collection(name)
+        return {"deleted": True}
+
+    @cols.post("/{name}/snapshot", response_class=Response)
+    def snapshot(name: str, who: Who) -> Response:
+        """The whole collection as one tar file."""
+        col = collection(name, who, Action.MANAGE)
+        assert db.path is not None
+        target = db.path / "snapshots" / f"{name}.tar"
+        target.parent.mkdir(exist_ok=True)
+        col.snapshot(target)
+        data = target.read_bytes()
+        target.unlink()
+        return Response(data, media_type="application/x-tar")
+
+    @cols.post("/{name}/restore")
+    async def restore(name: str, request: Request, who: Who) -> dict[str, Any]:
+        """Create collection `name` from a snapshot file sent as the request body."""
+        check_name(name)
+        who.require(Action.MANAGE, name)
+        assert db.path is not None
+        upload = db.path / "snapshots" / f"upload-{name}.tar"
+        upload.parent.mkdir(exist_ok=True)
+        upload.write_bytes(await request.body())
+        try:
+            from starlette.concurrency import run_in_threadpool
+
+            col = await run_in_threadpool(db.restore, upload, name)
+            return await run_in_threadpool(col.info)
+        finally:
+            upload.unlink(missing_ok=True)
+
+    @cols.post("/{name}/flush")
+    def flush(name: str, who: Who) -> dict[str, bool]:
+        """Seal the growing segment."""
+        collection(name, who, Action.WRITE).flush()
+        return {"flushed": True}
+
+    @cols.post("/{name}/optimize")
+    def optimize(name: str, who: Who) -> dict[str, bool]:
+        """Merge small or dirty segments now."""
+        return {"merged": collection(name, who, Action.WRITE).optimize()}
+
+    points = APIRouter(prefix="/collections/{name}/points", tags=["points"])
+
+    @points.put("")
+    def upsert(name: str, body: UpsertBody, who: Who) -> dict[str, int]:
+        """Insert or replace points; the answer comes once the write is durable."""
+        col = collection(name, who, Action.WRITE)
+        return {"seq": col.upsert(body.ids, vectors_from_wire(_plain(body.vectors)), body.payloads)}
+
+    @points.post("/get")
+    def get(name: str, body: GetBody, who: Who) -> dict[str, Any]:
+        """Points by id, in the order asked."""
+        col = collection(name, who, Action.READ)
+        recs = col.get(body.ids, with_payload=body.with_payload, with_vectors=body.with_vectors)
+        return {"records": [record_to_dict(r) for r in recs]}
+
+    @points.post("/delete")
+    def delete(name: str, body: DeleteBody, who: Who) -> dict[str, int]:
+        """Delete points by ids and/or filter."""
+        return {"deleted": collection(name, who, Action.WRITE).delete(ids=body.ids, filter=body.filter)}
+
+    @points.post("/count")
+    def count(name: str, body: CountBody, who: Who) -> dict[str, int]:
+        """Number of points (matching the filter)."""
+        return {"count": collection(name, who, Action.READ).count(filter=body.filter)}
+
+    @points.post("/scroll")
+    def scroll(name: str, body: ScrollBody, who: Who) -> dict[str, Any]:
+        """Points in id order, a page at a time."""
+        page = collection(name, who, Action.READ).scroll(
+            body.limit,
+            body.cursor,
+            filter=body.filter,
+            with_payload=body.with_payload,
+            with_vectors=body.with_vectors,
+        )
+        return {"records": [record_to_dict(r) for r in page.records], "next_cursor": page.next_cursor}
+
+    @points.post("/search")
+    def search(name: str, body: SearchBody, who: Who) -> dict[str, Any]:
+        """The k nearest points to one vector."""
+        hits = collection(name, who, Action.READ).search(body.vector, **_options(body))
+        return {"hits": [hit_to_dict(h) for h in hits]}
+
+    @points.post("/search/batch")
+    def search_batch(name: str, body: SearchBatchBody, who: Who) -> dict[str, Any]:
+        """`search` for many vectors at once."""
+        col = collection(name, who, Action.READ)
+        results = col.search_batch(vectors_from_wire(_plain(body.vectors)), **_options(body))
+        return {"results": [[hit_to_dict(h) for h in hits] for hits in results]}
+
+    @points.post("/add")
+    def add(name: str, body: AddBody, who: Who) -> dict[str, int]:
+        """Embed texts with the collection's embedder and upsert them."""
+        return {
+            "seq": collection(name, who, Action.WRITE).add(body.texts, ids=body.ids, payloads=body.payloads)
+        }
+
+    @points.post("/query")
+    def query(name: str, body: QueryBody, who: Who) -> dict[str, Any]:
+        """Embed a text with the collection's embedder and search."""
+        hits = collection(name, who, Action.READ).query(body.text, **_options(body))
+        return {"hits": [hit_to_dict(h) for h in hits]}
+
+    for router in (ops, cols, points):
+        app.include_router(router)
+    return app
+
+
+def _options(body: Any) -> dict[str, Any]:
+    return {
+        "k": body.k,
+        "offset": body.offset,
+        "filter": body.filter,
+        "params": body.params,
+        "with_payload": body.with_payload,
+        "with_vectors": body.with_vectors,
+    }
+
+
+def _plain(vectors: Any) -> Any:
+    return vectors.model_dump() if hasattr(vectors, "model_dump") else vectors
+
+
+class _BodyLimit:
+    """Refuse request bodies over `max_body` bytes with 413, before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = RequestTooLarge(
+            f"request body over {self.max_body // (1024 * 1024)} MiB; send smaller batches",
+            limit=self.max_body,
+        )
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await error_response(too_large)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise too_large
+            return message
+
+        await self.app(scope, limited, send)

@@ -1,0 +1,75 @@
+"""The one table from exception class to HTTP status, and the handlers that use it.
+
+The body of every error response is `VectorForgeError.to_dict()`: {"error": class name, "message",
+"details"}. The client (`vectorforge.remote`) rebuilds the same exception class from it, so code that
+catches `vf.CollectionNotFound` works the same embedded and remote.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vectorforge import errors as e
+
+__all__ = ["STATUS", "install_error_handlers", "status_of"]
+
+logger = logging.getLogger(__name__)
+
+# Most specific first: the first class an error is an instance of decides.
+STATUS: list[tuple[type[e.VectorForgeError], int]] = [
+    (e.AuthenticationError, 401),
+    (e.PermissionDenied, 403),
+    (e.RequestTooLarge, 413),
+    (e.NotFoundError, 404),
+    (e.ConflictError, 409),
+    (e.InvalidInputError, 422),
+    (e.UsageError, 400),
+    (e.UnavailableError, 503),
+    (e.CorruptionError, 500),
+    (e.StorageError, 500),
+    (e.VectorForgeError, 500),
+]
+
+
+def status_of(exc: e.VectorForgeError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_response(exc: e.VectorForgeError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.AuthenticationError) else None
+    return JSONResponse(exc.to_dict(), status_code=status_of(exc), headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map vectorforge errors, request validation errors and stray exceptions to JSON bodies."""
+
+    @app.exception_handler(e.VectorForgeError)
+    async def _vf_error(request: Request, exc: e.VectorForgeError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"request field {where or 'body'}: {first.get('msg')}; see /docs for the request schema"
+        return error_response(e.InvalidParameter(message, errors=len(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cls = e.NotFoundError if exc.status_code == 404 else e.VectorForgeError
+        body = cls(f"{exc.detail} ({request.method} {request.url.path})").to_dict()
+        return JSONResponse(body, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = e.VectorForgeError(f"internal error ({type(exc).__name__}); the server log has the details")
+        return JSONResponse(body.to_dict(), status_code=500)

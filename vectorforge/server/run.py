@@ -1,0 +1,78 @@
+"""`vectorforge serve`: safety checks, then uvicorn with graceful shutdown."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from vectorforge.engine import Database
+from vectorforge.errors import InvalidParameter
+from vectorforge.server.app import DEFAULT_MAX_BODY, ServerSettings, create_app
+from vectorforge.server.auth import KeyStore
+
+__all__ = ["is_loopback", "serve"]
+
+logger = logging.getLogger("vectorforge.server")
+
+
+def is_loopback(host: str) -> bool:
+    """True if `host` only ever resolves to loopback addresses."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except OSError:
+            return False
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def serve(
+    data: Path,
+    host: str = "127.0.0.1",
+    port: int = 6333,
+    *,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    log_level: str = "info",
+) -> None:
+    """Serve the data folder until SIGTERM/SIGINT; in-flight requests finish, then the database closes.
+
+    API keys are required unless the server listens on loopback only and no key exists; on any other
+    address it refuses to start without keys.
+    """
+    keys = KeyStore(data)
+    require_keys = bool(keys)
+    if not require_keys:
+        if not is_loopback(host):
+            raise InvalidParameter(
+                f"refusing to serve on {host} without API keys; create one with "
+                f"`vectorforge keys create --data {data} --role admin`, or listen on 127.0.0.1"
+            )
+        logger.warning("API keys are OFF: no key exists and the server listens on loopback (%s) only", host)
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidParameter("TLS needs both --tls-cert and --tls-key")
+    db = Database(data)
+    app = create_app(ServerSettings(db, keys, require_keys=require_keys, max_body=max_body))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        timeout_graceful_shutdown=30,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    finally:
+        db.close()  # idempotent: the lifespan has normally closed it already

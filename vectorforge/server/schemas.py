@@ -1,0 +1,103 @@
+"""Request bodies of the HTTP API (they make the OpenAPI document). Responses are plain JSON objects."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+__all__ = [
+    "AddBody",
+    "CountBody",
+    "CreateCollectionBody",
+    "DeleteBody",
+    "GetBody",
+    "QueryBody",
+    "ScrollBody",
+    "SearchBatchBody",
+    "SearchBody",
+    "UpsertBody",
+    "VectorBlob",
+]
+
+PointIdIn = StrictInt | StrictStr
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VectorBlob(_Body):
+    """Bulk vectors: base64 of little-endian float32, row-major, with their shape."""
+
+    b64: str
+    shape: Annotated[list[StrictInt], Field(min_length=2, max_length=2)]
+
+
+Vectors = list[list[float]] | VectorBlob
+Filter = dict[str, Any] | None
+
+
+class CreateCollectionBody(_Body):
+    dim: StrictInt | None = None
+    metric: str = "cosine"
+    index: str = "hnsw"
+    index_params: dict[str, Any] | None = None
+    embedder: str | None = None
+    max_segment_points: StrictInt | None = None
+
+
+class UpsertBody(_Body):
+    ids: list[PointIdIn]
+    vectors: Vectors
+    payloads: list[dict[str, Any] | None] | None = None
+
+
+class GetBody(_Body):
+    ids: list[PointIdIn]
+    with_payload: bool = True
+    with_vectors: bool = False
+
+
+class DeleteBody(_Body):
+    ids: list[PointIdIn] | None = None
+    filter: Filter = None
+
+
+class CountBody(_Body):
+    filter: Filter = None
+
+
+class ScrollBody(_Body):
+    limit: StrictInt = 1000
+    cursor: str | None = None
+    filter: Filter = None
+    with_payload: bool = True
+    with_vectors: bool = False
+
+
+class _SearchOptions(_Body):
+    k: StrictInt = 10
+    offset: StrictInt = 0
+    filter: Filter = None
+    params: dict[str, Any] | None = None
+    with_payload: bool = True
+    with_vectors: bool = False
+
+
+class SearchBody(_SearchOptions):
+    vector: list[float]
+
+
+class SearchBatchBody(_SearchOptions):
+    vectors: Vectors
+
+
+class AddBody(_Body):
+    texts: list[str]
+    ids: list[PointIdIn] | None = None
+    payloads: list[dict[str, Any] | None] | None = None
+
+
+class QueryBody(_SearchOptions):
+    text: str
