@@ -12,6 +12,8 @@ from __future__ import annotations
 from vectorforge.connect import connect
 from vectorforge.engine import Collection, Database
 from vectorforge.errors import (
+    AccessError,
+    AuthenticationError,
     CollectionAlreadyExists,
     CollectionNotFound,
     ConflictError,
@@ -27,6 +29,9 @@ from vectorforge.errors import (
     InvalidPayload,
     InvalidVector,
     NotFoundError,
+    PermissionDenied,
+    RequestTooLarge,
+    ServerUnavailable,
     StorageError,
     UnavailableError,
     UsageError,
@@ -37,6 +42,8 @@ from vectorforge.types import CollectionConfig, EmbedderInfo, Hit, IndexKind, Me
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessError",
+    "AuthenticationError",
     "Collection",
     "CollectionAlreadyExists",
     "CollectionConfig",
@@ -59,8 +66,11 @@ __all__ = [
     "InvalidVector",
     "Metric",
     "NotFoundError",
+    "PermissionDenied",
     "Record",
+    "RequestTooLarge",
     "ScrollPage",
+    "ServerUnavailable",
     "StorageError",
     "UnavailableError",
     "UsageError",

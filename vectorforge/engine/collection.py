@@ -339,7 +339,7 @@ class Collection:
             self._check_open()
             if where is None:
                 return len(self._where)
-            return sum(int(mask.sum()) for _, mask in self._masks(where) if mask is not None)
+            return sum(n for _, _, n in self._masks(where))
 
     def get(
         self, ids: Sequence[PointId], *, with_payload: bool = True, with_vectors: bool = False
@@ -454,8 +454,7 @@ class Collection:
         with self._lock.read():
             self._check_open()
             found = []
-            for seg, mask in self._masks(where):
-                n_allowed = seg.n if mask is None else int(mask.sum())
+            for seg, mask, n_allowed in self._masks(where):
                 if n_allowed == 0:
                     continue
                 kk = min(fetch, n_allowed)
@@ -492,16 +491,19 @@ class Collection:
                 results.append(hits)
             return results
 
-    def _masks(self, where: Where | None) -> Iterable[tuple[Segment, np.ndarray | None]]:
-        """Each segment with live points and the mask of rows to consider (None: every row)."""
+    def _masks(self, where: Where | None) -> Iterable[tuple[Segment, np.ndarray | None, int]]:
+        """Each segment with live points, the mask of rows to consider (None: every row) and its count."""
         for seg in self._segments:
             if seg.n_live == 0:
                 continue
             if where is None:
-                yield seg, (None if seg.n_live == seg.n else seg.live)
+                yield seg, (None if seg.n_live == seg.n else seg.live), seg.n_live
             else:
-                mask = evaluate(where, seg.n, seg.field, functools.partial(self._rows_in, seg))
-                yield seg, mask & seg.live
+                yield seg, *seg.filter_mask(where, functools.partial(self._filter_rows, seg, where))
+
+    def _filter_rows(self, seg: Segment, where: Where) -> np.ndarray:
+        mask: np.ndarray = evaluate(where, seg.n, seg.field, functools.partial(self._rows_in, seg)) & seg.live
+        return mask
 
     def _rows_in(self, seg: Segment, ids: Iterable[PointId]) -> np.ndarray:
         rows = [loc[1] for pid in ids if (loc := self._where.get(pid)) is not None and loc[0] is seg]
@@ -509,7 +511,7 @@ class Collection:
 
     def _matching_ids(self, where: Where) -> list[PointId]:
         out: list[PointId] = []
-        for seg, mask in self._masks(where):
+        for seg, mask, _ in self._masks(where):
             assert mask is not None
             out.extend(seg.ids[r] for r in np.flatnonzero(mask))
         return out

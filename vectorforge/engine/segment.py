@@ -7,17 +7,21 @@ open from the segments' ids, their rows dead at sealing and their tombstones, in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
 import numpy as np
 
-from vectorforge.engine.filters import FieldIndex
+from vectorforge.engine.filters import FieldIndex, Where
 from vectorforge.index import VectorIndex
 from vectorforge.types import PointId
 
 __all__ = ["Segment"]
+
+MASK_CACHE_SIZE = 16
 
 
 class Segment:
@@ -43,6 +47,11 @@ class Segment:
         self._live = np.ones(max(len(self.ids), 1024), dtype=bool)
         self.n_live = len(self.ids)
         self._fields: dict[str, FieldIndex] = {}
+        # Recent filter masks: an application sends the same filter (a tenant, a language) again and
+        # again, and evaluating it costs more than the search. Keyed by the parsed filter; valid while
+        # (rows, live rows) is unchanged, which holds until the next append or kill of this segment.
+        self._masks: OrderedDict[Where, tuple[tuple[int, int], np.ndarray, int]] = OrderedDict()
+        self._masks_lock = threading.Lock()
 
     @property
     def n(self) -> int:
@@ -69,6 +78,22 @@ class Segment:
         for field in self._fields.values():
             field.extend(self.payload(r) for r in range(start, end))
         return start
+
+    def filter_mask(self, where: Where, compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, int]:
+        """The rows matching `where` (live rows only) and their number, cached per segment state."""
+        version = (self.n, self.n_live)
+        with self._masks_lock:
+            found = self._masks.get(where)
+            if found is not None and found[0] == version:
+                self._masks.move_to_end(where)
+                return found[1], found[2]
+        mask = compute()
+        count = int(mask.sum())
+        with self._masks_lock:
+            self._masks[where] = (version, mask, count)
+            while len(self._masks) > MASK_CACHE_SIZE:
+                self._masks.popitem(last=False)
+        return mask, count
 
     def kill(self, row: int) -> None:
         if self._live[row]:

@@ -70,7 +70,8 @@ def _bearer(request: Request) -> str | None:
 def principal(request: Request) -> Principal:
     """Who sends this request (the FastAPI dependency behind every route)."""
     settings: ServerSettings = request.app.state.settings
-    if not settings.require_keys or settings.keys is None:
+    # Keys are off only while none exists: the first `keys create` turns them on in a running server.
+    if settings.keys is None or (not settings.require_keys and not settings.keys):
         return OPEN_ACCESS
     return settings.keys.authenticate(_bearer(request))
 
@@ -304,13 +305,25 @@ class _BodyLimit:
             await error_response(too_large)(scope, receive, send)
             return
         seen = 0
+        exceeded = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_body:
+                exceeded = True
                 raise too_large
             return message
 
-        await self.app(scope, limited, send)
+        async def guarded(message: Message) -> None:
+            if not exceeded:  # past the limit, the app's answer (FastAPI's 400, a 500) gives way to the 413
+                await send(message)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await error_response(too_large)(scope, receive, send)
