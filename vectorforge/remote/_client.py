@@ -371,7 +371,7 @@ def _one_vector(vector: Any) -> Any:
     arr = np.asarray(vector)
     if arr.ndim != 1:
         raise e.InvalidParameter(f"search takes one vector (1-D); got shape {arr.shape}; use search_batch")
-    return arr.tolist()
+    return _wire(arr)
 
 
 def _options(

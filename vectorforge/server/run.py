@@ -69,6 +69,8 @@ def serve(
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         timeout_graceful_shutdown=30,
+        http="httptools",  # the C parser and event loop: about half the per-request cost of h11/asyncio
+        loop="uvloop",
         access_log=False,
     )
     server = uvicorn.Server(config)

@@ -86,7 +86,7 @@ class _SearchOptions(_Body):
 
 
 class SearchBody(_SearchOptions):
-    vector: list[float]
+    vector: list[float] | VectorBlob
 
 
 class SearchBatchBody(_SearchOptions):
