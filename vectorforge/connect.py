@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vectorforge.engine import Database
+from vectorforge.cluster import ClusterDatabase
 from vectorforge.remote import RemoteDatabase
 
 __all__ = ["connect"]
@@ -17,7 +17,7 @@ def connect(
     api_key: str | None = None,
     sync: bool = True,
     **client_options: Any,
-) -> Database | RemoteDatabase:
+) -> ClusterDatabase | RemoteDatabase:
     """Open a database.
 
     Args:
@@ -37,4 +37,4 @@ def connect(
     """
     if isinstance(path, str) and path.startswith(("http://", "https://")):
         return RemoteDatabase(path, api_key, **client_options)
-    return Database(path, sync=sync)
+    return ClusterDatabase(path, sync=sync)

@@ -26,6 +26,7 @@ __all__ = [
     "PointId",
     "Record",
     "ScrollPage",
+    "Sharding",
     "check_name",
 ]
 
@@ -61,6 +62,14 @@ class IndexKind(StrEnum):
     IVFPQ = "ivfpq"  # inverted lists + product quantization; parameters: nlist, nprobe, m, nbits, rerank
 
 
+class Sharding(StrEnum):
+    """How a sharded collection assigns points to shards."""
+
+    HASH = "hash"  # by point id: the same id always lands on the same shard
+    KEY = "key"  # by a payload field (`shard_key`): a tenant's points share a shard
+    SEMANTIC = "semantic"  # by the nearest k-means centroid; a query probes its `n_probe` nearest shards
+
+
 class EmbedderInfo(BaseModel):
     """Which model made a collection's vectors: queries must be embedded by the same one."""
 
@@ -84,6 +93,10 @@ class CollectionConfig(BaseModel):
     index_params: dict[str, Any] = Field(default_factory=dict)
     embedder: EmbedderInfo | None = None
     max_segment_points: int = Field(default=250_000, gt=0)
+    shards: int = Field(default=1, ge=1, le=1024)
+    sharding: Sharding = Field(default_factory=lambda: Sharding.HASH)
+    shard_key: str | None = None
+    n_probe: int | None = Field(default=None, ge=1)
 
     @field_validator("name")
     @classmethod

@@ -41,7 +41,7 @@ from vectorforge.errors import (
 )
 from vectorforge.index import new_index
 from vectorforge.storage.fsio import fsync_dir, write_json_atomic
-from vectorforge.types import CollectionConfig, IndexKind, Metric, check_name
+from vectorforge.types import CollectionConfig, IndexKind, Metric, Sharding, check_name
 
 __all__ = ["Database"]
 
@@ -92,6 +92,10 @@ class Database:
         index_params: dict[str, Any] | None = None,
         embedder: str | None = None,
         max_segment_points: int | None = None,
+        shards: int = 1,
+        sharding: str = "hash",
+        shard_key: str | None = None,
+        n_probe: int | None = None,
     ) -> Collection:
         """Create an empty collection.
 
@@ -103,15 +107,19 @@ class Database:
             index_params: hnsw: M, ef_construction, ef; ivfpq: nlist, m, nbits, nprobe, rerank.
             embedder: a registered embedder name ("minilm") to enable `add(texts=...)` and `query(text)`.
             max_segment_points: rows per segment before it is sealed (default 250,000).
+            shards: split the collection over this many shards (see docs/distributed.md).
+            sharding: "hash" (by id), "key" (by the payload field `shard_key`) or "semantic" (by the
+                nearest k-means centroid; a query probes its `n_probe` nearest shards).
         """
         check_name(name)
         config = self._make_config(name, dim, metric, index, index_params, embedder, max_segment_points)
+        config = _with_sharding(config, shards, sharding, shard_key, n_probe)
         with self._lock:
             self._check_open()
             if name in self._collections or (self.path and (self.path / "collections" / name).exists()):
                 raise CollectionAlreadyExists(name=name)
             if self.path is None:
-                col = Collection(config, None)
+                col = self._open_collection(config, None)
             else:
                 final = self.path / "collections" / name
                 tmp = self.path / "collections" / f".new-{name}-{uuid.uuid4().hex[:8]}"
@@ -119,7 +127,7 @@ class Database:
                 write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))
                 os.replace(tmp, final)
                 fsync_dir(final.parent)
-                col = Collection(config, final, sync=self._sync)
+                col = self._open_collection(config, final)
             self._collections[name] = col
             return col
 
@@ -157,11 +165,15 @@ class Database:
             )
         params = dict(index_params or {})
         new_index(index, dim, metric, params)  # validates the parameters now, not at the first write
-        extra = {"max_segment_points": max_segment_points} if max_segment_points is not None else {}
         try:
-            return CollectionConfig(
-                name=name, dim=dim, metric=metric, index=index, index_params=params, embedder=info, **extra
+            config = CollectionConfig(
+                name=name, dim=dim, metric=metric, index=index, index_params=params, embedder=info
             )
+            if max_segment_points is not None:
+                config = CollectionConfig.model_validate(
+                    {**config.model_dump(), "max_segment_points": max_segment_points}
+                )
+            return config
         except ValidationError as exc:
             raise InvalidParameter(f"invalid collection settings: {exc.errors()[0]['msg']}") from exc
 
@@ -180,9 +192,18 @@ class Database:
                 config = CollectionConfig.model_validate_json((folder / CONFIG_FILE).read_text())
             except ValidationError as exc:
                 raise CorruptionError(f"config of collection {name!r} cannot be read: {exc}") from exc
-            col = Collection(config, folder, sync=self._sync)
+            col = self._open_collection(config, folder)
             self._collections[name] = col
             return col
+
+    def _open_collection(self, config: CollectionConfig, folder: Path | None) -> Collection:
+        """Build the object serving a collection; the cluster layer overrides this for shards."""
+        if config.shards > 1:
+            raise UsageError(
+                f"collection {config.name!r} is sharded; open the database with vf.connect(), which "
+                "serves shards"
+            )
+        return Collection(config, folder, sync=self._sync)
 
     def list_collections(self) -> list[str]:
         """Names of all collections, sorted."""
@@ -286,3 +307,23 @@ class Database:
     def _check_open(self) -> None:
         if self._closed:
             raise UsageError("the database is closed; open it again with vf.connect(...)")
+
+
+def _with_sharding(
+    config: CollectionConfig, shards: int, sharding: str, shard_key: str | None, n_probe: int | None
+) -> CollectionConfig:
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 1024:
+        raise InvalidParameter(f"shards must be an integer from 1 to 1024, not {shards!r}")
+    try:
+        mode = Sharding(sharding)
+    except ValueError as exc:
+        raise InvalidParameter(f"sharding {sharding!r} is unknown; use 'hash', 'key' or 'semantic'") from exc
+    if mode is Sharding.KEY and not shard_key:
+        raise InvalidParameter("sharding='key' needs shard_key='<payload field>' (a tenant id, for example)")
+    if n_probe is not None and (
+        isinstance(n_probe, bool) or not isinstance(n_probe, int) or not n_probe >= 1
+    ):
+        raise InvalidParameter(f"n_probe must be a positive integer, not {n_probe!r}")
+    return config.model_copy(
+        update={"shards": shards, "sharding": mode, "shard_key": shard_key, "n_probe": n_probe}
+    )
