@@ -244,10 +244,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return {"records": [record_to_dict(r) for r in page.records], "next_cursor": page.next_cursor}
 
     @points.post("/search")
-    async def search(name: str, body: SearchBody, who: Who) -> dict[str, Any]:
+    def search(name: str, body: SearchBody, who: Who) -> dict[str, Any]:
         """The k nearest points to one vector."""
-        # Run inline, not in the thread pool: one query takes ~0.1-1 ms, less than the hop to a
-        # worker thread and back. Batches and writes, which can take long, stay in the pool.
+        # A plain def runs in the thread pool: inline on the event loop it would be faster, but a
+        # search waiting behind a long write would then stall every request, /healthz included.
         vector = vectors_from_wire(_plain(body.vector))
         if getattr(vector, "ndim", 1) == 2 and vector.shape[0] == 1:
             vector = vector[0]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -74,6 +76,8 @@ def serve(
         access_log=False,
     )
     server = uvicorn.Server(config)
+    # uvicorn drains and shuts down on SIGTERM, then re-raises the signal; a clean stop exits 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.run()
     finally:
