@@ -19,6 +19,7 @@ from vectorforge.errors import InvalidName
 __all__ = [
     "NAME_PATTERN",
     "CollectionConfig",
+    "Consistency",
     "EmbedderInfo",
     "Hit",
     "IndexKind",
@@ -27,6 +28,7 @@ __all__ = [
     "Record",
     "ScrollPage",
     "Sharding",
+    "check_consistency",
     "check_name",
 ]
 
@@ -62,6 +64,27 @@ class IndexKind(StrEnum):
     IVFPQ = "ivfpq"  # inverted lists + product quantization; parameters: nlist, nprobe, m, nbits, rerank
 
 
+class Consistency(StrEnum):
+    """What a read is guaranteed to see (Milvus's four levels). One copy is always `strong`."""
+
+    STRONG = "strong"  # every write acknowledged before the read began
+    BOUNDED = "bounded"  # everything older than max_staleness seconds
+    SESSION = "session"  # every write this client object made
+    EVENTUAL = "eventual"  # whatever the replica it lands on has applied
+
+
+def check_consistency(value: str | None) -> Consistency:
+    """The level named by `value` (None: strong); InvalidParameter for anything else."""
+    try:
+        return Consistency(value or Consistency.STRONG)
+    except ValueError:
+        from vectorforge.errors import InvalidParameter
+
+        raise InvalidParameter(
+            f"consistency {value!r} is unknown; use 'strong', 'bounded', 'session' or 'eventual'"
+        ) from None
+
+
 class Sharding(StrEnum):
     """How a sharded collection assigns points to shards."""
 
@@ -94,6 +117,8 @@ class CollectionConfig(BaseModel):
     embedder: EmbedderInfo | None = None
     max_segment_points: int = Field(default=250_000, gt=0)
     shards: int = Field(default=1, ge=1, le=1024)
+    replicas: int = Field(default=1, ge=1, le=16)
+    write_quorum: str = "majority"
     sharding: Sharding = Field(default_factory=lambda: Sharding.HASH)
     shard_key: str | None = None
     n_probe: int | None = Field(default=None, ge=1)

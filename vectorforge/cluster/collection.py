@@ -1,7 +1,7 @@
 """A collection split over shards: routing writes, fanning out reads, merging top-k.
 
-Each shard is an engine `Collection` (its own log, segments and indexes). The rules that keep a
-sharded collection equal to one unsharded collection holding the same points:
+Each shard is a `ReplicaSet` of engine collections (each with its own log, segments, indexes).
+The rules that keep a sharded collection equal to one unsharded collection holding the same points:
 
 - every shard is asked for its own top `k + offset` (never k / N), with scores that are exact or
   re-scored at full precision, so they compare across shards;
@@ -22,12 +22,22 @@ from typing import Any
 
 import numpy as np
 
+from vectorforge.cluster.clock import HybridLogicalClock
+from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import HashRouter, KeyRouter, Router, SemanticRouter
-from vectorforge.engine import Collection
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_vectors
 from vectorforge.errors import InvalidParameter, UsageError
-from vectorforge.types import CollectionConfig, Hit, PointId, Record, ScrollPage, Sharding
+from vectorforge.types import (
+    CollectionConfig,
+    Consistency,
+    Hit,
+    PointId,
+    Record,
+    ScrollPage,
+    Sharding,
+    check_consistency,
+)
 
 __all__ = ["ShardedCollection", "make_router"]
 
@@ -51,12 +61,21 @@ def make_router(config: CollectionConfig, folder: Path | None) -> Router:
 class ShardedCollection:
     """The `Collection` API over several shards. Obtain one with `create_collection(..., shards=N)`."""
 
-    def __init__(self, config: CollectionConfig, shards: list[Collection], folder: Path | None) -> None:
+    def __init__(
+        self,
+        config: CollectionConfig,
+        shards: list[ReplicaSet],
+        folder: Path | None,
+        clock: HybridLogicalClock,
+    ) -> None:
         self.config = config
         self.shards = shards
         self.folder = folder
+        self.clock = clock
         self.router = make_router(config, folder)
         self._closed = False
+        # The session token: the timestamp of this object's last write ("session" reads wait for it).
+        self.session_ts = 0
 
     @property
     def name(self) -> str:
@@ -100,6 +119,7 @@ class ShardedCollection:
             part_ids = [checked[r] for r in rows]
             # The shard normalizes (cosine) exactly as an unsharded collection would: pass raw vectors.
             seq = max(seq, self.shards[shard_no].upsert(part_ids, raw[rows], [plist[r] for r in rows]))
+            self.session_ts = max(self.session_ts, seq)
             if router.moves_points:  # the id may have lived on another shard before: remove that copy
                 for other, shard in enumerate(self.shards):
                     if other != shard_no:
@@ -120,6 +140,7 @@ class ShardedCollection:
                 total += self.shards[shard_no].delete(ids=part)
         if filter is not None:
             total += sum(shard.delete(filter=filter) for shard in self.shards)
+        self.session_ts = max([self.session_ts, *(shard.last_ts for shard in self.shards)])
         return total
 
     def _by_shard(self, ids: list[PointId]) -> dict[int, list[PointId]]:
@@ -164,18 +185,38 @@ class ShardedCollection:
         return any([shard.optimize() for shard in self.shards])
 
     # ------------------------------------------------------------------ reads
-    def count(self, filter: dict[str, Any] | None = None) -> int:
+    def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
         self._check_open()
-        return sum(shard.count(filter) for shard in self.shards)
+        guarantee = self._guarantee(consistency)
+        return sum(shard.reader(guarantee).count(filter) for shard in self.shards)
+
+    def _guarantee(self, consistency: str | None) -> ReadGuarantee:
+        """One guarantee for the whole read, taken once, so every shard is held to the same instant."""
+        level = check_consistency(consistency)
+        if level is Consistency.STRONG:
+            return ReadGuarantee(level, self.clock.now())
+        if level is Consistency.BOUNDED:
+            staleness_ms = int(self.shards[0].max_staleness * 1000)
+            return ReadGuarantee(level, self.clock.now() - (staleness_ms << 16))
+        if level is Consistency.SESSION:
+            return ReadGuarantee(level, self.session_ts)
+        return ReadGuarantee(level, None)
 
     def get(
-        self, ids: Sequence[PointId], *, with_payload: bool = True, with_vectors: bool = False
+        self,
+        ids: Sequence[PointId],
+        *,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> list[Record]:
         self._check_open()
+        guarantee = self._guarantee(consistency)
         checked = check_ids(ids, unique=False)
         found: dict[PointId, Record] = {}
         for shard_no, part in self._by_shard(list(dict.fromkeys(checked))).items():
-            for rec in self.shards[shard_no].get(part, with_payload=with_payload, with_vectors=with_vectors):
+            reader = self.shards[shard_no].reader(guarantee)
+            for rec in reader.get(part, with_payload=with_payload, with_vectors=with_vectors):
                 found.setdefault(rec.id, rec)
         return [found[pid] for pid in checked if pid in found]
 
@@ -187,11 +228,15 @@ class ShardedCollection:
         filter: dict[str, Any] | None = None,
         with_payload: bool = True,
         with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> ScrollPage:
         """All shards' points in one id order (a k-way merge of the shards' own pages)."""
         self._check_open()
+        guarantee = self._guarantee(consistency)
         pages = [
-            shard.scroll(limit, cursor, filter=filter, with_payload=with_payload, with_vectors=with_vectors)
+            shard.reader(guarantee).scroll(
+                limit, cursor, filter=filter, with_payload=with_payload, with_vectors=with_vectors
+            )
             for shard in self.shards
         ]
         merged = list(heapq.merge(*(p.records for p in pages), key=lambda r: (isinstance(r.id, str), r.id)))
@@ -213,6 +258,7 @@ class ShardedCollection:
         params: dict[str, Any] | None = None,
         with_payload: bool = True,
         with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> list[Hit]:
         arr = np.asarray(vector)
         if arr.ndim != 1:
@@ -237,9 +283,11 @@ class ShardedCollection:
         params: dict[str, Any] | None = None,
         with_payload: bool = True,
         with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> list[list[Hit]]:
         """Ask each shard for its own top k + offset, merge, then skip offset."""
         self._check_open()
+        guarantee = self._guarantee(consistency)
         k, offset = check_k_offset(k, offset)
         queries = check_vectors(vectors, self.dim, self.config.metric)
         raw = np.asarray(vectors, dtype=np.float32).reshape(queries.shape)
@@ -249,7 +297,7 @@ class ShardedCollection:
             asking = [qi for qi, shards in enumerate(probes) if shard_no in shards]
             if not asking:
                 continue
-            results = shard.search_batch(
+            results = shard.reader(guarantee).search_batch(
                 raw[asking],
                 k + offset,
                 filter=filter,
@@ -264,7 +312,7 @@ class ShardedCollection:
     # ------------------------------------------------------------------ maintenance
     def info(self) -> dict[str, Any]:
         self._check_open()
-        parts = [shard.info() for shard in self.shards]
+        parts = [shard.stats() for shard in self.shards]
         return {
             "name": self.name,
             "dim": self.dim,
@@ -282,6 +330,9 @@ class ShardedCollection:
             "points_per_shard": [p["points"] for p in parts],
             "last_seq": max(p["last_seq"] for p in parts),
             "wal_bytes": sum(p["wal_bytes"] for p in parts),
+            "replicas": self.config.replicas,
+            "write_quorum": self.config.write_quorum,
+            "replica_sets": [shard.info() for shard in self.shards],
         }
 
     def snapshot(self, path: str | Path) -> Path:

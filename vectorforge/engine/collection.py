@@ -41,7 +41,15 @@ from vectorforge.errors import (
 from vectorforge.index import SearchParams, index_class, new_index
 from vectorforge.storage import Manifest, SegmentData, WriteAheadLog, read_points, write_segment
 from vectorforge.storage.fsio import write_json_atomic
-from vectorforge.types import CollectionConfig, Hit, IndexKind, PointId, Record, ScrollPage
+from vectorforge.types import (
+    CollectionConfig,
+    Hit,
+    IndexKind,
+    PointId,
+    Record,
+    ScrollPage,
+    check_consistency,
+)
 
 __all__ = ["Collection"]
 
@@ -66,6 +74,9 @@ class Collection:
         self._closing = False
         self._compactor: threading.Thread | None = None
         self._where: dict[PointId, tuple[Segment, int]] = {}
+        # Replication metadata of the last applied operation (see cluster/replicaset.py); empty
+        # for a collection that is not a replica.
+        self.last_meta: dict[str, Any] = {}
         self._segments: list[Segment] = []
         self._seq = 0
         self._scroll_cache: tuple[int, list[PointId]] | None = None
@@ -104,6 +115,7 @@ class Collection:
         for seg in self._segments:
             self._index_rows(seg)
         self._seq = self._manifest.checkpoint_seq
+        self.last_meta = dict(self._manifest.meta)
         self._segments.append(self._new_segment(self._manifest.new_segment_name()))
         self._wal = WriteAheadLog(folder / "wal", sync=sync)
         for op in self._wal.replay(after_seq=self._manifest.checkpoint_seq):
@@ -189,6 +201,21 @@ class Collection:
                 self._write_locked({"op": "delete", "ids": targets})
             return len(targets)
 
+    def apply_replicated(self, entry: dict[str, Any]) -> bool:
+        """Apply one entry of a replication log (already validated and encoded by the replica set).
+
+        Idempotent: an entry at or below the last applied replication sequence number is skipped
+        (returns False), so a retried or replayed entry never applies twice.
+        """
+        with self._lock.write():
+            self._check_open()
+            if entry["meta"]["rseq"] <= self.last_meta.get("rseq", 0):
+                return False
+            op: dict[str, Any] = {k: entry[k] for k in ("op", "ids", "vectors", "payloads") if k in entry}
+            op["meta"] = dict(entry["meta"])
+            self._write_locked(op)
+            return True
+
     def _write(self, op: dict[str, Any]) -> int:
         with self._lock.write():
             self._check_open()
@@ -227,6 +254,8 @@ class Collection:
             raise ValueError(f"unknown operation {op['op']!r} in the log")
         seg.max_seq = op["seq"]
         self._seq = op["seq"]
+        if "meta" in op:
+            self.last_meta = op["meta"]
         self._scroll_cache = None
 
     def _seal_growing(self) -> None:
@@ -244,6 +273,7 @@ class Collection:
             write_segment(path, data, seg.index.save)
             self._manifest.segments.append(seg.name)
             self._manifest.checkpoint_seq = self._seq
+            self._manifest.meta = dict(self.last_meta)
             name = self._manifest.new_segment_name()
             self._manifest.save(self.folder / MANIFEST_FILE)
             self._wal.rotate(self._seq + 1)
@@ -332,8 +362,9 @@ class Collection:
         return self.search(emb.encode([text])[0], k, **search_args)
 
     # ------------------------------------------------------------------ reads
-    def count(self, filter: dict[str, Any] | None = None) -> int:
+    def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
         """Number of live points, or of those matching `filter`."""
+        check_consistency(consistency)  # one copy: every level reads the same, latest state
         where = parse_filter(filter)
         with self._lock.read():
             self._check_open()
@@ -342,9 +373,15 @@ class Collection:
             return sum(n for _, _, n in self._masks(where))
 
     def get(
-        self, ids: Sequence[PointId], *, with_payload: bool = True, with_vectors: bool = False
+        self,
+        ids: Sequence[PointId],
+        *,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> list[Record]:
         """The stored points among `ids`, in the order asked; ids that do not exist are left out."""
+        check_consistency(consistency)
         checked = check_ids(ids, unique=False)
         with self._lock.read():
             self._check_open()
@@ -373,8 +410,10 @@ class Collection:
         filter: dict[str, Any] | None = None,
         with_payload: bool = True,
         with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> ScrollPage:
         """Points in id order (ints, then strs), `limit` at a time; pass `next_cursor` to continue."""
+        check_consistency(consistency)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidParameter(f"limit must be an integer from 1 to 10000, not {limit!r}")
         after = _decode_cursor(cursor)
@@ -413,6 +452,7 @@ class Collection:
         params: dict[str, Any] | None = None,
         with_payload: bool = True,
         with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> list[Hit]:
         """The `k` points most similar to `vector` (after skipping `offset`), best first.
 
@@ -420,6 +460,8 @@ class Collection:
             vector: one query vector of length dim.
             filter: Qdrant-style payload filter; the result is the true top-k of the matching points.
             params: {"ef": int} (hnsw), {"nprobe": int, "rerank": int} (ivfpq), {"exact": True} (any).
+            consistency: "strong" (default), "bounded", "session" or "eventual"; a collection with
+                one copy always reads its latest state, replicated ones honour the level.
         """
         arr = np.asarray(vector) if not isinstance(vector, np.ndarray) else vector
         if arr.ndim != 1:
@@ -432,6 +474,7 @@ class Collection:
             params=params,
             with_payload=with_payload,
             with_vectors=with_vectors,
+            consistency=consistency,
         )[0]
 
     def search_batch(
@@ -444,8 +487,10 @@ class Collection:
         params: dict[str, Any] | None = None,
         with_payload: bool = True,
         with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> list[list[Hit]]:
         """`search` for each row of `vectors`; one list of hits per query."""
+        check_consistency(consistency)
         k, offset = check_k_offset(k, offset)
         queries = check_vectors(vectors, self.dim, self.config.metric)
         where = parse_filter(filter)

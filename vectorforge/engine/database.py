@@ -96,6 +96,8 @@ class Database:
         sharding: str = "hash",
         shard_key: str | None = None,
         n_probe: int | None = None,
+        replicas: int = 1,
+        write_quorum: str = "majority",
     ) -> Collection:
         """Create an empty collection.
 
@@ -110,10 +112,12 @@ class Database:
             shards: split the collection over this many shards (see docs/distributed.md).
             sharding: "hash" (by id), "key" (by the payload field `shard_key`) or "semantic" (by the
                 nearest k-means centroid; a query probes its `n_probe` nearest shards).
+            replicas: copies of each shard; a write is acknowledged once `write_quorum` ("1",
+                "majority", "all") of them have it durably.
         """
         check_name(name)
         config = self._make_config(name, dim, metric, index, index_params, embedder, max_segment_points)
-        config = _with_sharding(config, shards, sharding, shard_key, n_probe)
+        config = _with_sharding(config, shards, sharding, shard_key, n_probe, replicas, write_quorum)
         with self._lock:
             self._check_open()
             if name in self._collections or (self.path and (self.path / "collections" / name).exists()):
@@ -198,7 +202,7 @@ class Database:
 
     def _open_collection(self, config: CollectionConfig, folder: Path | None) -> Collection:
         """Build the object serving a collection; the cluster layer overrides this for shards."""
-        if config.shards > 1:
+        if config.shards > 1 or config.replicas > 1:
             raise UsageError(
                 f"collection {config.name!r} is sharded; open the database with vf.connect(), which "
                 "serves shards"
@@ -310,7 +314,13 @@ class Database:
 
 
 def _with_sharding(
-    config: CollectionConfig, shards: int, sharding: str, shard_key: str | None, n_probe: int | None
+    config: CollectionConfig,
+    shards: int,
+    sharding: str,
+    shard_key: str | None,
+    n_probe: int | None,
+    replicas: int = 1,
+    write_quorum: str = "majority",
 ) -> CollectionConfig:
     if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 1024:
         raise InvalidParameter(f"shards must be an integer from 1 to 1024, not {shards!r}")
@@ -324,6 +334,9 @@ def _with_sharding(
         isinstance(n_probe, bool) or not isinstance(n_probe, int) or not n_probe >= 1
     ):
         raise InvalidParameter(f"n_probe must be a positive integer, not {n_probe!r}")
-    return config.model_copy(
-        update={"shards": shards, "sharding": mode, "shard_key": shard_key, "n_probe": n_probe}
-    )
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 16:
+        raise InvalidParameter(f"replicas must be an integer from 1 to 16, not {replicas!r}")
+    if str(write_quorum) not in ("1", "majority", "all"):
+        raise InvalidParameter(f"write_quorum must be '1', 'majority' or 'all', not {write_quorum!r}")
+    update = {"shards": shards, "sharding": mode, "shard_key": shard_key, "n_probe": n_probe}
+    return config.model_copy(update={**update, "replicas": replicas, "write_quorum": str(write_quorum)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vectorforge.errors import CorruptionError
 from vectorforge.storage.fsio import write_json_atomic
@@ -25,6 +26,9 @@ class Manifest:
 
     segments: list[str] = field(default_factory=list)
     checkpoint_seq: int = 0
+    # Replication metadata of the last operation in the segments (rseq, ts, op_id, epoch); the log
+    # tail carries it for later operations.
+    meta: dict[str, Any] = field(default_factory=dict)
     next_segment: int = 1
     format: int = FORMAT
 
