@@ -111,6 +111,12 @@ class RemoteDatabase:
         index_params: dict[str, Any] | None = None,
         embedder: str | None = None,
         max_segment_points: int | None = None,
+        shards: int = 1,
+        sharding: str = "hash",
+        shard_key: str | None = None,
+        n_probe: int | None = None,
+        replicas: int = 1,
+        write_quorum: str = "majority",
     ) -> RemoteCollection:
         """Create a collection on the server (see `Database.create_collection`)."""
         check_name(name)
@@ -121,6 +127,12 @@ class RemoteDatabase:
             "index_params": index_params,
             "embedder": embedder,
             "max_segment_points": max_segment_points,
+            "shards": shards,
+            "sharding": sharding,
+            "shard_key": shard_key,
+            "n_probe": n_probe,
+            "replicas": replicas,
+            "write_quorum": write_quorum,
         }
         info = self._json("PUT", f"/collections/{name}", idempotent=False, json=body)
         return self._handle(name, info)
@@ -242,13 +254,19 @@ class RemoteCollection:
         return bool(self._post("/optimize", {})["merged"])
 
     # -- reads ------------------------------------------------------------------------------------
-    def count(self, filter: dict[str, Any] | None = None) -> int:
-        return int(self._post("/points/count", {"filter": filter})["count"])
+    def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
+        return int(self._post("/points/count", {"filter": filter, "consistency": consistency})["count"])
 
     def get(
-        self, ids: Sequence[PointId], *, with_payload: bool = True, with_vectors: bool = False
+        self,
+        ids: Sequence[PointId],
+        *,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> list[Record]:
         body = {"ids": _ids(ids), "with_payload": with_payload, "with_vectors": with_vectors}
+        body["consistency"] = consistency
         return [record_from_dict(r) for r in self._post("/points/get", body)["records"]]
 
     def scroll(
@@ -259,6 +277,7 @@ class RemoteCollection:
         filter: dict[str, Any] | None = None,
         with_payload: bool = True,
         with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> ScrollPage:
         body = {
             "limit": limit,
@@ -266,6 +285,7 @@ class RemoteCollection:
             "filter": filter,
             "with_payload": with_payload,
             "with_vectors": with_vectors,
+            "consistency": consistency,
         }
         out = self._post("/points/scroll", body)
         return ScrollPage([record_from_dict(r) for r in out["records"]], out["next_cursor"])
@@ -280,10 +300,11 @@ class RemoteCollection:
         params: dict[str, Any] | None = None,
         with_payload: bool = True,
         with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> list[Hit]:
         body = {
             "vector": _one_vector(vector),
-            **_options(k, offset, filter, params, with_payload, with_vectors),
+            **_options(k, offset, filter, params, with_payload, with_vectors, consistency),
         }
         return [hit_from_dict(h) for h in self._post("/points/search", body)["hits"]]
 
@@ -297,8 +318,10 @@ class RemoteCollection:
         params: dict[str, Any] | None = None,
         with_payload: bool = True,
         with_vectors: bool = False,
+        consistency: str | None = None,
     ) -> list[list[Hit]]:
-        body = {"vectors": _wire(vectors), **_options(k, offset, filter, params, with_payload, with_vectors)}
+        options = _options(k, offset, filter, params, with_payload, with_vectors, consistency)
+        body = {"vectors": _wire(vectors), **options}
         out = self._post("/points/search/batch", body)
         return [[hit_from_dict(h) for h in hits] for hits in out["results"]]
 
@@ -375,9 +398,16 @@ def _one_vector(vector: Any) -> Any:
 
 
 def _options(
-    k: int, offset: int, filter: Any, params: Any, with_payload: bool, with_vectors: bool
+    k: int,
+    offset: int,
+    filter: Any,
+    params: Any,
+    with_payload: bool,
+    with_vectors: bool,
+    consistency: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "consistency": consistency,
         "k": k,
         "offset": offset,
         "filter": filter,

@@ -218,7 +218,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def get(name: str, body: GetBody, who: Who) -> dict[str, Any]:
         """Points by id, in the order asked."""
         col = collection(name, who, Action.READ)
-        recs = col.get(body.ids, with_payload=body.with_payload, with_vectors=body.with_vectors)
+        recs = col.get(
+            body.ids,
+            with_payload=body.with_payload,
+            with_vectors=body.with_vectors,
+            consistency=body.consistency,
+        )
         return {"records": [record_to_dict(r) for r in recs]}
 
     @points.post("/delete")
@@ -229,7 +234,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @points.post("/count")
     def count(name: str, body: CountBody, who: Who) -> dict[str, int]:
         """Number of points (matching the filter)."""
-        return {"count": collection(name, who, Action.READ).count(filter=body.filter)}
+        return {
+            "count": collection(name, who, Action.READ).count(
+                filter=body.filter, consistency=body.consistency
+            )
+        }
 
     @points.post("/scroll")
     def scroll(name: str, body: ScrollBody, who: Who) -> dict[str, Any]:
@@ -240,6 +249,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             filter=body.filter,
             with_payload=body.with_payload,
             with_vectors=body.with_vectors,
+            consistency=body.consistency,
         )
         return {"records": [record_to_dict(r) for r in page.records], "next_cursor": page.next_cursor}
 
@@ -287,6 +297,7 @@ def _options(body: Any) -> dict[str, Any]:
         "params": body.params,
         "with_payload": body.with_payload,
         "with_vectors": body.with_vectors,
+        "consistency": body.consistency,
     }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from vectorforge.engine import Database
+from vectorforge.cluster import ClusterDatabase
 from vectorforge.errors import InvalidParameter
 from vectorforge.server.app import DEFAULT_MAX_BODY, ServerSettings, create_app
 from vectorforge.server.auth import KeyStore
@@ -61,7 +61,7 @@ def serve(
         logger.warning("API keys are OFF: no key exists and the server listens on loopback (%s) only", host)
     if (tls_cert is None) != (tls_key is None):
         raise InvalidParameter("TLS needs both --tls-cert and --tls-key")
-    db = Database(data)
+    db = ClusterDatabase(data)
     app = create_app(ServerSettings(db, keys, require_keys=require_keys, max_body=max_body))
     config = uvicorn.Config(
         app,

@@ -45,6 +45,12 @@ class CreateCollectionBody(_Body):
     index_params: dict[str, Any] | None = None
     embedder: str | None = None
     max_segment_points: StrictInt | None = None
+    shards: StrictInt = 1
+    sharding: str = "hash"
+    shard_key: str | None = None
+    n_probe: StrictInt | None = None
+    replicas: StrictInt = 1
+    write_quorum: str = "majority"
 
 
 class UpsertBody(_Body):
@@ -57,6 +63,7 @@ class GetBody(_Body):
     ids: list[PointIdIn]
     with_payload: bool = True
     with_vectors: bool = False
+    consistency: str | None = None
 
 
 class DeleteBody(_Body):
@@ -66,6 +73,7 @@ class DeleteBody(_Body):
 
 class CountBody(_Body):
     filter: Filter = None
+    consistency: str | None = None
 
 
 class ScrollBody(_Body):
@@ -74,6 +82,7 @@ class ScrollBody(_Body):
     filter: Filter = None
     with_payload: bool = True
     with_vectors: bool = False
+    consistency: str | None = None
 
 
 class _SearchOptions(_Body):
@@ -83,6 +92,7 @@ class _SearchOptions(_Body):
     params: dict[str, Any] | None = None
     with_payload: bool = True
     with_vectors: bool = False
+    consistency: str | None = None
 
 
 class SearchBody(_SearchOptions):
