@@ -14,7 +14,7 @@ __all__ = ["FULL_SCAN_POINTS", "MIN_ANN_SELECTIVITY", "use_exact"]
 FULL_SCAN_POINTS = 10_000
 """At or below this many rows left by a filter (or deletes), scan them exactly."""
 
-MIN_ANN_SELECTIVITY = 0.3
+MIN_ANN_SELECTIVITY = 0.08
 """Below this fraction of a segment's rows, scan exactly (bench/filtered.py measures the curve)."""
 
 
