@@ -16,7 +16,9 @@ Writes are atomic per shard; a batch spread over shards is acknowledged once eve
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import numpy as np
 from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import HashRouter, KeyRouter, Router, SemanticRouter
+from vectorforge.engine import Collection
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_vectors
 from vectorforge.errors import InvalidParameter, UsageError
@@ -42,6 +45,7 @@ from vectorforge.types import (
 __all__ = ["ShardedCollection", "make_router"]
 
 ROUTER_FILE = "router.npy"
+_POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard")
 
 
 def make_router(config: CollectionConfig, folder: Path | None) -> Router:
@@ -293,11 +297,15 @@ class ShardedCollection:
         raw = np.asarray(vectors, dtype=np.float32).reshape(queries.shape)
         probes = self.router.probe(queries, filter)
         per_query: list[list[list[Hit]]] = [[] for _ in range(len(queries))]
+        work = []
         for shard_no, shard in enumerate(self.shards):
             asking = [qi for qi, shards in enumerate(probes) if shard_no in shards]
-            if not asking:
-                continue
-            results = shard.reader(guarantee).search_batch(
+            if asking:
+                work.append((shard.reader(guarantee), asking))
+
+        def ask(item: tuple[Collection, list[int]]) -> list[list[Hit]]:
+            reader, asking = item
+            return reader.search_batch(
                 raw[asking],
                 k + offset,
                 filter=filter,
@@ -305,6 +313,10 @@ class ShardedCollection:
                 with_payload=with_payload,
                 with_vectors=with_vectors,
             )
+
+        # Shards answer in parallel threads: FAISS releases the GIL while it searches.
+        answers = list(_POOL.map(ask, work)) if len(work) > 1 else [ask(w) for w in work]
+        for (_, asking), results in zip(work, answers, strict=True):
             for qi, hits in zip(asking, results, strict=True):
                 per_query[qi].append(hits)
         return [merge_topk(sources, k, offset) for sources in per_query]
