@@ -25,8 +25,8 @@ class HNSWIndex(VectorIndex):
         ef_construction: candidate list while building (default 200).
         ef: candidate list while searching (default 64); raise it for recall, lower it for speed.
 
-    A filtered search lets FAISS skip rows outside the filter and widens `ef` by 1/selectivity,
-    because a graph walk that must skip most nodes otherwise ends before finding k matches.
+    A filtered search lets FAISS skip rows outside the filter and widens `ef` by 1/sqrt(selectivity),
+    because a graph walk that must skip many nodes otherwise ends before finding k matches.
     """
 
     kind = IndexKind.HNSW
@@ -72,7 +72,10 @@ class HNSWIndex(VectorIndex):
                 nq, faiss.swig_ptr(queries), k, faiss.swig_ptr(dist), faiss.swig_ptr(rows), search_params
             )
         else:
-            ef = min(MAX_EF, math.ceil(ef / max(selectivity, 1e-6)))
+            # Widen by 1/sqrt(selectivity): the planner sends only filters keeping >= 8% of the rows
+            # here, where this keeps recall@10 at 1.0 (bench/filtered.py) while 1/selectivity made
+            # the walk several times slower than an exact scan.
+            ef = min(MAX_EF, math.ceil(ef / math.sqrt(max(selectivity, 1e-6))))
             selector, bits = bitmap_selector(mask)
             search_params = faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
             dist, rows = self.index.search(queries, k, params=search_params)
