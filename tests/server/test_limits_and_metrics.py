@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -285,3 +286,15 @@ def test_openapi_and_docs_are_served(limited: Limited) -> None:
     assert docs.status_code == 200
     assert "text/html" in docs.headers["content-type"]
     assert "openapi.json" in docs.text and "swagger" in docs.text.lower()
+
+
+def test_a_bad_snapshot_upload_does_not_reveal_server_paths(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data")
+    try:
+        response = httpx.post(f"{server.url}/collections/x/restore", content=b"not a tar file", timeout=30)
+        assert response.status_code == 422
+        body = response.json()
+        assert "uploaded snapshot" in body["message"] and str(tmp_path) not in body["message"]
+        assert not list((tmp_path / "data" / "snapshots").glob("*"))  # the upload is gone
+    finally:
+        server.stop()

@@ -7,6 +7,7 @@ lock lets searches proceed side by side while FAISS works outside the GIL.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -14,11 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vectorforge
 from vectorforge.engine import Collection, Database
-from vectorforge.errors import RequestTooLarge
+from vectorforge.errors import RequestTooLarge, VectorForgeError
 from vectorforge.server.auth import OPEN_ACCESS, Action, KeyStore, Principal
 from vectorforge.server.errors import error_response, install_error_handlers
 from vectorforge.server.metrics import Metrics
@@ -184,14 +186,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
         check_name(name)
         who.require(Action.MANAGE, name)
         assert db.path is not None
-        upload = db.path / "snapshots" / f"upload-{name}.tar"
+        upload = db.path / "snapshots" / f"upload-{name}-{uuid.uuid4().hex[:8]}.tar"  # one per request
         upload.parent.mkdir(exist_ok=True)
         upload.write_bytes(await request.body())
         try:
-            from starlette.concurrency import run_in_threadpool
-
             col = await run_in_threadpool(db.restore, upload, name)
             return await run_in_threadpool(col.info)
+        except VectorForgeError as exc:  # say "the uploaded snapshot", not where the server keeps it
+            exc.message = exc.message.replace(str(upload), "the uploaded snapshot")
+            exc.args = (exc.message,)
+            raise
         finally:
             upload.unlink(missing_ok=True)
 
