@@ -455,7 +455,7 @@ def test_with_keys_on_loopback_a_key_is_required(secured: Secured) -> None:
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path, str]]:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("the openssl command is needed to make a self-signed certificate")
+        pytest.fail("the openssl command is needed to make a self-signed certificate (apt install openssl)")
     root = tmp_path_factory.mktemp("tls")
     cert, key = root / "cert.pem", root / "key.pem"
     subprocess.run(
