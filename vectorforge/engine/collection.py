@@ -174,7 +174,8 @@ class Collection:
         checked_ids = check_ids(ids)
         vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked_ids))
         blobs = check_payloads(payloads, len(checked_ids))
-        op = {"op": "upsert", "ids": checked_ids, "vectors": vecs.tobytes(), "payloads": blobs}
+        # The array itself: the log packs it without a copy, and an in-memory database never copies it.
+        op = {"op": "upsert", "ids": checked_ids, "vectors": vecs, "payloads": blobs}
         return self._write(op)
 
     def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
@@ -224,7 +225,11 @@ class Collection:
     def _write_locked(self, op: dict[str, Any]) -> int:
         op["seq"] = self._seq + 1
         if self._wal is not None:
-            self._wal.append(op)  # durable from here on
+            vectors = op.get("vectors")
+            if isinstance(vectors, np.ndarray):
+                self._wal.append({**op, "vectors": vectors.data.cast("B")})  # durable from here on
+            else:
+                self._wal.append(op)  # durable from here on
         self._apply(op)
         if self._growing.n >= self.config.max_segment_points:
             self._seal_growing()
@@ -236,7 +241,9 @@ class Collection:
         seg = self._growing
         ids: list[PointId] = op["ids"]
         if op["op"] == "upsert":
-            vecs = np.frombuffer(op["vectors"], dtype=np.float32).reshape(len(ids), self.dim)
+            raw = op["vectors"]
+            vecs = raw if isinstance(raw, np.ndarray) else np.frombuffer(raw, dtype=np.float32)
+            vecs = vecs.reshape(len(ids), self.dim)
             start = seg.append(ids, vecs, op["payloads"])
             where = self._where
             for i, pid in enumerate(ids):

@@ -93,7 +93,8 @@ def check_vectors(
             raise InvalidVector(
                 f"vectors at rows {bad[:5].tolist()} are all zeros; a zero vector has no cosine similarity"
             )
-        arr = arr / norms
+        if float(np.abs(norms - 1.0).max()) > 1e-6:  # already unit length: no copy
+            arr = arr / norms
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
