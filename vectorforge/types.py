@@ -62,6 +62,7 @@ class IndexKind(StrEnum):
     FLAT = "flat"  # exact; parameters: none
     HNSW = "hnsw"  # graph; parameters: M, ef_construction, ef
     IVFPQ = "ivfpq"  # inverted lists + product quantization; parameters: nlist, nprobe, m, nbits, rerank
+    IVFFLAT = "ivfflat"  # inverted lists of full vectors (exact distances); parameters: nlist, nprobe
 
 
 class Consistency(StrEnum):

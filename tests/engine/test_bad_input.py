@@ -441,7 +441,7 @@ BAD_SETTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("ivfpq-unknown", {"index": "ivfpq", "index_params": {"M": 16}}, "unknown parameters"),
     ("metric", {"metric": "cosinus"}, "metric 'cosinus' is unknown; use 'cosine', 'dot' or 'l2'"),
     ("metric-ip", {"metric": "ip"}, "metric 'ip' is unknown"),
-    ("index", {"index": "annoy"}, "index 'annoy' is unknown; use 'flat', 'hnsw' or 'ivfpq'"),
+    ("index", {"index": "annoy"}, "index 'annoy' is unknown; use 'flat', 'hnsw', 'ivfflat' or 'ivfpq'"),
     ("dim-0", {"dim": 0}, "dim must be an integer from 1 to 65536"),
     ("dim-negative", {"dim": -8}, "dim must be an integer"),
     ("dim-float", {"dim": 8.0}, "dim must be an integer"),

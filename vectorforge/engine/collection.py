@@ -285,7 +285,7 @@ class Collection:
             self._manifest.save(self.folder / MANIFEST_FILE)
             self._wal.rotate(self._seq + 1)
             self._wal.drop_through(self._seq)
-            if seg.index.kind is IndexKind.IVFPQ:  # keep full vectors on disk, not in RAM
+            if seg.index.kind in (IndexKind.IVFPQ, IndexKind.IVFFLAT):  # full vectors on disk, not in RAM
                 seg.index = index_class(self.config.index).load(
                     path, self.dim, self.config.metric, self.config.index_params
                 )
@@ -630,8 +630,8 @@ class Collection:
             path = self.folder / "segments" / name if self.folder else None
             if path is not None:  # not yet in the manifest: a crash here leaves a folder that open() removes
                 write_segment(path, SegmentData(ids, payloads, [], list(tombstones), max_seq), index.save)
-                if index.kind is IndexKind.IVFPQ:  # full vectors stay on disk, not in RAM
-                    index = index_class(IndexKind.IVFPQ).load(
+                if index.kind in (IndexKind.IVFPQ, IndexKind.IVFFLAT):  # full vectors stay on disk
+                    index = index_class(index.kind).load(
                         path, self.dim, self.config.metric, self.config.index_params
                     )
             with self._lock.write():

@@ -152,7 +152,9 @@ class Database:
         try:
             index = IndexKind(index)
         except ValueError as exc:
-            raise InvalidParameter(f"index {index!r} is unknown; use 'flat', 'hnsw' or 'ivfpq'") from exc
+            raise InvalidParameter(
+                f"index {index!r} is unknown; use 'flat', 'hnsw', 'ivfflat' or 'ivfpq'"
+            ) from exc
         info = None
         if embedder is not None:
             info = get_embedder(embedder).info

@@ -8,7 +8,7 @@ from vectorforge.index.base import SearchParams, VectorIndex
 from vectorforge.index.exact import exact_topk
 from vectorforge.index.flat import FlatIndex
 from vectorforge.index.hnsw import HNSWIndex
-from vectorforge.index.ivfpq import IVFPQIndex
+from vectorforge.index.ivfpq import IVFFlatIndex, IVFPQIndex
 from vectorforge.types import IndexKind, Metric
 
 __all__ = [
@@ -26,6 +26,7 @@ _CLASSES: dict[IndexKind, type[VectorIndex]] = {
     IndexKind.FLAT: FlatIndex,
     IndexKind.HNSW: HNSWIndex,
     IndexKind.IVFPQ: IVFPQIndex,
+    IndexKind.IVFFLAT: IVFFlatIndex,
 }
 
 

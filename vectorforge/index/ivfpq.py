@@ -16,10 +16,10 @@ import faiss
 import numpy as np
 
 from vectorforge.index.base import SearchParams, VectorIndex, bitmap_selector
-from vectorforge.index.exact import faiss_metric
+from vectorforge.index.exact import distances_to_scores, faiss_metric
 from vectorforge.types import IndexKind, Metric
 
-__all__ = ["IVFPQIndex"]
+__all__ = ["IVFFlatIndex", "IVFPQIndex"]
 
 # Below this many rows a segment is searched exactly: k-means and PQ need data to train on.
 MIN_TRAIN_ROWS = 2_000
@@ -156,3 +156,48 @@ class IVFPQIndex(VectorIndex):
 def _default_m(dim: int) -> int:
     target = max(1, dim // 8)
     return max(d for d in range(1, target + 1) if dim % d == 0)
+
+
+class IVFFlatIndex(IVFPQIndex):
+    """Inverted lists of full vectors: exact distances within the lists a query probes.
+
+    Args (index_params):
+        nlist: inverted lists (default about 4 * sqrt(rows)).
+        nprobe: lists visited per query (default 16).
+
+    Fast where the data falls into clusters (a query needs few lists); it keeps full vectors, so it
+    needs the memory of `hnsw` without the graph. Scores need no re-scoring: they are exact.
+    """
+
+    kind = IndexKind.IVFFLAT
+    allowed_params: ClassVar[dict[str, tuple[int, int]]] = {"nlist": (1, 1 << 20), "nprobe": (1, 1 << 20)}
+
+    def seal(self) -> None:
+        if self.index is not None or self._n < MIN_TRAIN_ROWS:
+            return
+        data = np.ascontiguousarray(self.vectors())
+        nlist = self.params.get("nlist") or int(np.clip(4 * math.sqrt(self._n), 1, self._n // 39))
+        quantizer = faiss.IndexFlat(self.dim, faiss_metric(self.metric))
+        index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric(self.metric))
+        index.train(data)
+        index.add(data)
+        self.index = index
+        self._data = data
+
+    def ann_search(
+        self, queries: np.ndarray, k: int, mask: np.ndarray | None, selectivity: float, params: SearchParams
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.index is None:
+            return self.exact_search(queries, k, mask)
+        nprobe = params.nprobe or self.params.get("nprobe", 16)
+        bits = None
+        if mask is None:
+            search_params = faiss.SearchParametersIVF(nprobe=nprobe)
+        else:
+            nprobe = min(self.index.nlist, math.ceil(nprobe / max(selectivity, 1e-6)))
+            selector, bits = bitmap_selector(mask)
+            search_params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
+        dist, rows = self.index.search(queries, k, params=search_params)
+        del bits
+        scores = np.where(rows >= 0, distances_to_scores(dist, self.metric), -np.inf).astype(np.float32)
+        return scores, rows
