@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import faiss
 import numpy as np
 
+from vectorforge.errors import InvalidParameter
 from vectorforge.index.base import SearchParams, VectorIndex, bitmap_selector
 from vectorforge.index.exact import distances_to_scores, faiss_metric
 from vectorforge.types import IndexKind, Metric
@@ -58,8 +59,6 @@ class IVFPQIndex(VectorIndex):
         super().__init__(dim, metric, params)
         m = self.params.get("m")
         if m is not None and dim % m:
-            from vectorforge.errors import InvalidParameter
-
             raise InvalidParameter(f"ivfpq parameter m={m} must divide dim={dim}")
         self.index = index
         self._data = vectors if vectors is not None else np.empty((1024, dim), dtype=np.float32)
@@ -92,24 +91,24 @@ class IVFPQIndex(VectorIndex):
             return
         data = np.ascontiguousarray(self.vectors())
         nlist = self.params.get("nlist") or int(np.clip(4 * math.sqrt(self._n), 1, self._n // 39))
-        m = self.params.get("m") or _default_m(self.dim)
         quantizer = faiss.IndexFlat(self.dim, faiss_metric(self.metric))
-        index = faiss.IndexIVFPQ(
-            quantizer, self.dim, nlist, m, self.params.get("nbits", 8), faiss_metric(self.metric)
-        )
+        index = self._make_ivf(quantizer, nlist)
         index.train(data)
         index.add(data)
         self.index = index
         self._data = data
 
-    def ann_search(
-        self, queries: np.ndarray, k: int, mask: np.ndarray | None, selectivity: float, params: SearchParams
+    def _make_ivf(self, quantizer: Any, nlist: int) -> Any:
+        """The untrained FAISS index this kind builds at sealing."""
+        m = self.params.get("m") or _default_m(self.dim)
+        nbits = self.params.get("nbits", 8)
+        return faiss.IndexIVFPQ(quantizer, self.dim, nlist, m, nbits, faiss_metric(self.metric))
+
+    def _ivf_search(
+        self, queries: np.ndarray, n: int, mask: np.ndarray | None, selectivity: float, params: SearchParams
     ) -> tuple[np.ndarray, np.ndarray]:
-        if self.index is None:
-            return self.exact_search(queries, k, mask)
+        """FAISS's IVF search for `n` results; a filter widens nprobe by 1/selectivity."""
         nprobe = params.nprobe or self.params.get("nprobe", 16)
-        rerank = params.rerank or self.params.get("rerank", 4)
-        n_candidates = min(self._n, k * rerank)
         bits = None
         if mask is None:
             search_params = faiss.SearchParametersIVF(nprobe=nprobe)
@@ -117,8 +116,17 @@ class IVFPQIndex(VectorIndex):
             nprobe = min(self.index.nlist, math.ceil(nprobe / max(selectivity, 1e-6)))
             selector, bits = bitmap_selector(mask)
             search_params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
-        _, candidates = self.index.search(queries, n_candidates, params=search_params)
-        del bits
+        dist, rows = self.index.search(queries, n, params=search_params)
+        del bits  # the selector reads the bitmap until the search returns
+        return dist, rows
+
+    def ann_search(
+        self, queries: np.ndarray, k: int, mask: np.ndarray | None, selectivity: float, params: SearchParams
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.index is None:
+            return self.exact_search(queries, k, mask)
+        rerank = params.rerank or self.params.get("rerank", 4)
+        _, candidates = self._ivf_search(queries, min(self._n, k * rerank), mask, selectivity, params)
         return self._rescore(queries, candidates, k)
 
     def _rescore(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,32 +180,14 @@ class IVFFlatIndex(IVFPQIndex):
     kind = IndexKind.IVFFLAT
     allowed_params: ClassVar[dict[str, tuple[int, int]]] = {"nlist": (1, 1 << 20), "nprobe": (1, 1 << 20)}
 
-    def seal(self) -> None:
-        if self.index is not None or self._n < MIN_TRAIN_ROWS:
-            return
-        data = np.ascontiguousarray(self.vectors())
-        nlist = self.params.get("nlist") or int(np.clip(4 * math.sqrt(self._n), 1, self._n // 39))
-        quantizer = faiss.IndexFlat(self.dim, faiss_metric(self.metric))
-        index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric(self.metric))
-        index.train(data)
-        index.add(data)
-        self.index = index
-        self._data = data
+    def _make_ivf(self, quantizer: Any, nlist: int) -> Any:
+        return faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric(self.metric))
 
     def ann_search(
         self, queries: np.ndarray, k: int, mask: np.ndarray | None, selectivity: float, params: SearchParams
     ) -> tuple[np.ndarray, np.ndarray]:
         if self.index is None:
             return self.exact_search(queries, k, mask)
-        nprobe = params.nprobe or self.params.get("nprobe", 16)
-        bits = None
-        if mask is None:
-            search_params = faiss.SearchParametersIVF(nprobe=nprobe)
-        else:
-            nprobe = min(self.index.nlist, math.ceil(nprobe / max(selectivity, 1e-6)))
-            selector, bits = bitmap_selector(mask)
-            search_params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
-        dist, rows = self.index.search(queries, k, params=search_params)
-        del bits
+        dist, rows = self._ivf_search(queries, k, mask, selectivity, params)
         scores = np.where(rows >= 0, distances_to_scores(dist, self.metric), -np.inf).astype(np.float32)
         return scores, rows
