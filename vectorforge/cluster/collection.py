@@ -29,7 +29,7 @@ from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import HashRouter, KeyRouter, Router, SemanticRouter
 from vectorforge.engine import Collection
 from vectorforge.engine.merge import merge_topk
-from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_vectors
+from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
 from vectorforge.errors import InvalidParameter, UsageError
 from vectorforge.types import (
     CollectionConfig,
@@ -116,13 +116,13 @@ class ShardedCollection:
             if self.folder is not None:
                 _save_array(self.folder / ROUTER_FILE, router.centroids)
         placement = router.place(checked, vecs, plist)
-        raw = np.asarray(vectors, dtype=np.float32).reshape(len(checked), self.dim)
         seq = 0
         for shard_no in np.unique(placement).tolist():
             rows = np.flatnonzero(placement == shard_no)
             part_ids = [checked[r] for r in rows]
-            # The shard normalizes (cosine) exactly as an unsharded collection would: pass raw vectors.
-            seq = max(seq, self.shards[shard_no].upsert(part_ids, raw[rows], [plist[r] for r in rows]))
+            # Already normalized (cosine): the shard's own check finds unit length and stores these bits,
+            # the same an unsharded collection stores.
+            seq = max(seq, self.shards[shard_no].upsert(part_ids, vecs[rows], [plist[r] for r in rows]))
             self.session_ts = max(self.session_ts, seq)
             if router.moves_points:  # the id may have lived on another shard before: remove that copy
                 for other, shard in enumerate(self.shards):
@@ -166,18 +166,14 @@ class ShardedCollection:
         progress: bool = False,
     ) -> int:
         """Embed with the collection's embedder and upsert (text in payload["text"])."""
-        if ids is None:
-            import uuid
-
-            ids = [uuid.uuid4().hex for _ in texts]
-        merged = [
-            {**(p or {}), "text": t} for p, t in zip(payloads or [None] * len(texts), texts, strict=True)
-        ]
-        vectors = self.shards[0].embedder().encode(list(texts), batch_size=batch_size, progress=progress)
-        return self.upsert(ids, vectors, merged)
+        text_list, checked, merged = check_texts(texts, ids, payloads)
+        vectors = self.shards[0].embedder().encode(text_list, batch_size=batch_size, progress=progress)
+        return self.upsert(checked, vectors, merged)
 
     def query(self, text: str, k: int = 10, **search_args: Any) -> list[Hit]:
         """Embed `text` with the collection's embedder and search every shard."""
+        if not isinstance(text, str) or not text:
+            raise InvalidParameter("query text must be a non-empty string")
         vector = self.shards[0].embedder().encode([text])[0]
         return self.search(vector, k, **search_args)
 
@@ -294,7 +290,6 @@ class ShardedCollection:
         guarantee = self._guarantee(consistency)
         k, offset = check_k_offset(k, offset)
         queries = check_vectors(vectors, self.dim, self.config.metric)
-        raw = np.asarray(vectors, dtype=np.float32).reshape(queries.shape)
         probes = self.router.probe(queries, filter)
         per_query: list[list[list[Hit]]] = [[] for _ in range(len(queries))]
         work = []
@@ -306,7 +301,7 @@ class ShardedCollection:
         def ask(item: tuple[Collection, list[int]]) -> list[list[Hit]]:
             reader, asking = item
             return reader.search_batch(
-                raw[asking],
+                queries[asking],
                 k + offset,
                 filter=filter,
                 params=params,

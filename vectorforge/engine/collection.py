@@ -32,7 +32,7 @@ from vectorforge.engine.filters import Where, evaluate, parse_filter
 from vectorforge.engine.locks import RWLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.segment import Segment
-from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_vectors
+from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
 from vectorforge.errors import (
     EmbedderMismatch,
     InvalidParameter,
@@ -331,21 +331,9 @@ class Collection:
         progress: bool = False,
     ) -> int:
         """Embed `texts` with the collection's embedder and upsert them; the text goes in payload["text"]."""
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
-            raise InvalidParameter("texts must be a list of strings")
-        if not texts:
-            raise InvalidParameter("texts is empty; pass at least one")
-        if ids is None:
-            ids = [uuid.uuid4().hex for _ in texts]
-        if payloads is not None and len(payloads) != len(texts):
-            raise InvalidParameter(f"{len(texts)} texts but {len(payloads)} payloads; pass one per text")
-        check_ids(ids)
-        merged = [
-            {**(p or {}), "text": t} for p, t in zip(payloads or [None] * len(texts), texts, strict=True)
-        ]
-        check_payloads(merged, len(texts))
-        vectors = self.embedder().encode(texts, batch_size=batch_size, progress=progress)
-        return self.upsert(ids, vectors, merged)
+        text_list, checked, merged = check_texts(texts, ids, payloads)
+        vectors = self.embedder().encode(text_list, batch_size=batch_size, progress=progress)
+        return self.upsert(checked, vectors, merged)
 
     def query(
         self,

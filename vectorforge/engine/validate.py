@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,15 @@ import numpy as np
 from vectorforge.errors import DimensionMismatch, InvalidId, InvalidParameter, InvalidPayload, InvalidVector
 from vectorforge.types import Metric, PointId
 
-__all__ = ["MAX_BATCH", "MAX_K", "check_ids", "check_k_offset", "check_payloads", "check_vectors"]
+__all__ = [
+    "MAX_BATCH",
+    "MAX_K",
+    "check_ids",
+    "check_k_offset",
+    "check_payloads",
+    "check_texts",
+    "check_vectors",
+]
 
 MAX_K = 10_000
 MAX_BATCH = 100_000
@@ -148,3 +157,23 @@ def check_k_offset(k: object, offset: object) -> tuple[int, int]:
     if checked[0] + checked[1] > MAX_K:
         raise InvalidParameter(f"k + offset = {sum(checked)} exceeds {MAX_K}; page with scroll instead")
     return checked[0], checked[1]
+
+
+def check_texts(
+    texts: object, ids: Sequence[PointId] | None, payloads: Sequence[dict[str, Any] | None] | None
+) -> tuple[list[str], list[PointId], list[dict[str, Any]]]:
+    """Texts to embed, their ids (random hex when None) and payloads carrying each text as "text"."""
+    if (
+        isinstance(texts, str)
+        or not isinstance(texts, Sequence)
+        or not all(isinstance(t, str) for t in texts)
+    ):
+        raise InvalidParameter("texts must be a list of strings")
+    if not texts:
+        raise InvalidParameter("texts is empty; pass at least one")
+    if payloads is not None and len(payloads) != len(texts):
+        raise InvalidParameter(f"{len(texts)} texts but {len(payloads)} payloads; pass one per text")
+    checked = check_ids([uuid.uuid4().hex for _ in texts] if ids is None else ids)
+    merged = [{**(p or {}), "text": t} for p, t in zip(payloads or [None] * len(texts), texts, strict=True)]
+    check_payloads(merged, len(texts))
+    return list(texts), checked, merged
