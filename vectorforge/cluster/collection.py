@@ -16,6 +16,7 @@ Writes are atomic per shard; a batch spread over shards is acknowledged once eve
 from __future__ import annotations
 
 import heapq
+import io
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,9 +29,11 @@ from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import HashRouter, KeyRouter, Router, SemanticRouter
 from vectorforge.engine import Collection
+from vectorforge.engine.collection import encode_cursor
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
 from vectorforge.errors import InvalidParameter, UsageError
+from vectorforge.storage.fsio import write_atomic
 from vectorforge.types import (
     CollectionConfig,
     Consistency,
@@ -246,7 +249,7 @@ class ShardedCollection:
                 records.append(rec)
         page = records[:limit]
         more = len(records) > limit or any(p.next_cursor is not None for p in pages)
-        return ScrollPage(page, _cursor(page[-1].id) if page and more else None)
+        return ScrollPage(page, encode_cursor(page[-1].id) if page and more else None)
 
     def search(
         self,
@@ -355,17 +358,7 @@ class ShardedCollection:
         self._closed = True
 
 
-def _cursor(pid: PointId) -> str:
-    import json
-
-    return json.dumps(pid)
-
-
 def _save_array(path: Path, array: Any) -> None:
-    import io
-
-    from vectorforge.storage.fsio import write_atomic
-
     buffer = io.BytesIO()
     np.save(buffer, array)
     write_atomic(path, buffer.getvalue())

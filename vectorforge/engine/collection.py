@@ -428,7 +428,7 @@ class Collection:
                 if allowed is None or pid in allowed:
                     records.append(self._record(pid, self._where[pid], with_payload, with_vectors))
             more = i < len(order) and (allowed is None or any(p in allowed for p in order[i:]))
-            next_cursor = _encode_cursor(records[-1].id) if records and more else None
+            next_cursor = encode_cursor(records[-1].id) if records and more else None
             return ScrollPage(records, next_cursor)
 
     def _sorted_ids(self) -> list[PointId]:
@@ -734,7 +734,8 @@ def _id_key(pid: PointId) -> tuple[bool, PointId]:
     return (isinstance(pid, str), pid)
 
 
-def _encode_cursor(pid: PointId) -> str:
+def encode_cursor(pid: PointId) -> str:
+    """The scroll cursor that resumes after `pid` (shared with sharded collections)."""
     return json.dumps(pid)
 
 
