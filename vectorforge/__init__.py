@@ -9,6 +9,7 @@ hits = col.search(query, k=10, filter={"must": [{"key": "lang", "match": "en"}]}
 
 from __future__ import annotations
 
+from vectorforge.cluster.backend import Cluster
 from vectorforge.connect import connect
 from vectorforge.engine import Collection, Database
 from vectorforge.errors import (
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessError",
     "AuthenticationError",
+    "Cluster",
     "Collection",
     "CollectionAlreadyExists",
     "CollectionConfig",

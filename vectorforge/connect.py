@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from vectorforge.cluster import ClusterDatabase
+from vectorforge.cluster.backend import Cluster
+from vectorforge.errors import InvalidParameter
 from vectorforge.remote import RemoteDatabase
 
 __all__ = ["connect"]
@@ -16,6 +18,7 @@ def connect(
     *,
     api_key: str | None = None,
     sync: bool = True,
+    cluster: Cluster | None = None,
     **client_options: Any,
 ) -> ClusterDatabase | RemoteDatabase:
     """Open a database.
@@ -26,6 +29,8 @@ def connect(
         api_key: for a server that requires keys.
         sync: (embedded) fsync each write before acknowledging it (the default). False trades the
             last writes on a power loss for speed; a process crash still loses nothing.
+        cluster: (embedded) where shards and replicas run: `vf.Cluster(backend="ray", address=...)`
+            puts each replica in a Ray actor (see docs/distributed.md); the default runs them here.
         client_options: (remote) timeout, retries, verify; see `RemoteDatabase`.
 
     The three kinds have the same methods, arguments, results and exceptions.
@@ -36,5 +41,9 @@ def connect(
         >>> col = db.create_collection("docs", dim=3, metric="cosine", index="flat")
     """
     if isinstance(path, str) and path.startswith(("http://", "https://")):
+        if cluster is not None:
+            raise InvalidParameter("cluster= is for an embedded database; a server chooses its own backend")
         return RemoteDatabase(path, api_key, **client_options)
-    return ClusterDatabase(path, sync=sync)
+    if client_options:
+        raise InvalidParameter(f"{sorted(client_options)} apply only to a server URL")
+    return ClusterDatabase(path, sync=sync, cluster=cluster)

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from vectorforge.cluster.backend import ShardBackend
 from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import HashRouter, KeyRouter, Router, SemanticRouter
-from vectorforge.engine import Collection
 from vectorforge.engine.collection import encode_cursor
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
@@ -74,11 +74,13 @@ class ShardedCollection:
         shards: list[ReplicaSet],
         folder: Path | None,
         clock: HybridLogicalClock,
+        backend: ShardBackend,
     ) -> None:
         self.config = config
         self.shards = shards
         self.folder = folder
         self.clock = clock
+        self.backend = backend  # opens new shards (resharding)
         self.router = make_router(config, folder)
         self._closed = False
         # The session token: the timestamp of this object's last write ("session" reads wait for it).
@@ -191,7 +193,7 @@ class ShardedCollection:
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
         self._check_open()
         guarantee = self._guarantee(consistency)
-        return sum(shard.reader(guarantee).count(filter) for shard in self.shards)
+        return sum(shard.read(guarantee, lambda c: c.count(filter)) for shard in self.shards)
 
     def _guarantee(self, consistency: str | None) -> ReadGuarantee:
         """One guarantee for the whole read, taken once, so every shard is held to the same instant."""
@@ -218,8 +220,11 @@ class ShardedCollection:
         checked = check_ids(ids, unique=False)
         found: dict[PointId, Record] = {}
         for shard_no, part in self._by_shard(list(dict.fromkeys(checked))).items():
-            reader = self.shards[shard_no].reader(guarantee)
-            for rec in reader.get(part, with_payload=with_payload, with_vectors=with_vectors):
+            records = self.shards[shard_no].read(
+                guarantee,
+                lambda c, part=part: c.get(part, with_payload=with_payload, with_vectors=with_vectors),  # type: ignore[misc]
+            )
+            for rec in records:
                 found.setdefault(rec.id, rec)
         return [found[pid] for pid in checked if pid in found]
 
@@ -237,8 +242,11 @@ class ShardedCollection:
         self._check_open()
         guarantee = self._guarantee(consistency)
         pages = [
-            shard.reader(guarantee).scroll(
-                limit, cursor, filter=filter, with_payload=with_payload, with_vectors=with_vectors
+            shard.read(
+                guarantee,
+                lambda c: c.scroll(
+                    limit, cursor, filter=filter, with_payload=with_payload, with_vectors=with_vectors
+                ),
             )
             for shard in self.shards
         ]
@@ -299,17 +307,20 @@ class ShardedCollection:
         for shard_no, shard in enumerate(self.shards):
             asking = [qi for qi, shards in enumerate(probes) if shard_no in shards]
             if asking:
-                work.append((shard.reader(guarantee), asking))
+                work.append((shard, asking))
 
-        def ask(item: tuple[Collection, list[int]]) -> list[list[Hit]]:
-            reader, asking = item
-            return reader.search_batch(
-                queries[asking],
-                k + offset,
-                filter=filter,
-                params=params,
-                with_payload=with_payload,
-                with_vectors=with_vectors,
+        def ask(item: tuple[ReplicaSet, list[int]]) -> list[list[Hit]]:
+            shard, asking = item
+            return shard.read(
+                guarantee,
+                lambda c: c.search_batch(
+                    queries[asking],
+                    k + offset,
+                    filter=filter,
+                    params=params,
+                    with_payload=with_payload,
+                    with_vectors=with_vectors,
+                ),
             )
 
         # Shards answer in parallel threads: FAISS releases the GIL while it searches.

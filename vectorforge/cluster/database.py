@@ -1,48 +1,57 @@
-"""The database that serves sharded collections (the `local` backend: every shard in this process).
+"""The database that serves sharded, replicated collections.
 
 Layout of a sharded collection::
 
-    collections/<name>/config.json            shards, sharding, shard_key, n_probe, ...
-    collections/<name>/router.npy             semantic sharding: the k-means centroids
-    collections/<name>/shards/<i>/            each shard: an engine collection (log, segments, indexes)
+    collections/<name>/config.json                   shards, sharding, shard_key, n_probe, replicas ...
+    collections/<name>/router.npy                    semantic sharding: the k-means centroids
+    collections/<name>/shards/<i>/replog/            shard i's replication log
+    collections/<name>/shards/<i>/replicaset.json    its leader and epoch
+    collections/<name>/shards/<i>/replicas/<j>/      replica j: an engine collection (log, segments ...)
+
+Where the replicas run is the backend's business (`vf.Cluster`): in this process (`local`) or in Ray
+actors spread over nodes (`ray`).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from vectorforge.cluster.backend import Cluster, LocalBackend, ShardBackend
 from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.collection import ShardedCollection
-from vectorforge.cluster.replicaset import ReplicaSet, WriteQuorum
 from vectorforge.engine import Collection, Database
-from vectorforge.engine.collection import CONFIG_FILE
-from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import CollectionConfig
 
 __all__ = ["ClusterDatabase"]
 
 
 class ClusterDatabase(Database):
-    """A `Database` whose `create_collection(..., shards=N)` spreads a collection over N shards."""
+    """A `Database` whose `create_collection(..., shards=N, replicas=R)` spreads a collection."""
+
+    def __init__(
+        self, path: str | Path | None = None, *, sync: bool = True, cluster: Cluster | None = None
+    ) -> None:
+        self.cluster = cluster or Cluster()
+        self._backend: ShardBackend = self.cluster.make_backend(sync)
+        try:
+            super().__init__(path, sync=sync)
+        except BaseException:
+            self._backend.close()
+            raise
 
     def _open_collection(self, config: CollectionConfig, folder: Path | None) -> Collection:
-        if config.shards == 1 and config.replicas == 1:
+        if config.shards == 1 and config.replicas == 1 and isinstance(self._backend, LocalBackend):
             return super()._open_collection(config, folder)
-        replica_config = config.model_copy(update={"shards": 1, "replicas": 1})
         clock = HybridLogicalClock()  # one clock for the whole collection: timestamps order every shard
-        shards = []
-        for i in range(config.shards):
-            shard_folder = folder / "shards" / str(i) if folder is not None else None
-            replicas = []
-            for j in range(config.replicas):
-                replica_folder = shard_folder / "replicas" / str(j) if shard_folder is not None else None
-                if replica_folder is not None and not (replica_folder / CONFIG_FILE).exists():
-                    replica_folder.mkdir(parents=True, exist_ok=True)
-                    write_json_atomic(
-                        replica_folder / CONFIG_FILE, json.loads(replica_config.model_dump_json())
-                    )
-                replicas.append(Collection(replica_config, replica_folder, sync=self._sync))
-            shards.append(ReplicaSet(replicas, shard_folder, clock, WriteQuorum(config.write_quorum)))
+        shards = [
+            self._backend.open_shard(config, folder / "shards" / str(i) if folder else None, clock)
+            for i in range(config.shards)
+        ]
         # A ShardedCollection offers the Collection API; the engine's type is the closest shared one.
-        return ShardedCollection(config, shards, folder, clock)  # type: ignore[return-value]
+        return ShardedCollection(config, shards, folder, clock, self._backend)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._backend.close()

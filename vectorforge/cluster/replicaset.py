@@ -9,6 +9,12 @@ State, and where it lives:
   its data (`Collection.last_meta`), so a replica knows after a restart how far it got;
 - `replicaset.json`: the leader and the epoch, replaced atomically on failover.
 
+A replica's data lives in a `ReplicaStore`: an engine `Collection` in this process (the `local`
+backend) or a proxy to a Ray actor that owns one on its node (the `ray` backend, `cluster/ray.py`).
+A store whose process or node is gone raises `ReplicaLost`: the replica is then fenced for good
+(no write or read goes to it again, the epoch moves on) until `replace` installs a new store, seeded
+with a copy of the leader and the log written since.
+
 Failure is injected in tests with `fail`, `lag` and `recover`: a failed replica refuses every call, a
 lagging one stops applying writes (the log keeps them) until it recovers and catches up.
 """
@@ -20,21 +26,30 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from vectorforge.cluster.clock import HybridLogicalClock, ts_to_seconds
-from vectorforge.engine import Collection
 from vectorforge.engine.filters import parse_filter
 from vectorforge.engine.validate import check_ids, check_payloads, check_vectors
-from vectorforge.errors import InvalidParameter, UnavailableError
+from vectorforge.errors import CorruptionError, InvalidParameter, UnavailableError
 from vectorforge.storage import WriteAheadLog
 from vectorforge.storage.fsio import write_json_atomic
-from vectorforge.types import Consistency, PointId
+from vectorforge.types import CollectionConfig, Consistency, Hit, PointId, Record, ScrollPage
 
-__all__ = ["Consistency", "ReadGuarantee", "ReplicaSet", "StaleEpoch", "WriteQuorum"]
+__all__ = [
+    "Consistency",
+    "ReadGuarantee",
+    "ReplicaLost",
+    "ReplicaSet",
+    "ReplicaStore",
+    "StaleEpoch",
+    "WriteQuorum",
+]
+
+T = TypeVar("T")
 
 STATE_FILE = "replicaset.json"
 LOG_ROTATE_BYTES = 64 * 1024 * 1024
@@ -55,6 +70,55 @@ class StaleEpoch(UnavailableError):
     """A write from a leader of an older epoch: a deposed leader can never acknowledge a write."""
 
 
+class ReplicaLost(UnavailableError):
+    """A replica's process or node is gone (or stopped answering): it is fenced until replaced."""
+
+
+class ReplicaStore(Protocol):
+    """What a replica set needs from one copy of a shard; an engine `Collection` is one."""
+
+    config: CollectionConfig
+    last_meta: dict[str, Any]
+
+    def apply_replicated(self, entry: dict[str, Any]) -> bool: ...
+    def search_batch(
+        self,
+        vectors: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[list[Hit]]: ...
+    def get(
+        self,
+        ids: Sequence[PointId],
+        *,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Record]: ...
+    def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int: ...
+    def scroll(
+        self,
+        limit: int = 1000,
+        cursor: str | None = None,
+        *,
+        filter: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> ScrollPage: ...
+    def info(self) -> dict[str, Any]: ...
+    def flush(self) -> None: ...
+    def optimize(self) -> bool: ...
+    def close(self) -> None: ...
+    def embedder(self) -> Any: ...
+
+
 class ReadGuarantee:
     """A read's level and the timestamp the replica must have reached (None: any)."""
 
@@ -66,12 +130,17 @@ class ReadGuarantee:
 class Replica:
     """One copy of the shard and its fault-injection switches."""
 
-    def __init__(self, index: int, collection: Collection) -> None:
+    def __init__(self, index: int, collection: ReplicaStore) -> None:
         self.index = index
         self.collection = collection
         self.up = True
         self.lagging = False
+        self.lost = False  # fenced for good: its process or node is gone; waits for `replace`
         self.epoch = int(collection.last_meta.get("epoch", 0))
+
+    @property
+    def live(self) -> bool:
+        return self.up and not self.lost
 
     @property
     def rseq(self) -> int:
@@ -82,7 +151,11 @@ class Replica:
         return int(self.collection.last_meta.get("ts", 0))
 
     def apply(self, entry: dict[str, Any]) -> None:
-        if not self.up:
+        self.begin_apply(entry)()
+
+    def begin_apply(self, entry: dict[str, Any]) -> Callable[[], object]:
+        """Start applying `entry`; the returned call waits for it (stores on other nodes run in parallel)."""
+        if not self.live:
             raise UnavailableError(f"replica {self.index} is down")
         epoch = entry["meta"]["epoch"]
         if epoch < self.epoch:
@@ -90,7 +163,12 @@ class Replica:
                 f"replica {self.index} is at epoch {self.epoch}; refusing a write of epoch {epoch}"
             )
         self.epoch = epoch
+        start = getattr(self.collection, "begin_apply", None)
+        if start is not None:
+            finish: Callable[[], object] = start(entry)
+            return finish
         self.collection.apply_replicated(entry)
+        return lambda: None
 
 
 class ReplicaSet:
@@ -98,7 +176,7 @@ class ReplicaSet:
 
     def __init__(
         self,
-        replicas: list[Collection],
+        replicas: Sequence[ReplicaStore],
         folder: Path | None,
         clock: HybridLogicalClock,
         quorum: WriteQuorum = WriteQuorum.MAJORITY,
@@ -200,14 +278,22 @@ class ReplicaSet:
             else:
                 self._memory_log.append(entry)
             self.last_rseq, self.last_ts = rseq, ts
+            pending = [
+                (replica, replica.begin_apply(entry))
+                for replica in [leader, *(r for r in self.replicas if r is not leader)]
+                if replica.live and not replica.lagging
+            ]
             acks = 0
-            for replica in [leader, *(r for r in self.replicas if r is not leader)]:
-                if replica.up and not replica.lagging:
-                    replica.apply(entry)
+            for replica, finish in pending:
+                try:
+                    finish()
                     acks += 1
+                except ReplicaLost:
+                    self._fence(replica)
             self._applied.notify_all()
-            if self.log is not None:  # what every replica has applied is no longer needed for catch-up
-                self.log.drop_through(min(r.rseq for r in self.replicas))
+            if self.log is not None:  # what every kept replica has applied is no longer needed
+                kept = [r.rseq for r in self.replicas if not r.lost]
+                self.log.drop_through(min(kept) if kept else 0)
             needed = self.quorum.needed(len(self.replicas))
             if acks < needed:
                 raise UnavailableError(
@@ -224,15 +310,43 @@ class ReplicaSet:
 
     def _leader(self) -> Replica:
         leader = self.replicas[self.leader]
-        if not leader.up:
+        if not leader.live:
             self.failover()
             leader = self.replicas[self.leader]
         return leader
 
+    def _fence(self, replica: Replica) -> None:
+        """Never use `replica` again (its node is gone); a new epoch starts if it led."""
+        with self._lock:
+            if replica.lost:
+                return
+            replica.lost = True
+            if replica.index == self.leader and any(r.live for r in self.replicas):
+                self.failover()
+            self._applied.notify_all()
+
+    def lose(self, index: int) -> None:
+        """Fence replica `index` for good (its node left the cluster); `replace` brings a new one."""
+        self._fence(self.replicas[index])
+
+    def replace(
+        self, index: int, store: ReplicaStore, seed: Callable[[ReplicaStore, ReplicaStore], None]
+    ) -> None:
+        """Install a new store for lost replica `index`: `seed(source, store)` copies the leader into
+        it, then it catches up from the log. Writes wait meanwhile (the copy must not miss one)."""
+        with self._lock:
+            source = self._leader()
+            seed(source.collection, store)
+            fresh = Replica(index, store)
+            fresh.epoch = self.epoch
+            self.replicas[index] = fresh
+            self._catch_up(fresh)
+            self._applied.notify_all()
+
     def failover(self) -> int:
         """Make the most up-to-date live replica the leader, in a new epoch; returns its index."""
         with self._lock:
-            live = [r for r in self.replicas if r.up]
+            live = [r for r in self.replicas if r.live]
             if not live:
                 raise UnavailableError("every replica of this shard is down")
             best = max(live, key=lambda r: (r.rseq, -r.index))
@@ -251,9 +365,15 @@ class ReplicaSet:
         return [e for e in self._memory_log if e["seq"] > rseq]
 
     def _catch_up(self, replica: Replica) -> None:
-        if not replica.up or replica.lagging or replica.rseq >= self.last_rseq:
+        if not replica.live or replica.lagging or replica.rseq >= self.last_rseq:
             return
-        for entry in self._entries_after(replica.rseq):
+        entries = self._entries_after(replica.rseq)
+        if not entries or entries[0]["seq"] != replica.rseq + 1:
+            raise CorruptionError(
+                f"replica {replica.index} is at log position {replica.rseq} but the log starts later; "
+                "it needs a full copy (lose and replace it)"
+            )
+        for entry in entries:
             entry["meta"]["epoch"] = max(
                 entry["meta"]["epoch"], replica.epoch
             )  # replayed under the new epoch
@@ -279,18 +399,29 @@ class ReplicaSet:
             self._applied.notify_all()
 
     # ------------------------------------------------------------------ reads
-    def reader(self, guarantee: ReadGuarantee, timeout: float = 5.0) -> Collection:
+    def read(self, guarantee: ReadGuarantee, call: Callable[[ReplicaStore], T]) -> T:
+        """`call` on a replica that satisfies `guarantee`; on another one if that replica is lost."""
+        while True:
+            store = self.reader(guarantee)
+            try:
+                return call(store)
+            except ReplicaLost:
+                for replica in self.replicas:
+                    if replica.collection is store:
+                        self._fence(replica)
+
+    def reader(self, guarantee: ReadGuarantee, timeout: float = 5.0) -> ReplicaStore:
         """A replica that satisfies `guarantee`, waiting up to `timeout` seconds for one to catch up."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                candidates = [r for r in self.replicas if r.up and self._satisfies(r, guarantee)]
+                candidates = [r for r in self.replicas if r.live and self._satisfies(r, guarantee)]
                 if candidates:
                     if guarantee.level is Consistency.STRONG and self.replicas[self.leader] in candidates:
                         return self.replicas[self.leader].collection
                     self._round_robin += 1
                     return candidates[self._round_robin % len(candidates)].collection
-                if not any(r.up for r in self.replicas):
+                if not any(r.live for r in self.replicas):
                     raise UnavailableError("every replica of this shard is down")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -306,31 +437,29 @@ class ReplicaSet:
             return True
         return replica.ts >= guarantee.ts
 
-    def guarantee(self, level: Consistency, session_ts: int) -> ReadGuarantee:
-        if level is Consistency.STRONG:
-            return ReadGuarantee(level, self.clock.now())
-        if level is Consistency.BOUNDED:
-            now = self.clock.now()
-            return ReadGuarantee(level, now - (int(self.max_staleness * 1000) << 16))
-        if level is Consistency.SESSION:
-            return ReadGuarantee(level, session_ts)
-        return ReadGuarantee(level, None)
-
     # ------------------------------------------------------------------ upkeep
     def embedder(self) -> Any:
         return self.replicas[0].collection.embedder()
 
+    def _each_live(self, call: Callable[[ReplicaStore], T]) -> list[T]:
+        results = []
+        for replica in list(self.replicas):
+            if replica.live:
+                try:
+                    results.append(call(replica.collection))
+                except ReplicaLost:
+                    self._fence(replica)
+        return results
+
     def flush(self) -> None:
-        for replica in self.replicas:
-            if replica.up:
-                replica.collection.flush()
+        self._each_live(lambda c: c.flush())
 
     def optimize(self) -> bool:
-        return any([r.collection.optimize() for r in self.replicas if r.up])
+        return any(self._each_live(lambda c: c.optimize()))
 
     def stats(self) -> dict[str, Any]:
         """The leader's collection statistics."""
-        return self._leader().collection.info()
+        return self.read(ReadGuarantee(Consistency.STRONG, None), lambda c: c.info())
 
     def info(self) -> dict[str, Any]:
         return {
@@ -340,7 +469,8 @@ class ReplicaSet:
             "replicas": [
                 {
                     "index": r.index,
-                    "up": r.up,
+                    "up": r.live,
+                    "lost": r.lost,
                     "lagging": r.lagging,
                     "rseq": r.rseq,
                     "behind_s": max(0.0, ts_to_seconds(self.last_ts) - ts_to_seconds(r.ts)),
@@ -352,6 +482,7 @@ class ReplicaSet:
     def close(self) -> None:
         with self._lock:
             for replica in self.replicas:
-                replica.collection.close()
+                if not replica.lost:
+                    replica.collection.close()
             if self.log is not None:
                 self.log.close()
