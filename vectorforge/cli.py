@@ -149,12 +149,24 @@ def serve(
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
     max_body_mb: Annotated[int, typer.Option(help="largest request body, MiB")] = 64,
+    cluster: Annotated[
+        str, typer.Option(help="where replicas run: local, ray, ray://auto or ray://<head host:port>")
+    ] = "local",
 ) -> None:
     """Serve a data folder over HTTP (OpenAPI at /docs, metrics at /metrics)."""
+    from vectorforge.cluster.backend import Cluster
     from vectorforge.server.run import serve as run_server
 
     try:
-        run_server(data, host, port, tls_cert=tls_cert, tls_key=tls_key, max_body=max_body_mb * 1024 * 1024)
+        run_server(
+            data,
+            host,
+            port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            max_body=max_body_mb * 1024 * 1024,
+            cluster=Cluster.from_url(cluster),
+        )
     except VectorForgeError as exc:
         _fail(exc)
 

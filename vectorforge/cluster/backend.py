@@ -37,11 +37,26 @@ class Cluster:
     call_timeout: float = 30.0
     health_interval: float = 0.5
 
+    @classmethod
+    def from_url(cls, url: str) -> Cluster:
+        """`local`, `ray` (start or reuse Ray here), `ray://auto` or `ray://host:port`.
+
+        `ray://host:port` joins the cluster whose head (GCS) listens there, as a driver on one of
+        its nodes; it is not Ray Client, which vectorforge does not need.
+        """
+        if url == "local":
+            return cls()
+        if url == "ray":
+            return cls(backend="ray")
+        if url.startswith("ray://") and len(url) > len("ray://"):
+            return cls(backend="ray", address=url[len("ray://") :])
+        raise InvalidParameter(f"cluster {url!r} is not understood; use 'local', 'ray' or 'ray://host:port'")
+
     def make_backend(self, sync: bool) -> ShardBackend:
         if self.backend == "local":
             return LocalBackend(sync)
         if self.backend == "ray":
-            from vectorforge.cluster.ray import RayBackend  # Ray is imported only when asked for
+            from vectorforge.cluster.ray_backend import RayBackend  # Ray is imported only when asked for
 
             return RayBackend(self, sync)
         raise InvalidParameter(f"cluster backend {self.backend!r} is unknown; use 'local' or 'ray'")

@@ -208,8 +208,14 @@ class ReplicaSet:
                 self.last_ts = max(self.last_ts, entry["meta"]["ts"])
             self.log.open_for_append(self.last_rseq + 1)
         clock.observe(self.last_ts)
+        self.closed = False
         for replica in self.replicas:
-            self._catch_up(replica)
+            try:
+                self._catch_up(replica)
+            except CorruptionError:  # its data is gone or too old for the log: it needs a full copy
+                replica.lost = True
+        if not any(r.live for r in self.replicas):
+            raise CorruptionError("no replica of this shard can be brought up to date from the log")
 
     # ------------------------------------------------------------------ writes
     def upsert(
@@ -486,3 +492,4 @@ class ReplicaSet:
                     replica.collection.close()
             if self.log is not None:
                 self.log.close()
+            self.closed = True

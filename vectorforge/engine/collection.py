@@ -303,22 +303,8 @@ class Collection:
     # ------------------------------------------------------------------ text
     def embedder(self) -> Embedder:
         """The collection's embedder, checked against the model recorded at creation."""
-        if self.config.embedder is None:
-            raise InvalidParameter(
-                f"collection {self.name!r} has no embedder; create it with embedder='minilm' to use add/query"
-            )
         if self._embedder is None:
-            emb = get_embedder(self.config.embedder.name)
-            if emb.info != self.config.embedder:
-                raise EmbedderMismatch(
-                    f"collection {self.name!r} was embedded with {self.config.embedder.model} "
-                    f"({self.config.embedder.version}) but embedder {emb.info.name!r} is now "
-                    f"{emb.info.model} ({emb.info.version}); re-embed the collection or register the "
-                    "original model",
-                    expected=self.config.embedder.model_dump(),
-                    got=emb.info.model_dump(),
-                )
-            self._embedder = emb
+            self._embedder = checked_embedder(self.config)
         return self._embedder
 
     def add(
@@ -700,6 +686,25 @@ class Collection:
     def save_config(self) -> None:
         if self.folder is not None:
             write_json_atomic(self.folder / CONFIG_FILE, json.loads(self.config.model_dump_json()))
+
+
+def checked_embedder(config: CollectionConfig) -> Embedder:
+    """The embedder `config` names, refused if it no longer makes the vectors the collection holds."""
+    if config.embedder is None:
+        raise InvalidParameter(
+            f"collection {config.name!r} has no embedder; create it with embedder='minilm' to use add/query"
+        )
+    emb = get_embedder(config.embedder.name)
+    if emb.info != config.embedder:
+        raise EmbedderMismatch(
+            f"collection {config.name!r} was embedded with {config.embedder.model} "
+            f"({config.embedder.version}) but embedder {emb.info.name!r} is now "
+            f"{emb.info.model} ({emb.info.version}); re-embed the collection or register the "
+            "original model",
+            expected=config.embedder.model_dump(),
+            got=emb.info.model_dump(),
+        )
+    return emb
 
 
 def _hits(seg: Segment, scores: list[float], rows: list[int]) -> list[Hit]:

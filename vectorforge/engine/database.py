@@ -40,7 +40,7 @@ from vectorforge.errors import (
     UsageError,
 )
 from vectorforge.index import new_index
-from vectorforge.storage.fsio import fsync_dir, write_json_atomic
+from vectorforge.storage.fsio import extract_tar, fsync_dir, write_json_atomic
 from vectorforge.types import CollectionConfig, IndexKind, Metric, Sharding, check_name
 
 __all__ = ["Database"]
@@ -258,14 +258,10 @@ class Database:
             tmp = self.path / "collections" / f".restore-{uuid.uuid4().hex[:8]}"
             try:
                 with tarfile.open(source, "r") as tar:
-                    for member in tar.getmembers():
-                        if (
-                            not (member.isfile() or member.isdir())
-                            or member.name.startswith(("/", ".."))
-                            or (".." in Path(member.name).parts)
-                        ):
-                            raise InvalidParameter(f"snapshot {source} holds an unsafe entry {member.name!r}")
-                    tar.extractall(tmp, filter="data")
+                    try:
+                        extract_tar(tar, tmp)
+                    except ValueError as exc:
+                        raise InvalidParameter(f"snapshot {source} holds an {exc}") from exc
                 config = CollectionConfig.model_validate_json((tmp / CONFIG_FILE).read_text())
             except (tarfile.TarError, OSError, ValidationError) as exc:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from vectorforge.cluster import ClusterDatabase
+from vectorforge.cluster.backend import Cluster
 from vectorforge.errors import InvalidParameter
 from vectorforge.server.app import DEFAULT_MAX_BODY, ServerSettings, create_app
 from vectorforge.server.auth import KeyStore
@@ -44,11 +45,12 @@ def serve(
     tls_key: Path | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     log_level: str = "info",
+    cluster: Cluster | None = None,
 ) -> None:
     """Serve the data folder until SIGTERM/SIGINT; in-flight requests finish, then the database closes.
 
     API keys are required unless the server listens on loopback only and no key exists; on any other
-    address it refuses to start without keys.
+    address it refuses to start without keys. `cluster` chooses where replicas run (default: here).
     """
     keys = KeyStore(data)
     require_keys = bool(keys)
@@ -61,7 +63,7 @@ def serve(
         logger.warning("API keys are OFF: no key exists and the server listens on loopback (%s) only", host)
     if (tls_cert is None) != (tls_key is None):
         raise InvalidParameter("TLS needs both --tls-cert and --tls-key")
-    db = ClusterDatabase(data)
+    db = ClusterDatabase(data, cluster=cluster)
     app = create_app(ServerSettings(db, keys, require_keys=require_keys, max_body=max_body))
     config = uvicorn.Config(
         app,

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fsync_dir", "write_atomic", "write_json_atomic"]
+__all__ = ["extract_tar", "fsync_dir", "write_atomic", "write_json_atomic"]
+
+
+def extract_tar(tar: tarfile.TarFile, dest: Path) -> None:
+    """Unpack a snapshot into `dest`, refusing links, devices and paths that would leave it.
+
+    Raises ValueError naming the first unsafe entry; nothing is unpacked then.
+    """
+    for member in tar.getmembers():
+        if (
+            not (member.isfile() or member.isdir())
+            or member.name.startswith(("/", ".."))
+            or (".." in Path(member.name).parts)
+        ):
+            raise ValueError(f"unsafe entry {member.name!r}")
+    tar.extractall(dest, filter="data")
 
 
 def fsync_dir(path: Path) -> None:

@@ -1,0 +1,220 @@
+"""The ray backend on a real 3-node Ray cluster (ray.cluster_utils.Cluster on loopback).
+
+One cluster serves the whole module. Nodes are removed and added as a test needs; every test leaves
+three live worker nodes behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import ray
+
+import vectorforge as vf
+from tests.cluster.raycluster import add_node, start_cluster, stop_cluster, wait_for
+from vectorforge.cluster import ShardedCollection
+from vectorforge.cluster.ray_backend import ActorStore
+from vectorforge.cluster.replicaset import ReplicaSet, StaleEpoch
+
+DIM = 16
+RNG = np.random.default_rng(7)
+RAY = vf.Cluster(backend="ray", health_interval=0.2, call_timeout=20.0)
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    c = start_cluster(workers=3)
+    yield c
+    stop_cluster(c)
+
+
+def vecs(n: int) -> np.ndarray:
+    return RNG.standard_normal((n, DIM)).astype(np.float32)
+
+
+def open_ray(path: Path) -> vf.Database:
+    return vf.connect(path, cluster=RAY)
+
+
+def all_up(col: ShardedCollection) -> bool:
+    return all(r["up"] for s in col.info()["replica_sets"] for r in s["replicas"])
+
+
+def node_of(rs: ReplicaSet, index: int) -> str:
+    store = rs.replicas[index].collection
+    assert isinstance(store, ActorStore)
+    return store.node_id
+
+
+def test_replicas_are_actors_spread_over_nodes(cluster: Any, tmp_path: Path) -> None:
+    db = open_ray(tmp_path)
+    col = db.create_collection("spread", dim=DIM, index="flat", shards=2, replicas=3)
+    assert isinstance(col, ShardedCollection)
+    for rs in col.shards:
+        nodes = {node_of(rs, j) for j in range(3)}
+        assert len(nodes) == 3  # STRICT_SPREAD: one replica per node
+        assert cluster.head_node.node_id not in nodes
+    db.close()
+
+
+def test_ray_backend_answers_like_the_local_backend(cluster: Any, tmp_path: Path) -> None:
+    remote_db, local_db = open_ray(tmp_path / "ray"), vf.connect(tmp_path / "local")
+    base, queries = vecs(300), vecs(20)
+    payloads = [{"group": i % 5, "name": f"p{i}"} for i in range(300)]
+    cols = []
+    for db in (remote_db, local_db):
+        col = db.create_collection("same", dim=DIM, metric="l2", index="flat", shards=3, replicas=2)
+        col.upsert(list(range(300)), base, payloads)
+        col.delete(ids=list(range(0, 300, 7)))
+        col.delete(filter={"must": [{"key": "group", "match": 4}]})
+        cols.append(col)
+    flt = {"must": [{"key": "group", "match_any": [1, 2]}]}
+    for col_args in (dict(k=5), dict(k=10, offset=3, filter=flt), dict(k=50, with_vectors=True)):
+        a, b = (c.search_batch(queries, **col_args) for c in cols)
+        assert [[(h.id, h.payload) for h in q] for q in a] == [[(h.id, h.payload) for h in q] for q in b]
+        np.testing.assert_allclose([[h.score for h in q] for q in a], [[h.score for h in q] for q in b])
+    assert cols[0].count() == cols[1].count() == cols[1].count(consistency="strong")
+    assert cols[0].scroll(500).records == cols[1].scroll(500).records
+    # An error raised inside a replica actor comes back as the same class, with the same message.
+    with pytest.raises(vf.InvalidFilter, match="unknown"):
+        cols[0].search(queries[0], filter={"must": [{"key": "group", "bogus": 1}]})
+    expected = cols[1].count()
+    remote_db.close()
+    local_db.close()
+    again = open_ray(tmp_path / "ray")  # reopened: new actors find their data on disk
+    col = again.get_collection("same")
+    assert col.count(consistency="strong") == expected
+    again.close()
+
+
+def test_a_memory_database_cannot_use_ray(cluster: Any) -> None:
+    db = vf.connect(cluster=RAY)
+    with pytest.raises(vf.UsageError, match="data folder"):
+        db.create_collection("m", dim=DIM, shards=2)
+    db.close()
+
+
+def test_node_loss_under_write_load_loses_no_acknowledged_write(cluster: Any, tmp_path: Path) -> None:
+    db = open_ray(tmp_path)
+    col = db.create_collection("load", dim=DIM, index="flat", shards=2, replicas=3)
+    assert isinstance(col, ShardedCollection)
+    col.upsert(list(range(500)), vecs(500))
+    acked: list[int] = []
+    write_errors: list[BaseException] = []
+    read_errors: list[BaseException] = []
+    reads = [0]
+    stop = threading.Event()
+
+    def writer() -> None:
+        next_id = 10_000
+        while not stop.is_set():
+            ids = list(range(next_id, next_id + 5))
+            next_id += 5
+            try:
+                col.upsert(ids, vecs(5))
+                acked.extend(ids)
+            except vf.VectorForgeError as exc:
+                write_errors.append(exc)
+
+    def reader() -> None:
+        query = vecs(1)[0]
+        while not stop.is_set():
+            try:
+                assert len(col.search(query, k=10, consistency="eventual")) == 10
+                reads[0] += 1
+            except Exception as exc:
+                read_errors.append(exc)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    # The node that holds shard 0's leader: its loss forces a failover as well.
+    rs = col.shards[0]
+    old_epoch = rs.epoch
+    victim = next(n for n in cluster.worker_nodes if n.node_id == node_of(rs, rs.leader))
+    acked_before = len(acked)
+    cluster.remove_node(victim, allow_graceful=False)
+    took = wait_for(lambda: rs.epoch > old_epoch, 20, "a new leader after the node's loss")
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not read_errors, read_errors[:3]
+    assert not write_errors, write_errors[:3]
+    assert len(acked) > acked_before  # writes went on after the loss
+    assert reads[0] > 0
+    assert rs.replicas[rs.leader].live
+    print(f"new leader {took:.2f} s after the node's loss; {len(acked)} points written, {reads[0]} reads")
+    # Every acknowledged write is readable with strong consistency, and nothing else appeared.
+    expected = set(range(500)) | set(acked)
+    assert col.count(consistency="strong") == len(expected)
+    found = {r.id for r in col.get(sorted(expected), with_payload=False, consistency="strong")}
+    assert found == expected
+    # A new node: the lost replicas are re-created there, with a full copy, and agree.
+    add_node(cluster)
+    wait_for(lambda: all_up(col), 60, "lost replicas re-created on the new node")
+    for shard in col.shards:
+        assert len({node_of(shard, j) for j in range(3)}) == 3
+        assert len({r.collection.count() for r in shard.replicas}) == 1
+    assert sum(s.replicas[0].collection.count() for s in col.shards) == len(expected)
+    db.close()
+
+
+def test_a_fenced_replica_gets_no_write_and_serves_no_read(cluster: Any, tmp_path: Path) -> None:
+    db = open_ray(tmp_path)
+    col = db.create_collection("fence", dim=DIM, index="flat", shards=1, replicas=3)
+    assert isinstance(col, ShardedCollection)
+    rs = col.shards[0]
+    points = vecs(20)
+    col.upsert(list(range(20)), points, [{"v": 0}] * 20)
+    fenced = rs.replicas[2].collection
+    assert isinstance(fenced, ActorStore)
+    seen_by_fenced = dict(fenced.last_meta)
+    old_epoch = rs.epoch
+    # A node declared dead whose actor still answers for a while: fenced, it must not count.
+    rs.lose(2)
+    col.upsert(list(range(20)), points, [{"v": 1}] * 20)
+    assert fenced.last_meta == seen_by_fenced  # it was sent nothing
+    for _ in range(30):  # eventual reads rotate over replicas: none may be the fenced one
+        assert {r.payload["v"] for r in col.get(list(range(20)), consistency="eventual")} == {1}
+    # A write stamped with an epoch older than a replica's is refused by the replica itself.
+    leader = rs.replicas[rs.leader].collection
+    assert isinstance(leader, ActorStore)
+    stale = {
+        "op": "delete",
+        "ids": [0],
+        "seq": rs.last_rseq + 1,
+        "meta": {"rseq": rs.last_rseq + 1, "ts": 1, "op_id": "stale", "epoch": old_epoch - 1},
+    }
+    ray.get(leader.actor.apply.remote({**stale, "meta": {**stale["meta"], "epoch": rs.epoch}}))
+    with pytest.raises(StaleEpoch):
+        leader.apply_replicated({**stale, "meta": {**stale["meta"], "rseq": rs.last_rseq + 2, "epoch": 0}})
+    # The watcher replaces the fenced replica with a fresh copy on a free bundle.
+    wait_for(lambda: all_up(col), 60, "the fenced replica replaced")
+    assert rs.replicas[2].collection is not fenced
+    db.close()
+
+
+def test_server_fronts_a_ray_cluster(cluster: Any, tmp_path: Path) -> None:
+    from tests.serverproc import start_server
+
+    address = cluster.address
+    server = start_server(tmp_path / "data", "--cluster", f"ray://{address}")
+    try:
+        client = vf.connect(server.url)
+        col = client.create_collection("served", dim=DIM, index="flat", shards=2, replicas=2)
+        base = vecs(50)
+        col.upsert(list(range(50)), base)
+        hits = col.search(base[3], k=3, consistency="strong")
+        assert hits[0].id == 3
+        assert client.get_collection("served").info()["replicas"] == 2
+    finally:
+        server.stop()
