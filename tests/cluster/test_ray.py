@@ -16,9 +16,9 @@ import pytest
 import ray
 
 import vectorforge as vf
-from tests.cluster.raycluster import add_node, start_cluster, stop_cluster, wait_for
 from vectorforge.cluster import ShardedCollection
 from vectorforge.cluster.ray_backend import ActorStore
+from vectorforge.cluster.ray_local import add_node, start_cluster, stop_cluster, wait_for
 from vectorforge.cluster.replicaset import ReplicaSet, StaleEpoch
 
 DIM = 16
