@@ -152,3 +152,17 @@ def test_replicas_catch_up_after_a_restart(tmp_path: Path) -> None:
         for shard in col2.shards:  # the lagging replica replayed the replication log on open
             assert len(set(counts(shard))) == 1
         assert sum(s.replicas[2].collection.count() for s in col2.shards) == 80
+
+
+def test_the_in_memory_log_keeps_only_what_a_replica_still_needs() -> None:
+    col, rs = replicated(vf.connect())
+    for i in range(50):
+        col.upsert([i], vecs(1))
+    assert rs._memory_log == []  # every replica has everything: nothing kept twice in memory
+    rs.lag(2)
+    for i in range(50, 60):
+        col.upsert([i], vecs(1))
+    assert [e["seq"] for e in rs._memory_log] == list(range(51, 61))
+    rs.recover(2)
+    col.upsert([60], vecs(1))
+    assert rs._memory_log == [] and counts(rs) == [61, 61, 61]

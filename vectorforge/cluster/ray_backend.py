@@ -13,7 +13,8 @@ A watcher thread asks Ray which nodes are alive every `health_interval` seconds.
 dead node is fenced at once (`ReplicaSet.lose`): Ray lets a removed node's actors answer for a few
 seconds more, and nothing they say may count. The watcher then starts a new actor in the same
 bundle; Ray re-places the bundle when a node can take it (a node is added), the new actor gets a
-full copy of the leader plus the log written since, and takes the lost replica's place.
+full copy of the leader (writes go on meanwhile) plus the log written since, and takes the lost
+replica's place.
 """
 
 from __future__ import annotations
@@ -313,7 +314,11 @@ class RayBackend:
     def _install(self, shard: _Shard, index: int, actor: Any, node_id: str, generation: int) -> None:
         old = shard.replicas.replicas[index].collection
         store = ActorStore(actor, shard.config, node_id, self.cluster.call_timeout)
-        shard.replicas.replace(index, store, _seed)
+        try:
+            shard.replicas.replace(index, store, _seed)
+        except Exception:  # the leader was lost mid-copy, say: the next round starts over
+            ray.kill(actor, no_restart=True)
+            raise
         old_folder = (
             shard.folder
             / "replicas"

@@ -192,6 +192,7 @@ class ReplicaSet:
         self._memory_log: list[dict[str, Any]] = []
         self._op_ids: OrderedDict[str, int] = OrderedDict()
         self._round_robin = 0
+        self._copying = 0  # full copies in progress: the log must keep what they will need
         self.leader, self.epoch = 0, 1
         self.log: WriteAheadLog | None = None
         if folder is not None:
@@ -297,9 +298,13 @@ class ReplicaSet:
                 except ReplicaLost:
                     self._fence(replica)
             self._applied.notify_all()
-            if self.log is not None:  # what every kept replica has applied is no longer needed
+            if not self._copying:  # what every kept replica has applied is not needed for catch-up
                 kept = [r.rseq for r in self.replicas if not r.lost]
-                self.log.drop_through(min(kept) if kept else 0)
+                applied = min(kept) if kept else 0
+                if self.log is not None:
+                    self.log.drop_through(applied)
+                elif self._memory_log and self._memory_log[0]["seq"] <= applied:
+                    self._memory_log = [e for e in self._memory_log if e["seq"] > applied]
             needed = self.quorum.needed(len(self.replicas))
             if acks < needed:
                 raise UnavailableError(
@@ -339,15 +344,22 @@ class ReplicaSet:
         self, index: int, store: ReplicaStore, seed: Callable[[ReplicaStore, ReplicaStore], None]
     ) -> None:
         """Install a new store for lost replica `index`: `seed(source, store)` copies the leader into
-        it, then it catches up from the log. Writes wait meanwhile (the copy must not miss one)."""
+        it while writes go on, then, under the lock, it catches up from the log and takes its place.
+        The log is not trimmed during the copy, so the catch-up finds every entry it needs."""
         with self._lock:
             source = self._leader()
+            self._copying += 1
+        try:
             seed(source.collection, store)
-            fresh = Replica(index, store)
-            fresh.epoch = self.epoch
-            self.replicas[index] = fresh
-            self._catch_up(fresh)
-            self._applied.notify_all()
+            with self._lock:
+                fresh = Replica(index, store)
+                fresh.epoch = self.epoch
+                self._catch_up(fresh)
+                self.replicas[index] = fresh
+                self._applied.notify_all()
+        finally:
+            with self._lock:
+                self._copying -= 1
 
     def failover(self) -> int:
         """Make the most up-to-date live replica the leader, in a new epoch; returns its index."""
