@@ -10,6 +10,7 @@ Key sharding (`sharding="key", shard_key="shard"`) places each point on the shar
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -212,7 +213,9 @@ def test_quantized_shard_scores_are_rescored_before_the_merge(one_faiss_thread: 
             query[None, :], k, params=faiss.SearchParametersIVF(nprobe=IVF_PARAMS["nlist"])
         )
         scores = distances_to_scores(dist, Metric.L2)
-        naive_sources.append([Hit(seg.ids[r], float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0])
+        naive_sources.append(
+            [Hit(seg.ids[r], float(s)) for s, r in zip(scores[0], rows[0], strict=True) if r >= 0]
+        )
     naive = merge_topk(naive_sources, k)
     assert ids_of(naive) != ids_of(want)
     assert not np.allclose(scores_of(naive), scores_of(want), rtol=1e-3)
@@ -273,7 +276,7 @@ def test_merge_order_is_higher_is_better_for_every_metric(metric: str) -> None:
 
     got = many.search(query, k=k)
     assert_same_hits(got, want)
-    assert all(a.score >= b.score for a, b in zip(got, got[1:]))  # best first
+    assert all(a.score >= b.score for a, b in itertools.pairwise(got))  # best first
     if metric == "l2":
         assert all(h.score <= 0 for h in got)  # minus a distance, never a raw distance
     got_batch = many.search_batch(np.stack([query, -query]), k=k)
@@ -327,7 +330,9 @@ def test_filtered_shards_with_fewer_than_k_matches() -> None:
     got = many.search(query, k=k, filter=RED)
     assert len(got) == k
     assert_same_hits(got, want)
-    assert_same_hits(many.search(query, k=k, offset=25, filter=RED), one.search(query, k=k, offset=25, filter=RED))
+    assert_same_hits(
+        many.search(query, k=k, offset=25, filter=RED), one.search(query, k=k, offset=25, filter=RED)
+    )
 
     # Fewer matches than k overall: exactly those points, no padding.
     blue = [i for i in ids if color[i] == "blue"]
@@ -335,7 +340,10 @@ def test_filtered_shards_with_fewer_than_k_matches() -> None:
     assert sorted(ids_of(want_blue)) == blue
     got_blue = many.search(query, k=k, filter=BLUE)
     assert_same_hits(got_blue, want_blue)
-    assert all(np.isfinite(h.score) and h.payload == {"shard": keys[shard_of[h.id]], "color": "blue"} for h in got_blue)
+    assert all(
+        np.isfinite(h.score) and h.payload == {"shard": keys[shard_of[h.id]], "color": "blue"}
+        for h in got_blue
+    )
     assert many.search(query, k=k, offset=2, filter=BLUE) == [got_blue[2]]
     assert many.search(query, k=k, offset=3, filter=BLUE) == []
     assert many.count(BLUE) == 3 and many.count(RED) == 32
