@@ -111,6 +111,8 @@ def test_eventual_can_be_stale_session_and_strong_cannot() -> None:
     col.upsert([2], point)  # only the leader has it
     eventual = [len(col.get([2], consistency="eventual")) for _ in range(6)]
     assert 0 in eventual  # some read landed on a lagging replica: stale
+    found = [col.search(point[0], k=1, consistency="eventual")[0].id for _ in range(6)]
+    assert 1 in found  # a search on a lagging replica: the new point is missing
     for level in ("strong", "session"):
         for _ in range(6):
             assert [r.id for r in col.get([2], consistency=level)] == [2]

@@ -282,6 +282,7 @@ class ShardedCollection:
             params=params,
             with_payload=with_payload,
             with_vectors=with_vectors,
+            consistency=consistency,
         )[0]
 
     def search_batch(
