@@ -123,6 +123,7 @@ class CollectionConfig(BaseModel):
     sharding: Sharding = Field(default_factory=lambda: Sharding.HASH)
     shard_key: str | None = None
     n_probe: int | None = Field(default=None, ge=1)
+    layout: int = Field(default=0, ge=0)  # the shard layout's generation: one more after each reshard
 
     @field_validator("name")
     @classmethod

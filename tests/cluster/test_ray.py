@@ -94,6 +94,24 @@ def test_ray_backend_answers_like_the_local_backend(cluster: Any, tmp_path: Path
     again.close()
 
 
+def test_reshard_on_ray_moves_points_to_new_actors_and_frees_the_old(cluster: Any, tmp_path: Path) -> None:
+    db = open_ray(tmp_path)
+    col = db.create_collection("grow", dim=DIM, index="flat", shards=2, replicas=2)
+    assert isinstance(col, ShardedCollection)
+    base = vecs(400)
+    col.upsert(list(range(400)), base, [{"i": i} for i in range(400)])
+    old_actors = [r.collection.actor for s in col.shards for r in s.replicas]  # type: ignore[attr-defined]
+    col.reshard(3, batch_size=50)
+    assert len(col.shards) == 3 and col.count(consistency="strong") == 400
+    assert [h.id for h in col.search(base[11], k=1)] == [11]
+    for rs in col.shards:  # the new replicas are actors, spread like the first ones
+        assert len({node_of(rs, j) for j in range(2)}) == 2
+    for actor in old_actors:  # the old layout's actors are gone
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.meta.remote(), timeout=20)
+    db.close()
+
+
 def test_a_memory_database_cannot_use_ray(cluster: Any) -> None:
     db = vf.connect(cluster=RAY)
     with pytest.raises(vf.UsageError, match="data folder"):

@@ -29,5 +29,14 @@ def test_sharded_replicated_collection_over_http(tmp_path: Path) -> None:
                 assert "consistency" in str(exc)
             else:
                 raise AssertionError("an unknown consistency level was accepted")
+            col.reshard(5)  # over HTTP: the server moves the points, the client waits
+            assert col.info()["shards"] == 5 and col.count() == 60
+            assert col.search(vecs[7], k=1)[0].id == 7
+            try:
+                col.reshard(0)
+            except vf.InvalidParameter as exc:
+                assert "shards must be" in str(exc)
+            else:
+                raise AssertionError("reshard(0) was accepted")
     finally:
         assert server.stop() == 0

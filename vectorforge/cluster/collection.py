@@ -16,53 +16,41 @@ Writes are atomic per shard; a batch spread over shards is acknowledged once eve
 from __future__ import annotations
 
 import heapq
-import io
+import json
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from vectorforge.cluster.backend import ShardBackend
 from vectorforge.cluster.clock import HybridLogicalClock
+from vectorforge.cluster.layout import ShardLayout, remove_stale_layouts
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
-from vectorforge.cluster.routing import HashRouter, KeyRouter, Router, SemanticRouter
-from vectorforge.engine.collection import encode_cursor
+from vectorforge.cluster.routing import Router, SemanticRouter
+from vectorforge.engine.collection import CONFIG_FILE, encode_cursor
+from vectorforge.engine.locks import RWLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
 from vectorforge.errors import InvalidParameter, UsageError
-from vectorforge.storage.fsio import write_atomic
+from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import (
-    CollectionConfig,
     Consistency,
     Hit,
     PointId,
     Record,
     ScrollPage,
-    Sharding,
     check_consistency,
 )
 
-__all__ = ["ShardedCollection", "make_router"]
+__all__ = ["ShardedCollection"]
 
-ROUTER_FILE = "router.npy"
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard")
-
-
-def make_router(config: CollectionConfig, folder: Path | None) -> Router:
-    """The router a config asks for; a semantic router reloads its centroids from `folder`."""
-    if config.sharding is Sharding.HASH:
-        return HashRouter(config.shards)
-    if config.sharding is Sharding.KEY:
-        if not config.shard_key:
-            raise InvalidParameter("sharding='key' needs shard_key='<payload field>'")
-        return KeyRouter(config.shards, config.shard_key)
-    centroids = None
-    if folder is not None and (folder / ROUTER_FILE).exists():
-        centroids = np.load(folder / ROUTER_FILE)
-    return SemanticRouter(config.shards, config.metric, config.n_probe or 1, centroids)
+_STRONG = ReadGuarantee(Consistency.STRONG, None)
 
 
 class ShardedCollection:
@@ -70,18 +58,22 @@ class ShardedCollection:
 
     def __init__(
         self,
-        config: CollectionConfig,
-        shards: list[ReplicaSet],
+        layout: ShardLayout,
         folder: Path | None,
         clock: HybridLogicalClock,
         backend: ShardBackend,
     ) -> None:
-        self.config = config
-        self.shards = shards
+        self.config = layout.config
         self.folder = folder
         self.clock = clock
-        self.backend = backend  # opens new shards (resharding)
-        self.router = make_router(config, folder)
+        self.backend = backend  # opens the shards of a new layout (resharding)
+        self._layout = layout
+        self._next: ShardLayout | None = None  # while resharding: the layout being filled
+        # Writes share `_writes`; a reshard takes it alone to copy a batch and to switch layouts.
+        # Reads share `_reads`; the switch takes it alone, so no read runs on a layout being closed.
+        self._writes = RWLock()
+        self._reads = RWLock()
+        self._resharding = threading.Lock()
         self._closed = False
         # The session token: the timestamp of this object's last write ("session" reads wait for it).
         self.session_ts = 0
@@ -93,6 +85,15 @@ class ShardedCollection:
     @property
     def dim(self) -> int:
         return self.config.dim
+
+    @property
+    def shards(self) -> list[ReplicaSet]:
+        """The replica sets of the current layout, one per shard."""
+        return self._layout.shards
+
+    @property
+    def router(self) -> Router:
+        return self._layout.router
 
     def __repr__(self) -> str:
         mode = self.config.sharding.value
@@ -115,25 +116,17 @@ class ShardedCollection:
         vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked))
         check_payloads(payloads, len(checked))
         plist = list(payloads) if payloads is not None else [None] * len(checked)
-        router = self.router
-        if isinstance(router, SemanticRouter) and not router.trained:
-            router.train(vecs)
-            if self.folder is not None:
-                _save_array(self.folder / ROUTER_FILE, router.centroids)
-        placement = router.place(checked, vecs, plist)
-        seq = 0
-        for shard_no in np.unique(placement).tolist():
-            rows = np.flatnonzero(placement == shard_no)
-            part_ids = [checked[r] for r in rows]
-            # Already normalized (cosine): the shard's own check finds unit length and stores these bits,
-            # the same an unsharded collection stores.
-            seq = max(seq, self.shards[shard_no].upsert(part_ids, vecs[rows], [plist[r] for r in rows]))
-            self.session_ts = max(self.session_ts, seq)
-            if router.moves_points:  # the id may have lived on another shard before: remove that copy
-                for other, shard in enumerate(self.shards):
-                    if other != shard_no:
-                        shard.delete(ids=part_ids)
-        return seq
+        with self._writes.read():
+            layouts = [self._layout] if self._next is None else [self._layout, self._next]
+            # Every placement is known (and a bad payload refused) before any shard is written.
+            placements = [layout.place(checked, vecs, plist) for layout in layouts]
+            ts = 0
+            for layout, placement in zip(layouts, placements, strict=True):
+                # Already normalized (cosine): the shard's own check finds unit length and stores
+                # these bits, the same an unsharded collection stores.
+                ts = max(ts, layout.upsert(checked, vecs, plist, placement))
+            self.session_ts = max(self.session_ts, ts)
+            return ts
 
     def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
         """Delete by id and/or filter on every shard that may hold the points."""
@@ -142,24 +135,13 @@ class ShardedCollection:
             raise InvalidParameter(
                 "delete needs ids=[...] or filter={...}; to drop everything use delete_collection"
             )
-        total = 0
-        if ids is not None:
-            checked = check_ids(ids, unique=False)
-            for shard_no, part in self._by_shard(checked).items():
-                total += self.shards[shard_no].delete(ids=part)
-        if filter is not None:
-            total += sum(shard.delete(filter=filter) for shard in self.shards)
-        self.session_ts = max([self.session_ts, *(shard.last_ts for shard in self.shards)])
-        return total
-
-    def _by_shard(self, ids: list[PointId]) -> dict[int, list[PointId]]:
-        """Where ids live: one shard each for hash sharding, every shard otherwise."""
-        if isinstance(self.router, HashRouter):
-            groups: dict[int, list[PointId]] = {}
-            for pid, shard_no in zip(ids, self.router.place(ids, np.empty(0), []).tolist(), strict=True):
-                groups.setdefault(shard_no, []).append(pid)
-            return groups
-        return dict.fromkeys(range(len(self.shards)), ids)
+        checked = check_ids(ids, unique=False) if ids is not None else None
+        with self._writes.read():
+            total = self._layout.delete(checked, filter)
+            if self._next is not None:
+                self._next.delete(checked, filter)
+            self.session_ts = max(self.session_ts, self._layout.last_ts)
+            return total
 
     def add(
         self,
@@ -183,17 +165,116 @@ class ShardedCollection:
         return self.search(vector, k, **search_args)
 
     def flush(self) -> None:
-        for shard in self.shards:
-            shard.flush()
+        with self._reads.read():
+            for shard in self.shards:
+                shard.flush()
 
     def optimize(self) -> bool:
-        return any([shard.optimize() for shard in self.shards])
+        with self._reads.read():
+            return any([shard.optimize() for shard in self.shards])
+
+    # ------------------------------------------------------------------ resharding
+    def reshard(
+        self, shards: int, *, n_probe: int | None = None, batch_size: int = 1000, progress: bool = False
+    ) -> None:
+        """Move every point to a layout of `shards` shards while reads and writes go on.
+
+        The current layout keeps answering every read until the switch; every write meanwhile goes
+        to both layouts, and the points are copied shard by shard in batches (each batch while writes
+        wait, so that a copy never overwrites a newer write). Then, with reads and writes held for a
+        moment, `config.json` names the new layout and the old one is removed. An interrupted reshard
+        (an error, Ctrl-C, a crash) leaves the collection as it was.
+
+        Args:
+            shards: the new number of shards (1-1024).
+            n_probe: semantic sharding: shards a query asks in the new layout (default: unchanged).
+            batch_size: points copied per batch (writes wait for one batch at a time).
+            progress: show a progress bar.
+        """
+        self._check_open()
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 1024:
+            raise InvalidParameter(f"shards must be an integer from 1 to 1024, not {shards!r}")
+        if n_probe is not None and (isinstance(n_probe, bool) or not isinstance(n_probe, int) or n_probe < 1):
+            raise InvalidParameter(f"n_probe must be a positive integer, not {n_probe!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidParameter(f"batch_size must be a positive integer, not {batch_size!r}")
+        if not self._resharding.acquire(blocking=False):
+            raise UsageError(f"collection {self.name!r} is already being resharded; wait for it to finish")
+        try:
+            self._reshard(shards, n_probe or self.config.n_probe, batch_size, progress)
+        finally:
+            self._resharding.release()
+
+    def _reshard(self, shards: int, n_probe: int | None, batch_size: int, progress: bool) -> None:
+        old = self._layout
+        config = self.config.model_copy(
+            update={"shards": shards, "n_probe": n_probe, "layout": old.generation + 1}
+        )
+        if self.folder is not None:
+            remove_stale_layouts(self.folder, old.generation)  # a reshard interrupted earlier
+        new = ShardLayout.open(config, self.folder, self.backend, self.clock)
+        try:
+            if isinstance(new.router, SemanticRouter):
+                self._train_semantic(new)
+            with self._writes.write():
+                self._next = new
+            total = self.count(consistency="strong")
+            with tqdm(total=total, desc=f"resharding {self.name}", unit="pt", disable=not progress) as bar:
+                for shard in old.shards:
+                    cursor: str | None = None
+                    while True:
+                        with self._writes.write():  # no write between reading a batch and copying it
+                            page = shard.read(
+                                _STRONG,
+                                lambda c, cur=cursor: c.scroll(batch_size, cur, with_vectors=True),  # type: ignore[misc]
+                            )
+                            if page.records:
+                                self._copy(page.records, new)
+                        bar.update(len(page.records))
+                        cursor = page.next_cursor
+                        if cursor is None:
+                            break
+            with self._writes.write(), self._reads.write():
+                if self.folder is not None:  # the commit point: config.json names the new layout
+                    write_json_atomic(self.folder / CONFIG_FILE, json.loads(config.model_dump_json()))
+                self.config, self._layout, self._next = config, new, None
+        except BaseException:
+            with self._writes.write():
+                self._next = None
+            new.destroy()
+            raise
+        old.destroy()
+
+    def _train_semantic(self, new: ShardLayout) -> None:
+        """Centroids for the new layout, from (up to 100,000 of) the points it will hold."""
+        sample: list[list[float]] = []
+        quota = 100_000 // len(self.shards) + 1
+        for shard in self._layout.shards:
+            taken, cursor = 0, None
+            while taken < quota:
+                limit = min(10_000, quota - taken)
+                page = shard.read(_STRONG, lambda c, cur=cursor, n=limit: c.scroll(n, cur, with_vectors=True))  # type: ignore[misc]
+                sample.extend(r.vector for r in page.records if r.vector is not None)
+                taken += len(page.records)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        if sample:  # an empty collection trains on its first batch, as a new one does
+            new.train(np.asarray(sample, dtype=np.float32))
+
+    @staticmethod
+    def _copy(records: list[Record], new: ShardLayout) -> None:
+        ids = [r.id for r in records]
+        vectors = np.asarray([r.vector for r in records], dtype=np.float32)
+        payloads = [r.payload for r in records]
+        new.upsert(ids, vectors, payloads, new.place(ids, vectors, payloads))
 
     # ------------------------------------------------------------------ reads
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
         self._check_open()
         guarantee = self._guarantee(consistency)
-        return sum(shard.read(guarantee, lambda c: c.count(filter)) for shard in self.shards)
+        with self._reads.read():
+            return sum(shard.read(guarantee, lambda c: c.count(filter)) for shard in self.shards)
 
     def _guarantee(self, consistency: str | None) -> ReadGuarantee:
         """One guarantee for the whole read, taken once, so every shard is held to the same instant."""
@@ -219,13 +300,14 @@ class ShardedCollection:
         guarantee = self._guarantee(consistency)
         checked = check_ids(ids, unique=False)
         found: dict[PointId, Record] = {}
-        for shard_no, part in self._by_shard(list(dict.fromkeys(checked))).items():
-            records = self.shards[shard_no].read(
-                guarantee,
-                lambda c, part=part: c.get(part, with_payload=with_payload, with_vectors=with_vectors),  # type: ignore[misc]
-            )
-            for rec in records:
-                found.setdefault(rec.id, rec)
+        with self._reads.read():
+            for shard_no, part in self._layout.by_shard(list(dict.fromkeys(checked))).items():
+                records = self.shards[shard_no].read(
+                    guarantee,
+                    lambda c, part=part: c.get(part, with_payload=with_payload, with_vectors=with_vectors),  # type: ignore[misc]
+                )
+                for rec in records:
+                    found.setdefault(rec.id, rec)
         return [found[pid] for pid in checked if pid in found]
 
     def scroll(
@@ -241,15 +323,16 @@ class ShardedCollection:
         """All shards' points in one id order (a k-way merge of the shards' own pages)."""
         self._check_open()
         guarantee = self._guarantee(consistency)
-        pages = [
-            shard.read(
-                guarantee,
-                lambda c: c.scroll(
-                    limit, cursor, filter=filter, with_payload=with_payload, with_vectors=with_vectors
-                ),
-            )
-            for shard in self.shards
-        ]
+        with self._reads.read():
+            pages = [
+                shard.read(
+                    guarantee,
+                    lambda c: c.scroll(
+                        limit, cursor, filter=filter, with_payload=with_payload, with_vectors=with_vectors
+                    ),
+                )
+                for shard in self.shards
+            ]
         merged = list(heapq.merge(*(p.records for p in pages), key=lambda r: (isinstance(r.id, str), r.id)))
         records: list[Record] = []
         for rec in merged:  # an id moving between shards may show up twice
@@ -302,6 +385,20 @@ class ShardedCollection:
         guarantee = self._guarantee(consistency)
         k, offset = check_k_offset(k, offset)
         queries = check_vectors(vectors, self.dim, self.config.metric)
+        with self._reads.read():
+            return self._search(queries, guarantee, k, offset, filter, params, with_payload, with_vectors)
+
+    def _search(
+        self,
+        queries: np.ndarray,
+        guarantee: ReadGuarantee,
+        k: int,
+        offset: int,
+        filter: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        with_payload: bool,
+        with_vectors: bool,
+    ) -> list[list[Hit]]:
         probes = self.router.probe(queries, filter)
         per_query: list[list[list[Hit]]] = [[] for _ in range(len(queries))]
         work = []
@@ -334,7 +431,9 @@ class ShardedCollection:
     # ------------------------------------------------------------------ maintenance
     def info(self) -> dict[str, Any]:
         self._check_open()
-        parts = [shard.stats() for shard in self.shards]
+        with self._reads.read():
+            parts = [shard.stats() for shard in self.shards]
+            sets = [shard.info() for shard in self.shards]
         return {
             "name": self.name,
             "dim": self.dim,
@@ -343,7 +442,7 @@ class ShardedCollection:
             "index_params": self.config.index_params,
             "embedder": self.config.embedder.model_dump() if self.config.embedder else None,
             "max_segment_points": self.config.max_segment_points,
-            "shards": len(self.shards),
+            "shards": len(parts),
             "sharding": self.config.sharding.value,
             "shard_key": self.config.shard_key,
             "n_probe": self.config.n_probe,
@@ -354,7 +453,9 @@ class ShardedCollection:
             "wal_bytes": sum(p["wal_bytes"] for p in parts),
             "replicas": self.config.replicas,
             "write_quorum": self.config.write_quorum,
-            "replica_sets": [shard.info() for shard in self.shards],
+            "layout": self.config.layout,
+            "resharding": self._next is not None,
+            "replica_sets": sets,
         }
 
     def snapshot(self, path: str | Path) -> Path:
@@ -365,12 +466,8 @@ class ShardedCollection:
     def close(self) -> None:
         if self._closed:
             return
-        for shard in self.shards:
-            shard.close()
-        self._closed = True
-
-
-def _save_array(path: Path, array: Any) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    write_atomic(path, buffer.getvalue())
+        with self._writes.write(), self._reads.write():
+            self._layout.close()
+            if self._next is not None:  # a reshard in progress fails on its next batch and cleans up
+                self._next.close()
+            self._closed = True

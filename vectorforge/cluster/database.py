@@ -7,6 +7,7 @@ Layout of a sharded collection::
     collections/<name>/shards/<i>/replog/            shard i's replication log
     collections/<name>/shards/<i>/replicaset.json    its leader and epoch
     collections/<name>/shards/<i>/replicas/<j>/      replica j: an engine collection (log, segments ...)
+    collections/<name>/shards-<g>/...                the same, after g reshards (config.json: layout=g)
 
 Where the replicas run is the backend's business (`vf.Cluster`): in this process (`local`) or in Ray
 actors spread over nodes (`ray`).
@@ -19,6 +20,7 @@ from pathlib import Path
 from vectorforge.cluster.backend import Cluster, LocalBackend, ShardBackend
 from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.collection import ShardedCollection
+from vectorforge.cluster.layout import ShardLayout, remove_stale_layouts
 from vectorforge.engine import Collection, Database
 from vectorforge.types import CollectionConfig
 
@@ -43,12 +45,11 @@ class ClusterDatabase(Database):
         if config.shards == 1 and config.replicas == 1 and isinstance(self._backend, LocalBackend):
             return super()._open_collection(config, folder)
         clock = HybridLogicalClock()  # one clock for the whole collection: timestamps order every shard
-        shards = [
-            self._backend.open_shard(config, folder / "shards" / str(i) if folder else None, clock)
-            for i in range(config.shards)
-        ]
+        if folder is not None:
+            remove_stale_layouts(folder, config.layout)  # what an interrupted reshard left
+        layout = ShardLayout.open(config, folder, self._backend, clock)
         # A ShardedCollection offers the Collection API; the engine's type is the closest shared one.
-        return ShardedCollection(config, shards, folder, clock, self._backend)  # type: ignore[return-value]
+        return ShardedCollection(layout, folder, clock, self._backend)  # type: ignore[return-value]
 
     def close(self) -> None:
         try:

@@ -565,6 +565,16 @@ class Collection:
                 "wal_bytes": wal_bytes,
             }
 
+    def reshard(
+        self, shards: int, *, n_probe: int | None = None, batch_size: int = 1000, progress: bool = False
+    ) -> None:
+        """Only sharded collections can be resharded (see `ShardedCollection.reshard`)."""
+        raise UsageError(
+            f"collection {self.name!r} was created with one shard and one replica, as a plain collection, "
+            "which cannot be resharded; create it with shards=2 or more (or copy its points into a "
+            "new sharded collection) to change its shard count later"
+        )
+
     def optimize(self) -> bool:
         """Merge sealed segments that are small or hold many dead rows into one; True if it merged.
 

@@ -253,6 +253,14 @@ class RemoteCollection:
     def optimize(self) -> bool:
         return bool(self._post("/optimize", {})["merged"])
 
+    def reshard(
+        self, shards: int, *, n_probe: int | None = None, batch_size: int = 1000, progress: bool = False
+    ) -> None:
+        """Reshard on the server (see `ShardedCollection.reshard`); waits for it, however long it takes."""
+        body = {"shards": shards, "n_probe": n_probe, "batch_size": batch_size}
+        self._check_open()
+        self._db._json("POST", f"/collections/{self.name}/reshard", idempotent=False, json=body, timeout=None)
+
     # -- reads ------------------------------------------------------------------------------------
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
         return int(self._post("/points/count", {"filter": filter, "consistency": consistency})["count"])

@@ -31,6 +31,7 @@ from vectorforge.server.schemas import (
     DeleteBody,
     GetBody,
     QueryBody,
+    ReshardBody,
     ScrollBody,
     SearchBatchBody,
     SearchBody,
@@ -209,6 +210,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def optimize(name: str, who: Who) -> dict[str, bool]:
         """Merge small or dirty segments now."""
         return {"merged": collection(name, who, Action.WRITE).optimize()}
+
+    @cols.post("/{name}/reshard")
+    def reshard(name: str, body: ReshardBody, who: Who) -> dict[str, int]:
+        """Move a sharded collection to `shards` shards; reads and writes go on meanwhile."""
+        col = collection(name, who, Action.MANAGE)
+        col.reshard(body.shards, n_probe=body.n_probe, batch_size=body.batch_size)
+        return {"shards": body.shards}
 
     points = APIRouter(prefix="/collections/{name}/points", tags=["points"])
 

@@ -17,6 +17,7 @@ __all__ = [
     "SearchBatchBody",
     "SearchBody",
     "UpsertBody",
+    "ReshardBody",
     "VectorBlob",
 ]
 
@@ -51,6 +52,12 @@ class CreateCollectionBody(_Body):
     n_probe: StrictInt | None = None
     replicas: StrictInt = 1
     write_quorum: str = "majority"
+
+
+class ReshardBody(_Body):
+    shards: StrictInt
+    n_probe: StrictInt | None = None
+    batch_size: StrictInt = 1000
 
 
 class UpsertBody(_Body):

@@ -1,0 +1,166 @@
+"""One arrangement of a collection's points over shards: a router and one replica set per shard.
+
+A sharded collection has one layout, and two while it is resharded (`ShardedCollection.reshard`):
+the current one, which answers every read, and the next one, which receives every write too while
+the points are copied into it. Each layout lives in its own folder, named by its generation::
+
+    collections/<name>/shards/<i>/          generation 0 (the layout a collection is created with)
+    collections/<name>/shards-<g>/<i>/      generation g, after g reshards
+    collections/<name>/shards-<g>/router.npy   its k-means centroids (semantic sharding)
+
+`config.json` names the current generation (`layout`); any other `shards*` folder is what a reshard
+left when it was interrupted, and is removed on open.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vectorforge.cluster.backend import ShardBackend
+from vectorforge.cluster.clock import HybridLogicalClock
+from vectorforge.cluster.replicaset import ReplicaSet
+from vectorforge.cluster.routing import HashRouter, KeyRouter, Router, SemanticRouter
+from vectorforge.errors import InvalidParameter
+from vectorforge.storage.fsio import write_atomic
+from vectorforge.types import CollectionConfig, PointId, Sharding
+
+__all__ = ["ShardLayout", "layout_folder", "make_router", "remove_stale_layouts"]
+
+ROUTER_FILE = "router.npy"
+
+
+def layout_folder(folder: Path, generation: int) -> Path:
+    """Where generation `generation`'s shards live inside the collection folder `folder`."""
+    return folder / ("shards" if generation == 0 else f"shards-{generation}")
+
+
+def _router_file(folder: Path, generation: int) -> Path:
+    # Generation 0 keeps its centroids beside config.json, where collections made before
+    # resharding existed have them.
+    return folder / ROUTER_FILE if generation == 0 else layout_folder(folder, generation) / ROUTER_FILE
+
+
+def remove_stale_layouts(folder: Path, generation: int) -> None:
+    """Remove the layouts an interrupted reshard left (every one but `generation`)."""
+    keep = layout_folder(folder, generation)
+    for path in folder.glob("shards*"):
+        if path.is_dir() and path != keep:
+            shutil.rmtree(path)
+    if generation != 0:
+        (folder / ROUTER_FILE).unlink(missing_ok=True)
+
+
+def make_router(config: CollectionConfig, centroids: np.ndarray | None = None) -> Router:
+    """The router a config asks for (semantic: with `centroids` if they are known)."""
+    if config.sharding is Sharding.HASH:
+        return HashRouter(config.shards)
+    if config.sharding is Sharding.KEY:
+        if not config.shard_key:
+            raise InvalidParameter("sharding='key' needs shard_key='<payload field>'")
+        return KeyRouter(config.shards, config.shard_key)
+    return SemanticRouter(config.shards, config.metric, config.n_probe or 1, centroids)
+
+
+class ShardLayout:
+    """The shards of one generation and the router that places points on them."""
+
+    def __init__(
+        self, config: CollectionConfig, router: Router, shards: list[ReplicaSet], folder: Path | None
+    ) -> None:
+        self.config = config
+        self.generation = config.layout
+        self.router = router
+        self.shards = shards
+        self.folder = folder  # the collection folder (None in memory)
+
+    @classmethod
+    def open(
+        cls, config: CollectionConfig, folder: Path | None, backend: ShardBackend, clock: HybridLogicalClock
+    ) -> ShardLayout:
+        """Open (or create) generation `config.layout` of a collection in `folder`."""
+        centroids = None
+        if folder is not None and _router_file(folder, config.layout).exists():
+            centroids = np.load(_router_file(folder, config.layout))
+        router = make_router(config, centroids)
+        base = layout_folder(folder, config.layout) if folder is not None else None
+        shards: list[ReplicaSet] = []
+        try:
+            for i in range(config.shards):
+                shards.append(backend.open_shard(config, base / str(i) if base else None, clock))
+        except BaseException:
+            for shard in shards:
+                shard.close()
+            raise
+        return cls(config, router, shards, folder)
+
+    # ------------------------------------------------------------------ writes
+    def place(self, ids: list[PointId], vectors: np.ndarray, payloads: list[Any]) -> np.ndarray:
+        """The shard of each point; a semantic router that has no centroids yet learns them here."""
+        router = self.router
+        if isinstance(router, SemanticRouter) and not router.trained:
+            self.train(vectors)
+        return router.place(ids, vectors, payloads)
+
+    def train(self, vectors: np.ndarray) -> None:
+        """Learn a semantic router's centroids from `vectors` and keep them with the layout."""
+        assert isinstance(self.router, SemanticRouter)
+        self.router.train(vectors)
+        if self.folder is not None and self.router.centroids is not None:
+            buffer = io.BytesIO()
+            np.save(buffer, self.router.centroids)
+            write_atomic(_router_file(self.folder, self.generation), buffer.getvalue())
+
+    def upsert(
+        self, ids: list[PointId], vectors: np.ndarray, payloads: list[Any], placement: np.ndarray
+    ) -> int:
+        """Write each point to its shard (and remove it from any other one it may have lived on)."""
+        ts = 0
+        for shard_no in np.unique(placement).tolist():
+            rows = np.flatnonzero(placement == shard_no)
+            part_ids = [ids[r] for r in rows]
+            ts = max(ts, self.shards[shard_no].upsert(part_ids, vectors[rows], [payloads[r] for r in rows]))
+            if self.router.moves_points:  # the id may have lived on another shard before: remove that copy
+                for other, shard in enumerate(self.shards):
+                    if other != shard_no:
+                        shard.delete(ids=part_ids)
+        return ts
+
+    def delete(self, ids: list[PointId] | None, filter: dict[str, Any] | None) -> int:
+        """Delete by id and/or filter on every shard that may hold the points; returns how many."""
+        total = 0
+        if ids is not None:
+            for shard_no, part in self.by_shard(ids).items():
+                total += self.shards[shard_no].delete(ids=part)
+        if filter is not None:
+            total += sum(shard.delete(filter=filter) for shard in self.shards)
+        return total
+
+    def by_shard(self, ids: Sequence[PointId]) -> dict[int, list[PointId]]:
+        """Where ids live: one shard each for hash sharding, every shard otherwise."""
+        if isinstance(self.router, HashRouter):
+            groups: dict[int, list[PointId]] = {}
+            for pid, shard_no in zip(ids, self.router.place(ids, np.empty(0), []).tolist(), strict=True):
+                groups.setdefault(shard_no, []).append(pid)
+            return groups
+        return {shard_no: list(ids) for shard_no in range(len(self.shards))}
+
+    @property
+    def last_ts(self) -> int:
+        return max(shard.last_ts for shard in self.shards)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
+
+    def destroy(self) -> None:
+        """Close the shards and remove their folder (a layout that was replaced or abandoned)."""
+        self.close()
+        if self.folder is not None:
+            shutil.rmtree(layout_folder(self.folder, self.generation), ignore_errors=True)
