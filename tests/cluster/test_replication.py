@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,50 @@ def test_the_in_memory_log_keeps_only_what_a_replica_still_needs() -> None:
     rs.recover(2)
     col.upsert([60], vecs(1))
     assert rs._memory_log == [] and counts(rs) == [61, 61, 61]
+
+
+def test_a_strong_read_sees_every_shard_at_one_instant(tmp_path: Path) -> None:
+    """A writer rewrites one point per shard in each batch; a strong read never sees half a batch."""
+    import threading
+
+    db = vf.connect(tmp_path / "data")  # fsynced writes: a batch takes a while to reach every shard
+    col = db.create_collection("snap", dim=DIM, index="flat", shards=4, replicas=2)
+    assert isinstance(col, ShardedCollection)
+    ids: list[int] = []
+    for pid in range(1000):  # one id on each shard
+        if len(ids) < 4 and col._layout.by_shard([pid]).keys() == {len(ids)}:
+            ids.append(pid)
+    point = vecs(1)
+    col.upsert(ids, np.repeat(point, 4, axis=0), [{"v": 0}] * 4)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        version = 0
+        try:
+            while not stop.is_set():
+                version += 1
+                col.upsert(ids, np.repeat(point, 4, axis=0), [{"v": version}] * 4)
+        except BaseException as exc:
+            errors.append(exc)
+
+    seen: dict[str, list[int]] = {"strong": [], "eventual": []}
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            for level in seen:
+                got = {r.payload["v"] for r in col.get(ids, consistency=level)}  # type: ignore[index]
+                hits = col.search(point[0], k=4, consistency=level)
+                found = {h.payload["v"] for h in hits}  # type: ignore[index]
+                seen[level] += [len(got), len(found)]
+    finally:
+        stop.set()
+        t.join()
+        db.close()
+    assert not errors
+    assert len(seen["strong"]) > 20
+    assert set(seen["strong"]) == {1}, "a strong read saw a batch on some shards only"
+    torn = sum(n > 1 for n in seen["eventual"])
+    print(f"reads that saw half a batch: eventual {torn} of {len(seen['eventual'])}")

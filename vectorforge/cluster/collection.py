@@ -15,11 +15,12 @@ Writes are atomic per shard; a batch spread over shards is acknowledged once eve
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from vectorforge.cluster.layout import ShardLayout, remove_stale_layouts
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import Router, SemanticRouter
 from vectorforge.engine.collection import CONFIG_FILE, encode_cursor
-from vectorforge.engine.locks import RWLock
+from vectorforge.engine.locks import RWLock, TurnLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
 from vectorforge.errors import InvalidParameter, UsageError
@@ -51,6 +52,7 @@ __all__ = ["ShardedCollection"]
 
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard")
 _STRONG = ReadGuarantee(Consistency.STRONG, None)
+_WRITERS, _READERS = 0, 1  # the two groups of the turn lock
 
 
 class ShardedCollection:
@@ -74,6 +76,8 @@ class ShardedCollection:
         self._writes = RWLock()
         self._reads = RWLock()
         self._resharding = threading.Lock()
+        # Writers and strong readers take turns: a strong read sees no batch half-written over shards.
+        self._turns = TurnLock()
         self._closed = False
         # The session token: the timestamp of this object's last write ("session" reads wait for it).
         self.session_ts = 0
@@ -116,7 +120,7 @@ class ShardedCollection:
         vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked))
         check_payloads(payloads, len(checked))
         plist = list(payloads) if payloads is not None else [None] * len(checked)
-        with self._writes.read():
+        with self._writes.read(), self._turns.group(_WRITERS):
             layouts = [self._layout] if self._next is None else [self._layout, self._next]
             # Every placement is known (and a bad payload refused) before any shard is written.
             placements = [layout.place(checked, vecs, plist) for layout in layouts]
@@ -136,7 +140,7 @@ class ShardedCollection:
                 "delete needs ids=[...] or filter={...}; to drop everything use delete_collection"
             )
         checked = check_ids(ids, unique=False) if ids is not None else None
-        with self._writes.read():
+        with self._writes.read(), self._turns.group(_WRITERS):
             total = self._layout.delete(checked, filter)
             if self._next is not None:
                 self._next.delete(checked, filter)
@@ -272,13 +276,23 @@ class ShardedCollection:
     # ------------------------------------------------------------------ reads
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
         self._check_open()
-        guarantee = self._guarantee(consistency)
-        with self._reads.read():
+        with self._read_view(consistency) as guarantee:
             return sum(shard.read(guarantee, lambda c: c.count(filter)) for shard in self.shards)
 
-    def _guarantee(self, consistency: str | None) -> ReadGuarantee:
-        """One guarantee for the whole read, taken once, so every shard is held to the same instant."""
+    @contextlib.contextmanager
+    def _read_view(self, consistency: str | None) -> Iterator[ReadGuarantee]:
+        """Hold the layout for one read and yield its guarantee. A strong read also waits for the
+        writes in flight and holds new ones back while it runs: it sees every shard at one instant."""
         level = check_consistency(consistency)
+        with self._reads.read():
+            if level is Consistency.STRONG and len(self.shards) > 1:
+                with self._turns.group(_READERS):
+                    yield self._guarantee(level)
+            else:
+                yield self._guarantee(level)
+
+    def _guarantee(self, level: Consistency) -> ReadGuarantee:
+        """One guarantee for the whole read, taken once, so every shard is held to the same instant."""
         if level is Consistency.STRONG:
             return ReadGuarantee(level, self.clock.now())
         if level is Consistency.BOUNDED:
@@ -297,10 +311,9 @@ class ShardedCollection:
         consistency: str | None = None,
     ) -> list[Record]:
         self._check_open()
-        guarantee = self._guarantee(consistency)
         checked = check_ids(ids, unique=False)
         found: dict[PointId, Record] = {}
-        with self._reads.read():
+        with self._read_view(consistency) as guarantee:
             for shard_no, part in self._layout.by_shard(list(dict.fromkeys(checked))).items():
                 records = self.shards[shard_no].read(
                     guarantee,
@@ -322,8 +335,7 @@ class ShardedCollection:
     ) -> ScrollPage:
         """All shards' points in one id order (a k-way merge of the shards' own pages)."""
         self._check_open()
-        guarantee = self._guarantee(consistency)
-        with self._reads.read():
+        with self._read_view(consistency) as guarantee:
             pages = [
                 shard.read(
                     guarantee,
@@ -382,10 +394,9 @@ class ShardedCollection:
     ) -> list[list[Hit]]:
         """Ask each shard for its own top k + offset, merge, then skip offset."""
         self._check_open()
-        guarantee = self._guarantee(consistency)
         k, offset = check_k_offset(k, offset)
         queries = check_vectors(vectors, self.dim, self.config.metric)
-        with self._reads.read():
+        with self._read_view(consistency) as guarantee:
             return self._search(queries, guarantee, k, offset, filter, params, with_payload, with_vectors)
 
     def _search(

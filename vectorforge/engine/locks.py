@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["RWLock"]
+__all__ = ["RWLock", "TurnLock"]
 
 
 class RWLock:
@@ -89,3 +89,55 @@ class _WriteGuard:
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release_write()
+
+
+class TurnLock:
+    """Two groups that take turns: any number of one group inside together, never both groups.
+
+    A sharded collection's writers form one group and its `strong` readers the other, so a strong
+    read never sees a batch that is on some shards and not yet on others. A group that arrives while
+    the other is inside gets the next turn, so neither can starve the other.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inside = [0, 0]
+        self._waiting = [0, 0]
+        self._turn = 0
+        self._guards = (_TurnGuard(self, 0), _TurnGuard(self, 1))
+
+    def group(self, which: int) -> _TurnGuard:
+        """`with lock.group(0):` or `with lock.group(1):`."""
+        return self._guards[which]
+
+    def acquire(self, which: int) -> None:
+        other = 1 - which
+        with self._cond:
+            if self._inside[other]:
+                self._turn = which  # ours is next: the other group lets no newcomer in
+            self._waiting[which] += 1
+            while self._inside[other] or (self._waiting[other] and self._turn == other):
+                self._cond.wait()
+            self._waiting[which] -= 1
+            self._inside[which] += 1
+
+    def release(self, which: int) -> None:
+        with self._cond:
+            self._inside[which] -= 1
+            if not self._inside[which]:
+                self._turn = 1 - which
+                self._cond.notify_all()
+
+
+class _TurnGuard:
+    __slots__ = ("_lock", "_which")
+
+    def __init__(self, lock: TurnLock, which: int) -> None:
+        self._lock = lock
+        self._which = which
+
+    def __enter__(self) -> None:
+        self._lock.acquire(self._which)
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release(self._which)
