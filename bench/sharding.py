@@ -3,7 +3,8 @@
 Same index parameters everywhere (HNSW M=32, efConstruction=200, ef=64). `hash` shards ask every
 shard; `semantic` shards route each vector to its nearest k-means centroid, and a query probes its
 n_probe nearest shards: the recall/cost curve below is the trade it offers. Merge overhead is the
-time a sharded search spends outside the shards' own searches, as a ratio of the whole.
+time a sharded search_batch spends outside the shards' own searches (run in parallel, as the
+collection runs them), as a ratio of the whole.
 
     python bench/sharding.py [--n 100000] [--queries 500]
 """
@@ -18,6 +19,7 @@ import numpy as np
 from common import clustered_set, console, exact_ground_truth, print_table, recall_at_k, write_result
 
 import vectorforge as vf
+from vectorforge.cluster.collection import _POOL
 
 K = 10
 PARAMS = {"M": 32, "ef_construction": 200, "ef": 64}
@@ -43,14 +45,16 @@ def measure(col: Any, queries: np.ndarray, truth: np.ndarray) -> dict[str, float
     batch_qps = len(queries) / (time.perf_counter() - start)
     shard_seconds = 0.0
     shards = getattr(col, "shards", None)
-    if shards:  # time the shards' own work for the same batch: the rest is routing and merging
+    if shards:  # the shards' own searches for the same batch, run in parallel as the collection runs
         probes = col.router.probe(queries, None)
+        work = []
         for shard_no, shard in enumerate(shards):
             asking = [qi for qi, p in enumerate(probes) if shard_no in p]
             if asking:
-                t0 = time.perf_counter()
-                shard.search_batch(queries[asking], k=K, with_payload=False)
-                shard_seconds += time.perf_counter() - t0
+                work.append((shard.replicas[0].collection, queries[asking]))
+        t0 = time.perf_counter()
+        list(_POOL.map(lambda w: w[0].search_batch(w[1], k=K, with_payload=False), work))
+        shard_seconds = time.perf_counter() - t0
     total_seconds = len(queries) / batch_qps
     return {
         "recall": recall_at_k(found, truth),

@@ -20,6 +20,7 @@ import heapq
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -179,7 +180,7 @@ class ShardedCollection:
 
     # ------------------------------------------------------------------ resharding
     def reshard(
-        self, shards: int, *, n_probe: int | None = None, batch_size: int = 1000, progress: bool = False
+        self, shards: int, *, n_probe: int | None = None, batch_size: int = 256, progress: bool = False
     ) -> None:
         """Move every point to a layout of `shards` shards while reads and writes go on.
 
@@ -192,7 +193,8 @@ class ShardedCollection:
         Args:
             shards: the new number of shards (1-1024).
             n_probe: semantic sharding: shards a query asks in the new layout (default: unchanged).
-            batch_size: points copied per batch (writes wait for one batch at a time).
+            batch_size: points copied per batch; writes wait for one batch at a time, and the writes
+                that queued behind a batch go before the next one.
             progress: show a progress bar.
         """
         self._check_open()
@@ -235,6 +237,8 @@ class ShardedCollection:
                             if page.records:
                                 self._copy(page.records, new)
                         bar.update(len(page.records))
+                        while self._writes.readers_waiting:  # writes that queued behind the batch go first
+                            time.sleep(0.0005)
                         cursor = page.next_cursor
                         if cursor is None:
                             break

@@ -18,6 +18,7 @@ class RWLock:
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
+        self._readers_waiting = 0
         self._writer = False
         self._writers_waiting = 0
         self._read_guard = _ReadGuard(self)
@@ -33,9 +34,17 @@ class RWLock:
 
     def acquire_read(self) -> None:
         with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
+            if self._writer or self._writers_waiting:
+                self._readers_waiting += 1
+                while self._writer or self._writers_waiting:
+                    self._cond.wait()
+                self._readers_waiting -= 1
             self._readers += 1
+
+    @property
+    def readers_waiting(self) -> int:
+        """Readers blocked right now behind a writer (a writer that loops can let them in first)."""
+        return self._readers_waiting
 
     def release_read(self) -> None:
         with self._cond:
@@ -64,11 +73,7 @@ class _ReadGuard:
         self._lock = lock
 
     def __enter__(self) -> None:
-        lock = self._lock
-        with lock._cond:
-            while lock._writer or lock._writers_waiting:
-                lock._cond.wait()
-            lock._readers += 1
+        self._lock.acquire_read()
 
     def __exit__(self, *exc: object) -> None:
         lock = self._lock
