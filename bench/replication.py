@@ -4,6 +4,10 @@ consistency level, and the time a write takes to fail over when its leader is do
 Baseline in the same run: the same writes and reads on an unreplicated collection. Persistent data
 folder (every replica fsyncs), 3 replicas, 1 shard, HNSW.
 
+Then what a cross-shard snapshot costs: on 4 shards x 2 replicas, read latency at each level while
+a writer upserts batches spread over every shard (strong reads and writes take turns; the other
+levels do not), against the same reads with no writer.
+
     python bench/replication.py [--n 20000] [--batch 100]
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -39,6 +44,38 @@ def read_latency(col: Any, queries: np.ndarray, consistency: str | None) -> dict
         "p99_ms": float(np.percentile(arr, 99)),
         "qps": len(arr) / arr.sum() * 1000,
     }
+
+
+def reads_under_writes(db: Any, base: np.ndarray, queries: np.ndarray, batch: int) -> list[dict[str, Any]]:
+    col = db.create_collection("snap", dim=base.shape[1], metric="dot", shards=4, replicas=2)
+    half = len(base) // 2
+    for i in range(0, half, 1000):
+        col.upsert(list(range(i, min(i + 1000, half))), base[i : min(i + 1000, half)])
+    rows = []
+    for level in ("strong", "bounded", "session", "eventual"):
+        rows.append({"consistency": level, "writer": "none", **read_latency(col, queries, level)})
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        i = half
+        while not stop.is_set():
+            rows_ = base[i % len(base) : i % len(base) + batch]
+            col.upsert(list(range(10**8 + i, 10**8 + i + len(rows_))), rows_)
+            written[0] += len(rows_)
+            i += batch
+
+    for level in ("strong", "bounded", "session", "eventual"):
+        stop.clear()
+        t = threading.Thread(target=writer)
+        t.start()
+        t0, before = time.perf_counter(), written[0]
+        stats = read_latency(col, queries, level)
+        rate = (written[0] - before) / (time.perf_counter() - t0)
+        stop.set()
+        t.join()
+        rows.append({"consistency": level, "writer": f"{batch}-point batches", **stats, "writes_per_s": rate})
+    return rows
 
 
 def main() -> None:
@@ -75,6 +112,7 @@ def main() -> None:
         col.upsert([10**9], base[:1])  # notices the dead leader, fails over, then writes
         failover_ms = (time.perf_counter() - t0) * 1000
         rs.recover(old)
+        snapshot_reads = reads_under_writes(db, base, queries, args.batch)
     base_w = writes[0]["vectors_per_s"]
     for w in writes:
         w["x_baseline"] = w["vectors_per_s"] / base_w
@@ -88,6 +126,14 @@ def main() -> None:
         ["consistency", "p50 ms", "p99 ms", "QPS"],
         [[r["consistency"], r["p50_ms"], r["p99_ms"], r["qps"]] for r in reads],
     )
+    print_table(
+        "reads on 4 shards x 2 replicas, without and with a writer",
+        ["consistency", "writer", "p50 ms", "p99 ms", "QPS", "writes/s meanwhile"],
+        [
+            [r["consistency"], r["writer"], r["p50_ms"], r["p99_ms"], r["qps"], r.get("writes_per_s", "-")]
+            for r in snapshot_reads
+        ],
+    )
     print(
         f"failover: a write whose leader is down took {failover_ms:.1f} ms (detect, elect, catch up, write)"
     )
@@ -99,6 +145,7 @@ def main() -> None:
             "writes": writes,
             "reads": reads,
             "failover_write_ms": failover_ms,
+            "snapshot_reads": snapshot_reads,
         },
     )
 

@@ -96,10 +96,10 @@ class Traffic:
             self.next_id += 10
 
 
-def build(db: Any, name: str, base: np.ndarray, shards: int, sharding: str, n_probe: int | None) -> Any:
-    col = db.create_collection(
+def create(db: Any, name: str, dim: int, shards: int, sharding: str, n_probe: int | None) -> Any:
+    return db.create_collection(
         name,
-        dim=base.shape[1],
+        dim=dim,
         metric="dot",
         index="hnsw",
         index_params=PARAMS,
@@ -107,6 +107,10 @@ def build(db: Any, name: str, base: np.ndarray, shards: int, sharding: str, n_pr
         sharding=sharding,
         n_probe=n_probe,
     )
+
+
+def build(db: Any, name: str, base: np.ndarray, shards: int, sharding: str, n_probe: int | None) -> Any:
+    col = create(db, name, base.shape[1], shards, sharding, n_probe)
     for i in range(0, len(base), BATCH):
         col.upsert(list(range(i, min(i + BATCH, len(base)))), base[i : i + BATCH])
     return col
@@ -122,16 +126,7 @@ def recall(col: Any, queries: np.ndarray) -> float:
 def offline_copy(db: Any, col: Any, name: str, shards: int, sharding: str, n_probe: int | None) -> float:
     """The baseline: a new collection with `shards` shards, filled from a scroll of the old one."""
     start = time.perf_counter()
-    new = db.create_collection(
-        name,
-        dim=col.dim,
-        metric="dot",
-        index="hnsw",
-        index_params=PARAMS,
-        shards=shards,
-        sharding=sharding,
-        n_probe=n_probe,
-    )
+    new = create(db, name, col.dim, shards, sharding, n_probe)
     cursor = None
     while True:
         page = col.scroll(limit=BATCH, cursor=cursor, with_vectors=True, with_payload=False)

@@ -180,7 +180,7 @@ class ShardedCollection:
 
     # ------------------------------------------------------------------ resharding
     def reshard(
-        self, shards: int, *, n_probe: int | None = None, batch_size: int = 256, progress: bool = False
+        self, shards: int, *, n_probe: int | None = None, batch_size: int = 100, progress: bool = False
     ) -> None:
         """Move every point to a layout of `shards` shards while reads and writes go on.
 
@@ -254,13 +254,15 @@ class ShardedCollection:
         old.destroy()
 
     def _train_semantic(self, new: ShardLayout) -> None:
-        """Centroids for the new layout, from (up to 100,000 of) the points it will hold."""
+        """Centroids for the new layout from a sample of the points it will hold: 1,000 per new
+        shard (FAISS k-means uses at most 256 per centroid), taken from the start of each old shard
+        in small pages, so that no read or write waits long behind the sampling."""
         sample: list[list[float]] = []
-        quota = 100_000 // len(self.shards) + 1
+        quota = -(-1_000 * len(new.shards) // len(self.shards))
         for shard in self._layout.shards:
             taken, cursor = 0, None
             while taken < quota:
-                limit = min(10_000, quota - taken)
+                limit = min(500, quota - taken)
                 page = shard.read(_STRONG, lambda c, cur=cursor, n=limit: c.scroll(n, cur, with_vectors=True))  # type: ignore[misc]
                 sample.extend(r.vector for r in page.records if r.vector is not None)
                 taken += len(page.records)

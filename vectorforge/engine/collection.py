@@ -566,7 +566,7 @@ class Collection:
             }
 
     def reshard(
-        self, shards: int, *, n_probe: int | None = None, batch_size: int = 256, progress: bool = False
+        self, shards: int, *, n_probe: int | None = None, batch_size: int = 100, progress: bool = False
     ) -> None:
         """Only sharded collections can be resharded (see `ShardedCollection.reshard`)."""
         raise UsageError(

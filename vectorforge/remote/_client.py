@@ -254,7 +254,7 @@ class RemoteCollection:
         return bool(self._post("/optimize", {})["merged"])
 
     def reshard(
-        self, shards: int, *, n_probe: int | None = None, batch_size: int = 256, progress: bool = False
+        self, shards: int, *, n_probe: int | None = None, batch_size: int = 100, progress: bool = False
     ) -> None:
         """Reshard on the server (see `ShardedCollection.reshard`); waits for it, however long it takes."""
         body = {"shards": shards, "n_probe": n_probe, "batch_size": batch_size}

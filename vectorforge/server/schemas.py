@@ -57,7 +57,7 @@ class CreateCollectionBody(_Body):
 class ReshardBody(_Body):
     shards: StrictInt
     n_probe: StrictInt | None = None
-    batch_size: StrictInt = 256
+    batch_size: StrictInt = 100
 
 
 class UpsertBody(_Body):
