@@ -11,7 +11,7 @@ offline copy, read QPS and latency and write rate during the reshard against the
 recall@10 before and after (against exact search of the same points), and that every
 acknowledged write is present afterwards.
 
-    python bench/resharding.py [--n 50000] [--from 2] [--to 4] [--steady 10]
+    python bench/resharding.py [--n 50000] [--from 2] [--to 4] [--steady 10] [--batch-size 100]
 """
 
 from __future__ import annotations
@@ -143,6 +143,7 @@ def main() -> None:
     ap.add_argument("--from", dest="before", type=int, default=2)
     ap.add_argument("--to", dest="after", type=int, default=4)
     ap.add_argument("--steady", type=float, default=10.0)
+    ap.add_argument("--batch-size", type=int, default=100, help="points per copy batch")
     ap.add_argument("--out", default="resharding")
     args = ap.parse_args()
     data, queries = clustered_set()
@@ -162,7 +163,7 @@ def main() -> None:
             points_before = col.count()
             traffic.start()
             t = time.perf_counter()
-            col.reshard(args.after, n_probe=probe_after, progress=True)
+            col.reshard(args.after, n_probe=probe_after, batch_size=args.batch_size, progress=True)
             reshard_s = time.perf_counter() - t
             during = traffic.stop()
             recall_after = recall(col, queries)
@@ -227,7 +228,14 @@ def main() -> None:
     )
     write_result(
         args.out,
-        {"n": args.n, "from_shards": args.before, "to_shards": args.after, "params": PARAMS, "runs": runs},
+        {
+            "n": args.n,
+            "from_shards": args.before,
+            "to_shards": args.after,
+            "batch_size": args.batch_size,
+            "params": PARAMS,
+            "runs": runs,
+        },
     )
 
 

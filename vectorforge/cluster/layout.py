@@ -15,8 +15,10 @@ left when it was interrupted, and is removed on open.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from vectorforge.types import CollectionConfig, PointId, Sharding
 __all__ = ["ShardLayout", "layout_folder", "make_router", "remove_stale_layouts"]
 
 ROUTER_FILE = "router.npy"
+_WRITES = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard-write")
 
 
 def layout_folder(folder: Path, generation: int) -> Path:
@@ -119,17 +122,27 @@ class ShardLayout:
     def upsert(
         self, ids: list[PointId], vectors: np.ndarray, payloads: list[Any], placement: np.ndarray
     ) -> int:
-        """Write each point to its shard (and remove it from any other one it may have lived on)."""
-        ts = 0
-        for shard_no in np.unique(placement).tolist():
+        """Write each point to its shard (and remove it from any other one it may have lived on).
+
+        The shards are written in parallel threads (FAISS releases the GIL while it inserts); the
+        call returns once every shard has its part, or raises the first shard's error."""
+
+        def write(shard_no: int) -> int:
             rows = np.flatnonzero(placement == shard_no)
             part_ids = [ids[r] for r in rows]
-            ts = max(ts, self.shards[shard_no].upsert(part_ids, vectors[rows], [payloads[r] for r in rows]))
+            ts = self.shards[shard_no].upsert(part_ids, vectors[rows], [payloads[r] for r in rows])
             if self.router.moves_points:  # the id may have lived on another shard before: remove that copy
                 for other, shard in enumerate(self.shards):
                     if other != shard_no:
                         shard.delete(ids=part_ids)
-        return ts
+            return ts
+
+        targets = np.unique(placement).tolist()
+        if len(targets) == 1:
+            return write(targets[0])
+        futures = [_WRITES.submit(write, shard_no) for shard_no in targets]
+        wait(futures)
+        return max(future.result() for future in futures)
 
     def delete(self, ids: list[PointId] | None, filter: dict[str, Any] | None) -> int:
         """Delete by id and/or filter on every shard that may hold the points; returns how many."""

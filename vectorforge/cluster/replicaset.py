@@ -22,11 +22,13 @@ lagging one stops applying writes (the log keeps them) until it recovers and cat
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -52,6 +54,7 @@ __all__ = [
 T = TypeVar("T")
 
 STATE_FILE = "replicaset.json"
+_APPLY = ThreadPoolExecutor(max_workers=max(4, os.cpu_count() or 2), thread_name_prefix="vf-replica")
 LOG_ROTATE_BYTES = 64 * 1024 * 1024
 
 
@@ -151,10 +154,11 @@ class Replica:
         return int(self.collection.last_meta.get("ts", 0))
 
     def apply(self, entry: dict[str, Any]) -> None:
-        self.begin_apply(entry)()
+        self.begin_apply(entry, parallel=False)()
 
-    def begin_apply(self, entry: dict[str, Any]) -> Callable[[], object]:
-        """Start applying `entry`; the returned call waits for it (stores on other nodes run in parallel)."""
+    def begin_apply(self, entry: dict[str, Any], parallel: bool = True) -> Callable[[], object]:
+        """Start applying `entry`; the returned call waits for it. Replicas apply side by side: on
+        their nodes (Ray), or in threads here (FAISS releases the GIL while it inserts)."""
         if not self.live:
             raise UnavailableError(f"replica {self.index} is down")
         epoch = entry["meta"]["epoch"]
@@ -167,8 +171,10 @@ class Replica:
         if start is not None:
             finish: Callable[[], object] = start(entry)
             return finish
-        self.collection.apply_replicated(entry)
-        return lambda: None
+        if not parallel:
+            self.collection.apply_replicated(entry)
+            return lambda: None
+        return _APPLY.submit(self.collection.apply_replicated, entry).result
 
 
 class ReplicaSet:
@@ -285,18 +291,24 @@ class ReplicaSet:
             else:
                 self._memory_log.append(entry)
             self.last_rseq, self.last_ts = rseq, ts
-            pending = [
-                (replica, replica.begin_apply(entry))
+            targets = [
+                replica
                 for replica in [leader, *(r for r in self.replicas if r is not leader)]
                 if replica.live and not replica.lagging
             ]
+            pending = [(replica, replica.begin_apply(entry, len(targets) > 1)) for replica in targets]
             acks = 0
-            for replica, finish in pending:
+            failure: BaseException | None = None
+            for replica, finish in pending:  # wait for every replica before raising anything
                 try:
                     finish()
                     acks += 1
                 except ReplicaLost:
                     self._fence(replica)
+                except BaseException as exc:
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
             self._applied.notify_all()
             if not self._copying:  # what every kept replica has applied is not needed for catch-up
                 kept = [r.rseq for r in self.replicas if not r.lost]
