@@ -40,6 +40,10 @@ bench: setup  ## all benchmarks (long); results in bench/results/
 	HF_HUB_OFFLINE=1 $(PY) bench/engine_overhead.py
 	HF_HUB_OFFLINE=1 $(PY) bench/filtered.py
 	HF_HUB_OFFLINE=1 $(PY) bench/quality.py
+	HF_HUB_OFFLINE=1 $(PY) bench/sharding.py
+	HF_HUB_OFFLINE=1 $(PY) bench/resharding.py
+	HF_HUB_OFFLINE=1 $(PY) bench/replication.py
+	HF_HUB_OFFLINE=1 $(PY) bench/ray_cluster.py
 
 clean:  ## remove the venv and caches
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .hypothesis
