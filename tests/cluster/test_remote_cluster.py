@@ -19,6 +19,15 @@ def test_sharded_replicated_collection_over_http(tmp_path: Path) -> None:
             assert info["shards"] == 3 and info["replicas"] == 2
             vecs = np.random.default_rng(0).standard_normal((60, 4)).astype(np.float32)
             col.upsert(list(range(60)), vecs, [{"i": i} for i in range(60)])
+            assert col.session_ts > 0  # the client carries its session token: its last write
+            token = col.session_ts
+            col.delete(ids=[59])
+            assert col.session_ts > token  # a delete moves it too
+            col.upsert([59], vecs[59:60], [{"i": 59}])
+            with vf.connect(server.url) as db2:  # another client: its own token
+                other = db2.get_collection("c")
+                assert other.session_ts == 0
+                assert [r.id for r in other.get([59], consistency="session")] == [59]
             for level in ("strong", "bounded", "session", "eventual"):
                 assert col.count(consistency=level) == 60
                 assert col.search(vecs[7], k=1, consistency=level)[0].id == 7

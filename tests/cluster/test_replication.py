@@ -216,3 +216,21 @@ def test_a_strong_read_sees_every_shard_at_one_instant(tmp_path: Path) -> None:
     assert set(seen["strong"]) == {1}, "a strong read saw a batch on some shards only"
     torn = sum(n > 1 for n in seen["eventual"])
     print(f"reads that saw half a batch: eventual {torn} of {len(seen['eventual'])}")
+
+
+def test_a_session_token_waits_for_its_own_writes_only() -> None:
+    """A client's token (its last write) is what a session read waits for, not everyone's writes."""
+    from vectorforge.cluster.collection import session_token
+
+    col, rs = replicated(vf.connect(), quorum="1")
+    col.upsert([1], vecs(1))
+    mine = col.session_ts  # client A's token: its last write
+    rs.lag(1)
+    rs.lag(2)
+    col.upsert([2], vecs(1))  # client B's write: only the leader has it
+    with session_token(mine):
+        assert all([r.id for r in col.get([1], consistency="session")] == [1] for _ in range(6))
+        seen = [len(col.get([2], consistency="session")) for _ in range(6)]
+    assert 0 in seen  # A's reads may use replicas that lack B's write: it did not wait for it
+    with session_token(col.session_ts):  # B's token: B always sees its write
+        assert all(len(col.get([2], consistency="session")) == 1 for _ in range(6))

@@ -16,6 +16,7 @@ Writes are atomic per shard; a batch spread over shards is acknowledged once eve
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import heapq
 import json
 import os
@@ -49,7 +50,23 @@ from vectorforge.types import (
     check_consistency,
 )
 
-__all__ = ["ShardedCollection"]
+__all__ = ["ShardedCollection", "session_token"]
+
+# A client's own session token, when it is not this object: the server sets it for each request
+# from the token the HTTP client carries, so that `session` reads wait for that client's writes only.
+_SESSION_TOKEN: contextvars.ContextVar[int | None] = contextvars.ContextVar("vf_session_token", default=None)
+
+
+@contextlib.contextmanager
+def session_token(ts: int | None) -> Iterator[None]:
+    """`session` reads inside this block wait for writes up to `ts` (a client's last write), not
+    for this collection object's own last write."""
+    reset = _SESSION_TOKEN.set(ts)
+    try:
+        yield
+    finally:
+        _SESSION_TOKEN.reset(reset)
+
 
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard")
 _STRONG = ReadGuarantee(Consistency.STRONG, None)
@@ -305,7 +322,8 @@ class ShardedCollection:
             staleness_ms = int(self.shards[0].max_staleness * 1000)
             return ReadGuarantee(level, self.clock.now() - (staleness_ms << 16))
         if level is Consistency.SESSION:
-            return ReadGuarantee(level, self.session_ts)
+            token = _SESSION_TOKEN.get()
+            return ReadGuarantee(level, self.session_ts if token is None else token)
         return ReadGuarantee(level, None)
 
     def get(

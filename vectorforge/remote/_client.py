@@ -194,6 +194,9 @@ class RemoteCollection:
         self.name = name
         self._info = info
         self._closed = False
+        # The session token: the server's timestamp of this object's last write; "session" reads
+        # send it, so that they wait for this client's writes (not for everyone's).
+        self.session_ts = 0
 
     @property
     def dim(self) -> int:
@@ -216,6 +219,15 @@ class RemoteCollection:
         if self._closed:
             raise e.UsageError(f"collection {self.name!r} is closed; get it again from an open database")
 
+    def _read(self, path: str, body: dict[str, Any]) -> Any:
+        if body.get("consistency") == "session":
+            body["session_ts"] = self.session_ts
+        return self._post(path, body)
+
+    def _wrote(self, answer: dict[str, Any]) -> dict[str, Any]:
+        self.session_ts = max(self.session_ts, int(answer.get("seq", 0)))
+        return answer
+
     # -- writes -----------------------------------------------------------------------------------
     def upsert(
         self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
@@ -223,13 +235,12 @@ class RemoteCollection:
         self._check_open()
         body = {"ids": _ids(ids), "vectors": _wire(vectors), "payloads": _list_or_none(payloads)}
         # An upsert is idempotent: sending it twice leaves the same points.
-        return int(self._db._json("PUT", f"/collections/{self.name}/points", json=body)["seq"])
+        return int(self._wrote(self._db._json("PUT", f"/collections/{self.name}/points", json=body))["seq"])
 
     def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
         body = {"ids": None if ids is None else _ids(ids), "filter": filter}
-        return int(
-            self._post("/points/delete", body, idempotent=ids is not None and filter is None)["deleted"]
-        )
+        answer = self._post("/points/delete", body, idempotent=ids is not None and filter is None)
+        return int(self._wrote(answer)["deleted"])
 
     def add(
         self,
@@ -245,7 +256,7 @@ class RemoteCollection:
             "ids": None if ids is None else _ids(ids),
             "payloads": _list_or_none(payloads),
         }
-        return int(self._post("/points/add", body, idempotent=ids is not None)["seq"])
+        return int(self._wrote(self._post("/points/add", body, idempotent=ids is not None))["seq"])
 
     def flush(self) -> None:
         self._post("/flush", {})
@@ -263,7 +274,7 @@ class RemoteCollection:
 
     # -- reads ------------------------------------------------------------------------------------
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
-        return int(self._post("/points/count", {"filter": filter, "consistency": consistency})["count"])
+        return int(self._read("/points/count", {"filter": filter, "consistency": consistency})["count"])
 
     def get(
         self,
@@ -275,7 +286,7 @@ class RemoteCollection:
     ) -> list[Record]:
         body = {"ids": _ids(ids), "with_payload": with_payload, "with_vectors": with_vectors}
         body["consistency"] = consistency
-        return [record_from_dict(r) for r in self._post("/points/get", body)["records"]]
+        return [record_from_dict(r) for r in self._read("/points/get", body)["records"]]
 
     def scroll(
         self,
@@ -295,7 +306,7 @@ class RemoteCollection:
             "with_vectors": with_vectors,
             "consistency": consistency,
         }
-        out = self._post("/points/scroll", body)
+        out = self._read("/points/scroll", body)
         return ScrollPage([record_from_dict(r) for r in out["records"]], out["next_cursor"])
 
     def search(
@@ -314,7 +325,7 @@ class RemoteCollection:
             "vector": _one_vector(vector),
             **_options(k, offset, filter, params, with_payload, with_vectors, consistency),
         }
-        return [hit_from_dict(h) for h in self._post("/points/search", body)["hits"]]
+        return [hit_from_dict(h) for h in self._read("/points/search", body)["hits"]]
 
     def search_batch(
         self,
@@ -330,12 +341,12 @@ class RemoteCollection:
     ) -> list[list[Hit]]:
         options = _options(k, offset, filter, params, with_payload, with_vectors, consistency)
         body = {"vectors": _wire(vectors), **options}
-        out = self._post("/points/search/batch", body)
+        out = self._read("/points/search/batch", body)
         return [[hit_from_dict(h) for h in hits] for hits in out["results"]]
 
     def query(self, text: str, k: int = 10, **search_args: Any) -> list[Hit]:
         body = {"text": text, "k": k, **search_args}
-        return [hit_from_dict(h) for h in self._post("/points/query", body)["hits"]]
+        return [hit_from_dict(h) for h in self._read("/points/query", body)["hits"]]
 
     # -- maintenance ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

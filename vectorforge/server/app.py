@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vectorforge
+from vectorforge.cluster.collection import session_token
 from vectorforge.engine import Collection, Database
 from vectorforge.errors import RequestTooLarge, VectorForgeError
 from vectorforge.server.auth import OPEN_ACCESS, Action, KeyStore, Principal
@@ -230,39 +231,42 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def get(name: str, body: GetBody, who: Who) -> dict[str, Any]:
         """Points by id, in the order asked."""
         col = collection(name, who, Action.READ)
-        recs = col.get(
-            body.ids,
-            with_payload=body.with_payload,
-            with_vectors=body.with_vectors,
-            consistency=body.consistency,
-        )
+        with session_token(body.session_ts):
+            recs = col.get(
+                body.ids,
+                with_payload=body.with_payload,
+                with_vectors=body.with_vectors,
+                consistency=body.consistency,
+            )
         return {"records": [record_to_dict(r) for r in recs]}
 
     @points.post("/delete")
     def delete(name: str, body: DeleteBody, who: Who) -> dict[str, int]:
-        """Delete points by ids and/or filter."""
-        return {"deleted": collection(name, who, Action.WRITE).delete(ids=body.ids, filter=body.filter)}
+        """Delete points by ids and/or filter; `seq` is a session token that covers the delete."""
+        col = collection(name, who, Action.WRITE)
+        deleted = col.delete(ids=body.ids, filter=body.filter)
+        return {"deleted": deleted, "seq": getattr(col, "session_ts", 0)}
 
     @points.post("/count")
     def count(name: str, body: CountBody, who: Who) -> dict[str, int]:
         """Number of points (matching the filter)."""
-        return {
-            "count": collection(name, who, Action.READ).count(
-                filter=body.filter, consistency=body.consistency
-            )
-        }
+        col = collection(name, who, Action.READ)
+        with session_token(body.session_ts):
+            return {"count": col.count(filter=body.filter, consistency=body.consistency)}
 
     @points.post("/scroll")
     def scroll(name: str, body: ScrollBody, who: Who) -> dict[str, Any]:
         """Points in id order, a page at a time."""
-        page = collection(name, who, Action.READ).scroll(
-            body.limit,
-            body.cursor,
-            filter=body.filter,
-            with_payload=body.with_payload,
-            with_vectors=body.with_vectors,
-            consistency=body.consistency,
-        )
+        col = collection(name, who, Action.READ)
+        with session_token(body.session_ts):
+            page = col.scroll(
+                body.limit,
+                body.cursor,
+                filter=body.filter,
+                with_payload=body.with_payload,
+                with_vectors=body.with_vectors,
+                consistency=body.consistency,
+            )
         return {"records": [record_to_dict(r) for r in page.records], "next_cursor": page.next_cursor}
 
     @points.post("/search")
@@ -273,14 +277,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
         vector = vectors_from_wire(_plain(body.vector))
         if getattr(vector, "ndim", 1) == 2 and vector.shape[0] == 1:
             vector = vector[0]
-        hits = collection(name, who, Action.READ).search(vector, **_options(body))
+        col = collection(name, who, Action.READ)
+        with session_token(body.session_ts):
+            hits = col.search(vector, **_options(body))
         return {"hits": [hit_to_dict(h) for h in hits]}
 
     @points.post("/search/batch")
     def search_batch(name: str, body: SearchBatchBody, who: Who) -> dict[str, Any]:
         """`search` for many vectors at once."""
         col = collection(name, who, Action.READ)
-        results = col.search_batch(vectors_from_wire(_plain(body.vectors)), **_options(body))
+        with session_token(body.session_ts):
+            results = col.search_batch(vectors_from_wire(_plain(body.vectors)), **_options(body))
         return {"results": [[hit_to_dict(h) for h in hits] for hits in results]}
 
     @points.post("/add")
@@ -293,7 +300,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @points.post("/query")
     def query(name: str, body: QueryBody, who: Who) -> dict[str, Any]:
         """Embed a text with the collection's embedder and search."""
-        hits = collection(name, who, Action.READ).query(body.text, **_options(body))
+        col = collection(name, who, Action.READ)
+        with session_token(body.session_ts):
+            hits = col.query(body.text, **_options(body))
         return {"hits": [hit_to_dict(h) for h in hits]}
 
     for router in (ops, cols, points):

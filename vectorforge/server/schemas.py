@@ -71,6 +71,7 @@ class GetBody(_Body):
     with_payload: bool = True
     with_vectors: bool = False
     consistency: str | None = None
+    session_ts: StrictInt | None = None  # the client's session token (its last write)
 
 
 class DeleteBody(_Body):
@@ -81,6 +82,7 @@ class DeleteBody(_Body):
 class CountBody(_Body):
     filter: Filter = None
     consistency: str | None = None
+    session_ts: StrictInt | None = None  # the client's session token (its last write)
 
 
 class ScrollBody(_Body):
@@ -90,6 +92,7 @@ class ScrollBody(_Body):
     with_payload: bool = True
     with_vectors: bool = False
     consistency: str | None = None
+    session_ts: StrictInt | None = None  # the client's session token (its last write)
 
 
 class _SearchOptions(_Body):
@@ -100,6 +103,7 @@ class _SearchOptions(_Body):
     with_payload: bool = True
     with_vectors: bool = False
     consistency: str | None = None
+    session_ts: StrictInt | None = None  # the client's session token (its last write)
 
 
 class SearchBody(_SearchOptions):
