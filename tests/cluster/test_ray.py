@@ -112,6 +112,21 @@ def test_reshard_on_ray_moves_points_to_new_actors_and_frees_the_old(cluster: An
     db.close()
 
 
+def test_snapshot_and_restore_on_ray(cluster: Any, tmp_path: Path) -> None:
+    db = open_ray(tmp_path / "data")
+    col = db.create_collection("snap", dim=DIM, index="flat", shards=2, replicas=2)
+    base = vecs(200)
+    col.upsert(list(range(200)), base, [{"i": i} for i in range(200)])
+    path = col.snapshot(tmp_path / "snap.snapshot")  # each shard's leader exports from its actor
+    copy = db.restore(path, name="copy")
+    assert isinstance(copy, ShardedCollection)
+    assert copy.count(consistency="strong") == 200
+    assert copy.scroll(300).records == col.scroll(300).records
+    for rs in copy.shards:  # the restored replicas are actors on two nodes
+        assert len({node_of(rs, j) for j in range(2)}) == 2
+    db.close()
+
+
 def test_a_memory_database_cannot_use_ray(cluster: Any) -> None:
     db = vf.connect(cluster=RAY)
     with pytest.raises(vf.UsageError, match="data folder"):

@@ -38,6 +38,9 @@ def test_sharded_replicated_collection_over_http(tmp_path: Path) -> None:
                 assert "consistency" in str(exc)
             else:
                 raise AssertionError("an unknown consistency level was accepted")
+            snap = col.snapshot(tmp_path / "c.snapshot")  # every shard, downloaded as one file
+            copy = db.restore(snap, name="c_copy")
+            assert copy.info()["shards"] == 3 and copy.count() == col.count()
             col.reshard(5)  # over HTTP: the server moves the points, the client waits
             assert col.info()["shards"] == 5 and col.count() == 60
             assert col.search(vecs[7], k=1)[0].id == 7

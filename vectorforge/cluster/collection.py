@@ -18,8 +18,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import heapq
+import io
 import json
 import os
+import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -32,7 +35,7 @@ from tqdm.auto import tqdm
 
 from vectorforge.cluster.backend import ShardBackend
 from vectorforge.cluster.clock import HybridLogicalClock
-from vectorforge.cluster.layout import ShardLayout, remove_stale_layouts
+from vectorforge.cluster.layout import ROUTER_FILE, ShardLayout, remove_stale_layouts
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import Router, SemanticRouter
 from vectorforge.engine.collection import CONFIG_FILE, encode_cursor
@@ -494,9 +497,28 @@ class ShardedCollection:
         }
 
     def snapshot(self, path: str | Path) -> Path:
-        raise UsageError(
-            "snapshots of sharded collections are not available yet; snapshot each shard's data folder"
-        )
+        """Write the whole collection into one file that `Database.restore` reads: the config, the
+        router and each shard's leader. Writes wait while the shards are copied, so the file holds
+        every shard at one instant (no batch half-written across shards)."""
+        self._check_open()
+        if self.folder is None:
+            raise UsageError("snapshots need a persistent database: vf.connect('./path')")
+        target = Path(path)
+        partial = target.with_name(target.name + ".tmp")
+        with self._writes.write(), tempfile.TemporaryDirectory(dir=self.folder, prefix=".snapshot-") as tmp:
+            layout = self._layout
+            config = self.config.model_copy(update={"layout": 0})  # restored as a first layout
+            with tarfile.open(partial, "w") as tar:
+                _add_bytes(tar, CONFIG_FILE, config.model_dump_json().encode())
+                if isinstance(layout.router, SemanticRouter) and layout.router.centroids is not None:
+                    buffer = io.BytesIO()
+                    np.save(buffer, layout.router.centroids)
+                    _add_bytes(tar, ROUTER_FILE, buffer.getvalue())
+                for i, shard in enumerate(layout.shards):
+                    part = shard.read(_STRONG, lambda c, i=i: c.snapshot(Path(tmp) / f"{i}.tar"))  # type: ignore[misc]
+                    tar.add(part, arcname=f"shards/{i}.tar")
+            partial.replace(target)
+        return target
 
     def close(self) -> None:
         if self._closed:
@@ -506,3 +528,9 @@ class ShardedCollection:
             if self._next is not None:  # a reshard in progress fails on its next batch and cleans up
                 self._next.close()
             self._closed = True
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))

@@ -15,13 +15,18 @@ actors spread over nodes (`ray`).
 
 from __future__ import annotations
 
+import json
+import tarfile
 from pathlib import Path
 
-from vectorforge.cluster.backend import Cluster, LocalBackend, ShardBackend
+from vectorforge.cluster.backend import Cluster, LocalBackend, ShardBackend, replica_config
 from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.collection import ShardedCollection
 from vectorforge.cluster.layout import ShardLayout, remove_stale_layouts
 from vectorforge.engine import Collection, Database
+from vectorforge.engine.collection import CONFIG_FILE
+from vectorforge.errors import InvalidParameter
+from vectorforge.storage.fsio import extract_tar, write_json_atomic
 from vectorforge.types import CollectionConfig
 
 __all__ = ["ClusterDatabase"]
@@ -50,6 +55,25 @@ class ClusterDatabase(Database):
         layout = ShardLayout.open(config, folder, self._backend, clock)
         # A ShardedCollection offers the Collection API; the engine's type is the closest shared one.
         return ShardedCollection(layout, folder, clock, self._backend)  # type: ignore[return-value]
+
+    def _unpack_restored(self, config: CollectionConfig, folder: Path) -> None:
+        """A sharded snapshot holds one archive per shard (its leader): unpack it as every replica."""
+        archives = folder / "shards"
+        if not archives.is_dir():  # a plain collection's snapshot
+            return
+        parts = [archives / f"{i}.tar" for i in range(config.shards)]
+        if not all(p.is_file() for p in parts) or len(list(archives.iterdir())) != config.shards:
+            raise InvalidParameter(
+                f"this snapshot of {config.name!r} should hold one archive for each of its "
+                f"{config.shards} shards; it is incomplete or damaged"
+            )
+        for i, part in enumerate(parts):
+            for j in range(config.replicas):
+                replica = archives / str(i) / "replicas" / str(j)
+                with tarfile.open(part, "r") as tar:
+                    extract_tar(tar, replica)
+                write_json_atomic(replica / CONFIG_FILE, json.loads(replica_config(config).model_dump_json()))
+            part.unlink()
 
     def close(self) -> None:
         try:

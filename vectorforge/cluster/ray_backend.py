@@ -178,6 +178,11 @@ class ActorStore:
         data: bytes = self._wait(self.actor.export.remote())
         return data
 
+    def snapshot(self, path: Path) -> Path:
+        """The replica's snapshot archive, written here (on the coordinator) at `path`."""
+        path.write_bytes(self.export())
+        return path
+
     def load(self, data: bytes) -> None:
         self.last_meta = self._wait(self.actor.load.remote(data))
 

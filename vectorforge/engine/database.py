@@ -211,6 +211,9 @@ class Database:
             )
         return Collection(config, folder, sync=self._sync)
 
+    def _unpack_restored(self, config: CollectionConfig, folder: Path) -> None:
+        """Lay out an unpacked snapshot before it is opened; the cluster layer overrides this."""
+
     def list_collections(self) -> list[str]:
         """Names of all collections, sorted."""
         with self._lock:
@@ -276,6 +279,11 @@ class Database:
             if target != config.name:
                 config = config.model_copy(update={"name": target})
                 write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))
+            try:
+                self._unpack_restored(config, tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             final = self.path / "collections" / target
             os.replace(tmp, final)
             fsync_dir(final.parent)
