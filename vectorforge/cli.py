@@ -1,4 +1,4 @@
-"""`vectorforge ...`: import data, search, inspect a data folder."""
+"""`vectorforge ...`: import data, search, inspect a data folder, reshard, serve, manage keys."""
 
 from __future__ import annotations
 
@@ -115,6 +115,8 @@ def info(
             for col_name in (
                 "collection",
                 "points",
+                "shards",
+                "replicas",
                 "dim",
                 "metric",
                 "index",
@@ -129,6 +131,8 @@ def info(
                 table.add_row(
                     name,
                     str(stats["points"]),
+                    str(stats.get("shards", 1)),
+                    str(stats.get("replicas", 1)),
                     str(stats["dim"]),
                     stats["metric"],
                     stats["index"],
@@ -137,6 +141,32 @@ def info(
                     f"{emb['model']} ({emb['version']})" if emb else "-",
                 )
             console.print(table)
+    except VectorForgeError as exc:
+        _fail(exc)
+
+
+@app.command()
+def reshard(
+    data: DataOpt,
+    collection: CollectionOpt,
+    shards: Annotated[int, typer.Option(help="the new number of shards")],
+    n_probe: Annotated[int | None, typer.Option(help="semantic sharding: shards a query asks")] = None,
+    batch_size: Annotated[int, typer.Option(help="points copied per batch")] = 100,
+) -> None:
+    """Move a sharded collection to another number of shards (Ctrl-C leaves it as it was).
+
+    This opens the data folder itself; to reshard a collection that a server is serving, call
+    `reshard` through the server (the HTTP client or POST /collections/{name}/reshard)."""
+    try:
+        with connect(data) as db:
+            col = db.get_collection(collection)
+            before = col.info().get("shards", 1)
+            try:
+                col.reshard(shards, n_probe=n_probe, batch_size=batch_size, progress=True)
+            except KeyboardInterrupt:
+                console.print(f"[yellow]interrupted[/yellow]: {collection} is unchanged ({before} shards)")
+                raise typer.Exit(code=130) from None
+            console.print(f"{collection}: {before} -> {shards} shards, {col.count()} points")
     except VectorForgeError as exc:
         _fail(exc)
 

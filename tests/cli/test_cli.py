@@ -54,3 +54,54 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
     missing = run("search", "--data", str(tmp_path / "d"), "--collection", "nope", "hello")
     assert missing.returncode == 2 and "does not exist" in missing.stdout
     assert not (tmp_path.parent / "etc").exists()
+
+
+def _sharded(data: Path, n: int) -> list[tuple[object, object]]:
+    import numpy as np
+
+    with vf.connect(data) as db:
+        col = db.create_collection("c", dim=8, index="flat", shards=2, replicas=2)
+        vectors = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+        col.upsert(list(range(n)), vectors, [{"i": i} for i in range(n)])
+        return [(r.id, r.payload) for r in col.scroll(limit=10_000).records]
+
+
+def test_reshard_from_the_shell(tmp_path: Path) -> None:
+    data = tmp_path / "vf-data"
+    before = _sharded(data, 500)
+    out = run("reshard", "--data", str(data), "-c", "c", "--shards", "5")
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "2 -> 5 shards, 500 points" in out.stdout
+    info = run("info", "--data", str(data))
+    assert info.returncode == 0 and "│ 5 " in info.stdout  # the shards column
+    with vf.connect(data) as db:
+        col = db.get_collection("c")
+        assert col.info()["shards"] == 5
+        assert [(r.id, r.payload) for r in col.scroll(limit=10_000).records] == before
+    bad = run("reshard", "--data", str(data), "-c", "c", "--shards", "0")
+    assert bad.returncode == 2 and "shards must be" in bad.stdout
+
+
+def test_ctrl_c_during_a_reshard_leaves_the_collection_as_it_was(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    data = tmp_path / "vf-data"
+    before = _sharded(data, 6000)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    args = ["reshard", "--data", str(data), "-c", "c", "--shards", "4", "--batch-size", "10"]
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    folder = data / "collections" / "c"
+    deadline = time.monotonic() + 60
+    while not list((folder / "shards-1").glob("*/replicas/*/wal")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # some batches copied, not all
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr + stdout
+    assert "interrupted" in stdout and "unchanged (2 shards)" in stdout
+    assert not (folder / "shards-1").exists()  # the half-filled layout is gone
+    with vf.connect(data) as db:
+        col = db.get_collection("c")
+        assert col.info()["shards"] == 2
+        assert [(r.id, r.payload) for r in col.scroll(limit=10_000).records] == before
