@@ -1,7 +1,8 @@
-"""Shards (and, next, replicas): routing, cross-shard top-k merging, the `local` backend.
+"""Shards and replicas: routing, cross-shard top-k merging, online resharding, replication with
+write quorums and consistency levels; replicas in this process (`local`) or on Ray actors (`ray`).
 
-`vf.connect(path)` returns a `ClusterDatabase`: unsharded collections are plain engine collections,
-`create_collection(..., shards=N)` makes a `ShardedCollection`.
+`vf.connect(path)` returns a `ClusterDatabase`: unsharded, unreplicated collections are plain engine
+collections, `create_collection(..., shards=N, replicas=R)` makes a `ShardedCollection`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@ The rules that keep a sharded collection equal to one unsharded collection holdi
   and only then skips `offset`;
 - a filter is applied inside every shard, so a shard with fewer than k matches returns what it has.
 
-Writes are atomic per shard; a batch spread over shards is acknowledged once every shard has it.
+Writes are atomic per shard; a batch spread over shards is acknowledged once every shard has it,
+and writers and `strong` readers take turns, so a strong read (and a snapshot) sees every shard at
+one instant. The shards live in a `ShardLayout`; `reshard` fills a second one while the first
+answers reads, then switches (see `cluster/layout.py` and docs/distributed.md).
 """
 
 from __future__ import annotations
