@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tarfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +76,23 @@ def test_a_snapshot_holds_every_shard_at_one_instant(tmp_path: Path) -> None:
         point = np.ones((4, DIM), dtype=np.float32)
         col.upsert(ids, point, [{"v": 0}] * 4)
         stop = threading.Event()
+        written = threading.Event()
 
         def writer() -> None:
             version = 0
             while not stop.is_set():
                 version += 1
                 col.upsert(ids, point, [{"v": version}] * 4)
+                written.set()
 
         t = threading.Thread(target=writer)
         t.start()
         try:
-            paths = [col.snapshot(tmp_path / f"s{i}.snapshot") for i in range(6)]
+            assert written.wait(30)
+            paths = []
+            for i in range(6):
+                paths.append(col.snapshot(tmp_path / f"s{i}.snapshot"))
+                time.sleep(0.02)  # let the writer in between snapshots
         finally:
             stop.set()
             t.join()
