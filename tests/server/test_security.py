@@ -22,6 +22,7 @@ import pytest
 import vectorforge as vf
 from tests.server.conftest import assert_error_body, cli, create_key, raw_request
 from tests.serverproc import ServerProcess, start_server
+from vectorforge.server.auth import KeyStore
 
 DIM = 4
 
@@ -513,3 +514,22 @@ def test_tls_refuses_plain_http_and_unverified_certificates(
         db.list_collections()
     # The server is still healthy after the bad connections.
     assert httpx.get(server.url + "/healthz", verify=False).status_code == 200
+
+
+KEY_MAKER = """
+import sys
+from pathlib import Path
+from vectorforge.server.auth import KeyStore
+store = KeyStore(Path(sys.argv[1]))
+for _ in range(25):
+    store.create("read-only")
+"""
+
+
+def test_concurrent_key_creation_in_several_processes_loses_no_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", KEY_MAKER, str(tmp_path)]) for _ in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    assert len(KeyStore(tmp_path).entries()) == 100

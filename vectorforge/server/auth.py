@@ -12,13 +12,16 @@ collections gets 403 for any other collection whether or not it exists, and sees
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -111,6 +114,17 @@ class KeyStore:
                 self._mtime = mtime
             return self._keys
 
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[dict[str, ApiKey]]:
+        """The keys, read fresh under a file lock that every process respects, for one change:
+        two `keys create` at once must not lose one of the keys."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(KEYS_FILE + ".lock"), "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            with self._lock:
+                self._mtime = None  # another process may have written within our mtime's resolution
+            yield dict(self._load())
+
     def _save(self, keys: dict[str, ApiKey]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps([asdict(k) for k in keys.values()], indent=1).encode())
@@ -133,17 +147,17 @@ class KeyStore:
         key_id = secrets.token_hex(4)
         key = f"vf_{key_id}_{secrets.token_urlsafe(24)}"
         entry = ApiKey(key_id, _hash(key), parsed, scope)
-        keys = dict(self._load())
-        keys[key_id] = entry
-        self._save(keys)
+        with self._editing() as keys:
+            keys[key_id] = entry
+            self._save(keys)
         return key, entry
 
     def revoke(self, key_id: str) -> None:
-        keys = dict(self._load())
-        if key_id not in keys:
-            raise NotFoundError(f"no API key with id {key_id!r}; `vectorforge keys list` shows them")
-        del keys[key_id]
-        self._save(keys)
+        with self._editing() as keys:
+            if key_id not in keys:
+                raise NotFoundError(f"no API key with id {key_id!r}; `vectorforge keys list` shows them")
+            del keys[key_id]
+            self._save(keys)
 
     def authenticate(self, key: str | None) -> Principal:
         """The principal for `key`; AuthenticationError if it is missing or unknown."""
