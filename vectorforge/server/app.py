@@ -182,7 +182,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
         target.unlink()
         return Response(data, media_type="application/x-tar")
 
-    @cols.post("/{name}/restore")
+    @cols.post(
+        "/{name}/restore",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "a snapshot file, as `POST /collections/{name}/snapshot` returns it",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
     async def restore(name: str, request: Request, who: Who) -> dict[str, Any]:
         """Create collection `name` from a snapshot file sent as the request body."""
         check_name(name)
