@@ -60,8 +60,12 @@ def test_snapshot_and_restore_a_sharded_replicated_collection(tmp_path: Path, sh
         new = list(range(2000, 2030))  # it takes writes, on every shard
         copy.upsert(new, vectors[:30], [{"tenant": f"t{i % 7}", "i": i} for i in range(30)])
         assert copy.count() == col.count() + 30
-    with vf.connect(tmp_path / "data") as db:  # and it is there after a reopen
+    leftover = tmp_path / "data" / "collections" / "src" / ".snapshot-crashed"
+    leftover.mkdir()  # what a snapshot killed midway leaves
+    with vf.connect(tmp_path / "data") as db:  # the copy is there after a reopen
         assert len(scroll_all(db.get_collection("copy"))) == len(before) + 30
+        db.get_collection("src")
+        assert not leftover.exists()
 
 
 def test_a_snapshot_holds_every_shard_at_one_instant(tmp_path: Path) -> None:

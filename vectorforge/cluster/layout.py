@@ -50,9 +50,9 @@ def _router_file(folder: Path, generation: int) -> Path:
 
 
 def remove_stale_layouts(folder: Path, generation: int) -> None:
-    """Remove the layouts an interrupted reshard left (every one but `generation`)."""
+    """Remove what an interrupted reshard (every layout but `generation`) or snapshot left."""
     keep = layout_folder(folder, generation)
-    for path in folder.glob("shards*"):
+    for path in [*folder.glob("shards*"), *folder.glob(".snapshot-*")]:
         if path.is_dir() and path != keep:
             shutil.rmtree(path)
     if generation != 0:
