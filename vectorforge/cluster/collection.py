@@ -277,21 +277,32 @@ class ShardedCollection:
         old.destroy()
 
     def _train_semantic(self, new: ShardLayout) -> None:
-        """Centroids for the new layout from a sample of the points it will hold: 1,000 per new
-        shard (FAISS k-means uses at most 256 per centroid), taken from the start of each old shard
-        in small pages, so that no read or write waits long behind the sampling."""
-        sample: list[list[float]] = []
+        """Centroids for the new layout from a random sample of the points it will hold: 1,000 per
+        new shard (FAISS k-means uses at most 256 per centroid). Ids are listed first, without
+        vectors, then the sample is fetched in small batches, so no read or write waits long."""
+        rng = np.random.default_rng(0)
         quota = -(-1_000 * len(new.shards) // len(self.shards))
+        sample: list[list[float]] = []
         for shard in self._layout.shards:
-            taken, cursor = 0, None
-            while taken < quota:
-                limit = min(500, quota - taken)
-                page = shard.read(_STRONG, lambda c, cur=cursor, n=limit: c.scroll(n, cur, with_vectors=True))  # type: ignore[misc]
-                sample.extend(r.vector for r in page.records if r.vector is not None)
-                taken += len(page.records)
+            ids: list[PointId] = []
+            cursor: str | None = None
+            while True:
+                page = shard.read(
+                    _STRONG,
+                    lambda c, cur=cursor: c.scroll(10_000, cur, with_payload=False),  # type: ignore[misc]
+                )
+                ids.extend(r.id for r in page.records)
                 cursor = page.next_cursor
                 if cursor is None:
                     break
+            chosen = [ids[i] for i in sorted(rng.choice(len(ids), min(quota, len(ids)), replace=False))]
+            for start in range(0, len(chosen), 500):
+                part = chosen[start : start + 500]
+                records = shard.read(
+                    _STRONG,
+                    lambda c, part=part: c.get(part, with_payload=False, with_vectors=True),  # type: ignore[misc]
+                )
+                sample.extend(r.vector for r in records if r.vector is not None)
         if sample:  # an empty collection trains on its first batch, as a new one does
             new.train(np.asarray(sample, dtype=np.float32))
 
