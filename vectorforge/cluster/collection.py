@@ -27,7 +27,6 @@ import os
 import tarfile
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -259,9 +258,7 @@ class ShardedCollection:
                             )
                             if page.records:
                                 self._copy(page.records, new)
-                        bar.update(len(page.records))
-                        while self._writes.readers_waiting:  # writes that queued behind the batch go first
-                            time.sleep(0.0005)
+                        bar.update(len(page.records))  # writes that queued behind the batch go next
                         cursor = page.next_cursor
                         if cursor is None:
                             break

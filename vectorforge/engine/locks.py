@@ -13,12 +13,19 @@ __all__ = ["RWLock", "TurnLock"]
 
 
 class RWLock:
-    """Many readers or one writer. Waiting writers block new readers, so writes cannot starve."""
+    """Many readers or one writer, taking turns fairly.
+
+    Waiting writers block new readers, so writes cannot starve; and the readers that waited behind
+    a writer go in before the next writer does, so a writer that writes back to back cannot starve
+    reads either (without this, one busy writer pushed search latency from 0.4 ms to 60 ms at the
+    median and 450 ms at p99: bench/write_path.py).
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._readers_waiting = 0
+        self._admitted = 0  # readers let in past waiting writers when the last writer left
         self._writer = False
         self._writers_waiting = 0
         self._read_guard = _ReadGuard(self)
@@ -36,15 +43,12 @@ class RWLock:
         with self._cond:
             if self._writer or self._writers_waiting:
                 self._readers_waiting += 1
-                while self._writer or self._writers_waiting:
+                while self._writer or (self._writers_waiting and not self._admitted):
                     self._cond.wait()
                 self._readers_waiting -= 1
+                if self._admitted:
+                    self._admitted -= 1
             self._readers += 1
-
-    @property
-    def readers_waiting(self) -> int:
-        """Readers blocked right now behind a writer (a writer that loops can let them in first)."""
-        return self._readers_waiting
 
     def release_read(self) -> None:
         with self._cond:
@@ -55,7 +59,7 @@ class RWLock:
     def acquire_write(self) -> None:
         with self._cond:
             self._writers_waiting += 1
-            while self._writer or self._readers:
+            while self._writer or self._readers or self._admitted:
                 self._cond.wait()
             self._writers_waiting -= 1
             self._writer = True
@@ -63,6 +67,7 @@ class RWLock:
     def release_write(self) -> None:
         with self._cond:
             self._writer = False
+            self._admitted = self._readers_waiting  # they go before the next writer
             self._cond.notify_all()
 
 
@@ -125,12 +130,13 @@ class TurnLock:
                 self._cond.wait()
             self._waiting[which] -= 1
             self._inside[which] += 1
+            if self._waiting[other]:
+                self._turn = other  # the group that waited goes next: ours lets no newcomer in
 
     def release(self, which: int) -> None:
         with self._cond:
             self._inside[which] -= 1
             if not self._inside[which]:
-                self._turn = 1 - which
                 self._cond.notify_all()
 
 
