@@ -82,11 +82,17 @@ def test_a_snapshot_holds_every_shard_at_one_instant(tmp_path: Path) -> None:
         stop = threading.Event()
         written = threading.Event()
 
+        errors: list[BaseException] = []
+
         def writer() -> None:
             version = 0
-            while not stop.is_set():
-                version += 1
-                col.upsert(ids, point, [{"v": version}] * 4)
+            try:
+                while not stop.is_set():
+                    version += 1
+                    col.upsert(ids, point, [{"v": version}] * 4)
+                    written.set()
+            except BaseException as exc:  # reported below: a dead writer must fail the test
+                errors.append(exc)
                 written.set()
 
         t = threading.Thread(target=writer)
@@ -100,6 +106,7 @@ def test_a_snapshot_holds_every_shard_at_one_instant(tmp_path: Path) -> None:
         finally:
             stop.set()
             t.join()
+        assert not errors, errors[:3]
         versions = []
         for i, path in enumerate(paths):
             copy = db.restore(path, name=f"copy{i}")

@@ -521,10 +521,9 @@ class ShardedCollection:
             config = self.config.model_copy(update={"layout": 0})  # restored as a first layout
             with tarfile.open(partial, "w") as tar:
                 _add_bytes(tar, CONFIG_FILE, config.model_dump_json().encode())
-                if isinstance(layout.router, SemanticRouter) and layout.router.centroids is not None:
-                    buffer = io.BytesIO()
-                    np.save(buffer, layout.router.centroids)
-                    _add_bytes(tar, ROUTER_FILE, buffer.getvalue())
+                centroids = layout.router_bytes()
+                if centroids is not None:
+                    _add_bytes(tar, ROUTER_FILE, centroids)
                 for i, shard in enumerate(layout.shards):
                     part = shard.read(_STRONG, lambda c, i=i: c.snapshot(Path(tmp) / f"{i}.tar"))  # type: ignore[misc]
                     tar.add(part, arcname=f"shards/{i}.tar")

@@ -114,10 +114,17 @@ class ShardLayout:
         """Learn a semantic router's centroids from `vectors` and keep them with the layout."""
         assert isinstance(self.router, SemanticRouter)
         self.router.train(vectors)
-        if self.folder is not None and self.router.centroids is not None:
-            buffer = io.BytesIO()
-            np.save(buffer, self.router.centroids)
-            write_atomic(_router_file(self.folder, self.generation), buffer.getvalue())
+        centroids = self.router_bytes()
+        if self.folder is not None and centroids is not None:
+            write_atomic(_router_file(self.folder, self.generation), centroids)
+
+    def router_bytes(self) -> bytes | None:
+        """A semantic router's centroids as a .npy file's bytes (None: no centroids to keep)."""
+        if not isinstance(self.router, SemanticRouter) or self.router.centroids is None:
+            return None
+        buffer = io.BytesIO()
+        np.save(buffer, self.router.centroids)
+        return buffer.getvalue()
 
     def upsert(
         self, ids: list[PointId], vectors: np.ndarray, payloads: list[Any], placement: np.ndarray
