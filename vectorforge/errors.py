@@ -19,13 +19,18 @@ caller (or the HTTP layer) can decide what to do without parsing messages::
     │   └── CollectionAlreadyExists
     ├── UnavailableError                   transient: retry later (a locked data folder, a shard down)
     │   ├── DataFolderLocked
-    │   └── ServerUnavailable              the server could not be reached or timed out
+    │   ├── ServerUnavailable              the server could not be reached or timed out
+    │   ├── StaleEpoch                     a write from a deposed leader (replication)
+    │   ├── ReplicaLost                    a replica's process or node is gone
+    │   └── ReplicaOutOfSync               a replica missed a log entry and must catch up first
     ├── AccessError                        who is asking, not what
     │   ├── AuthenticationError            no API key, or an unknown one (HTTP 401)
     │   └── PermissionDenied               the key's role or collections do not allow this (HTTP 403)
     ├── RequestTooLarge                    a request body over the server's limit (HTTP 413)
-    ├── StorageError                       the disk holds something we cannot read
-    │   └── CorruptionError
+    ├── StorageError                       the disk holds something we cannot read or write
+    │   ├── CorruptionError                a checksum or structure check failed
+    │   ├── WriteNotDurable                an I/O error (disk full ...) failed a write; it was rolled back
+    │   └── CollectionFailed               after an I/O error the collection refuses writes until reopened
     └── UsageError (RuntimeError)          misuse of the API: a closed database, for example
 
 Every class takes the message as its first argument and keeps structured details as attributes,
@@ -40,6 +45,7 @@ __all__ = [
     "AccessError",
     "AuthenticationError",
     "CollectionAlreadyExists",
+    "CollectionFailed",
     "CollectionNotFound",
     "ConflictError",
     "CorruptionError",
@@ -55,12 +61,16 @@ __all__ = [
     "InvalidVector",
     "NotFoundError",
     "PermissionDenied",
+    "ReplicaLost",
+    "ReplicaOutOfSync",
     "RequestTooLarge",
     "ServerUnavailable",
+    "StaleEpoch",
     "StorageError",
     "UnavailableError",
     "UsageError",
     "VectorForgeError",
+    "WriteNotDurable",
     "error_class",
 ]
 
@@ -173,6 +183,18 @@ class ServerUnavailable(UnavailableError):
     """The server could not be reached, or did not answer in time."""
 
 
+class StaleEpoch(UnavailableError):
+    """A write from a leader of an older epoch: a deposed leader can never acknowledge a write."""
+
+
+class ReplicaLost(UnavailableError):
+    """A replica's process or node is gone (or stopped answering): it is fenced until replaced."""
+
+
+class ReplicaOutOfSync(UnavailableError):
+    """A replica was sent a log entry that does not follow the last one it applied."""
+
+
 class AccessError(VectorForgeError):
     """The caller is not allowed to do this."""
 
@@ -197,41 +219,34 @@ class CorruptionError(StorageError):
     """A checksum or structure check failed on data that should be intact."""
 
 
+class WriteNotDurable(StorageError):
+    """An I/O error (a full disk, a file too large, a failing device) stopped a write before it was
+    durable; it was rolled back, so it changed nothing. Retry once the cause is fixed."""
+
+
+class CollectionFailed(StorageError):
+    """An I/O error left the disk in a state that cannot be trusted (a failed fsync, a failed
+    rollback): the collection answers reads but refuses writes until it is opened again."""
+
+
 class UsageError(VectorForgeError, RuntimeError):
     """The API was used out of order: a closed database, for example."""
 
 
-_BY_NAME: dict[str, type[VectorForgeError]] = {
-    cls.__name__: cls
-    for cls in (
-        VectorForgeError,
-        InvalidInputError,
-        DimensionMismatch,
-        InvalidVector,
-        InvalidId,
-        InvalidPayload,
-        InvalidFilter,
-        InvalidName,
-        InvalidParameter,
-        EmbedderMismatch,
-        NotFoundError,
-        CollectionNotFound,
-        ConflictError,
-        CollectionAlreadyExists,
-        UnavailableError,
-        DataFolderLocked,
-        ServerUnavailable,
-        AccessError,
-        AuthenticationError,
-        PermissionDenied,
-        RequestTooLarge,
-        StorageError,
-        CorruptionError,
-        UsageError,
-    )
-}
+def _subclasses(cls: type[VectorForgeError]) -> list[type[VectorForgeError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_subclasses(sub))
+    return found
 
 
 def error_class(name: str) -> type[VectorForgeError]:
-    """The error class called `name` (as in `to_dict()["error"]`); the base class if unknown."""
-    return _BY_NAME.get(name, VectorForgeError)
+    """The error class called `name` (as in `to_dict()["error"]`); the base class if unknown.
+
+    The table is every subclass of `VectorForgeError`, found when asked, so a class defined anywhere
+    crosses HTTP as itself; every class a remote client can receive is defined in this module.
+    """
+    for cls in _subclasses(VectorForgeError):
+        if cls.__name__ == name:
+            return cls
+    return VectorForgeError

@@ -36,7 +36,13 @@ from typing import Any, Protocol, TypeVar
 from vectorforge.cluster.clock import HybridLogicalClock, ts_to_seconds
 from vectorforge.engine.filters import parse_filter
 from vectorforge.engine.validate import check_ids, check_payloads, check_vectors
-from vectorforge.errors import CorruptionError, InvalidParameter, UnavailableError
+from vectorforge.errors import (
+    CorruptionError,
+    InvalidParameter,
+    ReplicaLost,
+    StaleEpoch,
+    UnavailableError,
+)
 from vectorforge.storage import WriteAheadLog
 from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import CollectionConfig, Consistency, Hit, PointId, Record, ScrollPage
@@ -67,14 +73,6 @@ class WriteQuorum(StrEnum):
 
     def needed(self, replicas: int) -> int:
         return {WriteQuorum.ONE: 1, WriteQuorum.MAJORITY: replicas // 2 + 1, WriteQuorum.ALL: replicas}[self]
-
-
-class StaleEpoch(UnavailableError):
-    """A write from a leader of an older epoch: a deposed leader can never acknowledge a write."""
-
-
-class ReplicaLost(UnavailableError):
-    """A replica's process or node is gone (or stopped answering): it is fenced until replaced."""
 
 
 class ReplicaStore(Protocol):

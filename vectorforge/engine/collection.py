@@ -8,6 +8,13 @@ State lives in three places, all guarded by one readers-writer lock:
 Write path: validate -> assign seq -> append to WAL and fsync -> apply in memory -> return. If the
 process dies after the fsync, replay applies the operation on open; before it, the caller got no
 acknowledgement. Replay and the live path share `_apply`, so they cannot disagree.
+
+I/O errors (docs/guide.md, "When the disk fails"): a WAL append that fails is rolled back and raises
+`WriteNotDurable`, changing nothing; a failed fsync, a failed rollback, or a manifest whose commit
+cannot be confirmed puts the collection in a failed state: reads go on, writes raise
+`CollectionFailed` until the collection is opened again (replay then rebuilds it from the disk). A
+seal that fails keeps the segment growing (the log still holds every row) and is retried later; the
+write that triggered it stays acknowledged.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ import bisect
 import functools
 import json
 import logging
-import shutil
 import tarfile
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,13 +41,16 @@ from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.segment import Segment
 from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
 from vectorforge.errors import (
+    CollectionFailed,
     EmbedderMismatch,
     InvalidParameter,
+    StorageError,
     UsageError,
+    WriteNotDurable,
 )
 from vectorforge.index import SearchParams, index_class, new_index
-from vectorforge.storage import Manifest, SegmentData, WriteAheadLog, read_points, write_segment
-from vectorforge.storage.fsio import write_json_atomic
+from vectorforge.storage import Manifest, SegmentData, WriteAheadLog, fsio, read_points, write_segment
+from vectorforge.storage.fsio import UncertainCommit, write_json_atomic
 from vectorforge.types import (
     CollectionConfig,
     Hit,
@@ -83,6 +93,9 @@ class Collection:
         self._embedder: Embedder | None = None
         self._manifest = Manifest()
         self._wal: WriteAheadLog | None = None
+        self._failed: str | None = None  # why writes are refused until the collection is reopened
+        self._seal_error: str | None = None  # the last seal that failed (it is retried)
+        self._seal_retry_at = 0.0
         if folder is not None:
             self._open_from_disk(folder, sync)
         else:
@@ -105,11 +118,11 @@ class Collection:
     def _open_from_disk(self, folder: Path, sync: bool) -> None:
         self._manifest = Manifest.load(folder / MANIFEST_FILE)
         seg_root = folder / "segments"
-        seg_root.mkdir(exist_ok=True)
+        fsio.make_dirs(seg_root)
         listed = set(self._manifest.segments)
         for leftover in seg_root.iterdir():
             if leftover.name not in listed:  # crash between writing a segment and the manifest
-                shutil.rmtree(leftover, ignore_errors=True)
+                fsio.remove_tree(leftover)
         for name in self._manifest.segments:
             self._segments.append(self._load_segment(seg_root / name))
         for seg in self._segments:
@@ -191,7 +204,7 @@ class Collection:
                 "delete with an empty filter would delete everything; use delete_collection"
             )
         with self._lock.write():
-            self._check_open()
+            self._check_writable()
             targets = [pid for pid in dict.fromkeys(checked) if pid in self._where]
             if where is not None:
                 seen = set(targets)
@@ -209,7 +222,7 @@ class Collection:
         (returns False), so a retried or replayed entry never applies twice.
         """
         with self._lock.write():
-            self._check_open()
+            self._check_writable()
             if entry["meta"]["rseq"] <= self.last_meta.get("rseq", 0):
                 return False
             op: dict[str, Any] = {k: entry[k] for k in ("op", "ids", "vectors", "payloads") if k in entry}
@@ -219,21 +232,26 @@ class Collection:
 
     def _write(self, op: dict[str, Any]) -> int:
         with self._lock.write():
-            self._check_open()
+            self._check_writable()
             return self._write_locked(op)
 
     def _write_locked(self, op: dict[str, Any]) -> int:
         op["seq"] = self._seq + 1
         if self._wal is not None:
             vectors = op.get("vectors")
+            # Raises WriteNotDurable (rolled back) or CollectionFailed: either way nothing is applied.
             if isinstance(vectors, np.ndarray):
                 self._wal.append({**op, "vectors": vectors.data.cast("B")})  # durable from here on
             else:
                 self._wal.append(op)  # durable from here on
         self._apply(op)
-        if self._growing.n >= self.config.max_segment_points:
-            self._seal_growing()
-            self._compact_in_background()
+        if self._growing.n >= self.config.max_segment_points and time.monotonic() >= self._seal_retry_at:
+            # The write is durable and applied: a seal that fails must not make it look failed.
+            try:
+                self._seal_growing()
+                self._compact_in_background()
+            except (StorageError, OSError) as exc:
+                logger.error("sealing a segment of collection %r failed (retried later): %s", self.name, exc)
         return int(op["seq"])
 
     def _apply(self, op: dict[str, Any]) -> None:
@@ -266,37 +284,78 @@ class Collection:
         self._scroll_cache = None
 
     def _seal_growing(self) -> None:
-        """Write the growing segment to disk, commit it in the manifest, start a new one. Write lock held."""
+        """Write the growing segment to disk, commit it in the manifest, start a new one. Write lock held.
+
+        Until the manifest names the segment nothing has changed: on an error before that the
+        segment stays growing (the log still holds its rows), `WriteNotDurable` is raised and the
+        seal is retried after a pause. A commit that cannot be confirmed, or a log that cannot
+        rotate, fails the collection (`CollectionFailed`)."""
         seg = self._growing
         if seg.n == 0 and not seg.tombstones:
             return
-        seg.index.seal()
-        seg.sealed = True
-        if self.folder is not None and self._wal is not None:
-            path = self.folder / "segments" / seg.name
-            data = SegmentData(
-                list(seg.ids), list(seg.payloads), seg.dead_rows(), list(seg.tombstones), self._seq
-            )
+        seg.index.seal()  # an IVF trains here; its segment still takes rows if what follows fails
+        if self.folder is None or self._wal is None:
+            seg.sealed = True
+            self._segments.append(self._new_segment(f"mem-{len(self._segments) + 1:06d}"))
+            return
+        path = self.folder / "segments" / seg.name
+        data = SegmentData(
+            list(seg.ids), list(seg.payloads), seg.dead_rows(), list(seg.tombstones), self._seq
+        )
+        manifest = Manifest(
+            segments=[*self._manifest.segments, seg.name],
+            checkpoint_seq=self._seq,
+            meta=dict(self.last_meta),
+            next_segment=self._manifest.next_segment,
+        )
+        name = manifest.new_segment_name()
+        try:
             write_segment(path, data, seg.index.save)
-            self._manifest.segments.append(seg.name)
-            self._manifest.checkpoint_seq = self._seq
-            self._manifest.meta = dict(self.last_meta)
-            name = self._manifest.new_segment_name()
-            self._manifest.save(self.folder / MANIFEST_FILE)
+            manifest.save(self.folder / MANIFEST_FILE)
+        except UncertainCommit as exc:  # the disk may hold the old manifest or the new one: keep both
+            self._fail(f"the manifest naming segment {seg.name} may not be durable: {exc}")
+            raise CollectionFailed(
+                f"collection {self.name!r}: {self._failed}; it refuses writes until it is opened again",
+                collection=self.name,
+            ) from exc
+        except OSError as exc:
+            fsio.remove_tree(path)
+            self._seal_error = f"{exc}"
+            self._seal_retry_at = time.monotonic() + 1.0
+            raise WriteNotDurable(
+                f"collection {self.name!r}: sealing segment {seg.name} failed ({exc}); nothing changed, "
+                "its rows stay in the log and the seal is tried again",
+                collection=self.name,
+            ) from exc
+        # Committed: from here on the segment is sealed, on disk and in memory.
+        self._manifest = manifest
+        seg.sealed = True
+        self._seal_error = None
+        self._segments.append(self._new_segment(name))
+        try:
             self._wal.rotate(self._seq + 1)
-            self._wal.drop_through(self._seq)
-            if seg.index.kind in (IndexKind.IVFPQ, IndexKind.IVFFLAT):  # full vectors on disk, not in RAM
+        except CollectionFailed as exc:
+            self._fail(str(exc))
+            raise
+        self._wal.drop_through(self._seq)
+        if seg.index.kind in (IndexKind.IVFPQ, IndexKind.IVFFLAT):  # full vectors on disk, not in RAM
+            try:
                 seg.index = index_class(self.config.index).load(
                     path, self.dim, self.config.metric, self.config.index_params
                 )
-        else:
-            name = f"mem-{len(self._segments) + 1:06d}"
-        self._segments.append(self._new_segment(name))
+            except (OSError, RuntimeError) as exc:  # the copy in memory serves until the next open
+                logger.warning("could not map segment %s of %r from disk: %s", seg.name, self.name, exc)
+
+    def _fail(self, reason: str) -> None:
+        """Refuse writes from now on (reads go on); opening the collection again recovers."""
+        if self._failed is None:
+            logger.error("collection %r refuses writes until it is reopened: %s", self.name, reason)
+            self._failed = reason
 
     def flush(self) -> None:
         """Seal the growing segment so that opening the collection replays no log."""
         with self._lock.write():
-            self._check_open()
+            self._check_writable()
             self._seal_growing()
             self._compact_in_background()
 
@@ -563,6 +622,8 @@ class Collection:
                 ],
                 "last_seq": self._seq,
                 "wal_bytes": wal_bytes,
+                "failed": self._writable_reason(),
+                "seal_error": self._seal_error,
             }
 
     def reshard(
@@ -584,7 +645,7 @@ class Collection:
         """
         with self._maintenance:
             with self._lock.read():
-                self._check_open()
+                self._check_writable()
                 run = _compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points)
                 if not run:
                     return False
@@ -619,25 +680,53 @@ class Collection:
                         path, self.dim, self.config.metric, self.config.index_params
                     )
             with self._lock.write():
-                if self._closed:
+                if self._closed or self._failed is not None:
+                    if path is not None:
+                        fsio.remove_tree(path)
                     return False
+                first = self._segments.index(run[0])
                 merged = Segment(name, index, ids, payloads, tombstones, max_seq, sealed=True)
+                segments = [*self._segments[:first], merged, *self._segments[first + len(run) :]]
+                if self.folder is not None and path is not None:
+                    self._commit_compaction(segments, path)  # the memory changes only once the disk has
                 where = self._where
                 for row, (seg, old_row) in enumerate(sources):
                     if where.get(ids[row]) == (seg, old_row):
                         where[ids[row]] = (merged, row)
                     else:  # replaced or deleted while we were building
                         merged.kill(row)
-                first = self._segments.index(run[0])
-                self._segments[first : first + len(run)] = [merged]
-                if self.folder is not None:
-                    self._manifest.segments = [s.name for s in self._segments if s.sealed]
-                    self._manifest.save(self.folder / MANIFEST_FILE)
+                self._segments = segments
                 self._scroll_cache = None
             if self.folder is not None:
                 for seg in run:
-                    shutil.rmtree(self.folder / "segments" / seg.name, ignore_errors=True)
+                    fsio.remove_tree(self.folder / "segments" / seg.name)
             return True
+
+    def _commit_compaction(self, segments: list[Segment], path: Path) -> None:
+        """Save the manifest that swaps a run of segments for the merged one at `path`."""
+        assert self.folder is not None
+        manifest = Manifest(
+            segments=[s.name for s in segments if s.sealed],
+            checkpoint_seq=self._manifest.checkpoint_seq,
+            meta=dict(self._manifest.meta),
+            next_segment=self._manifest.next_segment,
+        )
+        try:
+            manifest.save(self.folder / MANIFEST_FILE)
+        except UncertainCommit as exc:  # either manifest may be the durable one: keep every folder
+            self._fail(f"the manifest of a compaction may not be durable: {exc}")
+            raise CollectionFailed(
+                f"collection {self.name!r}: {self._failed}; it refuses writes until it is opened again",
+                collection=self.name,
+            ) from exc
+        except OSError as exc:
+            fsio.remove_tree(path)
+            raise WriteNotDurable(
+                f"collection {self.name!r}: a compaction could not save its manifest ({exc}); "
+                "nothing changed",
+                collection=self.name,
+            ) from exc
+        self._manifest = manifest
 
     def _compact_in_background(self) -> None:
         """Start a compaction thread unless one runs (called after a seal, with the write lock held)."""
@@ -658,33 +747,54 @@ class Collection:
             logger.exception("background compaction of collection %r failed", self.name)
 
     def snapshot(self, path: str | Path) -> Path:
-        """Write the whole collection into one file (a tar archive) that `Database.restore` reads."""
+        """Write the whole collection into one file (a tar archive) that `Database.restore` reads.
+
+        The file appears complete and durable, or not at all (it is written beside the target,
+        fsynced, then renamed)."""
         if self.folder is None:
             raise UsageError("snapshots need a persistent database: vf.connect('./path')")
         target = Path(path)
         with self._maintenance, self._lock.write():
-            self._check_open()
+            self._check_writable()
             self._seal_growing()
             tmp = target.with_name(target.name + ".tmp")
-            with tarfile.open(tmp, "w") as tar:
-                tar.add(self.folder / CONFIG_FILE, arcname=CONFIG_FILE)
-                if (self.folder / MANIFEST_FILE).exists():  # none until the first seal
-                    tar.add(self.folder / MANIFEST_FILE, arcname=MANIFEST_FILE)
-                for name in self._manifest.segments:
-                    tar.add(self.folder / "segments" / name, arcname=f"segments/{name}")
-            tmp.replace(target)
+            folder = self.folder
+
+            def write_tar(out: Path) -> None:
+                with tarfile.open(out, "w") as tar:
+                    tar.add(folder / CONFIG_FILE, arcname=CONFIG_FILE)
+                    if (folder / MANIFEST_FILE).exists():  # none until the first seal
+                        tar.add(folder / MANIFEST_FILE, arcname=MANIFEST_FILE)
+                    for name in self._manifest.segments:
+                        tar.add(folder / "segments" / name, arcname=f"segments/{name}")
+
+            try:
+                fsio.write_with(tmp, write_tar)
+                fsio.replace(tmp, target)
+                fsio.fsync_dir(target.parent)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise WriteNotDurable(f"snapshot {target} could not be written: {exc}") from exc
         return target
 
     def close(self) -> None:
-        """Seal what is in memory and release files. Further calls raise UsageError."""
+        """Seal what is in memory and release files. Further calls raise UsageError.
+
+        A seal that fails here is logged, not raised: the log holds every write, and the next open
+        replays it. A failed collection is not sealed at all."""
         self._closing = True
         if self._compactor is not None:
             self._compactor.join()
         with self._lock.write():
             if self._closed:
                 return
-            if self.folder is not None:
-                self._seal_growing()
+            if self.folder is not None and self._writable_reason() is None:
+                try:
+                    self._seal_growing()
+                except (StorageError, OSError) as exc:
+                    logger.warning(
+                        "collection %r closed without sealing (the log has it all): %s", self.name, exc
+                    )
             if self._wal is not None:
                 self._wal.close()
             self._closed = True
@@ -692,6 +802,25 @@ class Collection:
     def _check_open(self) -> None:
         if self._closed:
             raise UsageError(f"collection {self.name!r} is closed; get it again from an open database")
+
+    def _writable_reason(self) -> str | None:
+        if self._failed is not None:
+            return self._failed
+        if self._wal is not None and self._wal.broken is not None:
+            return self._wal.broken
+        return None
+
+    def _check_writable(self) -> None:
+        """Open, and not failed by an I/O error (then: CollectionFailed until it is reopened)."""
+        self._check_open()
+        reason = self._writable_reason()
+        if reason is not None:
+            raise CollectionFailed(
+                f"collection {self.name!r} refuses writes since an I/O error ({reason}); reads still work. "
+                "Fix the disk, then close the database and open it again: the log replays every "
+                "acknowledged write",
+                collection=self.name,
+            )
 
     def save_config(self) -> None:
         if self.folder is not None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import shutil
 import tarfile
 import threading
 import uuid
@@ -40,6 +38,7 @@ from vectorforge.errors import (
     UsageError,
 )
 from vectorforge.index import new_index
+from vectorforge.storage import fsio
 from vectorforge.storage.fsio import extract_tar, fsync_dir, write_json_atomic
 from vectorforge.types import CollectionConfig, IndexKind, Metric, Sharding, check_name
 
@@ -64,7 +63,7 @@ class Database:
     def _open_folder(self, root: Path) -> None:
         if root.exists() and not root.is_dir():
             raise StorageError(f"data folder {root} is a file; pass a folder path")
-        (root / "collections").mkdir(parents=True, exist_ok=True)
+        fsio.make_dirs(root / "collections")
         marker = root / "vectorforge.json"
         if not marker.exists():
             write_json_atomic(marker, FORMAT)
@@ -79,7 +78,7 @@ class Database:
             ) from exc
         for leftover in (root / "collections").iterdir():
             if leftover.name.startswith("."):  # a create, restore or delete that a crash interrupted
-                shutil.rmtree(leftover, ignore_errors=True)
+                fsio.remove_tree(leftover)
 
     # ------------------------------------------------------------------ collections
     def create_collection(
@@ -127,9 +126,13 @@ class Database:
             else:
                 final = self.path / "collections" / name
                 tmp = self.path / "collections" / f".new-{name}-{uuid.uuid4().hex[:8]}"
-                tmp.mkdir()
-                write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))
-                os.replace(tmp, final)
+                try:
+                    tmp.mkdir()
+                    write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))
+                    fsio.replace(tmp, final)
+                except BaseException:
+                    fsio.remove_tree(tmp)  # nothing was created
+                    raise
                 fsync_dir(final.parent)
                 col = self._open_collection(config, final)
             self._collections[name] = col
@@ -243,9 +246,9 @@ class Database:
             if self.path is not None:
                 folder = self.path / "collections" / name
                 trash = self.path / "collections" / f".del-{name}-{uuid.uuid4().hex[:8]}"
-                os.replace(folder, trash)
+                fsio.replace(folder, trash)
                 fsync_dir(folder.parent)
-                shutil.rmtree(trash, ignore_errors=True)
+                fsio.remove_tree(trash)
 
     def restore(self, path: str | Path, name: str | None = None) -> Collection:
         """Bring back a collection from a `Collection.snapshot` file, as `name` (default: its own name)."""
@@ -267,14 +270,14 @@ class Database:
                         raise InvalidParameter(f"snapshot {source} holds an {exc}") from exc
                 config = CollectionConfig.model_validate_json((tmp / CONFIG_FILE).read_text())
             except (tarfile.TarError, OSError, ValidationError) as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
+                fsio.remove_tree(tmp)
                 raise InvalidParameter(f"{source} is not a vectorforge snapshot: {exc}") from exc
             except InvalidParameter:
-                shutil.rmtree(tmp, ignore_errors=True)
+                fsio.remove_tree(tmp)
                 raise
             target = check_name(name) if name is not None else config.name
             if target in self.list_collections():
-                shutil.rmtree(tmp, ignore_errors=True)
+                fsio.remove_tree(tmp)
                 raise CollectionAlreadyExists(name=target)
             if target != config.name:
                 config = config.model_copy(update={"name": target})
@@ -282,10 +285,15 @@ class Database:
             try:
                 self._unpack_restored(config, tmp)
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                fsio.remove_tree(tmp)
                 raise
             final = self.path / "collections" / target
-            os.replace(tmp, final)
+            try:
+                fsio.fsync_tree(tmp)  # every restored file durable before the rename publishes it
+                fsio.replace(tmp, final)
+            except BaseException:
+                fsio.remove_tree(tmp)
+                raise
             fsync_dir(final.parent)
             return self.get_collection(target)
 

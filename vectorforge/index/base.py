@@ -12,9 +12,10 @@ import numpy as np
 
 from vectorforge.errors import InvalidParameter
 from vectorforge.index.exact import exact_topk
+from vectorforge.storage import fsio
 from vectorforge.types import IndexKind, Metric
 
-__all__ = ["SearchParams", "VectorIndex", "bitmap_selector", "check_params"]
+__all__ = ["SearchParams", "VectorIndex", "bitmap_selector", "check_params", "write_faiss"]
 
 MAX_EF = 32_768
 
@@ -88,6 +89,11 @@ def check_params(
                 f"index parameter {key} must be an integer from {lo} to {hi}, not {value!r}"
             )
     return dict(params)
+
+
+def write_faiss(index: Any, path: Path) -> None:
+    """Write a FAISS index to `path` through the storage seam (fsynced; fault tests can fail it)."""
+    fsio.write_with(path, lambda target: faiss.write_index(index, str(target)))
 
 
 def bitmap_selector(mask: np.ndarray) -> tuple[Any, np.ndarray]:

@@ -8,7 +8,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from vectorforge.index.base import SearchParams, VectorIndex, bitmap_selector
+from vectorforge.index.base import SearchParams, VectorIndex, bitmap_selector, write_faiss
 from vectorforge.index.exact import distances_to_scores, exact_topk, faiss_metric
 from vectorforge.types import IndexKind, Metric
 
@@ -76,7 +76,7 @@ class FlatIndex(VectorIndex):
         return flat_exact_search(self.index, queries, k, mask, self.metric)
 
     def save(self, folder: Path) -> None:
-        faiss.write_index(self.index, str(folder / "index.faiss"))
+        write_faiss(self.index, folder / "index.faiss")
 
     @classmethod
     def load(cls, folder: Path, dim: int, metric: Metric, params: dict[str, Any]) -> FlatIndex:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import faiss
 import numpy as np
 
-from vectorforge.index.base import MAX_EF, SearchParams, VectorIndex, bitmap_selector
+from vectorforge.index.base import MAX_EF, SearchParams, VectorIndex, bitmap_selector, write_faiss
 from vectorforge.index.exact import distances_to_scores, faiss_metric
 from vectorforge.index.flat import flat_exact_search, flat_vectors
 from vectorforge.types import IndexKind, Metric
@@ -88,7 +88,7 @@ class HNSWIndex(VectorIndex):
         return flat_exact_search(self._storage, queries, k, mask, self.metric)
 
     def save(self, folder: Path) -> None:
-        faiss.write_index(self.index, str(folder / "index.faiss"))
+        write_faiss(self.index, folder / "index.faiss")
 
     @classmethod
     def load(cls, folder: Path, dim: int, metric: Metric, params: dict[str, Any]) -> HNSWIndex:

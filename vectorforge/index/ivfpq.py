@@ -16,8 +16,9 @@ import faiss
 import numpy as np
 
 from vectorforge.errors import InvalidParameter
-from vectorforge.index.base import SearchParams, VectorIndex, bitmap_selector
+from vectorforge.index.base import SearchParams, VectorIndex, bitmap_selector, write_faiss
 from vectorforge.index.exact import distances_to_scores, faiss_metric
+from vectorforge.storage import fsio
 from vectorforge.types import IndexKind, Metric
 
 __all__ = ["IVFFlatIndex", "IVFPQIndex"]
@@ -73,8 +74,10 @@ class IVFPQIndex(VectorIndex):
         return self.index is not None
 
     def add(self, vectors: np.ndarray) -> None:
+        # A trained index takes rows too: a seal that failed to reach the disk leaves the segment
+        # growing with its index already trained, and it must go on taking writes.
         if self.index is not None:
-            raise RuntimeError("a trained ivfpq segment is sealed; rows go to a new segment")
+            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         need = self._n + vectors.shape[0]
         if need > self._data.shape[0]:
             grown = np.empty((max(need, 2 * self._data.shape[0]), self.dim), dtype=np.float32)
@@ -149,9 +152,10 @@ class IVFPQIndex(VectorIndex):
         return top_scores, top_rows
 
     def save(self, folder: Path) -> None:
-        np.save(folder / "vectors.npy", np.ascontiguousarray(self.vectors()))
+        vectors = np.ascontiguousarray(self.vectors())
+        fsio.write_with(folder / "vectors.npy", lambda path: np.save(path, vectors))
         if self.index is not None:
-            faiss.write_index(self.index, str(folder / "index.faiss"))
+            write_faiss(self.index, folder / "index.faiss")
 
     @classmethod
     def load(cls, folder: Path, dim: int, metric: Metric, params: dict[str, Any]) -> IVFPQIndex:

@@ -30,6 +30,7 @@ STATUS: list[tuple[type[e.VectorForgeError], int]] = [
     (e.InvalidInputError, 422),
     (e.UsageError, 400),
     (e.UnavailableError, 503),
+    (e.WriteNotDurable, 507),
     (e.CorruptionError, 500),
     (e.StorageError, 500),
     (e.VectorForgeError, 500),

@@ -2,13 +2,12 @@
 
 A segment folder holds `points.msgpack` (ids, payloads, rows dead at sealing, tombstones for older
 segments, the last sequence number it covers) and the index files (`index.faiss`, and `vectors.npy`
-for indexes that keep full vectors outside FAISS).
+for indexes that keep full vectors outside FAISS). A folder is part of a collection only once the
+manifest lists it, so a failure anywhere here leaves nothing that counts: the folder is removed.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import msgpack
 
 from vectorforge.errors import CorruptionError
-from vectorforge.storage.fsio import fsync_dir
+from vectorforge.storage import fsio
 from vectorforge.types import PointId
 
 __all__ = ["SegmentData", "read_points", "write_segment"]
@@ -32,29 +31,32 @@ class SegmentData:
 
 
 def write_segment(folder: Path, data: SegmentData, save_index: Any) -> None:
-    """Write `data` and the index (via `save_index(tmp_folder)`) as the segment folder `folder`."""
+    """Write `data` and the index (via `save_index(tmp_folder)`) as the segment folder `folder`.
+
+    On any error nothing is left behind (neither the temporary folder nor `folder`) and it is raised."""
     tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    points = msgpack.packb(
-        {
-            "ids": data.ids,
-            "payloads": data.payloads,
-            "dead_rows": data.dead_rows,
-            "tombstones": data.tombstones,
-            "max_seq": data.max_seq,
-        },
-        use_bin_type=True,
-    )
-    (tmp / "points.msgpack").write_bytes(points)
-    save_index(tmp)
-    for path in tmp.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    fsync_dir(tmp)
-    os.replace(tmp, folder)
-    fsync_dir(folder.parent)
+    fsio.remove_tree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        points = msgpack.packb(
+            {
+                "ids": data.ids,
+                "payloads": data.payloads,
+                "dead_rows": data.dead_rows,
+                "tombstones": data.tombstones,
+                "max_seq": data.max_seq,
+            },
+            use_bin_type=True,
+        )
+        fsio.write_file(tmp / "points.msgpack", points)
+        save_index(tmp)  # each file through fsio.write_with, which fsyncs it
+        fsio.fsync_dir(tmp)
+        fsio.replace(tmp, folder)
+        fsio.fsync_dir(folder.parent)
+    except BaseException:
+        fsio.remove_tree(tmp)
+        fsio.remove_tree(folder)
+        raise
 
 
 def read_points(folder: Path) -> SegmentData:
