@@ -674,7 +674,14 @@ class Collection:
             index.seal()
             path = self.folder / "segments" / name if self.folder else None
             if path is not None:  # not yet in the manifest: a crash here leaves a folder that open() removes
-                write_segment(path, SegmentData(ids, payloads, [], list(tombstones), max_seq), index.save)
+                try:
+                    write_segment(path, SegmentData(ids, payloads, [], list(tombstones), max_seq), index.save)
+                except OSError as exc:  # write_segment left nothing behind
+                    raise WriteNotDurable(
+                        f"collection {self.name!r}: a compaction could not write segment {name} ({exc}); "
+                        "nothing changed",
+                        collection=self.name,
+                    ) from exc
                 if index.kind in (IndexKind.IVFPQ, IndexKind.IVFFLAT):  # full vectors stay on disk
                     index = index_class(index.kind).load(
                         path, self.dim, self.config.metric, self.config.index_params

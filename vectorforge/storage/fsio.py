@@ -53,29 +53,36 @@ OPS = ("write", "fsync", "truncate", "rename", "fsync_dir", "mkdir")
 
 @dataclass
 class FaultPlan:
-    """Fail the `nth` call (1-based) of kind `op` ("any": of any kind) with `errno`.
+    """Fail calls of kind `op` ("any": of any kind) with `errno`, from the `nth` (1-based) on, `count`
+    of them in a row (a disk that stays full: a large count). `nth=0` never fails.
 
-    `calls` records every call seen (kind, path), so a first run with `nth=0` (never fail) tells a
-    sweep how many calls an operation makes.
+    `calls` records every call seen (kind, path), so a first run with `nth=0` tells a sweep how many
+    calls an operation makes. With `thread` set, only that thread's calls count and fail (a
+    background compaction then neither fails nor shifts the count).
     """
 
     op: str = "any"
     nth: int = 0
     errno: int = errnos.EIO
+    count: int = 1
+    thread: int | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)
-    fired: tuple[str, str] | None = None
+    fired: list[tuple[str, str]] = field(default_factory=list)
+    _seen: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def check(self, op: str, path: str) -> None:
+        if self.thread is not None and threading.get_ident() != self.thread:
+            return
         with self._lock:
             self.calls.append((op, path))
-            if self.fired is not None or self.nth <= 0 or (self.op not in ("any", op)):
+            if self.op not in ("any", op):
                 return
-            seen = sum(1 for kind, _ in self.calls if self.op in ("any", kind))
-            if seen != self.nth:
+            self._seen += 1
+            if not (self.nth > 0 and self.nth <= self._seen < self.nth + self.count):
                 return
-            self.fired = (op, path)
-        raise OSError(self.errno, f"{os.strerror(self.errno)} (injected at {op} #{self.nth})", path)
+            self.fired.append((op, path))
+        raise OSError(self.errno, f"{os.strerror(self.errno)} (injected at {op} #{self._seen})", path)
 
 
 class UncertainCommit(OSError):
