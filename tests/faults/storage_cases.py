@@ -16,6 +16,7 @@ checks, in this process and in a fresh one:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 import vectorforge as vf
 from vectorforge.storage import fsio
 
@@ -113,10 +115,8 @@ def run_case(op: Op, folder: Path, nth: int, kind: str, close: bool = True) -> C
     except vf.CollectionFailed:
         case.notes.append("failed")
         assert col.get([50]) == []
-    try:  # and compacts without losing a row from search
+    with contextlib.suppress(vf.CollectionFailed):  # and compacts without losing a row from search
         col.optimize()
-    except vf.CollectionFailed:
-        pass
     found = {str(h.id) for h in col.search(vec(1, 9)[0], k=100)}
     assert found == set(model), f"{case.name}: search after a compaction misses {set(model) - found}"
     if op.snapshot and outcome == "ok":

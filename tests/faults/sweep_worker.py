@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from storage_cases import listing, sweep  # noqa: E402
+from storage_cases import listing, sweep
 
 if __name__ == "__main__":
     try:

@@ -108,7 +108,7 @@ def test_a_damaged_length_is_caught_by_the_checksum(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("field", [0, 4, 9])  # the length, the checksum, the body
-def test_damage_before_valid_records_refuses_to_open_and_truncates_nothing(tmp_path: Path, field: int) -> None:
+def test_damage_before_valid_records_refuses_to_open_and_cuts_nothing(tmp_path: Path, field: int) -> None:
     wal = _write(tmp_path, 4)
     (path,) = wal.files()
     second = _offsets(path)[1]
@@ -149,9 +149,9 @@ def test_a_failed_fsync_cuts_the_record_and_refuses_further_appends(tmp_path: Pa
 def test_a_failed_rollback_fails_the_log(tmp_path: Path) -> None:
     wal = WriteAheadLog(tmp_path)
     wal.open_for_append(1)
-    with fsio.inject(fsio.FaultPlan("any", 1, errno.ENOSPC, count=2)) as plan:  # the write, then the truncate
-        with pytest.raises(CollectionFailed, match="rolling back failed too"):
-            wal.append({"seq": 1, "op": "upsert", "blob": b"x" * 1000})
+    fail_two = fsio.FaultPlan("any", 1, errno.ENOSPC, count=2)  # the write, then the truncate
+    with fsio.inject(fail_two) as plan, pytest.raises(CollectionFailed, match="rolling back failed too"):
+        wal.append({"seq": 1, "op": "upsert", "blob": b"x" * 1000})
     assert [kind for kind, _ in plan.fired] == ["write", "truncate"]
     assert wal.broken is not None
     with pytest.raises(CollectionFailed):
