@@ -6,11 +6,14 @@ scroll, count, an exact search and an ANN search with the same filter all agree 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import vectorforge as vf
 from vectorforge.engine import planner
@@ -355,3 +358,96 @@ def test_filtered_ann_search_skips_deleted_points(
             [{"bucket": i % 100, "half": i % 2, "tag": "t" + str(i % 7)} for i in top[:10]],
         )
     assert col.count() == N
+
+
+# -- numbers compare by value, exactly --------------------------------------------------------------
+BIG = 2**53
+NUMBERS: dict[int | str, Any] = {1: 1, 2: 1.0, 3: True, 4: BIG, 5: BIG + 1, 6: -BIG - 1, 7: 2.5, 8: "1"}
+
+
+@pytest.fixture
+def numbers(mem_db: vf.Database) -> vf.Collection:
+    c = mem_db.create_collection("nums", dim=DIM, metric="dot", index="flat")
+    ids = list(NUMBERS)
+    c.upsert(ids, np.random.default_rng(1).normal(size=(len(ids), DIM)), [{"n": NUMBERS[i]} for i in ids])
+    return c
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        ({"match": 1}, {1, 2}),  # 1 and 1.0 are one number (JSON has one number type) ...
+        ({"match": 1.0}, {1, 2}),
+        ({"range": {"gte": 1, "lte": 1}}, {1, 2}),  # ... and range agrees with match
+        ({"match": True}, {3}),  # a bool is not a number
+        ({"range": {"gt": BIG}}, {5}),  # beyond 2**53 integers still compare exactly
+        ({"range": {"gte": BIG + 1}}, {5}),
+        ({"range": {"lt": BIG + 1, "gt": 3}}, {4}),
+        ({"range": {"lt": -BIG}}, {6}),
+        ({"match": BIG}, {4}),
+        ({"match": BIG + 1}, {5}),
+        ({"range": {"gt": float(BIG)}}, {5}),  # an int against a float bound: exact too
+        ({"match_any": [2.5, BIG]}, {4, 7}),
+    ],
+)
+def test_numbers_compare_by_value_and_exactly(
+    numbers: vf.Collection, cond: dict[str, Any], expected: set[int]
+) -> None:
+    assert matching(numbers, {"must": [{"key": "n", **cond}]}) == expected
+
+
+numbers_strategy = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.integers(min_value=BIG - 4, max_value=BIG + 4),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(numbers_strategy, min_size=1, max_size=12),
+    bound=numbers_strategy,
+    op=st.sampled_from(["gt", "gte", "lt", "lte"]),
+)
+def test_ranges_agree_with_exact_comparison(
+    mem_db: vf.Database, values: list[Any], bound: Any, op: str
+) -> None:
+    """Oracle: Python's own int/float comparison, which is exact."""
+    name = f"r{abs(hash((tuple(values), bound, op))) % 10**9}"
+    c = mem_db.create_collection(name, dim=DIM, metric="dot", index="flat")
+    c.upsert(list(range(len(values))), np.ones((len(values), DIM)), [{"n": v} for v in values])
+    compare = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}[op]
+    expected = {i for i, v in enumerate(values) if compare(v, bound)}
+    found = {r.id for r in c.scroll(limit=100, filter={"must": [{"key": "n", "range": {op: bound}}]}).records}
+    assert found == expected
+    same = {i for i, v in enumerate(values) if v == bound}
+    assert {
+        r.id for r in c.scroll(limit=100, filter={"must": [{"key": "n", "match": bound}]}).records
+    } == same
+    mem_db.delete_collection(name)
+
+
+# -- a delete whose filter matches everything is refused, however it is spelled ----------------------
+@pytest.mark.parametrize(
+    "flt",
+    [
+        {},
+        {"must": []},
+        {"should": []},
+        {"must_not": []},
+        {"must": [{"must": []}]},
+        {"must": [{"should": [{"must": []}, key("lang", match="en")]}]},
+        {"must_not": [{"has_id": []}]},
+        {"must_not": [{"must_not": [{"must": []}]}]},
+    ],
+)
+def test_a_delete_that_would_match_everything_is_refused(col: vf.Collection, flt: dict[str, Any]) -> None:
+    assert matching(col, flt) == ALL  # it really would select every point ...
+    with pytest.raises(vf.InvalidParameter, match="would delete every point"):
+        col.delete(filter=flt)
+    assert col.count() == len(ALL)  # ... and nothing was deleted
+
+
+def test_a_delete_filter_that_spares_one_point_is_taken(col: vf.Collection) -> None:
+    assert col.delete(filter={"must_not": [{"has_id": [1]}]}) == len(ALL) - 1
+    assert [r.id for r in col.scroll().records] == [1]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+from collections.abc import Callable
+
+import pytest
 
 from vectorforge.engine.locks import RWLock, TurnLock
 
@@ -86,3 +91,53 @@ def test_turn_lock_groups_never_mix_and_both_get_turns() -> None:
     for t in threads:
         t.join()
     assert not mixed
+
+
+# -- Ctrl-C while waiting: the counters go back, nobody hangs afterwards ----------------------------
+def _interrupted(wait: Callable[[], None]) -> None:
+    """Run `wait` (which blocks) in the main thread and send it SIGINT, as Ctrl-C would."""
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            wait()
+    finally:
+        timer.cancel()
+
+
+def _in_thread(call: Callable[[], None], seconds: float = 5.0) -> None:
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "blocked after an interrupted wait"
+
+
+def test_an_interrupted_writer_leaves_no_phantom_that_blocks_readers() -> None:
+    lock = RWLock()
+    lock.acquire_read()  # a long search
+    _interrupted(lock.acquire_write)
+    assert lock._writers_waiting == 0
+    _in_thread(lambda: (lock.acquire_read(), lock.release_read()))  # new readers are not held back
+    lock.release_read()
+    _in_thread(lambda: (lock.acquire_write(), lock.release_write()))
+
+
+def test_an_interrupted_reader_does_not_hold_back_the_next_writer() -> None:
+    lock = RWLock()
+    lock.acquire_write()
+    _interrupted(lock.acquire_read)
+    assert lock._readers_waiting == 0
+    lock.release_write()
+    assert lock._admitted == 0  # no reader that left is let in ahead of the next writer
+    _in_thread(lambda: (lock.acquire_write(), lock.release_write()))
+    _in_thread(lambda: (lock.acquire_read(), lock.release_read()))
+
+
+def test_an_interrupted_turn_leaves_the_other_group_free() -> None:
+    lock = TurnLock()
+    lock.acquire(0)
+    _interrupted(lambda: lock.acquire(1))
+    assert lock._waiting == [0, 0]
+    _in_thread(lambda: (lock.acquire(0), lock.release(0)))  # group 0 is not held back by a ghost
+    lock.release(0)
+    _in_thread(lambda: (lock.acquire(1), lock.release(1)))

@@ -41,6 +41,7 @@ from vectorforge.cluster.layout import ROUTER_FILE, ShardLayout, remove_stale_la
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import Router, SemanticRouter
 from vectorforge.engine.collection import CONFIG_FILE, encode_cursor
+from vectorforge.engine.filters import parse_delete_filter
 from vectorforge.engine.locks import RWLock, TurnLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
@@ -163,6 +164,8 @@ class ShardedCollection:
                 "delete needs ids=[...] or filter={...}; to drop everything use delete_collection"
             )
         checked = check_ids(ids, unique=False) if ids is not None else None
+        if filter is not None:
+            parse_delete_filter(filter)  # refused here, before any shard deletes
         with self._writes.read(), self._turns.group(_WRITERS):
             total = self._layout.delete(checked, filter)
             if self._next is not None:

@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from vectorforge.cluster.clock import HybridLogicalClock, ts_to_seconds
-from vectorforge.engine.filters import parse_filter
+from vectorforge.engine.filters import parse_delete_filter
 from vectorforge.engine.validate import check_ids, check_payloads, check_vectors
 from vectorforge.errors import (
     CorruptionError,
-    InvalidParameter,
     ReplicaLost,
     StaleEpoch,
     UnavailableError,
@@ -256,10 +255,7 @@ class ReplicaSet:
                     r.id for r in leader.collection.get(check_ids(ids, unique=False), with_payload=False)
                 ]
             if filter is not None:
-                if parse_filter(filter) is None:
-                    raise InvalidParameter(
-                        "delete with an empty filter would delete everything; use delete_collection"
-                    )
+                parse_delete_filter(filter)
                 seen = set(targets)
                 page = leader.collection.scroll(10_000, filter=filter, with_payload=False)
                 while True:

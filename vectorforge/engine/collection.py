@@ -35,7 +35,7 @@ import numpy as np
 
 from vectorforge.embed import Embedder, get_embedder
 from vectorforge.engine import planner
-from vectorforge.engine.filters import Where, evaluate, parse_filter
+from vectorforge.engine.filters import Where, evaluate, parse_delete_filter, parse_filter
 from vectorforge.engine.locks import RWLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.segment import Segment
@@ -198,11 +198,7 @@ class Collection:
                 "delete needs ids=[...] or filter={...}; to drop everything use delete_collection"
             )
         checked = check_ids(ids, unique=False) if ids is not None else []
-        where = parse_filter(filter) if filter is not None else None
-        if filter is not None and where is None:
-            raise InvalidParameter(
-                "delete with an empty filter would delete everything; use delete_collection"
-            )
+        where = parse_delete_filter(filter) if filter is not None else None
         with self._lock.write():
             self._check_writable()
             targets = [pid for pid in dict.fromkeys(checked) if pid in self._where]

@@ -4,28 +4,44 @@ Grammar::
 
     filter    := {"must": [cond...], "should": [cond...], "must_not": [cond...]}   (any subset)
     cond      := filter                                          (nested)
-               | {"key": k, "match": v}                          v: str | int | bool
+               | {"key": k, "match": v}                          v: str | number | bool
                | {"key": k, "match_any": [v, ...]}
                | {"key": k, "range": {"gt"|"gte"|"lt"|"lte": number, ...}}
                | {"has_id": [id, ...]}
 
 `key` may be a dotted path into nested objects ("meta.lang"). A payload value that is a list matches
 when any element matches, as in Qdrant. `should` holds when at least one of its conditions does.
+
+Numbers are compared by value, exactly, as JSON has one number type: `match` 1 matches 1 and 1.0
+(and `range` agrees), integers beyond 2**53 compare exactly (2**53 + 1 > 2**53), and a bool is not
+a number (True does not match 1).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from vectorforge.errors import InvalidFilter
+from vectorforge.errors import InvalidFilter, InvalidParameter
 from vectorforge.types import PointId
 
-__all__ = ["Condition", "FieldIndex", "HasId", "Match", "Range", "Where", "evaluate", "parse_filter"]
+__all__ = [
+    "Condition",
+    "FieldIndex",
+    "HasId",
+    "Match",
+    "Range",
+    "Where",
+    "evaluate",
+    "matches_everything",
+    "parse_delete_filter",
+    "parse_filter",
+]
 
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
 
@@ -36,13 +52,16 @@ class Match:
     values: tuple[Any, ...]
 
 
+Number = int | float
+
+
 @dataclass(frozen=True, slots=True)
 class Range:
     key: str
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
+    gt: Number | None = None
+    gte: Number | None = None
+    lt: Number | None = None
+    lte: Number | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +143,49 @@ def _parse_condition(raw: object, path: str) -> Condition:
         for bound in value.values():
             if isinstance(bound, bool) or not isinstance(bound, int | float) or math.isnan(bound):
                 raise InvalidFilter(f"{path}: range bounds must be numbers, not {bound!r}")
-        return Range(key, **{k: float(v) for k, v in value.items()})
+        return Range(key, **value)  # ints stay ints: they compare exactly
     raise InvalidFilter(f"{path}: unknown condition {op!r}; use 'match', 'match_any' or 'range'")
 
 
 def _match_value(value: object, path: str) -> Any:
-    if isinstance(value, bool | int | str):
+    if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
         return value
-    raise InvalidFilter(f"{path}: match values are str, int or bool, not {value!r}")
+    raise InvalidFilter(f"{path}: match values are str, numbers or bool, not {value!r}")
+
+
+def parse_delete_filter(raw: object) -> Where:
+    """Parse the filter of a delete, refusing one that matches every point (an empty one, or
+    `{"must": []}`, or any other that holds whatever the payload): a typo must not empty a collection."""
+    where = parse_filter(raw)
+    if where is None or matches_everything(where):
+        raise InvalidParameter(
+            f"delete with the filter {raw!r} would delete every point; name what to delete. To empty a "
+            "collection on purpose, delete_collection(name) and create it again with the same settings"
+        )
+    return where
+
+
+def matches_everything(cond: Condition) -> bool:
+    """True if `cond` holds for every point, whatever its payload (decided from its shape)."""
+    if isinstance(cond, Where):
+        return (
+            all(matches_everything(c) for c in cond.must)
+            and (not cond.should or any(matches_everything(c) for c in cond.should))
+            and all(_matches_nothing(c) for c in cond.must_not)
+        )
+    return False
+
+
+def _matches_nothing(cond: Condition) -> bool:
+    if isinstance(cond, HasId):
+        return not cond.ids
+    if isinstance(cond, Where):
+        return (
+            any(_matches_nothing(c) for c in cond.must)
+            or (bool(cond.should) and all(_matches_nothing(c) for c in cond.should))
+            or any(matches_everything(c) for c in cond.must_not)
+        )
+    return False
 
 
 def _tag(value: Any) -> tuple[bool, Any]:
@@ -157,7 +211,7 @@ class FieldIndex:
         self.n = 0
         self._by_value: dict[tuple[bool, Any], list[int]] = {}
         self._num_rows: list[int] = []
-        self._num_vals: list[float] = []
+        self._num_vals: list[Number] = []  # as stored: ints stay exact
         self._num_cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def extend(self, payloads: Iterable[dict[str, Any] | None]) -> None:
@@ -165,11 +219,11 @@ class FieldIndex:
         for payload in payloads:
             value = get_path(payload, self.key)
             for v in value if isinstance(value, list) else (value,):
-                if isinstance(v, bool | int | str):
+                if isinstance(v, bool | int | float | str):  # 1.0 == 1 (and hashes alike): one key
                     self._by_value.setdefault(_tag(v), []).append(self.n)
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     self._num_rows.append(self.n)
-                    self._num_vals.append(float(v))
+                    self._num_vals.append(v)
             self.n += 1
         self._num_cache = None
 
@@ -183,20 +237,27 @@ class FieldIndex:
 
     def range(self, cond: Range, n: int) -> np.ndarray:
         if self._num_cache is None:
-            self._num_cache = (np.asarray(self._num_rows, dtype=np.int64), np.asarray(self._num_vals))
+            approx = np.asarray([float(v) for v in self._num_vals], dtype=np.float64)
+            self._num_cache = (np.asarray(self._num_rows, dtype=np.int64), approx)
         rows, vals = self._num_cache
         keep = np.ones(vals.shape[0], dtype=bool)
-        if cond.gt is not None:
-            keep &= vals > cond.gt
-        if cond.gte is not None:
-            keep &= vals >= cond.gte
-        if cond.lt is not None:
-            keep &= vals < cond.lt
-        if cond.lte is not None:
-            keep &= vals <= cond.lte
+        for bound, compare in ((cond.gt, _GT), (cond.gte, _GE), (cond.lt, _LT), (cond.lte, _LE)):
+            if bound is None:
+                continue
+            # Rounding to float64 keeps order, so the float comparison is exact wherever the two
+            # sides round apart; where they round equal (2**53 + 1 and 2**53) Python compares exactly.
+            approx_bound = float(bound)
+            holds = compare(vals, approx_bound)
+            tied = np.flatnonzero(vals == approx_bound)
+            if tied.size:
+                holds[tied] = [bool(compare(self._num_vals[i], bound)) for i in tied.tolist()]
+            keep &= holds
         mask = np.zeros(n, dtype=bool)
         mask[rows[keep]] = True
         return mask
+
+
+_GT, _GE, _LT, _LE = operator.gt, operator.ge, operator.lt, operator.le
 
 
 def evaluate(

@@ -43,9 +43,16 @@ class RWLock:
         with self._cond:
             if self._writer or self._writers_waiting:
                 self._readers_waiting += 1
-                while self._writer or (self._writers_waiting and not self._admitted):
-                    self._cond.wait()
-                self._readers_waiting -= 1
+                try:  # Ctrl-C while waiting must not leave this reader counted as waiting
+                    while self._writer or (self._writers_waiting and not self._admitted):
+                        self._cond.wait()
+                except BaseException:
+                    # It may have been admitted, and will not come in: writers must not wait for it.
+                    self._admitted = min(self._admitted, self._readers_waiting - 1)
+                    self._cond.notify_all()
+                    raise
+                finally:
+                    self._readers_waiting -= 1
                 if self._admitted:
                     self._admitted -= 1
             self._readers += 1
@@ -59,9 +66,14 @@ class RWLock:
     def acquire_write(self) -> None:
         with self._cond:
             self._writers_waiting += 1
-            while self._writer or self._readers or self._admitted:
-                self._cond.wait()
-            self._writers_waiting -= 1
+            try:  # Ctrl-C while waiting must not leave a phantom writer that blocks every reader
+                while self._writer or self._readers or self._admitted:
+                    self._cond.wait()
+            except BaseException:
+                self._cond.notify_all()  # readers held back by this writer may go now
+                raise
+            finally:
+                self._writers_waiting -= 1
             self._writer = True
 
     def release_write(self) -> None:
@@ -126,9 +138,14 @@ class TurnLock:
             if self._inside[other]:
                 self._turn = which  # ours is next: the other group lets no newcomer in
             self._waiting[which] += 1
-            while self._inside[other] or (self._waiting[other] and self._turn == other):
-                self._cond.wait()
-            self._waiting[which] -= 1
+            try:  # Ctrl-C while waiting must not leave this group counted as waiting
+                while self._inside[other] or (self._waiting[other] and self._turn == other):
+                    self._cond.wait()
+            except BaseException:
+                self._cond.notify_all()
+                raise
+            finally:
+                self._waiting[which] -= 1
             self._inside[which] += 1
             if self._waiting[other]:
                 self._turn = other  # the group that waited goes next: ours lets no newcomer in
