@@ -22,6 +22,7 @@ COLLECTION_METHODS = [
     "query",
     "flush",
     "optimize",
+    "repair",
     "reshard",
     "info",
     "snapshot",

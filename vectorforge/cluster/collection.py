@@ -203,6 +203,19 @@ class ShardedCollection:
         with self._reads.read():
             return any([shard.optimize() for shard in self.shards])
 
+    def repair(self) -> dict[str, Any]:
+        """Anti-entropy: check that the replicas of each shard hold the same points (a summary per
+        range of ids first, points only where summaries differ) and rewrite any replica that
+        differs from the majority. Writes go on meanwhile. Returns one report per shard."""
+        self._check_open()
+        with self._reads.read():
+            reports = [shard.repair() for shard in self.shards]
+        return {
+            "shards": reports,
+            "repaired_points": sum(r["repaired_points"] for r in reports),
+            "diverged_replicas": sum(len(r["diverged_buckets"]) for r in reports),
+        }
+
     # ------------------------------------------------------------------ resharding
     def reshard(
         self, shards: int, *, n_probe: int | None = None, batch_size: int = 100, progress: bool = False

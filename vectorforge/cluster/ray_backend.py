@@ -162,6 +162,15 @@ class ActorStore:
         result: dict[str, Any] = self._call("info")
         return result
 
+    def upsert(
+        self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
+    ) -> int:
+        """A direct write to this replica (anti-entropy repairs it), outside the shard's log."""
+        return int(self._call("upsert", list(ids), vectors, None if payloads is None else list(payloads)))
+
+    def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
+        return int(self._call("delete", None if ids is None else list(ids), filter))
+
     def flush(self) -> None:
         self._call("flush")
 

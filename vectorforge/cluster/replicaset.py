@@ -17,23 +17,38 @@ with a copy of the leader and the log written since.
 
 Failure is injected in tests with `fail`, `lag` and `recover`: a failed replica refuses every call, a
 lagging one stops applying writes (the log keeps them) until it recovers and catches up.
+
+Rules that keep replicas equal (docs/distributed.md, "When replicas fail"):
+- entries apply in log order only; a replica whose apply failed is behind (out of sync) and is
+  caught up from the log before it is sent the next entry, and counts for no quorum until then;
+- a write is acknowledged once `write_quorum` replicas applied it; one replica's failure beyond
+  the quorum does not fail the write (that replica catches up later);
+- the leader, a `strong` read, a reshard's copy and a snapshot use only a replica that has applied
+  every entry of the log; failover elects only such a replica (caught up from the log first).
+
+Lock order: `ReplicaSet._lock`, then a replica collection's own lock (never the other way round).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
+
 from vectorforge.cluster.clock import HybridLogicalClock, ts_to_seconds
+from vectorforge.cluster.repair import BUCKETS, Summary, diff, hashes_in, summarize
 from vectorforge.engine.filters import parse_delete_filter
 from vectorforge.engine.validate import check_ids, check_payloads, check_vectors
 from vectorforge.errors import (
@@ -41,6 +56,7 @@ from vectorforge.errors import (
     ReplicaLost,
     StaleEpoch,
     UnavailableError,
+    VectorForgeError,
 )
 from vectorforge.storage import WriteAheadLog
 from vectorforge.storage.fsio import write_json_atomic
@@ -57,6 +73,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 STATE_FILE = "replicaset.json"
 _APPLY = ThreadPoolExecutor(max_workers=max(4, os.cpu_count() or 2), thread_name_prefix="vf-replica")
@@ -112,6 +129,10 @@ class ReplicaStore(Protocol):
         with_vectors: bool = False,
         consistency: str | None = None,
     ) -> ScrollPage: ...
+    def upsert(
+        self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
+    ) -> int: ...
+    def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int: ...
     def info(self) -> dict[str, Any]: ...
     def snapshot(self, path: Path) -> Path: ...
     def flush(self) -> None: ...
@@ -197,6 +218,7 @@ class ReplicaSet:
         self._op_ids: OrderedDict[str, int] = OrderedDict()
         self._round_robin = 0
         self._copying = 0  # full copies in progress: the log must keep what they will need
+        self.last_repair: dict[str, Any] | None = None
         self.leader, self.epoch = 0, 1
         self.log: WriteAheadLog | None = None
         if folder is not None:
@@ -273,7 +295,7 @@ class ReplicaSet:
         with self._lock:
             if op_id is not None and op_id in self._op_ids:  # a retry: already applied, same answer
                 return self._op_ids[op_id]
-            leader = self._leader()
+            self._leader()  # a leader that has every entry (failing over if it has not)
             ts = self.clock.now()
             rseq = self.last_rseq + 1
             entry = {
@@ -288,49 +310,70 @@ class ReplicaSet:
             else:
                 self._memory_log.append(entry)
             self.last_rseq, self.last_ts = rseq, ts
-            targets = [
-                replica
-                for replica in [leader, *(r for r in self.replicas if r is not leader)]
-                if replica.live and not replica.lagging
-            ]
-            pending = [(replica, replica.begin_apply(entry, len(targets) > 1)) for replica in targets]
+            leader = self.replicas[self.leader]
+            targets = []
+            for replica in [leader, *(r for r in self.replicas if r is not leader)]:
+                if not replica.live or replica.lagging:
+                    continue
+                if replica.rseq < rseq - 1 and not self._try_catch_up(replica, rseq - 1):
+                    continue  # still behind: it gets this entry when it catches up
+                targets.append(replica)
+            pending = []
+            errors: list[str] = []
+            for replica in targets:
+                try:
+                    pending.append((replica, replica.begin_apply(entry, len(targets) > 1)))
+                except ReplicaLost:
+                    self._fence(replica)
+                except VectorForgeError as exc:
+                    errors.append(f"replica {replica.index}: {exc}")
             acks = 0
-            failure: BaseException | None = None
-            for replica, finish in pending:  # wait for every replica before raising anything
+            for replica, finish in pending:  # wait for every replica before deciding anything
                 try:
                     finish()
                     acks += 1
                 except ReplicaLost:
                     self._fence(replica)
-                except BaseException as exc:
-                    failure = failure or exc
-            if failure is not None:
-                raise failure
+                except VectorForgeError as exc:  # it stays behind (out of sync) until it catches up
+                    errors.append(f"replica {replica.index}: {exc}")
             self._applied.notify_all()
-            if not self._copying:  # what every kept replica has applied is not needed for catch-up
-                kept = [r.rseq for r in self.replicas if not r.lost]
-                applied = min(kept) if kept else 0
-                if self.log is not None:
-                    self.log.drop_through(applied)
-                elif self._memory_log and self._memory_log[0]["seq"] <= applied:
-                    self._memory_log = [e for e in self._memory_log if e["seq"] > applied]
+            self._trim_log()
             needed = self.quorum.needed(len(self.replicas))
             if acks < needed:
                 raise UnavailableError(
                     f"write reached {acks} of {len(self.replicas)} replicas but the quorum is {needed}; "
-                    "it is not acknowledged (it may still appear once replicas recover)",
+                    "it is not acknowledged (it may still appear once replicas recover: retry it with "
+                    "the same idempotency key to learn its fate)"
+                    + (f"; {'; '.join(errors)}" if errors else ""),
                     acks=acks,
                     needed=needed,
                 )
+            if errors:
+                logger.warning("write %d acknowledged without %s", rseq, "; ".join(errors))
             if op_id is not None:
                 self._op_ids[op_id] = ts
                 while len(self._op_ids) > 100_000:
                     self._op_ids.popitem(last=False)
             return ts
 
+    def _trim_log(self) -> None:
+        """Drop what every kept replica has applied (it is not needed for catch-up)."""
+        if self._copying:  # a full copy in progress needs everything since it started
+            return
+        kept = [r.rseq for r in self.replicas if not r.lost]
+        applied = min(kept) if kept else 0
+        if self.log is not None:
+            self.log.drop_through(applied)
+        elif self._memory_log and self._memory_log[0]["seq"] <= applied:
+            self._memory_log = [e for e in self._memory_log if e["seq"] > applied]
+
     def _leader(self) -> Replica:
+        """The leader, which must be live and hold every entry of the log up to the last one (it
+        decides which ids a delete removes); otherwise a failover elects one that does."""
         leader = self.replicas[self.leader]
-        if not leader.live:
+        if leader.live and not leader.lagging and leader.rseq < self.last_rseq:
+            self._try_catch_up(leader, self.last_rseq)
+        if not leader.live or leader.rseq < self.last_rseq:
             self.failover()
             leader = self.replicas[self.leader]
         return leader
@@ -371,14 +414,27 @@ class ReplicaSet:
                 self._copying -= 1
 
     def failover(self) -> int:
-        """Make the most up-to-date live replica the leader, in a new epoch; returns its index."""
+        """Make a live replica that holds every entry of the log the leader, in a new epoch.
+
+        Candidates are caught up from the log first (most advanced first); one that cannot get
+        there (lagging, or failing) is never elected: it could lose acknowledged writes. Raises
+        UnavailableError if no replica can."""
         with self._lock:
             live = [r for r in self.replicas if r.live]
             if not live:
                 raise UnavailableError("every replica of this shard is down")
-            best = max(live, key=lambda r: (r.rseq, -r.index))
-            self._catch_up(best)  # the log may hold entries the old leader wrote but best had not applied
-            self.leader = best.index
+            for candidate in sorted(live, key=lambda r: (-r.rseq, r.index)):
+                if candidate.rseq < self.last_rseq and not candidate.lagging:
+                    self._try_catch_up(candidate, self.last_rseq)
+                if candidate.rseq >= self.last_rseq:
+                    break
+            else:
+                raise UnavailableError(
+                    f"no live replica of this shard holds every write up to log entry {self.last_rseq} "
+                    f"(they hold {sorted(r.rseq for r in live)}); electing one would lose acknowledged "
+                    "writes. Recover a replica, or wait for one to catch up"
+                )
+            self.leader = candidate.index
             self.epoch += 1
             for replica in live:
                 replica.epoch = max(replica.epoch, self.epoch)
@@ -391,8 +447,10 @@ class ReplicaSet:
             return list(self.log.replay(after_seq=rseq))
         return [e for e in self._memory_log if e["seq"] > rseq]
 
-    def _catch_up(self, replica: Replica) -> None:
-        if not replica.live or replica.lagging or replica.rseq >= self.last_rseq:
+    def _catch_up(self, replica: Replica, upto: int | None = None) -> None:
+        """Apply to `replica`, in order, the log entries it lacks (up to `upto`, default all)."""
+        target = self.last_rseq if upto is None else upto
+        if not replica.live or replica.lagging or replica.rseq >= target:
             return
         entries = self._entries_after(replica.rseq)
         if not entries or entries[0]["seq"] != replica.rseq + 1:
@@ -401,10 +459,22 @@ class ReplicaSet:
                 "it needs a full copy (lose and replace it)"
             )
         for entry in entries:
+            if entry["seq"] > target:
+                break
             entry["meta"]["epoch"] = max(
                 entry["meta"]["epoch"], replica.epoch
             )  # replayed under the new epoch
             replica.apply(entry)
+
+    def _try_catch_up(self, replica: Replica, upto: int) -> bool:
+        """`_catch_up`, reporting instead of raising; True if the replica reached `upto`."""
+        try:
+            self._catch_up(replica, upto)
+        except ReplicaLost:
+            self._fence(replica)
+        except VectorForgeError as exc:
+            logger.warning("replica %d could not catch up to log entry %d: %s", replica.index, upto, exc)
+        return replica.live and replica.rseq >= upto
 
     # ------------------------------------------------------------------ fault injection (tests, drills)
     def fail(self, index: int) -> None:
@@ -443,13 +513,25 @@ class ReplicaSet:
         with self._lock:
             while True:
                 candidates = [r for r in self.replicas if r.live and self._satisfies(r, guarantee)]
+                if not candidates and guarantee.level is not Consistency.EVENTUAL:
+                    for replica in self.replicas:  # one that fell behind on a failed apply may catch up now
+                        if replica.live and not replica.lagging and replica.rseq < self.last_rseq:
+                            self._try_catch_up(replica, self.last_rseq)
+                    candidates = [r for r in self.replicas if r.live and self._satisfies(r, guarantee)]
                 if candidates:
                     if guarantee.level is Consistency.STRONG and self.replicas[self.leader] in candidates:
                         return self.replicas[self.leader].collection
                     self._round_robin += 1
                     return candidates[self._round_robin % len(candidates)].collection
-                if not any(r.live for r in self.replicas):
+                live = [r for r in self.replicas if r.live]
+                if not live:
                     raise UnavailableError("every replica of this shard is down")
+                if all(r.lagging for r in live):  # none of them moves until one is recovered
+                    raise UnavailableError(
+                        f"no live replica of this shard holds every write up to log entry {self.last_rseq} "
+                        f"(they hold {sorted(r.rseq for r in live)}), as a {guarantee.level.value} read "
+                        "needs; recover a replica, or read with consistency='eventual'"
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise UnavailableError(
@@ -458,11 +540,97 @@ class ReplicaSet:
                 self._applied.wait(remaining)
 
     def _satisfies(self, replica: Replica, guarantee: ReadGuarantee) -> bool:
-        if guarantee.level is Consistency.EVENTUAL or guarantee.ts is None:
+        if guarantee.level is Consistency.EVENTUAL:
             return True
-        if replica.rseq >= self.last_rseq:  # caught up: consistent as of now
+        if replica.rseq >= self.last_rseq:  # it has every entry: consistent as of now
             return True
+        if guarantee.level is Consistency.STRONG or guarantee.ts is None:
+            return False  # strong: every entry of the log, nothing less
         return replica.ts >= guarantee.ts
+
+    # ------------------------------------------------------------------ anti-entropy
+    def repair(self, attempts: int = 3) -> dict[str, Any]:
+        """Check that the replicas hold the same points, and rewrite any that differ (see
+        `cluster/repair.py`). Replicas are first caught up from the log; a lagging one is skipped.
+
+        The summaries are taken without holding writes back; if a write lands meanwhile the check
+        runs again, and after `attempts` tries it holds writes for the whole check. Returns (and
+        keeps in `info()["last_repair"]`) what it found and did."""
+        started = time.time()
+        for attempt in range(attempts + 1):
+            hold = attempt == attempts
+            with self._lock:
+                for replica in self.replicas:
+                    if replica.live and not replica.lagging:
+                        self._try_catch_up(replica, self.last_rseq)
+                leader = self._leader()
+                members = [r for r in self.replicas if r.live and r.rseq >= self.last_rseq]
+                position = self.last_rseq
+            with self._lock if hold else contextlib.nullcontext():
+                summaries = {r.index: summarize(r.collection) for r in members}
+                with self._lock:
+                    if self.last_rseq != position or any(r.rseq != position for r in members):
+                        continue  # a write landed during the summaries: compare again
+                    report = self._repair_from(summaries, members, leader)
+            report.update(
+                at=started,
+                seconds=round(time.time() - started, 3),
+                log_position=position,
+                skipped=[r.index for r in self.replicas if r not in members],
+            )
+            self.last_repair = report
+            return report
+        raise AssertionError("unreachable: the last attempt holds writes")
+
+    def _repair_from(
+        self, summaries: dict[int, Summary], members: list[Replica], leader: Replica
+    ) -> dict[str, Any]:
+        """Make every member match, bucket by bucket, the summary most members hold. Lock held."""
+        by_index = {r.index: r for r in members}
+
+        def leader_vote(b: int) -> tuple[int, int] | None:
+            return summaries[leader.index].buckets[b] if leader.index in summaries else None
+
+        diverged: dict[int, list[int]] = {r.index: [] for r in members}
+        source_of: dict[int, int] = {}
+        for b in range(BUCKETS):
+            reference = _reference([summaries[i].buckets[b] for i in summaries], leader_vote(b))
+            source_of[b] = next(i for i in summaries if summaries[i].buckets[b] == reference)
+            for i in summaries:
+                if summaries[i].buckets[b] != reference:
+                    diverged[i].append(b)
+        repaired = 0
+        for index, buckets in diverged.items():
+            target = by_index[index]
+            by_source: dict[int, set[int]] = {}
+            for b in buckets:
+                by_source.setdefault(source_of[b], set()).add(b)
+            for source_index, group in by_source.items():
+                source = by_index[source_index].collection
+                rewrite, delete = diff(hashes_in(source, group), hashes_in(target.collection, group))
+                for start in range(0, len(rewrite), 1000):
+                    records = source.get(rewrite[start : start + 1000], with_payload=True, with_vectors=True)
+                    target.collection.upsert(
+                        [r.id for r in records],
+                        np.asarray([r.vector for r in records], dtype=np.float32),
+                        [r.payload for r in records],
+                    )
+                if delete:
+                    target.collection.delete(ids=delete)
+                repaired += len(rewrite) + len(delete)
+                logger.warning(
+                    "anti-entropy: replica %d differed in %d buckets; %d points rewritten, %d deleted",
+                    index,
+                    len(group),
+                    len(rewrite),
+                    len(delete),
+                )
+        return {
+            "replicas": sorted(summaries),
+            "points": {i: summaries[i].points for i in sorted(summaries)},
+            "diverged_buckets": {i: len(b) for i, b in diverged.items() if b},
+            "repaired_points": repaired,
+        }
 
     # ------------------------------------------------------------------ upkeep
     def embedder(self) -> Any:
@@ -493,6 +661,7 @@ class ReplicaSet:
             "leader": self.leader,
             "epoch": self.epoch,
             "last_rseq": self.last_rseq,
+            "last_repair": self.last_repair,
             "replicas": [
                 {
                     "index": r.index,
@@ -514,3 +683,11 @@ class ReplicaSet:
             if self.log is not None:
                 self.log.close()
             self.closed = True
+
+
+def _reference(votes: list[tuple[int, int]], leader: tuple[int, int] | None) -> tuple[int, int]:
+    """The bucket summary most replicas hold; among equally common ones, the leader's."""
+    counts = Counter(votes)
+    best = max(counts.values())
+    leading = [v for v, n in counts.items() if n == best]
+    return leader if leader in leading else leading[0]

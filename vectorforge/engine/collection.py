@@ -44,6 +44,7 @@ from vectorforge.errors import (
     CollectionFailed,
     EmbedderMismatch,
     InvalidParameter,
+    ReplicaOutOfSync,
     StorageError,
     UsageError,
     WriteNotDurable,
@@ -214,13 +215,23 @@ class Collection:
     def apply_replicated(self, entry: dict[str, Any]) -> bool:
         """Apply one entry of a replication log (already validated and encoded by the replica set).
 
-        Idempotent: an entry at or below the last applied replication sequence number is skipped
-        (returns False), so a retried or replayed entry never applies twice.
+        In order only: an entry at or below the last applied replication sequence number is skipped
+        (returns False), so a retried or replayed entry never applies twice; one that does not follow
+        the last applied one raises `ReplicaOutOfSync` and changes nothing (the replica set catches
+        this replica up from its log first).
         """
         with self._lock.write():
             self._check_writable()
-            if entry["meta"]["rseq"] <= self.last_meta.get("rseq", 0):
+            rseq, last = int(entry["meta"]["rseq"]), int(self.last_meta.get("rseq", 0))
+            if rseq <= last:
                 return False
+            if rseq != last + 1:
+                raise ReplicaOutOfSync(
+                    f"replica {self.name!r} has applied log entry {last} and was sent {rseq}; it must "
+                    "catch up from the log first",
+                    applied=last,
+                    got=rseq,
+                )
             op: dict[str, Any] = {k: entry[k] for k in ("op", "ids", "vectors", "payloads") if k in entry}
             op["meta"] = dict(entry["meta"])
             self._write_locked(op)
@@ -730,6 +741,11 @@ class Collection:
                 collection=self.name,
             ) from exc
         self._manifest = manifest
+
+    def repair(self) -> dict[str, Any]:
+        """Anti-entropy compares replicas; a collection with one copy has nothing to compare."""
+        self._check_open()
+        return {"shards": [], "repaired_points": 0, "diverged_replicas": 0}
 
     def _compact_in_background(self) -> None:
         """Start a compaction thread unless one runs (called after a seal, with the write lock held)."""

@@ -264,6 +264,11 @@ class RemoteCollection:
     def optimize(self) -> bool:
         return bool(self._post("/optimize", {})["merged"])
 
+    def repair(self) -> dict[str, Any]:
+        """Anti-entropy on the server (see `ShardedCollection.repair`)."""
+        result: dict[str, Any] = self._post("/repair", {})
+        return result
+
     def reshard(
         self, shards: int, *, n_probe: int | None = None, batch_size: int = 100, progress: bool = False
     ) -> None:

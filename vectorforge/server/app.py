@@ -221,6 +221,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """Merge small or dirty segments now."""
         return {"merged": collection(name, who, Action.WRITE).optimize()}
 
+    @cols.post("/{name}/repair")
+    def repair(name: str, who: Who) -> dict[str, Any]:
+        """Anti-entropy: compare the replicas of every shard and rewrite any that differ."""
+        return collection(name, who, Action.WRITE).repair()
+
     @cols.post("/{name}/reshard")
     def reshard(name: str, body: ReshardBody, who: Who) -> dict[str, int]:
         """Move a sharded collection to `shards` shards; reads and writes go on meanwhile."""

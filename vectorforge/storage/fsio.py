@@ -66,6 +66,7 @@ class FaultPlan:
     errno: int = errnos.EIO
     count: int = 1
     thread: int | None = None
+    where: str | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)
     fired: list[tuple[str, str]] = field(default_factory=list)
     _seen: int = 0
@@ -73,6 +74,8 @@ class FaultPlan:
 
     def check(self, op: str, path: str) -> None:
         if self.thread is not None and threading.get_ident() != self.thread:
+            return
+        if self.where is not None and self.where not in path:
             return
         with self._lock:
             self.calls.append((op, path))
