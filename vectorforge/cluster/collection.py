@@ -23,11 +23,12 @@ import contextvars
 import heapq
 import io
 import json
+import logging
 import os
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,17 @@ from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import Router, SemanticRouter
 from vectorforge.engine.collection import CONFIG_FILE, encode_cursor
 from vectorforge.engine.filters import parse_delete_filter
-from vectorforge.engine.locks import RWLock, TurnLock
+from vectorforge.engine.locks import RWLock, StripedLock, TurnLock
 from vectorforge.engine.merge import merge_topk
-from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
-from vectorforge.errors import InvalidParameter, UsageError
+from vectorforge.engine.validate import (
+    check_idempotency_key,
+    check_ids,
+    check_k_offset,
+    check_payloads,
+    check_texts,
+    check_vectors,
+)
+from vectorforge.errors import InvalidParameter, UnavailableError, UsageError, VectorForgeError
 from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import (
     Consistency,
@@ -74,6 +82,7 @@ def session_token(ts: int | None) -> Iterator[None]:
         _SESSION_TOKEN.reset(reset)
 
 
+logger = logging.getLogger(__name__)
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard")
 _STRONG = ReadGuarantee(Consistency.STRONG, None)
 _WRITERS, _READERS = 0, 1  # the two groups of the turn lock
@@ -102,6 +111,10 @@ class ShardedCollection:
         self._resharding = threading.Lock()
         # Writers and strong readers take turns: a strong read sees no batch half-written over shards.
         self._turns = TurnLock()
+        # Writers of one id wait for each other: a move between shards (key, semantic sharding) is
+        # a write and then deletes, and two of them interleaved would lose the id.
+        self._ids = StripedLock()
+        self._next_failed: VectorForgeError | None = None  # a write the next layout refused
         self._closed = False
         # The session token: the timestamp of this object's last write ("session" reads wait for it).
         self.session_ts = 0
@@ -137,28 +150,51 @@ class ShardedCollection:
         ids: Sequence[PointId],
         vectors: Any,
         payloads: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> int:
-        """Insert or replace points on their shards; returns once every shard has its part durably."""
+        """Insert or replace points on their shards; returns once every shard has its part durably.
+
+        With `idempotency_key`, a retry writes only the shards' parts that did not land and returns
+        the first result. While the collection is resharded, the write goes to the current layout
+        first; if it then fails on the next one, the reshard is abandoned (the write stays)."""
         self._check_open()
+        key = check_idempotency_key(idempotency_key)
         checked = check_ids(ids)
         vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked))
         check_payloads(payloads, len(checked))
         plist = list(payloads) if payloads is not None else [None] * len(checked)
-        with self._writes.read(), self._turns.group(_WRITERS):
+        with self._ids.hold(checked), self._writes.read(), self._turns.group(_WRITERS):
             layouts = [self._layout] if self._next is None else [self._layout, self._next]
             # Every placement is known (and a bad payload refused) before any shard is written.
             placements = [layout.place(checked, vecs, plist) for layout in layouts]
-            ts = 0
-            for layout, placement in zip(layouts, placements, strict=True):
-                # Already normalized (cosine): the shard's own check finds unit length and stores
-                # these bits, the same an unsharded collection stores.
-                ts = max(ts, layout.upsert(checked, vecs, plist, placement))
+            # Already normalized (cosine): the shard's own check finds unit length and stores
+            # these bits, the same an unsharded collection stores.
+            ts = self._layout.upsert(checked, vecs, plist, placements[0], key)
+            if len(layouts) > 1:
+                self._also_next(lambda: layouts[1].upsert(checked, vecs, plist, placements[1], key))
             self.session_ts = max(self.session_ts, ts)
             return ts
 
-    def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
+    def _also_next(self, write: Callable[[], object]) -> None:
+        """Repeat a write on the layout a reshard fills; if it fails there, abandon the reshard (a
+        switch would lose the write), never the write, which the current layout has."""
+        try:
+            write()
+        except VectorForgeError as exc:
+            logger.error("resharding %r is abandoned: a write failed on the new layout: %s", self.name, exc)
+            self._next_failed = exc
+
+    def delete(
+        self,
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
         """Delete by id and/or filter on every shard that may hold the points."""
         self._check_open()
+        key = check_idempotency_key(idempotency_key)
         if ids is None and filter is None:
             raise InvalidParameter(
                 "delete needs ids=[...] or filter={...}; to drop everything use delete_collection"
@@ -166,10 +202,11 @@ class ShardedCollection:
         checked = check_ids(ids, unique=False) if ids is not None else None
         if filter is not None:
             parse_delete_filter(filter)  # refused here, before any shard deletes
-        with self._writes.read(), self._turns.group(_WRITERS):
-            total = self._layout.delete(checked, filter)
-            if self._next is not None:
-                self._next.delete(checked, filter)
+        with self._ids.hold(checked or []), self._writes.read(), self._turns.group(_WRITERS):
+            total = self._layout.delete(checked, filter, key)
+            following = self._next
+            if following is not None:
+                self._also_next(lambda: following.delete(checked, filter, key))
             self.session_ts = max(self.session_ts, self._layout.last_ts)
             return total
 
@@ -181,11 +218,12 @@ class ShardedCollection:
         *,
         batch_size: int = 64,
         progress: bool = False,
+        idempotency_key: str | None = None,
     ) -> int:
         """Embed with the collection's embedder and upsert (text in payload["text"])."""
         text_list, checked, merged = check_texts(texts, ids, payloads)
         vectors = self.shards[0].embedder().encode(text_list, batch_size=batch_size, progress=progress)
-        return self.upsert(checked, vectors, merged)
+        return self.upsert(checked, vectors, merged, idempotency_key=idempotency_key)
 
     def query(self, text: str, k: int = 10, **search_args: Any) -> list[Hit]:
         """Embed `text` with the collection's embedder and search every shard."""
@@ -261,13 +299,14 @@ class ShardedCollection:
             if isinstance(new.router, SemanticRouter):
                 self._train_semantic(new)
             with self._writes.write():
-                self._next = new
+                self._next, self._next_failed = new, None
             total = self.count(consistency="strong")
             with tqdm(total=total, desc=f"resharding {self.name}", unit="pt", disable=not progress) as bar:
                 for shard in old.shards:
                     cursor: str | None = None
                     while True:
                         with self._writes.write():  # no write between reading a batch and copying it
+                            self._check_next()
                             page = shard.read(
                                 _STRONG,
                                 lambda c, cur=cursor: c.scroll(batch_size, cur, with_vectors=True),  # type: ignore[misc]
@@ -279,6 +318,7 @@ class ShardedCollection:
                         if cursor is None:
                             break
             with self._writes.write(), self._reads.write():
+                self._check_next()
                 if self.folder is not None:  # the commit point: config.json names the new layout
                     write_json_atomic(self.folder / CONFIG_FILE, json.loads(config.model_dump_json()))
                 self.config, self._layout, self._next = config, new, None
@@ -288,6 +328,14 @@ class ShardedCollection:
             new.destroy()
             raise
         old.destroy()
+
+    def _check_next(self) -> None:
+        """Abandon the reshard if a write failed on the new layout (writes held: none can fail now)."""
+        if self._next_failed is not None:
+            raise UnavailableError(
+                f"resharding {self.name!r} was abandoned: a write failed on the new layout "
+                f"({self._next_failed}); the collection is unchanged, reshard again"
+            ) from self._next_failed
 
     def _train_semantic(self, new: ShardLayout) -> None:
         """Centroids for the new layout from a random sample of the points it will hold: 1,000 per

@@ -9,12 +9,14 @@ the points are copied into it. Each layout lives in its own folder, named by its
     collections/<name>/shards-<g>/router.npy   its k-means centroids (semantic sharding)
 
 `config.json` names the current generation (`layout`); any other `shards*` folder is what a reshard
-left when it was interrupted, and is removed on open.
+left when it was interrupted, and is removed on open. A layout whose router moves ids (key and
+semantic sharding) keeps a move log in `<layout folder>/moves/` (see `cluster/moves.py`).
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -26,15 +28,25 @@ import numpy as np
 
 from vectorforge.cluster.backend import ShardBackend
 from vectorforge.cluster.clock import HybridLogicalClock
-from vectorforge.cluster.replicaset import ReplicaSet
+from vectorforge.cluster.moves import MoveLog
+from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import HashRouter, KeyRouter, Router, SemanticRouter
 from vectorforge.errors import InvalidParameter
 from vectorforge.storage.fsio import write_atomic
-from vectorforge.types import CollectionConfig, PointId, Sharding
+from vectorforge.types import CollectionConfig, Consistency, PointId, Sharding
 
 __all__ = ["ShardLayout", "layout_folder", "make_router", "remove_stale_layouts"]
 
 ROUTER_FILE = "router.npy"
+_EVERY_ENTRY = ReadGuarantee(Consistency.STRONG, None)
+logger = logging.getLogger(__name__)
+
+
+def _part(key: str | None, shard_no: int, step: str = "") -> str | None:
+    """The idempotency key of one shard's part of a keyed write."""
+    return None if key is None else f"{key}:{shard_no}{':' + step if step else ''}"
+
+
 _WRITES = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard-write")
 
 
@@ -81,6 +93,21 @@ class ShardLayout:
         self.router = router
         self.shards = shards
         self.folder = folder  # the collection folder (None in memory)
+        self.moves: MoveLog | None = None
+        if folder is not None and router.moves_points:
+            self.moves = MoveLog(layout_folder(folder, self.generation) / "moves")
+            completed = self.moves.resolve(self._holds, self._drop_elsewhere)
+            if completed:
+                logger.warning("finished %d moves of ids between shards that a crash interrupted", completed)
+
+    def _holds(self, shard_no: int, ids: list[PointId]) -> set[PointId]:
+        records = self.shards[shard_no].read(_EVERY_ENTRY, lambda c: c.get(ids, with_payload=False))
+        return {r.id for r in records}
+
+    def _drop_elsewhere(self, pid: PointId, keep: int) -> None:
+        for other, shard in enumerate(self.shards):
+            if other != keep:
+                shard.delete(ids=[pid])
 
     @classmethod
     def open(
@@ -127,38 +154,74 @@ class ShardLayout:
         return buffer.getvalue()
 
     def upsert(
-        self, ids: list[PointId], vectors: np.ndarray, payloads: list[Any], placement: np.ndarray
+        self,
+        ids: list[PointId],
+        vectors: np.ndarray,
+        payloads: list[Any],
+        placement: np.ndarray,
+        key: str | None = None,
     ) -> int:
         """Write each point to its shard (and remove it from any other one it may have lived on).
 
         The shards are written in parallel threads (FAISS releases the GIL while it inserts); the
-        call returns once every shard has its part, or raises the first shard's error."""
+        call returns once every shard has its part, or raises the first shard's error. With `key`
+        (an idempotency key) each shard's part is keyed `key:<shard>`, so a retry writes only the
+        parts that did not land. A move between shards is logged first (`cluster/moves.py`)."""
+        moves = self.moves
+        move = moves.begin(ids, placement.tolist()) if moves is not None else None
 
         def write(shard_no: int) -> int:
             rows = np.flatnonzero(placement == shard_no)
             part_ids = [ids[r] for r in rows]
-            ts = self.shards[shard_no].upsert(part_ids, vectors[rows], [payloads[r] for r in rows])
+            ts = self.shards[shard_no].upsert(
+                part_ids, vectors[rows], [payloads[r] for r in rows], op_id=_part(key, shard_no)
+            )
             if self.router.moves_points:  # the id may have lived on another shard before: remove that copy
                 for other, shard in enumerate(self.shards):
                     if other != shard_no:
-                        shard.delete(ids=part_ids)
+                        shard.delete(ids=part_ids, op_id=_part(key, shard_no, f"x{other}"))
             return ts
 
         targets = np.unique(placement).tolist()
-        if len(targets) == 1:
-            return write(targets[0])
-        futures = [_WRITES.submit(write, shard_no) for shard_no in targets]
-        wait(futures)
-        return max(future.result() for future in futures)
+        try:
+            if len(targets) == 1:
+                ts = write(targets[0])
+            else:
+                futures = [_WRITES.submit(write, shard_no) for shard_no in targets]
+                wait(futures)
+                ts = max(future.result() for future in futures)
+        except BaseException:
+            if moves is not None and move is not None:
+                self._settle(moves, move, ids, placement)
+            raise
+        if moves is not None and move is not None:
+            moves.done(move)
+        return ts
 
-    def delete(self, ids: list[PointId] | None, filter: dict[str, Any] | None) -> int:
+    def _settle(self, moves: MoveLog, move: int, ids: list[PointId], placement: np.ndarray) -> None:
+        """After a failed moving write: leave each id on one shard now, if the shards answer (else
+        the move stays logged and opening the layout settles it)."""
+        try:
+            for shard_no in np.unique(placement).tolist():
+                part = [ids[r] for r in np.flatnonzero(placement == shard_no)]
+                for pid in self._holds(shard_no, part):
+                    self._drop_elsewhere(pid, shard_no)
+        except Exception as exc:
+            logger.warning("a failed move stays logged until the collection is opened again: %s", exc)
+            return
+        moves.done(move)
+
+    def delete(self, ids: list[PointId] | None, filter: dict[str, Any] | None, key: str | None = None) -> int:
         """Delete by id and/or filter on every shard that may hold the points; returns how many."""
         total = 0
         if ids is not None:
             for shard_no, part in self.by_shard(ids).items():
-                total += self.shards[shard_no].delete(ids=part)
+                total += self.shards[shard_no].delete(ids=part, op_id=_part(key, shard_no, "d"))
         if filter is not None:
-            total += sum(shard.delete(filter=filter) for shard in self.shards)
+            total += sum(
+                shard.delete(filter=filter, op_id=_part(key, shard_no, "f"))
+                for shard_no, shard in enumerate(self.shards)
+            )
         return total
 
     def by_shard(self, ids: Sequence[PointId]) -> dict[int, list[PointId]]:
@@ -178,6 +241,8 @@ class ShardLayout:
     def close(self) -> None:
         for shard in self.shards:
             shard.close()
+        if self.moves is not None:
+            self.moves.close()
 
     def destroy(self) -> None:
         """Close the shards and remove their folder (a layout that was replaced or abandoned)."""

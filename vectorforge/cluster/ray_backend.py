@@ -171,6 +171,10 @@ class ActorStore:
     def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
         return int(self._call("delete", None if ids is None else list(ids), filter))
 
+    def recall(self, key: str) -> int | None:
+        found = self._call("recall", key)
+        return None if found is None else int(found)
+
     def flush(self) -> None:
         self._call("flush")
 

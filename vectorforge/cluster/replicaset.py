@@ -133,6 +133,7 @@ class ReplicaStore(Protocol):
         self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
     ) -> int: ...
     def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int: ...
+    def recall(self, key: str) -> int | None: ...
     def info(self) -> dict[str, Any]: ...
     def snapshot(self, path: Path) -> Path: ...
     def flush(self) -> None: ...
@@ -267,10 +268,19 @@ class ReplicaSet:
         }
         return self._write(body, op_id)
 
-    def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
+    def delete(
+        self,
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        op_id: str | None = None,
+    ) -> int:
         """Delete by ids and/or filter; a filter is resolved to ids on the leader, so replicas agree."""
         with self._lock:
             leader = self._leader()
+            done = self._recall(leader, op_id)
+            if done is not None:
+                return done
             targets: list[PointId] = []
             if ids is not None:
                 targets = [
@@ -278,30 +288,47 @@ class ReplicaSet:
                 ]
             if filter is not None:
                 parse_delete_filter(filter)
-                seen = set(targets)
                 page = leader.collection.scroll(10_000, filter=filter, with_payload=False)
                 while True:
-                    targets.extend(r.id for r in page.records if r.id not in seen)
+                    targets.extend(r.id for r in page.records)
                     if page.next_cursor is None:
                         break
                     page = leader.collection.scroll(
                         10_000, page.next_cursor, filter=filter, with_payload=False
                     )
-            if targets:
-                self._write({"op": "delete", "ids": list(dict.fromkeys(targets))}, None)
-            return len(set(targets))
+            unique = list(dict.fromkeys(targets))
+            if unique or op_id is not None:  # a keyed delete of nothing is logged: its key must stay
+                self._write({"op": "delete", "ids": unique}, op_id, result=len(unique))
+            return len(unique)
 
-    def _write(self, body: dict[str, Any], op_id: str | None) -> int:
+    def _recall(self, leader: Replica, op_id: str | None) -> int | None:
+        """The first result of a write made with `op_id`: from memory, else from the leader's
+        durable window of keys (the leader has applied every entry of the log, retries' included)."""
+        if op_id is None:
+            return None
+        if op_id in self._op_ids:
+            return self._op_ids[op_id]
+        return leader.collection.recall(op_id)
+
+    def _write(self, body: dict[str, Any], op_id: str | None, result: int | None = None) -> int:
+        """Log, apply at the replicas, count the quorum; returns `result` (default: the timestamp)."""
         with self._lock:
-            if op_id is not None and op_id in self._op_ids:  # a retry: already applied, same answer
-                return self._op_ids[op_id]
-            self._leader()  # a leader that has every entry (failing over if it has not)
+            leader = self._leader()  # a leader that has every entry (failing over if it has not)
+            done = self._recall(leader, op_id)
+            if done is not None:  # a retry: already applied, the same answer
+                return done
             ts = self.clock.now()
             rseq = self.last_rseq + 1
             entry = {
                 **body,
                 "seq": rseq,
-                "meta": {"rseq": rseq, "ts": ts, "op_id": op_id or uuid.uuid4().hex, "epoch": self.epoch},
+                "meta": {
+                    "rseq": rseq,
+                    "ts": ts,
+                    "op_id": op_id or uuid.uuid4().hex,
+                    "epoch": self.epoch,
+                    "result": ts if result is None else result,
+                },
             }
             if self.log is not None:
                 self.log.append(entry)  # durable in the log before any replica applies it
@@ -350,11 +377,12 @@ class ReplicaSet:
                 )
             if errors:
                 logger.warning("write %d acknowledged without %s", rseq, "; ".join(errors))
+            answer = int(entry["meta"]["result"])
             if op_id is not None:
-                self._op_ids[op_id] = ts
+                self._op_ids[op_id] = answer
                 while len(self._op_ids) > 100_000:
                     self._op_ids.popitem(last=False)
-            return ts
+            return answer
 
     def _trim_log(self) -> None:
         """Drop what every kept replica has applied (it is not needed for catch-up)."""

@@ -27,6 +27,7 @@ import tarfile
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,14 @@ from vectorforge.engine.filters import Where, evaluate, parse_delete_filter, par
 from vectorforge.engine.locks import RWLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.segment import Segment
-from vectorforge.engine.validate import check_ids, check_k_offset, check_payloads, check_texts, check_vectors
+from vectorforge.engine.validate import (
+    check_idempotency_key,
+    check_ids,
+    check_k_offset,
+    check_payloads,
+    check_texts,
+    check_vectors,
+)
 from vectorforge.errors import (
     CollectionFailed,
     EmbedderMismatch,
@@ -68,6 +76,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
+KEY_WINDOW = 10_000  # idempotency keys remembered per collection (durably: log and manifest)
 
 
 class Collection:
@@ -97,6 +106,8 @@ class Collection:
         self._failed: str | None = None  # why writes are refused until the collection is reopened
         self._seal_error: str | None = None  # the last seal that failed (it is retried)
         self._seal_retry_at = 0.0
+        # Idempotency key -> the result its write returned; the newest KEY_WINDOW, oldest first.
+        self._keys: OrderedDict[str, int] = OrderedDict()
         if folder is not None:
             self._open_from_disk(folder, sync)
         else:
@@ -130,6 +141,7 @@ class Collection:
             self._index_rows(seg)
         self._seq = self._manifest.checkpoint_seq
         self.last_meta = dict(self._manifest.meta)
+        self._keys = OrderedDict((str(k), int(v)) for k, v in self._manifest.keys)
         self._segments.append(self._new_segment(self._manifest.new_segment_name()))
         self._wal = WriteAheadLog(folder / "wal", sync=sync)
         for op in self._wal.replay(after_seq=self._manifest.checkpoint_seq):
@@ -177,6 +189,8 @@ class Collection:
         ids: Sequence[PointId],
         vectors: Any,
         payloads: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> int:
         """Insert or replace points; returns the operation's sequence number once it is durable.
 
@@ -184,16 +198,36 @@ class Collection:
             ids: one id per point (int or str, unique within the call).
             vectors: (n, dim) array or list of lists.
             payloads: optional list of JSON objects (or None), one per id.
+            idempotency_key: a key unique to this write (a UUID); a retry with the same key applies
+                nothing and returns the first result. The last 10,000 keys are kept durably.
         """
+        key = check_idempotency_key(idempotency_key)
         checked_ids = check_ids(ids)
         vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked_ids))
         blobs = check_payloads(payloads, len(checked_ids))
         # The array itself: the log packs it without a copy, and an in-memory database never copies it.
         op = {"op": "upsert", "ids": checked_ids, "vectors": vecs, "payloads": blobs}
-        return self._write(op)
+        with self._lock.write():
+            self._check_writable()
+            if key is not None:
+                if key in self._keys:
+                    return self._keys[key]
+                op["key"] = key
+            return self._write_locked(op)
 
-    def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
-        """Delete points by id and/or by filter; returns how many existed and were deleted."""
+    def delete(
+        self,
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Delete points by id and/or by filter; returns how many existed and were deleted.
+
+        A filter that matches every point is refused (`InvalidParameter`): to empty a collection,
+        delete it and create it again. `idempotency_key` as in `upsert`: a retry returns the first
+        count, and deletes nothing that was written since."""
+        key = check_idempotency_key(idempotency_key)
         if ids is None and filter is None:
             raise InvalidParameter(
                 "delete needs ids=[...] or filter={...}; to drop everything use delete_collection"
@@ -202,15 +236,25 @@ class Collection:
         where = parse_delete_filter(filter) if filter is not None else None
         with self._lock.write():
             self._check_writable()
+            if key is not None and key in self._keys:
+                return self._keys[key]
             targets = [pid for pid in dict.fromkeys(checked) if pid in self._where]
             if where is not None:
                 seen = set(targets)
                 for pid in self._matching_ids(where):
                     if pid not in seen:
                         targets.append(pid)
-            if targets:
-                self._write_locked({"op": "delete", "ids": targets})
+            if targets or key is not None:  # a keyed delete of nothing is logged too: its key must stay
+                op: dict[str, Any] = {"op": "delete", "ids": targets, "result": len(targets)}
+                if key is not None:
+                    op["key"] = key
+                self._write_locked(op)
             return len(targets)
+
+    def recall(self, key: str) -> int | None:
+        """The result of the write made with idempotency key `key`, if it is still remembered."""
+        with self._lock.read():
+            return self._keys.get(key)
 
     def apply_replicated(self, entry: dict[str, Any]) -> bool:
         """Apply one entry of a replication log (already validated and encoded by the replica set).
@@ -237,13 +281,9 @@ class Collection:
             self._write_locked(op)
             return True
 
-    def _write(self, op: dict[str, Any]) -> int:
-        with self._lock.write():
-            self._check_writable()
-            return self._write_locked(op)
-
     def _write_locked(self, op: dict[str, Any]) -> int:
         op["seq"] = self._seq + 1
+        op.setdefault("result", op["seq"])
         if self._wal is not None:
             vectors = op.get("vectors")
             # Raises WriteNotDurable (rolled back) or CollectionFailed: either way nothing is applied.
@@ -286,9 +326,19 @@ class Collection:
             raise ValueError(f"unknown operation {op['op']!r} in the log")
         seg.max_seq = op["seq"]
         self._seq = op["seq"]
-        if "meta" in op:
+        if "meta" in op:  # replicated: the replica set's operation id is the key
             self.last_meta = op["meta"]
+            self._remember(str(op["meta"]["op_id"]), int(op["meta"].get("result", op["meta"]["ts"])))
+        elif "key" in op:
+            self._remember(op["key"], int(op["result"]))
         self._scroll_cache = None
+
+    def _remember(self, key: str, result: int) -> None:
+        keys = self._keys
+        keys[key] = result
+        keys.move_to_end(key)
+        if len(keys) > KEY_WINDOW:
+            keys.popitem(last=False)
 
     def _seal_growing(self) -> None:
         """Write the growing segment to disk, commit it in the manifest, start a new one. Write lock held.
@@ -314,6 +364,7 @@ class Collection:
             checkpoint_seq=self._seq,
             meta=dict(self.last_meta),
             next_segment=self._manifest.next_segment,
+            keys=[[k, v] for k, v in self._keys.items()],
         )
         name = manifest.new_segment_name()
         try:
@@ -381,11 +432,15 @@ class Collection:
         *,
         batch_size: int = 64,
         progress: bool = False,
+        idempotency_key: str | None = None,
     ) -> int:
         """Embed `texts` with the collection's embedder and upsert them; the text goes in payload["text"]."""
         text_list, checked, merged = check_texts(texts, ids, payloads)
+        key = check_idempotency_key(idempotency_key)
+        if key is not None and (done := self.recall(key)) is not None:
+            return done  # a retry: not embedded again
         vectors = self.embedder().encode(text_list, batch_size=batch_size, progress=progress)
-        return self.upsert(checked, vectors, merged)
+        return self.upsert(checked, vectors, merged, idempotency_key=key)
 
     def query(
         self,
@@ -724,6 +779,7 @@ class Collection:
             checkpoint_seq=self._manifest.checkpoint_seq,
             meta=dict(self._manifest.meta),
             next_segment=self._manifest.next_segment,
+            keys=self._manifest.keys,
         )
         try:
             manifest.save(self.folder / MANIFEST_FILE)

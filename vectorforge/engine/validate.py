@@ -16,6 +16,7 @@ from vectorforge.types import Metric, PointId
 __all__ = [
     "MAX_BATCH",
     "MAX_K",
+    "check_idempotency_key",
     "check_ids",
     "check_k_offset",
     "check_payloads",
@@ -27,6 +28,18 @@ MAX_K = 10_000
 MAX_BATCH = 100_000
 MAX_ID_INT = 2**63 - 1
 MAX_ID_STR = 256
+MAX_KEY = 200
+
+
+def check_idempotency_key(key: object) -> str | None:
+    """An idempotency key: None, or 1-200 printable ASCII characters (a UUID, say)."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY or not (key.isascii() and key.isprintable()):
+        raise InvalidParameter(
+            f"idempotency_key must be 1-{MAX_KEY} printable ASCII characters (a UUID, say), not {key!r:.60}"
+        )
+    return key
 
 
 def check_id(pid: object) -> PointId:

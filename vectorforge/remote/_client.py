@@ -2,13 +2,16 @@
 
 It knows only `vectorforge.types` and `vectorforge.errors`: an error response carries the exception's
 class name, message and details, and is raised here as the same class the embedded engine raises.
-Calls that are safe to repeat (reads, upserts, deletes by id) are retried on connection failures and
-503s with exponential back-off; others are sent once.
+Reads and writes are retried on connection failures and 503s with exponential back-off: every write
+(upsert, delete, add) carries an Idempotency-Key header, fresh per call and the same on its retries,
+so a retry after a lost answer is applied once and returns the first result. Other calls (create,
+delete or restore a collection) are sent once.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -211,9 +214,11 @@ class RemoteCollection:
     def __repr__(self) -> str:
         return f"RemoteCollection({self.name!r}, dim={self.dim}, server={self._db.url!r})"
 
-    def _post(self, path: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
+    def _post(self, path: str, body: dict[str, Any], *, idempotent: bool = True, **kwargs: Any) -> Any:
         self._check_open()
-        return self._db._json("POST", f"/collections/{self.name}{path}", idempotent=idempotent, json=body)
+        return self._db._json(
+            "POST", f"/collections/{self.name}{path}", idempotent=idempotent, json=body, **kwargs
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -230,16 +235,29 @@ class RemoteCollection:
 
     # -- writes -----------------------------------------------------------------------------------
     def upsert(
-        self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
+        self,
+        ids: Sequence[PointId],
+        vectors: Any,
+        payloads: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> int:
         self._check_open()
         body = {"ids": _ids(ids), "vectors": _wire(vectors), "payloads": _list_or_none(payloads)}
-        # An upsert is idempotent: sending it twice leaves the same points.
-        return int(self._wrote(self._db._json("PUT", f"/collections/{self.name}/points", json=body))["seq"])
+        answer = self._db._json(
+            "PUT", f"/collections/{self.name}/points", json=body, headers=_key(idempotency_key)
+        )
+        return int(self._wrote(answer)["seq"])
 
-    def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
+    def delete(
+        self,
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
         body = {"ids": None if ids is None else _ids(ids), "filter": filter}
-        answer = self._post("/points/delete", body, idempotent=ids is not None and filter is None)
+        answer = self._post("/points/delete", body, headers=_key(idempotency_key))
         return int(self._wrote(answer)["deleted"])
 
     def add(
@@ -250,13 +268,14 @@ class RemoteCollection:
         *,
         batch_size: int = 64,
         progress: bool = False,
+        idempotency_key: str | None = None,
     ) -> int:
         body = {
             "texts": list(texts),
             "ids": None if ids is None else _ids(ids),
             "payloads": _list_or_none(payloads),
         }
-        return int(self._wrote(self._post("/points/add", body, idempotent=ids is not None))["seq"])
+        return int(self._wrote(self._post("/points/add", body, headers=_key(idempotency_key)))["seq"])
 
     def flush(self) -> None:
         self._post("/flush", {})
@@ -382,6 +401,12 @@ def _error_from(response: httpx.Response) -> e.VectorForgeError:
             return err
     except (ValueError, KeyError, TypeError):
         return e.VectorForgeError(f"server answered {response.status_code}: {response.text[:200]}")
+
+
+def _key(key: str | None) -> dict[str, str]:
+    """The Idempotency-Key header of one write: the caller's key, or a fresh one. The same headers
+    go with every retry of the call, so a retry after a lost answer is applied once."""
+    return {"Idempotency-Key": key if key is not None else uuid.uuid4().hex}
 
 
 def _ids(ids: Any) -> list[Any]:

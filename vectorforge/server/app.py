@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -85,6 +85,9 @@ async def principal(request: Request) -> Principal:
 
 
 Who = Annotated[Principal, Depends(principal)]
+# A client's key for one write, reused on its retries: a repeated key applies nothing again and
+# answers with the first result (the IETF Idempotency-Key header).
+Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -236,10 +239,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     points = APIRouter(prefix="/collections/{name}/points", tags=["points"])
 
     @points.put("")
-    def upsert(name: str, body: UpsertBody, who: Who) -> dict[str, int]:
+    def upsert(name: str, body: UpsertBody, who: Who, key: Key = None) -> dict[str, int]:
         """Insert or replace points; the answer comes once the write is durable."""
         col = collection(name, who, Action.WRITE)
-        return {"seq": col.upsert(body.ids, vectors_from_wire(_plain(body.vectors)), body.payloads)}
+        vectors = vectors_from_wire(_plain(body.vectors))
+        return {"seq": col.upsert(body.ids, vectors, body.payloads, idempotency_key=key)}
 
     @points.post("/get")
     def get(name: str, body: GetBody, who: Who) -> dict[str, Any]:
@@ -255,10 +259,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return {"records": [record_to_dict(r) for r in recs]}
 
     @points.post("/delete")
-    def delete(name: str, body: DeleteBody, who: Who) -> dict[str, int]:
+    def delete(name: str, body: DeleteBody, who: Who, key: Key = None) -> dict[str, int]:
         """Delete points by ids and/or filter; `seq` is a session token that covers the delete."""
         col = collection(name, who, Action.WRITE)
-        deleted = col.delete(ids=body.ids, filter=body.filter)
+        deleted = col.delete(ids=body.ids, filter=body.filter, idempotency_key=key)
         return {"deleted": deleted, "seq": getattr(col, "session_ts", 0)}
 
     @points.post("/count")
@@ -305,11 +309,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return {"results": [[hit_to_dict(h) for h in hits] for hits in results]}
 
     @points.post("/add")
-    def add(name: str, body: AddBody, who: Who) -> dict[str, int]:
+    def add(name: str, body: AddBody, who: Who, key: Key = None) -> dict[str, int]:
         """Embed texts with the collection's embedder and upsert them."""
-        return {
-            "seq": collection(name, who, Action.WRITE).add(body.texts, ids=body.ids, payloads=body.payloads)
-        }
+        col = collection(name, who, Action.WRITE)
+        return {"seq": col.add(body.texts, ids=body.ids, payloads=body.payloads, idempotency_key=key)}
 
     @points.post("/query")
     def query(name: str, body: QueryBody, who: Who) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class FaultPlan:
     count: int = 1
     thread: int | None = None
     where: str | None = None
+    crash: bool = False
     calls: list[tuple[str, str]] = field(default_factory=list)
     fired: list[tuple[str, str]] = field(default_factory=list)
     _seen: int = 0
@@ -85,6 +86,8 @@ class FaultPlan:
             if not (self.nth > 0 and self.nth <= self._seen < self.nth + self.count):
                 return
             self.fired.append((op, path))
+        if self.crash:
+            os._exit(137)
         raise OSError(self.errno, f"{os.strerror(self.errno)} (injected at {op} #{self._seen})", path)
 
 

@@ -30,6 +30,9 @@ class Manifest:
     # tail carries it for later operations.
     meta: dict[str, Any] = field(default_factory=dict)
     next_segment: int = 1
+    # The most recent idempotency keys and the results they returned ([key, result] pairs, oldest
+    # first); the log tail carries the keys of later operations.
+    keys: list[list[Any]] = field(default_factory=list)
     format: int = FORMAT
 
     @classmethod

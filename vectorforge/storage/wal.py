@@ -123,8 +123,10 @@ class WriteAheadLog:
             raise
         self._fd, self._path, self._bytes = fd, path, size
 
-    def append(self, body: dict[str, Any]) -> None:
+    def append(self, body: dict[str, Any], sync: bool | None = None) -> None:
         """Write one record; when this returns (sync=True) the record survives a crash.
+
+        `sync` overrides the log's setting for this record (a record whose loss is harmless).
 
         Raises WriteNotDurable (rolled back: nothing changed) or CollectionFailed (the log refuses
         appends from now on); in both cases the record will not be replayed.
@@ -145,7 +147,7 @@ class WriteAheadLog:
             fsio.write_all(self._fd, record, self._path)
         except OSError as exc:
             self._roll_back(start, exc, synced=False)
-        if self.sync:
+        if self.sync if sync is None else sync:
             try:
                 fsio.fsync(self._fd, self._path)
             except OSError as exc:
