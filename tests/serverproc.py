@@ -48,11 +48,12 @@ def start_server(
     port: int | None = None,
     scheme: str = "http",
     wait: bool = True,
+    env: dict[str, str] | None = None,
 ) -> ServerProcess:
     port = port or free_port()
     log = data.parent / f"server-{port}.log"
     data.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [

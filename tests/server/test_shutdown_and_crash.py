@@ -43,6 +43,7 @@ class Load:
     start_at: int = 0  # first batch number, so that a second load after a restart adds new batches
     stop: threading.Event = field(default_factory=threading.Event)
     acked: list[tuple[int, int]] = field(default_factory=list)  # (writer, batch) the server acknowledged
+    failed: list[tuple[int, int]] = field(default_factory=list)  # refused by an injected disk fault
     sent: list[tuple[int, int]] = field(default_factory=list)  # every batch sent, acknowledged or not
     errors: list[BaseException] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -58,6 +59,10 @@ class Load:
                     col.upsert(ids, vectors, payloads)
                 except vf.ServerUnavailable:
                     return  # the server is going away: this batch may or may not have landed
+                except (vf.WriteNotDurable, vf.CollectionFailed):  # a drill's disk fault: it must not land
+                    self.failed.append((writer, number))
+                    number += 1
+                    continue
                 except vf.VectorForgeError as exc:  # anything else is a failure of the test
                     self.errors.append(exc)
                     return
@@ -86,10 +91,14 @@ class Load:
 
 
 def _check_batches(
-    url: str, collection: str, acked: list[tuple[int, int]], sent: list[tuple[int, int]]
+    url: str,
+    collection: str,
+    acked: list[tuple[int, int]],
+    sent: list[tuple[int, int]],
+    failed: list[tuple[int, int]] = (),  # type: ignore[assignment]
 ) -> int:
-    """Every acknowledged batch is there in full; every other batch is there in full or not at all.
-    Returns the number of batches found."""
+    """Every acknowledged batch is there in full; every batch that failed is absent; every other
+    batch is there in full or not at all. Returns the number of batches found."""
     found = 0
     with vf.connect(url, timeout=60) as db:
         col = db.get_collection(collection)
@@ -98,6 +107,8 @@ def _check_batches(
             records = col.get(ids, with_vectors=True)
             if (writer, number) in acked:
                 assert len(records) == BATCH, f"acknowledged batch {(writer, number)} lost points"
+            elif (writer, number) in failed:
+                assert not records, f"batch {(writer, number)} failed with an I/O error yet is there"
             else:
                 assert len(records) in (0, BATCH), f"batch {(writer, number)} half written: {len(records)}"
             for record, vector, payload in zip(records, vectors, payloads, strict=False):
@@ -117,11 +128,20 @@ def _restart(server: ServerProcess) -> ServerProcess:
     return start_server(server.data)
 
 
-def _stop_under_load(tmp_path: Path, stopping: Callable[[ServerProcess], None], rounds: int) -> None:
-    server = start_server(tmp_path / "data")
+def _stop_under_load(
+    tmp_path: Path,
+    stopping: Callable[[ServerProcess], None],
+    rounds: int,
+    faults: str | None = None,
+) -> list[tuple[int, int]]:
+    """Rounds of: a write load, a stop, a restart and a check. With `faults` (a VECTORFORGE_FAULTS
+    plan) the server's disk fails as the plan says during the load. Returns the failed batches."""
+    env = {"VECTORFORGE_FAULTS": faults} if faults else None
+    server = start_server(tmp_path / "data", env=env)
     _new_collection(server.url, "load")
     acked: list[tuple[int, int]] = []
     sent: list[tuple[int, int]] = []
+    failed: list[tuple[int, int]] = []
     try:
         for round_ in range(rounds):
             load = Load(server.url, "load", start_at=round_ * 10_000).start()
@@ -130,12 +150,14 @@ def _stop_under_load(tmp_path: Path, stopping: Callable[[ServerProcess], None], 
             load.join()
             acked += load.acked
             sent += load.sent
+            failed += load.failed
             assert load.acked, "no write was acknowledged"
-            server = _restart(server)
-            found = _check_batches(server.url, "load", acked, sent)
+            server = start_server(server.data, env=env)
+            found = _check_batches(server.url, "load", acked, sent, failed)
             assert found >= len(acked)
     finally:
         server.stop()
+    return failed
 
 
 def test_sigterm_under_load_keeps_every_acknowledged_batch(tmp_path: Path) -> None:
@@ -211,6 +233,17 @@ def test_sigkill_under_load_keeps_every_acknowledged_batch(tmp_path: Path) -> No
         assert server.proc.wait(timeout=30) == -signal.SIGKILL
 
     _stop_under_load(tmp_path, kill, rounds=2)
+
+
+def test_sigkill_under_load_with_a_failing_disk(tmp_path: Path) -> None:
+    """The same, while every 23rd write to the disk fails with ENOSPC (rolled back, refused)."""
+
+    def kill(server: ServerProcess) -> None:
+        server.proc.send_signal(signal.SIGKILL)
+        assert server.proc.wait(timeout=30) == -signal.SIGKILL
+
+    failed = _stop_under_load(tmp_path, kill, rounds=2, faults="write:ENOSPC:5:23")
+    assert failed, "the drill injected no fault"
 
 
 # -- readers racing writers ---------------------------------------------------------------------------

@@ -43,6 +43,7 @@ class RemoteDatabase:
         timeout: seconds per request (connect, read, write).
         retries: extra attempts for idempotent calls after a connection error or a 503.
         verify: TLS verification: True, False, or a CA bundle path.
+        transport: an httpx transport to send requests through (a proxy, a mount, a test double).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class RemoteDatabase:
         timeout: float = 60.0,
         retries: int = 3,
         verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = url.rstrip("/")
@@ -63,6 +65,7 @@ class RemoteDatabase:
             timeout=timeout,
             verify=verify,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            transport=transport,
         )
         self._closed = False
         # One handle per name, as the embedded database keeps one Collection per name.

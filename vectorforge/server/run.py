@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -16,6 +17,7 @@ from vectorforge.cluster.backend import Cluster
 from vectorforge.errors import InvalidParameter
 from vectorforge.server.app import DEFAULT_MAX_BODY, ServerSettings, create_app
 from vectorforge.server.auth import KeyStore
+from vectorforge.storage import fsio
 
 __all__ = ["is_loopback", "serve"]
 
@@ -63,6 +65,10 @@ def serve(
         logger.warning("API keys are OFF: no key exists and the server listens on loopback (%s) only", host)
     if (tls_cert is None) != (tls_key is None):
         raise InvalidParameter("TLS needs both --tls-cert and --tls-key")
+    drill = os.environ.get("VECTORFORGE_FAULTS")
+    if drill:  # a fault drill: the disk fails as the plan says (docs/guide.md, "When the disk fails")
+        fsio.install(fsio.FaultPlan.parse(drill))
+        logger.warning("FAULT DRILL: disk calls fail as %r says (VECTORFORGE_FAULTS)", drill)
     db = ClusterDatabase(data, cluster=cluster)
     app = create_app(ServerSettings(db, keys, require_keys=require_keys, max_body=max_body))
     config = uvicorn.Config(

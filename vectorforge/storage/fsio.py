@@ -35,6 +35,7 @@ __all__ = [
     "fsync_file",
     "fsync_tree",
     "inject",
+    "install",
     "make_dirs",
     "open_append",
     "remove_tree",
@@ -65,9 +66,11 @@ class FaultPlan:
     nth: int = 0
     errno: int = errnos.EIO
     count: int = 1
+    every: int = 0  # > 0: after the nth, every `every`-th call fails again (a flaky disk)
     thread: int | None = None
     where: str | None = None
     crash: bool = False
+    record: bool = True  # keep `calls` (a long drill turns it off)
     calls: list[tuple[str, str]] = field(default_factory=list)
     fired: list[tuple[str, str]] = field(default_factory=list)
     _seen: int = 0
@@ -79,16 +82,34 @@ class FaultPlan:
         if self.where is not None and self.where not in path:
             return
         with self._lock:
-            self.calls.append((op, path))
+            if self.record:
+                self.calls.append((op, path))
             if self.op not in ("any", op):
                 return
             self._seen += 1
-            if not (self.nth > 0 and self.nth <= self._seen < self.nth + self.count):
+            if not self._fails(self._seen):
                 return
             self.fired.append((op, path))
         if self.crash:
             os._exit(137)
         raise OSError(self.errno, f"{os.strerror(self.errno)} (injected at {op} #{self._seen})", path)
+
+    def _fails(self, seen: int) -> bool:
+        if self.nth <= 0 or seen < self.nth:
+            return False
+        if self.every > 0:
+            return (seen - self.nth) % self.every < self.count
+        return seen < self.nth + self.count
+
+    @classmethod
+    def parse(cls, spec: str) -> FaultPlan:
+        """A plan from text, for drills (`VECTORFORGE_FAULTS`): "op:ERRNO:nth[:every]", for example
+        "write:ENOSPC:20:37" fails the 20th write and every 37th after it with ENOSPC."""
+        parts = spec.split(":")
+        if len(parts) not in (3, 4) or parts[0] not in ("any", *OPS) or not hasattr(errnos, parts[1]):
+            raise ValueError(f"fault plan {spec!r} is not op:ERRNO:nth[:every] (op in any, {', '.join(OPS)})")
+        every = int(parts[3]) if len(parts) == 4 else 0
+        return cls(parts[0], int(parts[2]), getattr(errnos, parts[1]), every=every, record=False)
 
 
 class UncertainCommit(OSError):
@@ -97,6 +118,12 @@ class UncertainCommit(OSError):
 
 
 _plan: FaultPlan | None = None
+
+
+def install(plan: FaultPlan | None) -> None:
+    """Install `plan` for the rest of the process (a drill: `VECTORFORGE_FAULTS`), or remove it."""
+    global _plan
+    _plan = plan
 
 
 @contextlib.contextmanager
