@@ -172,3 +172,26 @@ def test_anti_entropy_skips_a_lagging_replica_and_says_so() -> None:
     col.upsert([3], vecs(1))
     report = rs.repair()
     assert report["skipped"] == [2] and report["replicas"] == [0, 1] and report["repaired_points"] == 0
+
+
+def test_scheduled_anti_entropy_repairs_without_being_asked_and_shows_in_metrics(tmp_path: Path) -> None:
+    import time
+
+    from vectorforge.server.metrics import _CollectionStats
+
+    db = vf.connect(str(tmp_path / "d"), cluster=vf.Cluster(repair_interval=0.1))
+    col = db.create_collection("r", dim=DIM, index="flat", replicas=3)
+    assert isinstance(col, ShardedCollection)
+    col.upsert(list(range(20)), vecs(20))
+    col.shards[0].replicas[2].collection.delete(ids=[5])  # damage behind the log's back
+    deadline = time.monotonic() + 10
+    while col.shards[0].replicas[2].collection.count() != 20:
+        assert time.monotonic() < deadline, "the scheduled check never repaired the replica"
+        time.sleep(0.05)
+    col.shards[0].lag(1)
+    col.upsert([99], vecs(1))
+    gauges = {m.name: m.samples[0].value for m in _CollectionStats(lambda: [col.info()]).collect()}
+    assert gauges["vectorforge_replica_entries_behind"] == 1
+    assert gauges["vectorforge_collection_failed"] == 0
+    assert "vectorforge_repair_points" in gauges
+    db.close()  # stops the schedule

@@ -12,6 +12,7 @@ from vectorforge.cluster.replicaset import ReplicaSet, WriteQuorum
 from vectorforge.engine import Collection
 from vectorforge.engine.collection import CONFIG_FILE
 from vectorforge.errors import InvalidParameter
+from vectorforge.storage import fsio
 from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import CollectionConfig
 
@@ -29,6 +30,8 @@ class Cluster:
         cpus_per_replica: logical CPUs each replica actor reserves on its node.
         call_timeout: seconds a replica may take to answer before it is treated as lost.
         health_interval: seconds between checks of which Ray nodes are alive.
+        repair_interval: seconds between anti-entropy checks of each sharded or replicated
+            collection (`repair()`); None (the default) checks only when asked.
     """
 
     backend: Literal["local", "ray"] = "local"
@@ -36,6 +39,7 @@ class Cluster:
     cpus_per_replica: float = 0.25
     call_timeout: float = 30.0
     health_interval: float = 0.5
+    repair_interval: float | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Cluster:
@@ -79,7 +83,7 @@ def replica_config(config: CollectionConfig) -> CollectionConfig:
 
 def prepare_replica_folder(config: CollectionConfig, folder: Path) -> None:
     if not (folder / CONFIG_FILE).exists():
-        folder.mkdir(parents=True, exist_ok=True)
+        fsio.make_dirs(folder)  # each new folder durable in its parent
         write_json_atomic(folder / CONFIG_FILE, json.loads(replica_config(config).model_dump_json()))
 
 

@@ -53,7 +53,14 @@ from vectorforge.engine.validate import (
     check_texts,
     check_vectors,
 )
-from vectorforge.errors import InvalidParameter, UnavailableError, UsageError, VectorForgeError
+from vectorforge.errors import (
+    InvalidParameter,
+    UnavailableError,
+    UsageError,
+    VectorForgeError,
+    WriteNotDurable,
+)
+from vectorforge.storage import fsio
 from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import (
     Consistency,
@@ -97,6 +104,7 @@ class ShardedCollection:
         folder: Path | None,
         clock: HybridLogicalClock,
         backend: ShardBackend,
+        repair_interval: float | None = None,
     ) -> None:
         self.config = layout.config
         self.folder = folder
@@ -118,6 +126,28 @@ class ShardedCollection:
         self._closed = False
         # The session token: the timestamp of this object's last write ("session" reads wait for it).
         self.session_ts = 0
+        self._stopping = threading.Event()
+        self._repairer: threading.Thread | None = None
+        if repair_interval is not None and self.config.replicas > 1:
+            self._repairer = threading.Thread(
+                target=self._repair_every, args=(repair_interval,), name=f"vf-repair-{self.name}", daemon=True
+            )
+            self._repairer.start()
+
+    def _repair_every(self, seconds: float) -> None:
+        """Anti-entropy on a schedule; a failed run is logged and the next one comes on time."""
+        while not self._stopping.wait(seconds):
+            try:
+                report = self.repair()
+            except Exception:
+                if self._closed:
+                    return
+                logger.exception("scheduled anti-entropy of %r failed", self.name)
+            else:
+                if report["repaired_points"]:
+                    logger.warning(
+                        "anti-entropy of %r repaired %d points", self.name, report["repaired_points"]
+                    )
 
     @property
     def name(self) -> str:
@@ -568,6 +598,7 @@ class ShardedCollection:
             "write_quorum": self.config.write_quorum,
             "layout": self.config.layout,
             "resharding": self._next is not None,
+            "failed": next((p["failed"] for p in parts if p.get("failed")), None),
             "replica_sets": sets,
         }
 
@@ -583,20 +614,32 @@ class ShardedCollection:
         with self._writes.write(), tempfile.TemporaryDirectory(dir=self.folder, prefix=".snapshot-") as tmp:
             layout = self._layout
             config = self.config.model_copy(update={"layout": 0})  # restored as a first layout
-            with tarfile.open(partial, "w") as tar:
-                _add_bytes(tar, CONFIG_FILE, config.model_dump_json().encode())
-                centroids = layout.router_bytes()
-                if centroids is not None:
-                    _add_bytes(tar, ROUTER_FILE, centroids)
-                for i, shard in enumerate(layout.shards):
-                    part = shard.read(_STRONG, lambda c, i=i: c.snapshot(Path(tmp) / f"{i}.tar"))  # type: ignore[misc]
-                    tar.add(part, arcname=f"shards/{i}.tar")
-            partial.replace(target)
+
+            def write_tar(out: Path) -> None:
+                with tarfile.open(out, "w") as tar:
+                    _add_bytes(tar, CONFIG_FILE, config.model_dump_json().encode())
+                    centroids = layout.router_bytes()
+                    if centroids is not None:
+                        _add_bytes(tar, ROUTER_FILE, centroids)
+                    for i, shard in enumerate(layout.shards):
+                        part = shard.read(_STRONG, lambda c, i=i: c.snapshot(Path(tmp) / f"{i}.tar"))  # type: ignore[misc]
+                        tar.add(part, arcname=f"shards/{i}.tar")
+
+            try:  # complete and durable under its name, or not there at all
+                fsio.write_with(partial, write_tar)
+                fsio.replace(partial, target)
+                fsio.fsync_dir(target.parent)
+            except OSError as exc:
+                partial.unlink(missing_ok=True)
+                raise WriteNotDurable(f"snapshot {target} could not be written: {exc}") from exc
         return target
 
     def close(self) -> None:
         if self._closed:
             return
+        self._stopping.set()
+        if self._repairer is not None:
+            self._repairer.join()
         with self._writes.write(), self._reads.write():
             self._layout.close()
             if self._next is not None:  # a reshard in progress fails on its next batch and cleans up

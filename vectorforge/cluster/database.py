@@ -54,7 +54,8 @@ class ClusterDatabase(Database):
             remove_stale_layouts(folder, config.layout)  # what an interrupted reshard left
         layout = ShardLayout.open(config, folder, self._backend, clock)
         # A ShardedCollection offers the Collection API; the engine's type is the closest shared one.
-        return ShardedCollection(layout, folder, clock, self._backend)  # type: ignore[return-value]
+        collection = ShardedCollection(layout, folder, clock, self._backend, self.cluster.repair_interval)
+        return collection  # type: ignore[return-value]
 
     def _unpack_restored(self, config: CollectionConfig, folder: Path) -> None:
         """A sharded snapshot holds one archive per shard (its leader): unpack it as every replica."""

@@ -26,12 +26,34 @@ class _CollectionStats(Collector):
         wal = GaugeMetricFamily(
             "vectorforge_wal_bytes", "Write-ahead log size in bytes", labels=["collection"]
         )
+        failed = GaugeMetricFamily(
+            "vectorforge_collection_failed",
+            "1 if the collection refuses writes after an I/O error (reopen it to recover)",
+            labels=["collection"],
+        )
+        behind = GaugeMetricFamily(
+            "vectorforge_replica_entries_behind",
+            "Log entries the furthest-behind replica of each shard lacks, summed over shards",
+            labels=["collection"],
+        )
+        repaired = GaugeMetricFamily(
+            "vectorforge_repair_points",
+            "Points the last anti-entropy check rewrote (0: the replicas agreed)",
+            labels=["collection"],
+        )
         for info in self._stats():
             name = info["name"]
             points.add_metric([name], info["points"])
             segments.add_metric([name], len(info["segments"]))
             wal.add_metric([name], info["wal_bytes"])
-        yield from (points, segments, wal)
+            failed.add_metric([name], 1.0 if info.get("failed") else 0.0)
+            sets = info.get("replica_sets") or []
+            if sets:
+                lag = sum(s["last_rseq"] - min(r["rseq"] for r in s["replicas"]) for s in sets)
+                behind.add_metric([name], lag)
+                reports = [s["last_repair"] for s in sets if s.get("last_repair")]
+                repaired.add_metric([name], sum(r["repaired_points"] for r in reports))
+        yield from (points, segments, wal, failed, behind, repaired)
 
 
 class Metrics:
