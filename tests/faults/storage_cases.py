@@ -36,10 +36,10 @@ def vec(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, DIM)).astype("float32")
 
 
-def setup(folder: Path) -> tuple[vf.Database, vf.Collection, Model]:
+def setup(folder: Path, index: str = "flat") -> tuple[vf.Database, vf.Collection, Model]:
     """Two sealed segments of 6 rows, the first made dirty by deletes that sit in the growing one."""
     db = vf.connect(str(folder))
-    col = db.create_collection("c", dim=DIM, metric="cosine", index="flat", max_segment_points=12)
+    col = db.create_collection("c", dim=DIM, metric="cosine", index=index, max_segment_points=12)
     col.upsert(list(range(6)), vec(6, 1), [{"v": 0}] * 6)
     col.flush()
     col.upsert(list(range(6, 12)), vec(6, 2), [{"v": 0}] * 6)
@@ -96,8 +96,8 @@ def _points(col: vf.Collection) -> Model:
     return {str(r.id): int(r.payload["v"]) for r in col.scroll(limit=10_000).records if r.payload}
 
 
-def run_case(op: Op, folder: Path, nth: int, kind: str, close: bool = True) -> Case:
-    db, col, model = setup(folder)
+def run_case(op: Op, folder: Path, nth: int, kind: str, close: bool = True, index: str = "flat") -> Case:
+    db, col, model = setup(folder, index)
     plan = fsio.FaultPlan("any", nth, _errno_for(kind), thread=threading.get_ident())
     with fsio.inject(plan):
         try:
@@ -106,7 +106,7 @@ def run_case(op: Op, folder: Path, nth: int, kind: str, close: bool = True) -> C
             op.changes(model)
         except (vf.WriteNotDurable, vf.CollectionFailed) as exc:
             outcome = type(exc).__name__
-    case = Case(f"{op.name}#{nth}:{kind}:{'close' if close else 'crash'}", folder, model, outcome)
+    case = Case(f"{index}:{op.name}#{nth}:{kind}:{'close' if close else 'crash'}", folder, model, outcome)
     assert plan.fired or nth == 0, f"{case.name}: the planned fault never fired"
     assert _points(col) == model, f"{case.name}: reads after the fault differ from the acknowledged writes"
     try:  # the collection takes a write again, or refuses it whole
@@ -126,22 +126,23 @@ def run_case(op: Op, folder: Path, nth: int, kind: str, close: bool = True) -> C
     return case
 
 
-def calls_of(op: Op, folder: Path) -> list[tuple[str, str]]:
-    db, col, _ = setup(folder)
+def calls_of(op: Op, folder: Path, index: str = "flat") -> list[tuple[str, str]]:
+    db, col, _ = setup(folder, index)
     with fsio.inject(fsio.FaultPlan(thread=threading.get_ident())) as plan:
         op.run(col, folder)
     db.close()
     return plan.calls
 
 
-def sweep(root: Path, close: bool) -> list[Case]:
-    """Every case of every operation, in folders under `root`."""
+def sweep(root: Path, close: bool, indexes: tuple[str, ...] = ("flat", "hnsw")) -> list[Case]:
+    """Every case of every operation on every index kind, in folders under `root`."""
     cases: list[Case] = []
-    for op in OPS:
-        calls = calls_of(op, root / f"count-{op.name}")
-        assert calls, f"{op.name} made no disk call through the seam"
-        for nth, (kind, _) in enumerate(calls, start=1):
-            cases.append(run_case(op, root / f"{op.name}-{nth}", nth, kind, close))
+    for index in indexes:
+        for op in OPS:
+            calls = calls_of(op, root / f"count-{index}-{op.name}", index)
+            assert calls, f"{op.name} made no disk call through the seam"
+            for nth, (kind, _) in enumerate(calls, start=1):
+                cases.append(run_case(op, root / f"{index}-{op.name}-{nth}", nth, kind, close, index))
     return cases
 
 

@@ -220,6 +220,7 @@ class ReplicaSet:
         self._round_robin = 0
         self._copying = 0  # full copies in progress: the log must keep what they will need
         self.last_repair: dict[str, Any] | None = None
+        self.read_timeout = 5.0  # seconds a read waits for a replica to reach its guarantee
         self.leader, self.epoch = 0, 1
         self.log: WriteAheadLog | None = None
         if folder is not None:
@@ -535,8 +536,10 @@ class ReplicaSet:
                     if replica.collection is store:
                         self._fence(replica)
 
-    def reader(self, guarantee: ReadGuarantee, timeout: float = 5.0) -> ReplicaStore:
-        """A replica that satisfies `guarantee`, waiting up to `timeout` seconds for one to catch up."""
+    def reader(self, guarantee: ReadGuarantee, timeout: float | None = None) -> ReplicaStore:
+        """A replica that satisfies `guarantee`, waiting up to `timeout` seconds (default:
+        `read_timeout`) for one to catch up."""
+        timeout = self.read_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
