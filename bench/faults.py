@@ -21,12 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from common import REPO, print_table, write_result
 from tqdm import tqdm
 
 sys.path.insert(0, str(REPO))
+import vectorforge as vf
 from tests.faults.history import run_history
 from tests.faults.storage_cases import sweep
+from vectorforge.cluster import ShardedCollection
 from vectorforge.cluster.replicaset import Replica, ReplicaSet
 from vectorforge.engine.collection import Collection
 
@@ -101,10 +104,49 @@ def histories(seeds: int, operations: int, label: str) -> dict[str, Any]:
     }
 
 
+def repair_cost(points: int, dim: int = 64) -> dict[str, Any]:
+    """Anti-entropy on one shard of 3 replicas (no divergence, then one damaged replica) against
+    the baseline of one full scroll of the same points with vectors from one replica."""
+    rng = np.random.default_rng(0)
+    db = vf.connect()
+    col = db.create_collection("ae", dim=dim, index="flat", replicas=3)
+    assert isinstance(col, ShardedCollection)
+    for start in range(0, points, 10_000):
+        n = min(10_000, points - start)
+        col.upsert(list(range(start, start + n)), rng.standard_normal((n, dim)), [{"n": i} for i in range(n)])
+    store = col.shards[0].replicas[0].collection
+    t = time.perf_counter()
+    cursor = None
+    while True:
+        page = store.scroll(10_000, cursor, with_vectors=True)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    scroll_s = time.perf_counter() - t
+    t = time.perf_counter()
+    col.repair()
+    clean_s = time.perf_counter() - t
+    col.shards[0].replicas[2].collection.delete(ids=list(range(0, points, 1000)))
+    t = time.perf_counter()
+    damaged = col.repair()
+    damaged_s = time.perf_counter() - t
+    db.close()
+    return {
+        "points": points,
+        "dim": dim,
+        "scroll_one_replica_s": round(scroll_s, 2),
+        "repair_clean_s": round(clean_s, 2),
+        "repair_damaged_s": round(damaged_s, 2),
+        "repaired_points": damaged["repaired_points"],
+        "clean_over_scroll": round(clean_s / scroll_s, 2),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--operations", type=int, default=600)
+    ap.add_argument("--repair-points", type=int, default=100_000)
     args = ap.parse_args()
     logging.disable(logging.CRITICAL)  # the faults log by design; the table says what happened
     current = histories(args.seeds, args.operations, "current rules")
@@ -115,6 +157,7 @@ def main() -> None:
         cases = sweep(Path(tmp), close=True)
         sweep_seconds = time.perf_counter() - start
     outcomes = Counter(c.outcome for c in cases)
+    cost = repair_cost(args.repair_points)
     rows = [
         [
             name,
@@ -154,6 +197,20 @@ def main() -> None:
             ]
         ],
     )
+    print_table(
+        "Anti-entropy on 3 replicas against one full scroll of one replica (baseline)",
+        ["points", "scroll (s)", "repair, equal (s)", "ratio", "repair, 1 damaged (s)", "rewritten"],
+        [
+            [
+                cost["points"],
+                cost["scroll_one_replica_s"],
+                cost["repair_clean_s"],
+                cost["clean_over_scroll"],
+                cost["repair_damaged_s"],
+                cost["repaired_points"],
+            ]
+        ],
+    )
     write_result(
         "faults",
         {
@@ -161,6 +218,7 @@ def main() -> None:
             "operations_per_history": args.operations,
             "current": current,
             "baseline_release_0_1_0_rules": baseline,
+            "repair_cost": cost,
             "storage_sweep": {
                 "cases": len(cases),
                 "outcomes": dict(outcomes),
