@@ -18,32 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import numpy as np
 
 from vectorforge.cluster.routing import stable_hash
-from vectorforge.types import PointId, Record, ScrollPage
+from vectorforge.types import PointId, Record
 
 __all__ = ["BUCKETS", "Summary", "bucket_of", "diff", "point_hash", "summarize"]
 
 BUCKETS = 256
 _MASK = (1 << 64) - 1
-
-
-class Readable(Protocol):
-    def scroll(
-        self,
-        limit: int = 1000,
-        cursor: str | None = None,
-        *,
-        filter: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
-    ) -> ScrollPage: ...
 
 
 def bucket_of(pid: PointId) -> int:
@@ -59,16 +45,6 @@ def point_hash(record: Record) -> int:
     return int.from_bytes(digest.digest(), "little")
 
 
-def _points(store: Readable, page_size: int = 1000) -> Iterator[Record]:
-    cursor: str | None = None
-    while True:
-        page = store.scroll(page_size, cursor, with_payload=True, with_vectors=True)
-        yield from page.records
-        cursor = page.next_cursor
-        if cursor is None:
-            return
-
-
 @dataclass
 class Summary:
     """Per bucket: (points, sum of point hashes mod 2**64)."""
@@ -80,20 +56,20 @@ class Summary:
         return sum(n for n, _ in self.buckets)
 
 
-def summarize(store: Readable) -> Summary:
+def summarize(records: Iterable[Record]) -> Summary:
     """One pass over a replica's points."""
     counts = [0] * BUCKETS
     sums = [0] * BUCKETS
-    for record in _points(store):
+    for record in records:
         b = bucket_of(record.id)
         counts[b] += 1
         sums[b] = (sums[b] + point_hash(record)) & _MASK
     return Summary(list(zip(counts, sums, strict=True)))
 
 
-def hashes_in(store: Readable, buckets: set[int]) -> dict[PointId, int]:
-    """The point hashes of one replica's points that fall in `buckets`."""
-    return {r.id: point_hash(r) for r in _points(store) if bucket_of(r.id) in buckets}
+def hashes_in(records: Iterable[Record], buckets: set[int]) -> dict[PointId, int]:
+    """The point hashes of the points that fall in `buckets`."""
+    return {r.id: point_hash(r) for r in records if bucket_of(r.id) in buckets}
 
 
 def diff(reference: dict[PointId, int], replica: dict[PointId, int]) -> tuple[list[PointId], list[PointId]]:

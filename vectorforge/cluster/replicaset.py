@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
@@ -598,7 +598,7 @@ class ReplicaSet:
                 members = [r for r in self.replicas if r.live and r.rseq >= self.last_rseq]
                 position = self.last_rseq
             with self._lock if hold else contextlib.nullcontext():
-                summaries = {r.index: summarize(r.collection) for r in members}
+                summaries = {r.index: summarize(_points(r.collection)) for r in members}
                 with self._lock:
                     if self.last_rseq != position or any(r.rseq != position for r in members):
                         continue  # a write landed during the summaries: compare again
@@ -638,7 +638,9 @@ class ReplicaSet:
                 by_source.setdefault(source_of[b], set()).add(b)
             for source_index, group in by_source.items():
                 source = by_index[source_index].collection
-                rewrite, delete = diff(hashes_in(source, group), hashes_in(target.collection, group))
+                rewrite, delete = diff(
+                    hashes_in(_points(source), group), hashes_in(_points(target.collection), group)
+                )
                 for start in range(0, len(rewrite), 1000):
                     records = source.get(rewrite[start : start + 1000], with_payload=True, with_vectors=True)
                     target.collection.upsert(
@@ -714,6 +716,17 @@ class ReplicaSet:
             if self.log is not None:
                 self.log.close()
             self.closed = True
+
+
+def _points(store: ReplicaStore, page_size: int = 1000) -> Iterator[Record]:
+    """Every point of a replica, with payload and vector, in id order."""
+    cursor: str | None = None
+    while True:
+        page = store.scroll(page_size, cursor, with_payload=True, with_vectors=True)
+        yield from page.records
+        cursor = page.next_cursor
+        if cursor is None:
+            return
 
 
 def _reference(votes: list[tuple[int, int]], leader: tuple[int, int] | None) -> tuple[int, int]:

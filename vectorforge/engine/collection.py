@@ -371,11 +371,7 @@ class Collection:
             write_segment(path, data, seg.index.save)
             manifest.save(self.folder / MANIFEST_FILE)
         except UncertainCommit as exc:  # the disk may hold the old manifest or the new one: keep both
-            self._fail(f"the manifest naming segment {seg.name} may not be durable: {exc}")
-            raise CollectionFailed(
-                f"collection {self.name!r}: {self._failed}; it refuses writes until it is opened again",
-                collection=self.name,
-            ) from exc
+            raise self._fail(f"the manifest naming segment {seg.name} may not be durable: {exc}") from exc
         except OSError as exc:
             fsio.remove_tree(path)
             self._seal_error = f"{exc}"
@@ -393,8 +389,7 @@ class Collection:
         try:
             self._wal.rotate(self._seq + 1)
         except CollectionFailed as exc:
-            self._fail(str(exc))
-            raise
+            raise self._fail(str(exc)) from exc
         self._wal.drop_through(self._seq)
         if seg.index.kind in (IndexKind.IVFPQ, IndexKind.IVFFLAT):  # full vectors on disk, not in RAM
             try:
@@ -404,11 +399,16 @@ class Collection:
             except (OSError, RuntimeError) as exc:  # the copy in memory serves until the next open
                 logger.warning("could not map segment %s of %r from disk: %s", seg.name, self.name, exc)
 
-    def _fail(self, reason: str) -> None:
-        """Refuse writes from now on (reads go on); opening the collection again recovers."""
+    def _fail(self, reason: str) -> CollectionFailed:
+        """Refuse writes from now on (reads go on); opening the collection again recovers. Returns
+        the error to raise."""
         if self._failed is None:
             logger.error("collection %r refuses writes until it is reopened: %s", self.name, reason)
             self._failed = reason
+        return CollectionFailed(
+            f"collection {self.name!r}: {reason}; it refuses writes until it is opened again",
+            collection=self.name,
+        )
 
     def flush(self) -> None:
         """Seal the growing segment so that opening the collection replays no log."""
@@ -784,11 +784,7 @@ class Collection:
         try:
             manifest.save(self.folder / MANIFEST_FILE)
         except UncertainCommit as exc:  # either manifest may be the durable one: keep every folder
-            self._fail(f"the manifest of a compaction may not be durable: {exc}")
-            raise CollectionFailed(
-                f"collection {self.name!r}: {self._failed}; it refuses writes until it is opened again",
-                collection=self.name,
-            ) from exc
+            raise self._fail(f"the manifest of a compaction may not be durable: {exc}") from exc
         except OSError as exc:
             fsio.remove_tree(path)
             raise WriteNotDurable(
