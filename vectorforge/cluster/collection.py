@@ -122,7 +122,7 @@ class ShardedCollection:
         # Writers of one id wait for each other: a move between shards (key, semantic sharding) is
         # a write and then deletes, and two of them interleaved would lose the id.
         self._ids = StripedLock()
-        self._next_failed: VectorForgeError | None = None  # a write the next layout refused
+        self._next_failed: Exception | None = None  # a write the next layout refused
         self._closed = False
         # The session token: the timestamp of this object's last write ("session" reads wait for it).
         self.session_ts = 0
@@ -194,6 +194,7 @@ class ShardedCollection:
         vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked))
         check_payloads(payloads, len(checked))
         plist = list(payloads) if payloads is not None else [None] * len(checked)
+        self._settle_moves()
         with self._ids.hold(checked), self._writes.read(), self._turns.group(_WRITERS):
             layouts = [self._layout] if self._next is None else [self._layout, self._next]
             # Every placement is known (and a bad payload refused) before any shard is written.
@@ -206,12 +207,20 @@ class ShardedCollection:
             self.session_ts = max(self.session_ts, ts)
             return ts
 
+    def _settle_moves(self) -> None:
+        """Settle the moves between shards that failed earlier, under their ids' locks."""
+        for layout in (self._layout, self._next):
+            if layout is not None and layout.unsettled:
+                ids = [pid for _, part, _ in layout.unsettled for pid in part]
+                with self._ids.hold(ids), self._writes.read():
+                    layout.settle_pending()
+
     def _also_next(self, write: Callable[[], object]) -> None:
         """Repeat a write on the layout a reshard fills; if it fails there, abandon the reshard (a
         switch would lose the write), never the write, which the current layout has."""
         try:
             write()
-        except VectorForgeError as exc:
+        except (VectorForgeError, OSError) as exc:
             logger.error("resharding %r is abandoned: a write failed on the new layout: %s", self.name, exc)
             self._next_failed = exc
 
@@ -232,6 +241,7 @@ class ShardedCollection:
         checked = check_ids(ids, unique=False) if ids is not None else None
         if filter is not None:
             parse_delete_filter(filter)  # refused here, before any shard deletes
+        self._settle_moves()
         with self._ids.hold(checked or []), self._writes.read(), self._turns.group(_WRITERS):
             total = self._layout.delete(checked, filter, key)
             following = self._next

@@ -42,6 +42,10 @@ _EVERY_ENTRY = ReadGuarantee(Consistency.STRONG, None)
 logger = logging.getLogger(__name__)
 
 
+def _id_order(pid: PointId) -> tuple[bool, PointId]:
+    return (isinstance(pid, str), pid)
+
+
 def _part(key: str | None, shard_no: int, step: str = "") -> str | None:
     """The idempotency key of one shard's part of a keyed write."""
     return None if key is None else f"{key}:{shard_no}{':' + step if step else ''}"
@@ -94,6 +98,7 @@ class ShardLayout:
         self.shards = shards
         self.folder = folder  # the collection folder (None in memory)
         self.moves: MoveLog | None = None
+        self.unsettled: list[tuple[int, list[PointId], np.ndarray]] = []  # failed moves to settle
         if folder is not None and router.moves_points:
             self.moves = MoveLog(layout_folder(folder, self.generation) / "moves")
             completed = self.moves.resolve(self._holds, self._drop_elsewhere)
@@ -173,13 +178,18 @@ class ShardLayout:
         def write(shard_no: int) -> int:
             rows = np.flatnonzero(placement == shard_no)
             part_ids = [ids[r] for r in rows]
-            ts = self.shards[shard_no].upsert(
-                part_ids, vectors[rows], [payloads[r] for r in rows], op_id=_part(key, shard_no)
-            )
+            op_id = _part(key, shard_no)
+            shard = self.shards[shard_no]
+            retried = op_id is not None and shard.recall(op_id) is not None
+            ts = shard.upsert(part_ids, vectors[rows], [payloads[r] for r in rows], op_id=op_id)
             if self.router.moves_points:  # the id may have lived on another shard before: remove that copy
-                for other, shard in enumerate(self.shards):
-                    if other != shard_no:
-                        shard.delete(ids=part_ids, op_id=_part(key, shard_no, f"x{other}"))
+                if retried:  # only ids this shard still holds: a later write may have moved one away
+                    part_ids = sorted(self._holds(shard_no, part_ids), key=_id_order)
+                for other, other_shard in enumerate(self.shards):
+                    if other != shard_no and part_ids:
+                        other_shard.delete(
+                            ids=part_ids, op_id=None if retried else _part(key, shard_no, f"x{other}")
+                        )
             return ts
 
         targets = np.unique(placement).tolist()
@@ -198,18 +208,30 @@ class ShardLayout:
             moves.done(move)
         return ts
 
-    def _settle(self, moves: MoveLog, move: int, ids: list[PointId], placement: np.ndarray) -> None:
-        """After a failed moving write: leave each id on one shard now, if the shards answer (else
-        the move stays logged and opening the layout settles it)."""
+    def _settle(self, moves: MoveLog, move: int, ids: list[PointId], placement: np.ndarray) -> bool:
+        """Leave each id of a failed moving write on one shard, if the shards answer now; else keep
+        the move in `unsettled` (the next write settles it, or opening the layout does). The
+        caller holds the ids' locks."""
         try:
             for shard_no in np.unique(placement).tolist():
                 part = [ids[r] for r in np.flatnonzero(placement == shard_no)]
                 for pid in self._holds(shard_no, part):
                     self._drop_elsewhere(pid, shard_no)
         except Exception as exc:
-            logger.warning("a failed move stays logged until the collection is opened again: %s", exc)
-            return
+            logger.warning("a failed move is settled later (the next write, or on open): %s", exc)
+            if not any(m == move for m, _, _ in self.unsettled):
+                self.unsettled.append((move, ids, placement))
+            return False
         moves.done(move)
+        return True
+
+    def settle_pending(self) -> None:
+        """Try again to settle the moves that failed (the caller holds their ids' locks)."""
+        if self.moves is None:
+            return
+        pending, self.unsettled = self.unsettled, []
+        for move, ids, placement in pending:
+            self._settle(self.moves, move, ids, placement)
 
     def delete(self, ids: list[PointId] | None, filter: dict[str, Any] | None, key: str | None = None) -> int:
         """Delete by id and/or filter on every shard that may hold the points; returns how many."""

@@ -15,16 +15,19 @@ move deletes nothing), so an older move of the same id may look pending too; the
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from vectorforge.errors import VectorForgeError
 from vectorforge.storage import WriteAheadLog
 from vectorforge.types import PointId
 
 __all__ = ["MoveLog"]
 
 ROTATE_BYTES = 4 * 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 class MoveLog:
@@ -77,12 +80,17 @@ class MoveLog:
             return self._seq
 
     def done(self, move: int) -> None:
+        """Mark a move finished. Best effort, never raises: the shards already hold the outcome,
+        and a mark that is lost only makes opening settle a finished move again (a no-op)."""
         with self._lock:
-            self._seq += 1
-            self._log.append({"seq": self._seq, "op": "done", "of": move}, sync=False)
             self._in_flight -= 1
-            if not self._in_flight and self._log.current_bytes > ROTATE_BYTES:
-                self._reset()
+            try:
+                self._seq += 1
+                self._log.append({"seq": self._seq, "op": "done", "of": move}, sync=False)
+                if not self._in_flight and self._log.current_bytes > ROTATE_BYTES:
+                    self._reset()
+            except (VectorForgeError, OSError) as exc:
+                logger.warning("the move log could not mark move %d done (harmless): %s", move, exc)
 
     def _reset(self) -> None:
         """Nothing in flight: start an empty file and drop the old ones."""

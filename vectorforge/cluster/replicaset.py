@@ -57,9 +57,10 @@ from vectorforge.errors import (
     StaleEpoch,
     UnavailableError,
     VectorForgeError,
+    WriteNotDurable,
 )
 from vectorforge.storage import WriteAheadLog
-from vectorforge.storage.fsio import write_json_atomic
+from vectorforge.storage.fsio import UncertainCommit, write_json_atomic
 from vectorforge.types import CollectionConfig, Consistency, Hit, PointId, Record, ScrollPage
 
 __all__ = [
@@ -245,6 +246,8 @@ class ReplicaSet:
                 self._catch_up(replica)
             except CorruptionError:  # its data is gone or too old for the log: it needs a full copy
                 replica.lost = True
+            except VectorForgeError as exc:  # its disk refuses now: it stays behind, caught up later
+                logger.warning("replica %d opens behind the log: %s", replica.index, exc)
         if not any(r.live for r in self.replicas):
             raise CorruptionError("no replica of this shard can be brought up to date from the log")
 
@@ -302,6 +305,11 @@ class ReplicaSet:
                 self._write({"op": "delete", "ids": unique}, op_id, result=len(unique))
             return len(unique)
 
+    def recall(self, op_id: str) -> int | None:
+        """The first result of the write made with `op_id`, if this shard has applied it."""
+        with self._lock:
+            return self._recall(self._leader(), op_id)
+
     def _recall(self, leader: Replica, op_id: str | None) -> int | None:
         """The first result of a write made with `op_id`: from memory, else from the leader's
         durable window of keys (the leader has applied every entry of the log, retries' included)."""
@@ -332,9 +340,9 @@ class ReplicaSet:
                 },
             }
             if self.log is not None:
+                if self.log.current_bytes > LOG_ROTATE_BYTES:  # before the entry: a failed rotation fails it
+                    self.log.rotate(rseq)
                 self.log.append(entry)  # durable in the log before any replica applies it
-                if self.log.current_bytes > LOG_ROTATE_BYTES:
-                    self.log.rotate(rseq + 1)
             else:
                 self._memory_log.append(entry)
             self.last_rseq, self.last_ts = rseq, ts
@@ -463,12 +471,19 @@ class ReplicaSet:
                     f"(they hold {sorted(r.rseq for r in live)}); electing one would lose acknowledged "
                     "writes. Recover a replica, or wait for one to catch up"
                 )
-            self.leader = candidate.index
-            self.epoch += 1
+            epoch = self.epoch + 1
+            if self.folder is not None:  # durable first: memory follows the disk, never leads it
+                try:
+                    write_json_atomic(self.folder / STATE_FILE, {"leader": candidate.index, "epoch": epoch})
+                except UncertainCommit as exc:  # either file is safe: epochs are raised on open anyway
+                    logger.warning("the new leader of this shard may not be durable: %s", exc)
+                except OSError as exc:
+                    raise WriteNotDurable(
+                        f"failover could not record the new leader ({exc}); the leader is unchanged"
+                    ) from exc
+            self.leader, self.epoch = candidate.index, epoch
             for replica in live:
                 replica.epoch = max(replica.epoch, self.epoch)
-            if self.folder is not None:
-                write_json_atomic(self.folder / STATE_FILE, {"leader": self.leader, "epoch": self.epoch})
             return self.leader
 
     def _entries_after(self, rseq: int) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from vectorforge.errors import (
     InvalidParameter,
     StorageError,
     UsageError,
+    WriteNotDurable,
 )
 from vectorforge.index import new_index
 from vectorforge.storage import fsio
@@ -130,11 +131,15 @@ class Database:
                     tmp.mkdir()
                     write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))
                     fsio.replace(tmp, final)
+                    fsync_dir(final.parent)
+                    col = self._open_collection(config, final)
+                except OSError as exc:  # a failed create leaves nothing behind
+                    fsio.remove_tree(tmp)
+                    fsio.remove_tree(final)
+                    raise WriteNotDurable(f"collection {name!r} could not be created: {exc}") from exc
                 except BaseException:
-                    fsio.remove_tree(tmp)  # nothing was created
+                    fsio.remove_tree(tmp)
                     raise
-                fsync_dir(final.parent)
-                col = self._open_collection(config, final)
             self._collections[name] = col
             return col
 
@@ -201,7 +206,10 @@ class Database:
                 config = CollectionConfig.model_validate_json((folder / CONFIG_FILE).read_text())
             except ValidationError as exc:
                 raise CorruptionError(f"config of collection {name!r} cannot be read: {exc}") from exc
-            col = self._open_collection(config, folder)
+            try:
+                col = self._open_collection(config, folder)
+            except OSError as exc:
+                raise StorageError(f"collection {name!r} cannot be opened: {exc}") from exc
             self._collections[name] = col
             return col
 
