@@ -133,3 +133,27 @@ def test_a_collection_that_cannot_be_created_leaves_nothing(tmp_path: Path, nth:
         if not db.has_collection("c"):
             db.create_collection("c", dim=DIM, shards=2, replicas=2)  # the name is free again
         assert db.get_collection("c").count() == 0
+
+
+def test_idempotency_keys_survive_a_reshard(tmp_path: Path) -> None:
+    """Before: the keys lived in the old layout's replicas, and a retry after a reshard applied again."""
+    with vf.connect(str(tmp_path / "d")) as db:
+        col = db.create_collection("h", dim=DIM, index="flat", shards=2, replicas=2)
+        first = col.upsert([1, 2], np.ones((2, DIM)), [{"v": "A"}] * 2, idempotency_key="A-1")
+        deleted = col.delete(ids=[2], idempotency_key="A-2")
+        col.reshard(3)
+        col.upsert([1], one(2), [{"v": "B"}])  # a newer write of another client
+        assert col.upsert([1, 2], np.ones((2, DIM)), [{"v": "A"}] * 2, idempotency_key="A-1") == first
+        assert col.delete(ids=[1], idempotency_key="A-2") == deleted == 1
+        assert [r.payload for r in col.get([1, 2])] == [{"v": "B"}]
+    with vf.connect(str(tmp_path / "d")) as db:  # and after a restart
+        col = db.get_collection("h")
+        assert col.upsert([1, 2], np.ones((2, DIM)), [{"v": "A"}] * 2, idempotency_key="A-1") == first
+        assert [r.payload for r in col.get([1, 2])] == [{"v": "B"}]
+
+
+def test_user_keys_are_read_back_from_part_keys() -> None:
+    from vectorforge.cluster.layout import user_keys
+
+    parts = [("k:0", 5), ("k:1", 9), ("d:0:d", 2), ("d:1:d", 1), ("m:1:x0", 1), ("a:b:0", 3), ("uuid", 7)]
+    assert user_keys(parts) == {"k": 9, "d": 3, "a:b": 3}

@@ -41,7 +41,7 @@ from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.layout import ROUTER_FILE, ShardLayout, remove_stale_layouts
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import Router, SemanticRouter
-from vectorforge.engine.collection import CONFIG_FILE, encode_cursor
+from vectorforge.engine.collection import CONFIG_FILE, KEY_WINDOW, encode_cursor
 from vectorforge.engine.filters import parse_delete_filter
 from vectorforge.engine.locks import RWLock, StripedLock, TurnLock
 from vectorforge.engine.merge import merge_topk
@@ -90,6 +90,7 @@ def session_token(ts: int | None) -> Iterator[None]:
 
 
 logger = logging.getLogger(__name__)
+KEYS_FILE = "keys.json"  # idempotency keys carried over from earlier layouts
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard")
 _STRONG = ReadGuarantee(Consistency.STRONG, None)
 _WRITERS, _READERS = 0, 1  # the two groups of the turn lock
@@ -126,6 +127,11 @@ class ShardedCollection:
         self._closed = False
         # The session token: the timestamp of this object's last write ("session" reads wait for it).
         self.session_ts = 0
+        # Idempotency keys of writes made in earlier layouts (a reshard carries them over), so a
+        # retry after a reshard still applies once; the current layout's shards remember the rest.
+        self._earlier_keys: dict[str, int] = {}
+        if folder is not None and (folder / KEYS_FILE).exists():
+            self._earlier_keys = {str(k): int(v) for k, v in json.loads((folder / KEYS_FILE).read_text())}
         self._stopping = threading.Event()
         self._repairer: threading.Thread | None = None
         if repair_interval is not None and self.config.replicas > 1:
@@ -190,6 +196,8 @@ class ShardedCollection:
         first; if it then fails on the next one, the reshard is abandoned (the write stays)."""
         self._check_open()
         key = check_idempotency_key(idempotency_key)
+        if key is not None and key in self._earlier_keys:  # made before a reshard
+            return self._earlier_keys[key]
         checked = check_ids(ids)
         vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked))
         check_payloads(payloads, len(checked))
@@ -234,6 +242,8 @@ class ShardedCollection:
         """Delete by id and/or filter on every shard that may hold the points."""
         self._check_open()
         key = check_idempotency_key(idempotency_key)
+        if key is not None and key in self._earlier_keys:  # made before a reshard
+            return self._earlier_keys[key]
         if ids is None and filter is None:
             raise InvalidParameter(
                 "delete needs ids=[...] or filter={...}; to drop everything use delete_collection"
@@ -359,9 +369,12 @@ class ShardedCollection:
                             break
             with self._writes.write(), self._reads.write():
                 self._check_next()
+                carried = _newest({**self._earlier_keys, **old.remembered_keys()})
                 if self.folder is not None:  # the commit point: config.json names the new layout
+                    write_json_atomic(self.folder / KEYS_FILE, [[k, v] for k, v in carried.items()])
                     write_json_atomic(self.folder / CONFIG_FILE, json.loads(config.model_dump_json()))
                 self.config, self._layout, self._next = config, new, None
+                self._earlier_keys = carried
         except BaseException:
             with self._writes.write():
                 self._next = None
@@ -655,6 +668,12 @@ class ShardedCollection:
             if self._next is not None:  # a reshard in progress fails on its next batch and cleans up
                 self._next.close()
             self._closed = True
+
+
+def _newest(keys: dict[str, int]) -> dict[str, int]:
+    """At most KEY_WINDOW of them (the last ones in order)."""
+    items = list(keys.items())[-KEY_WINDOW:]
+    return dict(items)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

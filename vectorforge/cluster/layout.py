@@ -19,7 +19,7 @@ import io
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from vectorforge.errors import InvalidParameter
 from vectorforge.storage.fsio import write_atomic
 from vectorforge.types import CollectionConfig, Consistency, PointId, Sharding
 
-__all__ = ["ShardLayout", "layout_folder", "make_router", "remove_stale_layouts"]
+__all__ = ["ShardLayout", "layout_folder", "make_router", "remove_stale_layouts", "user_keys"]
 
 ROUTER_FILE = "router.npy"
 _EVERY_ENTRY = ReadGuarantee(Consistency.STRONG, None)
@@ -47,8 +47,26 @@ def _id_order(pid: PointId) -> tuple[bool, PointId]:
 
 
 def _part(key: str | None, shard_no: int, step: str = "") -> str | None:
-    """The idempotency key of one shard's part of a keyed write."""
+    """The idempotency key of one shard's part of a keyed write: `key:<shard>` for an upsert's part,
+    `key:<shard>:d` and `:f` for a delete's (by ids, by filter), `key:<shard>:x<other>` for a move's
+    delete on another shard."""
     return None if key is None else f"{key}:{shard_no}{':' + step if step else ''}"
+
+
+def user_keys(parts: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """The keys callers gave, and what their writes returned, from shards' windows of part keys
+    (see `_part`): an upsert returned its parts' latest timestamp, a delete the sum of its counts."""
+    upserts: dict[str, int] = {}
+    deletes: dict[str, int] = {}
+    for part, result in parts:
+        head, _, last = part.rpartition(":")
+        if head and last.isdigit():
+            upserts[head] = max(upserts.get(head, 0), result)
+            continue
+        key, _, shard = head.rpartition(":")
+        if key and shard.isdigit() and last in ("d", "f"):
+            deletes[key] = deletes.get(key, 0) + result
+    return {**deletes, **upserts}
 
 
 _WRITES = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard-write")
@@ -254,6 +272,10 @@ class ShardLayout:
                 groups.setdefault(shard_no, []).append(pid)
             return groups
         return {shard_no: list(ids) for shard_no in range(len(self.shards))}
+
+    def remembered_keys(self) -> dict[str, int]:
+        """The caller-given idempotency keys this layout's shards remember, with their results."""
+        return user_keys(part for shard in self.shards for part in shard.remembered_keys())
 
     @property
     def last_ts(self) -> int:

@@ -175,6 +175,9 @@ class ActorStore:
         found = self._call("recall", key)
         return None if found is None else int(found)
 
+    def remembered_keys(self) -> list[tuple[str, int]]:
+        return [(str(k), int(v)) for k, v in self._call("remembered_keys")]
+
     def flush(self) -> None:
         self._call("flush")
 

@@ -256,6 +256,11 @@ class Collection:
         with self._lock.read():
             return self._keys.get(key)
 
+    def remembered_keys(self) -> list[tuple[str, int]]:
+        """The remembered idempotency keys and their results, oldest first."""
+        with self._lock.read():
+            return list(self._keys.items())
+
     def apply_replicated(self, entry: dict[str, Any]) -> bool:
         """Apply one entry of a replication log (already validated and encoded by the replica set).
 
