@@ -42,7 +42,7 @@ from vectorforge.cluster.layout import ROUTER_FILE, ShardLayout, remove_stale_la
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import Router, SemanticRouter
 from vectorforge.engine.collection import CONFIG_FILE, KEY_WINDOW, encode_cursor
-from vectorforge.engine.filters import parse_delete_filter
+from vectorforge.engine.filters import parse_delete_filter, parse_filter
 from vectorforge.engine.locks import RWLock, StripedLock, TurnLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.validate import (
@@ -50,6 +50,7 @@ from vectorforge.engine.validate import (
     check_ids,
     check_k_offset,
     check_payloads,
+    check_queries,
     check_texts,
     check_vectors,
 )
@@ -430,6 +431,7 @@ class ShardedCollection:
     # ------------------------------------------------------------------ reads
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
         self._check_open()
+        parse_filter(filter)  # refused here with the field named, before any shard or router sees it
         with self._read_view(consistency) as guarantee:
             return sum(shard.read(guarantee, lambda c: c.count(filter)) for shard in self.shards)
 
@@ -490,6 +492,7 @@ class ShardedCollection:
     ) -> ScrollPage:
         """All shards' points in one id order (a k-way merge of the shards' own pages)."""
         self._check_open()
+        parse_filter(filter)
         with self._read_view(consistency) as guarantee:
             pages = [
                 shard.read(
@@ -550,7 +553,8 @@ class ShardedCollection:
         """Ask each shard for its own top k + offset, merge, then skip offset."""
         self._check_open()
         k, offset = check_k_offset(k, offset)
-        queries = check_vectors(vectors, self.dim, self.config.metric)
+        queries = check_queries(vectors, self.dim, self.config.metric, k + offset)
+        parse_filter(filter)  # refused with the field named, before the router reads it
         with self._read_view(consistency) as guarantee:
             return self._search(queries, guarantee, k, offset, filter, params, with_payload, with_vectors)
 

@@ -130,9 +130,10 @@ class SemanticRouter(Router):
 
 def _pinned_value(filter: dict[str, Any] | None, key: str) -> Any:
     """The single value `filter` requires for `key` at its top level, if it requires exactly one."""
-    if not filter:
+    if not isinstance(filter, dict) or not filter:
         return None
-    for cond in filter.get("must", []) or []:
+    must = filter.get("must", [])
+    for cond in must if isinstance(must, list) else [must]:
         if isinstance(cond, dict) and cond.get("key") == key and "match" in cond:
             value = cond["match"]
             if isinstance(value, str | int) and not isinstance(value, bool):

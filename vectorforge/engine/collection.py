@@ -45,6 +45,7 @@ from vectorforge.engine.validate import (
     check_ids,
     check_k_offset,
     check_payloads,
+    check_queries,
     check_texts,
     check_vectors,
 )
@@ -302,8 +303,10 @@ class Collection:
             try:
                 self._seal_growing()
                 self._compact_in_background()
-            except (StorageError, OSError) as exc:
+            except Exception as exc:  # any failure: the write is applied, and must not look failed
                 logger.error("sealing a segment of collection %r failed (retried later): %s", self.name, exc)
+                self._seal_error = self._seal_error or str(exc)
+                self._seal_retry_at = time.monotonic() + 1.0
         return int(op["seq"])
 
     def _apply(self, op: dict[str, Any]) -> None:
@@ -599,7 +602,7 @@ class Collection:
         """`search` for each row of `vectors`; one list of hits per query."""
         check_consistency(consistency)
         k, offset = check_k_offset(k, offset)
-        queries = check_vectors(vectors, self.dim, self.config.metric)
+        queries = check_queries(vectors, self.dim, self.config.metric, k + offset)
         where = parse_filter(filter)
         search_params = SearchParams.parse(params)
         fetch = k + offset

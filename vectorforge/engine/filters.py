@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
+MAX_DEPTH = 32  # nesting levels of a filter
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,8 @@ def parse_filter(raw: object) -> Where | None:
 
 
 def _parse_where(raw: dict[str, Any], path: str) -> Where:
+    if path.count("[") > MAX_DEPTH:
+        raise InvalidFilter(f"{path}: filters nest at most {MAX_DEPTH} levels deep")
     unknown = set(raw) - {"must", "should", "must_not"}
     if unknown:
         raise InvalidFilter(
@@ -142,7 +145,11 @@ def _parse_condition(raw: object, path: str) -> Condition:
             raise InvalidFilter(f"{path}: range takes a dict with some of {list(_RANGE_OPS)}")
         for bound in value.values():
             if isinstance(bound, bool) or not isinstance(bound, int | float) or math.isnan(bound):
-                raise InvalidFilter(f"{path}: range bounds must be numbers, not {bound!r}")
+                raise InvalidFilter(f"{path}: range bounds must be numbers, not {bound!r:.40}")
+            if isinstance(bound, int) and not -(2**1023) < bound < 2**1023:
+                raise InvalidFilter(
+                    f"{path}: range bound {bound:.3g} is beyond what a payload number can hold"
+                )
         return Range(key, **value)  # ints stay ints: they compare exactly
     raise InvalidFilter(f"{path}: unknown condition {op!r}; use 'match', 'match_any' or 'range'")
 

@@ -20,15 +20,20 @@ __all__ = [
     "check_ids",
     "check_k_offset",
     "check_payloads",
+    "check_queries",
     "check_texts",
     "check_vectors",
 ]
 
 MAX_K = 10_000
 MAX_BATCH = 100_000
+MAX_QUERIES = 1_024  # queries in one search_batch
+MAX_HITS = 100_000  # queries x (k + offset) in one answer
 MAX_ID_INT = 2**63 - 1
 MAX_ID_STR = 256
 MAX_KEY = 200
+MAX_PAYLOAD_DEPTH = 32  # nesting levels of a payload
+MAX_PAYLOAD_BYTES = 1 << 20  # one payload, encoded
 
 
 def check_idempotency_key(key: object) -> str | None:
@@ -53,7 +58,17 @@ def check_id(pid: object) -> PointId:
         raise InvalidId(
             f"point id {pid[:40]!r} must be a non-empty string of at most {MAX_ID_STR} characters"
         )
+    if isinstance(pid, str) and not _is_utf8(pid):
+        raise InvalidId(f"point id {pid[:40]!r} is not valid Unicode (a lone surrogate); ids are UTF-8 text")
     return pid
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_ids(ids: object, *, what: str = "ids", unique: bool = True) -> list[PointId]:
@@ -138,22 +153,59 @@ def _encode_payload(payload: Any, i: int) -> bytes | None:
         return None
     if not isinstance(payload, dict):
         raise InvalidPayload(f"payload {i} is a {type(payload).__name__}; a payload is a dict (JSON object)")
+    _check_value(payload, i, 0)  # depth, keys, numbers and text first: cheap, and names the problem
     try:
         # The JSON round trip both checks (str keys, JSON values, finite numbers) and deep-copies.
         plain = json.loads(json.dumps(payload, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(f"payload {i} is not JSON: {exc}; use str keys and JSON values") from exc
-    if _has_non_str_key(payload):  # json.dumps turns 1, True, None keys into "1", "true", "null"
-        raise InvalidPayload(f"payload {i} is not JSON: it has a key that is not a str; use str keys")
-    return msgpack.packb(plain, use_bin_type=True)  # type: ignore[no-any-return]
+    blob: bytes = msgpack.packb(plain, use_bin_type=True)
+    if len(blob) > MAX_PAYLOAD_BYTES:
+        raise InvalidPayload(
+            f"payload {i} takes {len(blob):,} bytes; the limit is {MAX_PAYLOAD_BYTES:,} (store large data "
+            "elsewhere and keep a reference in the payload)"
+        )
+    return blob
 
 
-def _has_non_str_key(value: Any) -> bool:
+def _check_value(value: Any, i: int, depth: int) -> None:
+    """What every stored value must be, so that every read can send it back: nesting at most
+    MAX_PAYLOAD_DEPTH, str keys, integers within 64 bits, text that is valid Unicode."""
+    if depth > MAX_PAYLOAD_DEPTH:
+        raise InvalidPayload(f"payload {i} is nested deeper than {MAX_PAYLOAD_DEPTH} levels")
     if isinstance(value, dict):
-        return any(not isinstance(k, str) or _has_non_str_key(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_non_str_key(v) for v in value)
-    return False
+        for key, item in value.items():
+            if not isinstance(key, str):  # json.dumps would turn 1, True, None into "1", "true", "null"
+                raise InvalidPayload(f"payload {i} is not JSON: it has a key that is not a str; use str keys")
+            if not _is_utf8(key):
+                raise InvalidPayload(f"payload {i} has a key that is not valid Unicode (a lone surrogate)")
+            _check_value(item, i, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_value(item, i, depth + 1)
+    elif isinstance(value, str):
+        if not _is_utf8(value):
+            raise InvalidPayload(f"payload {i} holds text that is not valid Unicode (a lone surrogate)")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        raise InvalidPayload(
+            f"payload {i} holds the integer {value:.3g}, beyond 64 bits; store it as a string"
+        )
+
+
+def check_queries(vectors: object, dim: int, metric: Metric, fetch: int) -> np.ndarray:
+    """The queries of a search_batch: at most MAX_QUERIES, and an answer of at most MAX_HITS hits."""
+    queries = check_vectors(vectors, dim, metric)
+    n = queries.shape[0]
+    if n > MAX_QUERIES:
+        raise InvalidParameter(
+            f"search_batch takes at most {MAX_QUERIES:,} queries, not {n:,}; split the batch"
+        )
+    if n * fetch > MAX_HITS:
+        raise InvalidParameter(
+            f"{n:,} queries x (k + offset = {fetch:,}) would answer {n * fetch:,} hits; the limit is "
+            f"{MAX_HITS:,}: ask for fewer queries at a time or a smaller k"
+        )
+    return queries
 
 
 def check_k_offset(k: object, offset: object) -> tuple[int, int]:

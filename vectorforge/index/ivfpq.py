@@ -93,7 +93,10 @@ class IVFPQIndex(VectorIndex):
         if self.index is not None or self._n < MIN_TRAIN_ROWS:
             return
         data = np.ascontiguousarray(self.vectors())
-        nlist = self.params.get("nlist") or int(np.clip(4 * math.sqrt(self._n), 1, self._n // 39))
+        # FAISS's k-means wants about 39 points per list; a segment with fewer rows than the `nlist`
+        # asked for gets fewer lists (a write must never fail because its segment is small).
+        most = max(1, self._n // 39)
+        nlist = min(self.params.get("nlist") or int(np.clip(4 * math.sqrt(self._n), 1, most)), most)
         quantizer = faiss.IndexFlat(self.dim, faiss_metric(self.metric))
         index = self._make_ivf(quantizer, nlist)
         index.train(data)

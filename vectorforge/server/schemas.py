@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, StrictStr
 
 __all__ = [
     "AddBody",
@@ -35,7 +35,9 @@ class VectorBlob(_Body):
     shape: Annotated[list[StrictInt], Field(min_length=2, max_length=2)]
 
 
-Vectors = list[list[float]] | VectorBlob
+# A vector component is a JSON number: "1" and true are refused, as the embedded API refuses them.
+Number = Annotated[float, Strict()]
+Vectors = list[list[Number]] | VectorBlob
 Filter = dict[str, Any] | None
 
 
@@ -107,7 +109,7 @@ class _SearchOptions(_Body):
 
 
 class SearchBody(_SearchOptions):
-    vector: list[float] | VectorBlob
+    vector: list[Number] | VectorBlob
 
 
 class SearchBatchBody(_SearchOptions):
