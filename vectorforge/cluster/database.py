@@ -16,6 +16,7 @@ actors spread over nodes (`ray`).
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -25,8 +26,10 @@ from vectorforge.cluster.collection import ShardedCollection
 from vectorforge.cluster.layout import ShardLayout, remove_stale_layouts
 from vectorforge.engine import Collection, Database
 from vectorforge.engine.collection import CONFIG_FILE
+from vectorforge.engine.restore_check import check_collection, plain_member, unpack
 from vectorforge.errors import InvalidParameter
-from vectorforge.storage.fsio import extract_tar, write_json_atomic
+from vectorforge.storage import fsio
+from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import CollectionConfig
 
 __all__ = ["ClusterDatabase"]
@@ -58,22 +61,29 @@ class ClusterDatabase(Database):
         return collection  # type: ignore[return-value]
 
     def _unpack_restored(self, config: CollectionConfig, folder: Path) -> None:
-        """A sharded snapshot holds one archive per shard (its leader): unpack it as every replica."""
+        """A sharded snapshot holds one archive per shard (its leader): unpack and check it once,
+        then lay it out as every replica."""
         archives = folder / "shards"
-        if not archives.is_dir():  # a plain collection's snapshot
-            return
         parts = [archives / f"{i}.tar" for i in range(config.shards)]
-        if not all(p.is_file() for p in parts) or len(list(archives.iterdir())) != config.shards:
+        present = sorted(p.name for p in archives.iterdir()) if archives.is_dir() else []
+        if present != sorted(p.name for p in parts):
             raise InvalidParameter(
                 f"this snapshot of {config.name!r} should hold one archive for each of its "
                 f"{config.shards} shards; it is incomplete or damaged"
             )
+        replica = replica_config(config)
         for i, part in enumerate(parts):
-            for j in range(config.replicas):
-                replica = archives / str(i) / "replicas" / str(j)
+            first = archives / str(i) / "replicas" / "0"
+            fsio.make_dirs(first)
+            try:
                 with tarfile.open(part, "r") as tar:
-                    extract_tar(tar, replica)
-                write_json_atomic(replica / CONFIG_FILE, json.loads(replica_config(config).model_dump_json()))
+                    unpack(tar, first, plain_member, self.restore_limits, part.stat().st_size)
+            except tarfile.TarError as exc:
+                raise InvalidParameter(f"snapshot's shards/{i}.tar is not a tar archive") from exc
+            write_json_atomic(first / CONFIG_FILE, json.loads(replica.model_dump_json()))
+            check_collection(first, replica, where=f"shards/{i}")
+            for j in range(1, config.replicas):
+                shutil.copytree(first, archives / str(i) / "replicas" / str(j))
             part.unlink()
 
     def close(self) -> None:

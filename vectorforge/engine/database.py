@@ -27,6 +27,14 @@ from pydantic import ValidationError
 
 from vectorforge.embed import DEFAULT_EMBEDDER, get_embedder
 from vectorforge.engine.collection import CONFIG_FILE, Collection
+from vectorforge.engine.restore_check import (
+    RestoreLimits,
+    check_collection,
+    check_config,
+    plain_member,
+    sharded_member,
+    unpack,
+)
 from vectorforge.errors import (
     CollectionAlreadyExists,
     CollectionNotFound,
@@ -40,7 +48,7 @@ from vectorforge.errors import (
 )
 from vectorforge.index import new_index
 from vectorforge.storage import fsio
-from vectorforge.storage.fsio import extract_tar, fsync_dir, write_json_atomic
+from vectorforge.storage.fsio import fsync_dir, write_json_atomic
 from vectorforge.types import CollectionConfig, IndexKind, Metric, Sharding, check_name
 
 __all__ = ["Database"]
@@ -58,6 +66,7 @@ class Database:
         self._lock = threading.RLock()
         self._lock_file: IO[bytes] | None = None
         self._closed = False
+        self.restore_limits = RestoreLimits()  # the server lowers them to a multiple of its upload limit
         if self.path is not None:
             self._open_folder(self.path)
 
@@ -259,51 +268,94 @@ class Database:
                 fsio.remove_tree(trash)
 
     def restore(self, path: str | Path, name: str | None = None) -> Collection:
-        """Bring back a collection from a `Collection.snapshot` file, as `name` (default: its own name)."""
+        """Bring back a collection from a `Collection.snapshot` file, as `name` (default: its own name).
+
+        The snapshot is unpacked within `restore_limits` and checked part against part
+        (`engine/restore_check.py`) before it becomes a collection; the unpacking holds no lock,
+        so other collections' requests go on meanwhile. All or nothing: a restore that fails
+        leaves no collection and no files behind."""
         if self.path is None:
             raise UsageError("restore needs a persistent database: vf.connect('./path')")
         source = Path(path)
         if name is not None:
             check_name(name)  # before anything is unpacked
+            if self.has_collection(name):
+                raise CollectionAlreadyExists(name=name)
         if not source.is_file():
             raise InvalidParameter(f"snapshot {source} does not exist or is not a file")
+        self._check_open()
+        tmp = self.path / "collections" / f".restore-{uuid.uuid4().hex[:8]}"
+        try:
+            config = self._unpack_snapshot(source, tmp, name)
+        except BaseException:
+            fsio.remove_tree(tmp)
+            raise
         with self._lock:
             self._check_open()
-            tmp = self.path / "collections" / f".restore-{uuid.uuid4().hex[:8]}"
-            try:
-                with tarfile.open(source, "r") as tar:
-                    try:
-                        extract_tar(tar, tmp)
-                    except ValueError as exc:
-                        raise InvalidParameter(f"snapshot {source} holds an {exc}") from exc
-                config = CollectionConfig.model_validate_json((tmp / CONFIG_FILE).read_text())
-            except (tarfile.TarError, OSError, ValidationError) as exc:
+            if config.name in self.list_collections():
                 fsio.remove_tree(tmp)
-                raise InvalidParameter(f"{source} is not a vectorforge snapshot: {exc}") from exc
-            except InvalidParameter:
-                fsio.remove_tree(tmp)
-                raise
-            target = check_name(name) if name is not None else config.name
-            if target in self.list_collections():
-                fsio.remove_tree(tmp)
-                raise CollectionAlreadyExists(name=target)
-            if target != config.name:
-                config = config.model_copy(update={"name": target})
-                write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))
-            try:
-                self._unpack_restored(config, tmp)
-            except BaseException:
-                fsio.remove_tree(tmp)
-                raise
-            final = self.path / "collections" / target
+                raise CollectionAlreadyExists(name=config.name)
+            final = self.path / "collections" / config.name
             try:
                 fsio.fsync_tree(tmp)  # every restored file durable before the rename publishes it
                 fsio.replace(tmp, final)
-            except BaseException:
+                fsync_dir(final.parent)
+            except OSError as exc:
                 fsio.remove_tree(tmp)
+                fsio.remove_tree(final)
+                raise WriteNotDurable(f"the restore of {config.name!r} could not be written: {exc}") from exc
+            try:
+                return self.get_collection(config.name)
+            except BaseException:
+                self._collections.pop(config.name, None)
+                trash = self.path / "collections" / f".del-{config.name}-{uuid.uuid4().hex[:8]}"
+                fsio.replace(final, trash)
+                fsio.remove_tree(trash)
                 raise
-            fsync_dir(final.parent)
-            return self.get_collection(target)
+
+    def _unpack_snapshot(self, source: Path, tmp: Path, name: str | None) -> CollectionConfig:
+        """Unpack and check a snapshot into `tmp`; its config (named `name` if given)."""
+        limits = self.restore_limits
+        try:
+            with tarfile.open(source, "r") as tar:
+                first = tar.next()
+                if first is None or first.name != CONFIG_FILE or not first.isfile() or first.size > 1 << 20:
+                    raise InvalidParameter(
+                        "this is not a vectorforge snapshot: it does not start with config.json"
+                    )
+                raw = tar.extractfile(first)
+                assert raw is not None
+                try:
+                    config = CollectionConfig.model_validate_json(raw.read())
+                except ValidationError as exc:
+                    raise InvalidParameter(
+                        f"snapshot's config.json is not valid: {exc.errors()[0]['msg']}"
+                    ) from exc
+                if name is not None:
+                    config = config.model_copy(update={"name": name})
+                elif self.has_collection(config.name):  # before anything is unpacked
+                    raise CollectionAlreadyExists(name=config.name)
+                check_config(config)
+                sharded = config.shards > 1 or config.replicas > 1
+                tmp.mkdir()
+                unpack(
+                    tar,
+                    tmp,
+                    sharded_member if sharded else plain_member,
+                    limits,
+                    source.stat().st_size,
+                    copies=config.replicas if sharded else 1,
+                )
+        except tarfile.TarError as exc:
+            raise InvalidParameter(f"this is not a vectorforge snapshot (not a tar archive: {exc})") from exc
+        except OSError as exc:
+            raise InvalidParameter(f"the snapshot could not be unpacked: {exc.strerror or exc}") from exc
+        write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))
+        if sharded:
+            self._unpack_restored(config, tmp)
+        else:
+            check_collection(tmp, config)
+        return config
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
