@@ -294,7 +294,7 @@ def test_a_bad_snapshot_upload_does_not_reveal_server_paths(tmp_path: Path) -> N
         response = httpx.post(f"{server.url}/collections/x/restore", content=b"not a tar file", timeout=30)
         assert response.status_code == 422
         body = response.json()
-        assert "uploaded snapshot" in body["message"] and str(tmp_path) not in body["message"]
+        assert "not a vectorforge snapshot" in body["message"] and str(tmp_path) not in body["message"]
         assert not list((tmp_path / "data" / "snapshots").glob("*"))  # the upload is gone
     finally:
         server.stop()

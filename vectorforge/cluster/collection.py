@@ -28,6 +28,7 @@ import os
 import tarfile
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -637,7 +638,7 @@ class ShardedCollection:
         if self.folder is None:
             raise UsageError("snapshots need a persistent database: vf.connect('./path')")
         target = Path(path)
-        partial = target.with_name(target.name + ".tmp")
+        partial = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.tmp")  # one per snapshot
         with self._writes.write(), tempfile.TemporaryDirectory(dir=self.folder, prefix=".snapshot-") as tmp:
             layout = self._layout
             config = self.config.model_copy(update={"layout": 0})  # restored as a first layout

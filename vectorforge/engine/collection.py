@@ -836,7 +836,7 @@ class Collection:
         with self._maintenance, self._lock.write():
             self._check_writable()
             self._seal_growing()
-            tmp = target.with_name(target.name + ".tmp")
+            tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.tmp")  # one per snapshot
             folder = self.folder
 
             def write_tar(out: Path) -> None:

@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import vectorforge
 from vectorforge.cluster.collection import session_token
 from vectorforge.engine import Collection, Database
-from vectorforge.errors import RequestTooLarge, VectorForgeError
+from vectorforge.engine.restore_check import RestoreLimits
+from vectorforge.errors import RequestTooLarge
 from vectorforge.server.auth import OPEN_ACCESS, Action, KeyStore, Principal
 from vectorforge.server.errors import error_response, install_error_handlers
 from vectorforge.server.metrics import Metrics
@@ -50,6 +51,7 @@ __all__ = ["ServerSettings", "create_app"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+RESTORE_FACTOR = 4  # a restore may unpack this many times the upload limit, every replica counted
 
 
 class ServerSettings:
@@ -111,7 +113,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_error_handlers(app)
+    install_error_handlers(app, db.path)
+    # What a restore may unpack: a small multiple of what one upload may be (replicas counted).
+    db.restore_limits = RestoreLimits(max_bytes=RESTORE_FACTOR * settings.max_body)
 
     def _stats() -> list[dict[str, Any]]:
         out = []
@@ -178,11 +182,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """The whole collection as one tar file."""
         col = collection(name, who, Action.MANAGE)
         assert db.path is not None
-        target = db.path / "snapshots" / f"{name}.tar"
+        target = db.path / "snapshots" / f"{name}-{uuid.uuid4().hex[:8]}.tar"  # one per request
         target.parent.mkdir(exist_ok=True)
-        col.snapshot(target)
-        data = target.read_bytes()
-        target.unlink()
+        try:
+            col.snapshot(target)
+            data = target.read_bytes()
+        finally:
+            target.unlink(missing_ok=True)
         return Response(data, media_type="application/x-tar")
 
     @cols.post(
@@ -206,10 +212,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             col = await run_in_threadpool(db.restore, upload, name)
             return await run_in_threadpool(col.info)
-        except VectorForgeError as exc:  # say "the uploaded snapshot", not where the server keeps it
-            exc.message = exc.message.replace(str(upload), "the uploaded snapshot")
-            exc.args = (exc.message,)
-            raise
         finally:
             upload.unlink(missing_ok=True)
 

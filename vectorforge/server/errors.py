@@ -8,6 +8,9 @@ catches `vf.CollectionNotFound` works the same embedded and remote.
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -44,17 +47,37 @@ def status_of(exc: e.VectorForgeError) -> int:
     return 500
 
 
-def error_response(exc: e.VectorForgeError) -> JSONResponse:
+def error_response(exc: e.VectorForgeError, root: Path | None = None) -> JSONResponse:
+    """The JSON answer for `exc`. Paths under the data folder `root` are cut to their place in it
+    (a collection's own layout), and the server's temporary folders are named for what they are:
+    no answer tells a client where the server keeps its files."""
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, e.AuthenticationError) else None
-    return JSONResponse(exc.to_dict(), status_code=status_of(exc), headers=headers)
+    body = exc.to_dict()
+    if root is not None:
+        body = _redact(body, root)
+    return JSONResponse(body, status_code=status_of(exc), headers=headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+_TEMPORARY = re.compile(r"(snapshots/upload-[\w-]+\.tar|\.restore-[0-9a-f]+)")
+
+
+def _redact(value: Any, root: Path) -> Any:
+    if isinstance(value, str):
+        text = value.replace(f"{root}/collections/", "").replace(f"{root}/", "").replace(str(root), "")
+        return _TEMPORARY.sub("the uploaded snapshot", text)
+    if isinstance(value, dict):
+        return {k: _redact(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, root) for v in value]
+    return value
+
+
+def install_error_handlers(app: FastAPI, root: Path | None = None) -> None:
     """Map vectorforge errors, request validation errors and stray exceptions to JSON bodies."""
 
     @app.exception_handler(e.VectorForgeError)
     async def _vf_error(request: Request, exc: e.VectorForgeError) -> JSONResponse:
-        return error_response(exc)
+        return error_response(exc, root)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
