@@ -250,6 +250,20 @@ def keys_revoke(data: DataOpt, key_id: Annotated[str, typer.Argument(help="the k
     console.print(f"revoked {key_id}")
 
 
+@keys_app.command("off")
+def keys_off(data: DataOpt) -> None:
+    """Let a loopback server answer without keys again (only when no key is left)."""
+    from vectorforge.server.auth import KeyStore
+
+    try:
+        KeyStore(data).turn_off()
+    except VectorForgeError as exc:
+        _fail(exc)
+    console.print(
+        "[yellow]API keys are OFF for this data folder: a server on loopback answers anyone as admin[/]"
+    )
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -265,7 +265,7 @@ def test_health_and_readiness(limited: Limited) -> None:
     assert health.status_code == 200 and health.json() == {"status": "ok"}
     ready = httpx.get(limited.url + "/readyz")
     assert ready.status_code == 200
-    assert ready.json()["status"] == "ready" and ready.json()["collections"] >= 1
+    assert ready.json() == {"status": "ready"}  # no key needed, so no counts (issue 9)
 
 
 def test_openapi_and_docs_are_served(limited: Limited) -> None:

@@ -347,7 +347,9 @@ class Database:
                     copies=config.replicas if sharded else 1,
                 )
         except tarfile.TarError as exc:
-            raise InvalidParameter("this is not a vectorforge snapshot: the file is not a tar archive") from exc
+            raise InvalidParameter(
+                "this is not a vectorforge snapshot: the file is not a tar archive"
+            ) from exc
         except OSError as exc:
             raise InvalidParameter(f"the snapshot could not be unpacked: {exc.strerror or exc}") from exc
         write_json_atomic(tmp / CONFIG_FILE, json.loads(config.model_dump_json()))

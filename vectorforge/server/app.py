@@ -22,7 +22,7 @@ import vectorforge
 from vectorforge.cluster.collection import session_token
 from vectorforge.engine import Collection, Database
 from vectorforge.engine.restore_check import RestoreLimits
-from vectorforge.errors import RequestTooLarge
+from vectorforge.errors import PermissionDenied, RequestTooLarge
 from vectorforge.server.auth import OPEN_ACCESS, Action, KeyStore, Principal
 from vectorforge.server.errors import error_response, install_error_handlers
 from vectorforge.server.metrics import Metrics
@@ -80,8 +80,9 @@ async def principal(request: Request) -> Principal:
     hop that costs more than the check itself.
     """
     settings: ServerSettings = request.app.state.settings
-    # Keys are off only while none exists: the first `keys create` turns them on in a running server.
-    if settings.keys is None or (not settings.require_keys and not settings.keys):
+    # Keys are off only while none has ever existed: the first `keys create` turns them on in a
+    # running server, and revoking the last one leaves them on (`vectorforge keys off` turns them off).
+    if settings.keys is None or (not settings.require_keys and not settings.keys.required):
         return OPEN_ACCESS
     return settings.keys.authenticate(_bearer(request))
 
@@ -139,13 +140,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @ops.get("/readyz")
     def readyz() -> dict[str, Any]:
-        """The database is open and serving."""
-        return {"status": "ready", "collections": len(db.list_collections())}
+        """The database is open and serving (no key needed, so it says nothing else)."""
+        db.list_collections()  # raises if the database is closed
+        return {"status": "ready"}
 
     @ops.get("/metrics")
     def prometheus(who: Who) -> Response:
-        """Prometheus text format."""
+        """Prometheus text format: every collection's figures, so for admin keys not limited to
+        some collections."""
         who.require(Action.MANAGE)
+        if who.collections is not None:
+            raise PermissionDenied(
+                "/metrics covers every collection; it needs an admin key that is not limited to collections"
+            )
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     cols = APIRouter(prefix="/collections", tags=["collections"])

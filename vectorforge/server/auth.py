@@ -137,6 +137,21 @@ class KeyStore:
     def __bool__(self) -> bool:
         return bool(self._load())
 
+    @property
+    def required(self) -> bool:
+        """Keys are required once any key has existed: revoking the last one does not reopen the
+        server to anonymous admins. Only `turn_off` (`vectorforge keys off`) does, on purpose."""
+        return self.path.exists()
+
+    def turn_off(self) -> None:
+        """Let a loopback server answer without keys again; refused while a key exists."""
+        with self._editing() as keys:
+            if keys:
+                raise InvalidParameter(
+                    f"{len(keys)} API keys exist; revoke them first (`vectorforge keys list` shows them)"
+                )
+            self.path.unlink(missing_ok=True)
+
     def create(self, role: str, collections: list[str] | None = None) -> tuple[str, ApiKey]:
         """A new key; the returned string is shown once and never stored."""
         try:

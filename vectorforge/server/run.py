@@ -55,7 +55,7 @@ def serve(
     address it refuses to start without keys. `cluster` chooses where replicas run (default: here).
     """
     keys = KeyStore(data)
-    require_keys = bool(keys)
+    require_keys = keys.required  # once a key has existed, keys stay on (`keys off` turns them off)
     if not require_keys:
         if not is_loopback(host):
             raise InvalidParameter(
