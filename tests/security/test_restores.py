@@ -51,7 +51,9 @@ def _refused(hostile: Hostile, data: bytes, match: str, status: int = 422) -> No
 def test_an_index_of_another_dimension_is_refused(hostile: Hostile) -> None:
     """Before: accepted; a get with vectors returned heap memory, the next one killed the server."""
     files = members(_snapshot(hostile, "d1", dim=1))
-    _refused(hostile, pack(_with_config(files, dim=4096)), "index.faiss has dimension 1; the config says 4096")
+    _refused(
+        hostile, pack(_with_config(files, dim=4096)), "index.faiss has dimension 1; the config says 4096"
+    )
     assert hostile.call("GET", "/healthz").status_code == 200
 
 

@@ -144,11 +144,13 @@ def _parse_condition(raw: object, path: str) -> Condition:
         if not isinstance(value, dict) or not value or set(value) - set(_RANGE_OPS):
             raise InvalidFilter(f"{path}: range takes a dict with some of {list(_RANGE_OPS)}")
         for bound in value.values():
-            if isinstance(bound, bool) or not isinstance(bound, int | float) or math.isnan(bound):
-                raise InvalidFilter(f"{path}: range bounds must be numbers, not {bound!r:.40}")
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                raise InvalidFilter(f"{path}: range bounds must be numbers, not {type(bound).__name__}")
+            if isinstance(bound, float) and math.isnan(bound):
+                raise InvalidFilter(f"{path}: range bounds must be numbers, not NaN")
             if isinstance(bound, int) and not -(2**1023) < bound < 2**1023:
                 raise InvalidFilter(
-                    f"{path}: range bound {bound:.3g} is beyond what a payload number can hold"
+                    f"{path}: a range bound of {bound.bit_length()} bits is beyond any payload number"
                 )
         return Range(key, **value)  # ints stay ints: they compare exactly
     raise InvalidFilter(f"{path}: unknown condition {op!r}; use 'match', 'match_any' or 'range'")

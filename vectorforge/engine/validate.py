@@ -188,7 +188,7 @@ def _check_value(value: Any, i: int, depth: int) -> None:
             raise InvalidPayload(f"payload {i} holds text that is not valid Unicode (a lone surrogate)")
     elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         raise InvalidPayload(
-            f"payload {i} holds the integer {value:.3g}, beyond 64 bits; store it as a string"
+            f"payload {i} holds an integer of {value.bit_length()} bits, beyond 64; store it as a string"
         )
 
 

@@ -1,0 +1,66 @@
+"""Keys and what they may see, against a real server; limits that protect every tenant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+import vectorforge as vf
+from tests.server.conftest import cli, create_key
+from tests.serverproc import start_server
+
+
+def test_revoking_the_last_key_does_not_open_the_server(tmp_path: Path) -> None:
+    """Before: a server started without keys went back to anonymous admin access when the last key
+    was revoked."""
+    data = tmp_path / "data"
+    server = start_server(data)
+    try:
+        assert httpx.get(f"{server.url}/collections").status_code == 200  # no key ever: open (loopback)
+        key_id, _ = create_key(data, "admin")
+        assert httpx.get(f"{server.url}/collections").status_code == 401
+        cli("keys", "revoke", "--data", data, key_id)
+        assert httpx.get(f"{server.url}/collections").status_code == 401  # still closed
+        off = cli("keys", "off", "--data", data)  # on purpose, and said so
+        assert "OFF" in off.stdout
+        assert httpx.get(f"{server.url}/collections").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_keys_off_is_refused_while_a_key_exists(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    create_key(data, "read-only")
+    done = cli("keys", "off", "--data", data, check=False)
+    assert done.returncode != 0 and "revoke them first" in done.stdout + done.stderr
+
+
+def test_metrics_need_an_admin_key_for_every_collection(tmp_path: Path) -> None:
+    """Before: a key scoped to one collection read every collection's names and sizes."""
+    data = tmp_path / "data"
+    _, admin = create_key(data, "admin")
+    _, scoped_admin = create_key(data, "admin", "a")
+    server = start_server(data)
+    try:
+        with vf.connect(server.url, api_key=admin) as db:
+            db.create_collection("a", dim=2).upsert([1], np.ones((1, 2)))
+            db.create_collection("secret", dim=2)
+        scoped = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {scoped_admin}"})
+        assert scoped.status_code == 403 and "secret" not in scoped.text
+        full = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {admin}"})
+        assert full.status_code == 200 and 'collection="secret"' in full.text
+        ready = httpx.get(f"{server.url}/readyz")  # no key needed: no counts either
+        assert ready.json() == {"status": "ready"}
+    finally:
+        server.stop()
+
+
+def test_a_payload_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    with vf.connect(tmp_path / "d") as db:
+        col = db.create_collection("c", dim=2)
+        with pytest.raises(vf.InvalidPayload, match="the limit is 1,048,576"):
+            col.upsert([1], np.ones((1, 2)), [{"blob": "x" * (1 << 20)}])
+        assert col.count() == 0
