@@ -179,6 +179,10 @@ def serve(
     tls_cert: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
     max_body_mb: Annotated[int, typer.Option(help="largest request body, MiB")] = 64,
+    body_timeout: Annotated[
+        float, typer.Option(help="seconds the next part of a request body may take to arrive (408 after)")
+    ] = 30.0,
+    max_connections: Annotated[int, typer.Option(help="connections served at once (503 beyond)")] = 1000,
     cluster: Annotated[
         str, typer.Option(help="where replicas run: local, ray, ray://auto or ray://<head host:port>")
     ] = "local",
@@ -195,6 +199,8 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key,
             max_body=max_body_mb * 1024 * 1024,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
             cluster=Cluster.from_url(cluster),
         )
     except VectorForgeError as exc:

@@ -27,6 +27,7 @@ caller (or the HTTP layer) can decide what to do without parsing messages::
     │   ├── AuthenticationError            no API key, or an unknown one (HTTP 401)
     │   └── PermissionDenied               the key's role or collections do not allow this (HTTP 403)
     ├── RequestTooLarge                    a request body over the server's limit (HTTP 413)
+    ├── RequestTimeout                     a request body that arrived too slowly (HTTP 408)
     ├── StorageError                       the disk holds something we cannot read or write
     │   ├── CorruptionError                a checksum or structure check failed
     │   ├── WriteNotDurable                an I/O error (disk full ...) failed a write; it was rolled back
@@ -63,6 +64,7 @@ __all__ = [
     "PermissionDenied",
     "ReplicaLost",
     "ReplicaOutOfSync",
+    "RequestTimeout",
     "RequestTooLarge",
     "ServerUnavailable",
     "StaleEpoch",
@@ -209,6 +211,10 @@ class PermissionDenied(AccessError):
 
 class RequestTooLarge(VectorForgeError):
     """A request body exceeds the server's size limit."""
+
+
+class RequestTimeout(VectorForgeError):
+    """A request body did not arrive within the server's read timeout."""
 
 
 class StorageError(VectorForgeError):

@@ -64,3 +64,26 @@ def test_a_payload_over_the_size_limit_is_refused(tmp_path: Path) -> None:
         with pytest.raises(vf.InvalidPayload, match="the limit is 1,048,576"):
             col.upsert([1], np.ones((1, 2)), [{"blob": "x" * (1 << 20)}])
         assert col.count() == 0
+
+
+def test_a_slow_body_is_cut_off_with_408(tmp_path: Path) -> None:
+    """Before: no body read timeout; 180 slow connections held the server's handlers for 40 s."""
+    import socket
+    import time
+
+    server = start_server(tmp_path / "data", "--body-timeout", "0.5")
+    try:
+        host, port = server.url.rsplit("//", 1)[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(
+                b"PUT /collections/x/points HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n{\"ids\": ["
+            )
+            start = time.monotonic()
+            answer = conn.recv(4096)
+            waited = time.monotonic() - start
+        assert answer.startswith(b"HTTP/1.1 408") and b"RequestTimeout" in answer
+        assert waited < 5
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    finally:
+        server.stop()

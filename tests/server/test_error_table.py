@@ -20,6 +20,7 @@ EXPECTED_STATUS = {
     e.AuthenticationError: 401,
     e.PermissionDenied: 403,
     e.RequestTooLarge: 413,
+    e.RequestTimeout: 408,
     e.NotFoundError: 404,
     e.ConflictError: 409,
     e.InvalidInputError: 422,

@@ -6,6 +6,7 @@ lock lets searches proceed side by side while FAISS works outside the GIL.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ import vectorforge
 from vectorforge.cluster.collection import session_token
 from vectorforge.engine import Collection, Database
 from vectorforge.engine.restore_check import RestoreLimits
-from vectorforge.errors import PermissionDenied, RequestTooLarge
+from vectorforge.errors import PermissionDenied, RequestTimeout, RequestTooLarge, VectorForgeError
 from vectorforge.server.auth import OPEN_ACCESS, Action, KeyStore, Principal
 from vectorforge.server.errors import error_response, install_error_handlers
 from vectorforge.server.metrics import Metrics
@@ -51,6 +52,7 @@ __all__ = ["ServerSettings", "create_app"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds the next part of a request body may take to arrive
 RESTORE_FACTOR = 4  # a restore may unpack this many times the upload limit, every replica counted
 
 
@@ -58,12 +60,19 @@ class ServerSettings:
     """What `create_app` needs: the database, the keys, and whether keys are required."""
 
     def __init__(
-        self, db: Database, keys: KeyStore | None, *, require_keys: bool, max_body: int = DEFAULT_MAX_BODY
+        self,
+        db: Database,
+        keys: KeyStore | None,
+        *,
+        require_keys: bool,
+        max_body: int = DEFAULT_MAX_BODY,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self.db = db
         self.keys = keys
         self.require_keys = require_keys
         self.max_body = max_body
+        self.body_timeout = body_timeout
 
 
 def _bearer(request: Request) -> str | None:
@@ -128,7 +137,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return out
 
     metrics = Metrics(_stats)
-    app.add_middleware(_BodyLimit, max_body=settings.max_body)
+    app.add_middleware(_BodyLimit, max_body=settings.max_body, read_timeout=settings.body_timeout)
     app.add_middleware(metrics.asgi)
 
     ops = APIRouter(tags=["operations"])
@@ -353,11 +362,14 @@ def _plain(vectors: Any) -> Any:
 
 
 class _BodyLimit:
-    """Refuse request bodies over `max_body` bytes with 413, before they are read into memory."""
+    """Refuse request bodies over `max_body` bytes with 413, before they are read into memory, and
+    bodies whose next part takes over `read_timeout` seconds to arrive with 408 (a slow sender
+    must not hold a connection and a handler for as long as it likes)."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, read_timeout: float = DEFAULT_BODY_TIMEOUT) -> None:
         self.app = app
         self.max_body = max_body
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -372,25 +384,31 @@ class _BodyLimit:
             await error_response(too_large)(scope, receive, send)
             return
         seen = 0
-        exceeded = False
+        refusal: VectorForgeError | None = None
 
         async def limited() -> Message:
-            nonlocal seen, exceeded
-            message = await receive()
+            nonlocal seen, refusal
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except TimeoutError:
+                refusal = RequestTimeout(
+                    f"the request body did not arrive within {self.read_timeout:g} s", limit=self.read_timeout
+                )
+                raise refusal from None
             seen += len(message.get("body", b""))
             if seen > self.max_body:
-                exceeded = True
+                refusal = too_large
                 raise too_large
             return message
 
         async def guarded(message: Message) -> None:
-            if not exceeded:  # past the limit, the app's answer (FastAPI's 400, a 500) gives way to the 413
+            if refusal is None:  # past a limit, the app's answer (FastAPI's 400, a 500) gives way
                 await send(message)
 
         try:
             await self.app(scope, limited, guarded)
         except Exception:
-            if not exceeded:
+            if refusal is None:
                 raise
-        if exceeded:
-            await error_response(too_large)(scope, receive, send)
+        if refusal is not None:
+            await error_response(refusal)(scope, receive, send)

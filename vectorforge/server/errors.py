@@ -28,6 +28,7 @@ STATUS: list[tuple[type[e.VectorForgeError], int]] = [
     (e.AuthenticationError, 401),
     (e.PermissionDenied, 403),
     (e.RequestTooLarge, 413),
+    (e.RequestTimeout, 408),
     (e.NotFoundError, 404),
     (e.ConflictError, 409),
     (e.InvalidInputError, 422),

@@ -15,7 +15,7 @@ import uvicorn
 from vectorforge.cluster import ClusterDatabase
 from vectorforge.cluster.backend import Cluster
 from vectorforge.errors import InvalidParameter
-from vectorforge.server.app import DEFAULT_MAX_BODY, ServerSettings, create_app
+from vectorforge.server.app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, ServerSettings, create_app
 from vectorforge.server.auth import KeyStore
 from vectorforge.storage import fsio
 
@@ -46,6 +46,8 @@ def serve(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    max_connections: int = 1000,
     log_level: str = "info",
     cluster: Cluster | None = None,
 ) -> None:
@@ -70,7 +72,10 @@ def serve(
         fsio.install(fsio.FaultPlan.parse(drill))
         logger.warning("FAULT DRILL: disk calls fail as %r says (VECTORFORGE_FAULTS)", drill)
     db = ClusterDatabase(data, cluster=cluster)
-    app = create_app(ServerSettings(db, keys, require_keys=require_keys, max_body=max_body))
+    settings = ServerSettings(
+        db, keys, require_keys=require_keys, max_body=max_body, body_timeout=body_timeout
+    )
+    app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=host,
@@ -79,6 +84,8 @@ def serve(
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         timeout_graceful_shutdown=30,
+        timeout_keep_alive=5,  # an idle connection is closed after 5 s
+        limit_concurrency=max_connections,  # beyond it, new connections get 503 at once
         http="httptools",  # the C parser and event loop: about half the per-request cost of h11/asyncio
         loop="uvloop",
         access_log=False,
