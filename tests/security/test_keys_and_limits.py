@@ -77,7 +77,7 @@ def test_a_slow_body_is_cut_off_with_408(tmp_path: Path) -> None:
         with socket.create_connection((host, int(port)), timeout=10) as conn:
             conn.sendall(
                 b"PUT /collections/x/points HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 1000\r\n\r\n{\"ids\": ["
+                b'Content-Length: 1000\r\n\r\n{"ids": ['
             )
             start = time.monotonic()
             answer = conn.recv(4096)
