@@ -182,6 +182,9 @@ def serve(
     body_timeout: Annotated[
         float, typer.Option(help="seconds the next part of a request body may take to arrive (408 after)")
     ] = 30.0,
+    header_timeout: Annotated[
+        float, typer.Option(help="seconds a request's headers may take to arrive (408 after)")
+    ] = 10.0,
     max_connections: Annotated[int, typer.Option(help="connections served at once (503 beyond)")] = 1000,
     cluster: Annotated[
         str, typer.Option(help="where replicas run: local, ray, ray://auto or ray://<head host:port>")
@@ -200,6 +203,7 @@ def serve(
             tls_key=tls_key,
             max_body=max_body_mb * 1024 * 1024,
             body_timeout=body_timeout,
+            header_timeout=header_timeout,
             max_connections=max_connections,
             cluster=Cluster.from_url(cluster),
         )

@@ -87,3 +87,28 @@ def test_a_slow_body_is_cut_off_with_408(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/healthz").status_code == 200
     finally:
         server.stop()
+
+
+def test_slow_headers_are_cut_off_with_408(tmp_path: Path) -> None:
+    """Before: no header deadline; a client sending its headers slowly held the connection."""
+    import socket
+    import time
+
+    server = start_server(tmp_path / "data", "--header-timeout", "0.5")
+    try:
+        host, port = server.url.rsplit("//", 1)[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and never the rest
+            start = time.monotonic()
+            answer = conn.recv(4096)
+            waited = time.monotonic() - start
+            assert conn.recv(4096) == b""  # closed
+        assert answer.startswith(b"HTTP/1.1 408") and b"RequestTimeout" in answer
+        assert waited < 5
+        # a prompt client is not affected, also on a kept-alive connection
+        with httpx.Client(base_url=server.url) as client:
+            for _ in range(3):
+                assert client.get("/healthz").status_code == 200
+                time.sleep(0.3)
+    finally:
+        server.stop()

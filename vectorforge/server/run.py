@@ -17,6 +17,7 @@ from vectorforge.cluster.backend import Cluster
 from vectorforge.errors import InvalidParameter
 from vectorforge.server.app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, ServerSettings, create_app
 from vectorforge.server.auth import KeyStore
+from vectorforge.server.protocol import with_header_timeout
 from vectorforge.storage import fsio
 
 __all__ = ["is_loopback", "serve"]
@@ -47,6 +48,7 @@ def serve(
     tls_key: Path | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    header_timeout: float = 10.0,
     max_connections: int = 1000,
     log_level: str = "info",
     cluster: Cluster | None = None,
@@ -86,7 +88,8 @@ def serve(
         timeout_graceful_shutdown=30,
         timeout_keep_alive=5,  # an idle connection is closed after 5 s
         limit_concurrency=max_connections,  # beyond it, new connections get 503 at once
-        http="httptools",  # the C parser and event loop: about half the per-request cost of h11/asyncio
+        # httptools (the C parser; about half the per-request cost of h11) with a deadline for headers
+        http=with_header_timeout(header_timeout),
         loop="uvloop",
         access_log=False,
     )
