@@ -9,6 +9,7 @@ hits = col.search(query, k=10, filter={"must": [{"key": "lang", "match": "en"}]}
 
 from __future__ import annotations
 
+from vectorforge.api import CollectionAPI, DatabaseAPI
 from vectorforge.cluster.backend import Cluster
 from vectorforge.connect import connect
 from vectorforge.engine import Collection, Database
@@ -53,6 +54,7 @@ __all__ = [
     "AuthenticationError",
     "Cluster",
     "Collection",
+    "CollectionAPI",
     "CollectionAlreadyExists",
     "CollectionConfig",
     "CollectionFailed",
@@ -61,6 +63,7 @@ __all__ = [
     "CorruptionError",
     "DataFolderLocked",
     "Database",
+    "DatabaseAPI",
     "DimensionMismatch",
     "EmbedderInfo",
     "EmbedderMismatch",

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vectorforge.cluster import ClusterDatabase
+from vectorforge.api import CollectionAPI, DatabaseAPI
+from vectorforge.cluster import ClusterDatabase, ShardedCollection
 from vectorforge.cluster.backend import Cluster
+from vectorforge.engine import Collection, Database
 from vectorforge.errors import InvalidParameter
-from vectorforge.remote import RemoteDatabase
+from vectorforge.remote import RemoteCollection, RemoteDatabase
+
+if TYPE_CHECKING:  # mypy checks that every implementation is the API, not only alike in name
+    _collections: tuple[type[CollectionAPI], ...] = (Collection, ShardedCollection, RemoteCollection)
+    _databases: tuple[type[DatabaseAPI], ...] = (Database, ClusterDatabase, RemoteDatabase)
 
 __all__ = ["connect"]
 
@@ -20,7 +26,7 @@ def connect(
     sync: bool = True,
     cluster: Cluster | None = None,
     **client_options: Any,
-) -> ClusterDatabase | RemoteDatabase:
+) -> DatabaseAPI:
     """Open a database.
 
     Args:

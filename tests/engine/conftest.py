@@ -39,9 +39,30 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     server.stop()
 
 
-@pytest.fixture(params=["memory", "disk", "remote"])
+class ShardedByDefault:
+    """A real clustered database whose collections default to 2 shards x 2 replicas, so that the
+    same API tests run on a sharded, replicated collection too."""
+
+    def __init__(self, db: vf.Database) -> None:
+        self._db = db
+
+    def create_collection(self, name: str, *args: object, **options: object) -> object:
+        options.setdefault("shards", 2)
+        options.setdefault("replicas", 2)
+        return self._db.create_collection(name, *args, **options)  # type: ignore[arg-type]
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(self._db, attr)
+
+
+@pytest.fixture(params=["memory", "disk", "remote", "sharded"])
 def any_db(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[vf.Database]:
-    """The same API three ways: in memory, on disk, and over HTTP through a real server."""
+    """The same API four ways: in memory, on disk, over HTTP through a real server, and sharded."""
+    if request.param == "sharded":
+        db = vf.connect(data_dir)
+        yield ShardedByDefault(db)  # type: ignore[misc]
+        db.close()
+        return
     if request.param == "remote":
         server = request.getfixturevalue("api_server")
         db = vf.connect(server.url)

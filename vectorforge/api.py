@@ -1,0 +1,213 @@
+"""The public API, once: what every database and collection offers, wherever it runs.
+
+`DatabaseAPI` and `CollectionAPI` are the protocols that the embedded engine (`engine/`), the
+sharded and replicated collections (`cluster/`) and the HTTP client (`remote/`) implement; mypy
+checks each implementation against them (`connect.py`), and `vf.connect()` returns a `DatabaseAPI`.
+The docstrings here are the reference for every method; an implementation's own docstring says only
+what is particular to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from vectorforge.types import Hit, PointId, Record, ScrollPage
+
+__all__ = ["CollectionAPI", "DatabaseAPI"]
+
+
+class CollectionAPI(Protocol):
+    """A collection of points (id, vector, payload), searchable by vector and filterable by payload."""
+
+    @property
+    def name(self) -> str: ...
+
+    # -- writes ---------------------------------------------------------------------------------
+    def upsert(
+        self,
+        ids: Sequence[PointId],
+        vectors: Any,
+        payloads: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Insert or replace points; returns once the write is durable (its sequence number, or its
+        timestamp on a sharded collection: a session token).
+
+        Args:
+            ids: one id per point (int from 0 to 2**63-1, or a non-empty str), unique within the call.
+            vectors: (n, dim) array or list of lists of numbers.
+            payloads: one JSON object (or None) per id.
+            idempotency_key: unique to this write; a retry with the same key applies nothing and
+                returns the first result.
+        """
+        ...
+
+    def delete(
+        self,
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Delete points by id and/or filter; returns how many existed and were deleted. A filter
+        that matches every point is refused."""
+        ...
+
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[PointId] | None = None,
+        payloads: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Embed `texts` with the collection's embedder and upsert them (text in payload["text"])."""
+        ...
+
+    # -- reads ----------------------------------------------------------------------------------
+    def get(
+        self,
+        ids: Sequence[PointId],
+        *,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Record]:
+        """The stored points among `ids`, in the order asked; ids that do not exist are left out."""
+        ...
+
+    def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
+        """Number of points, or of those matching `filter`."""
+        ...
+
+    def scroll(
+        self,
+        limit: int = 1000,
+        cursor: str | None = None,
+        *,
+        filter: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> ScrollPage:
+        """Points in id order (ints, then strs), `limit` at a time; pass `next_cursor` to continue."""
+        ...
+
+    def search(
+        self,
+        vector: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """The `k` points most similar to `vector` (after skipping `offset`), best first; scores are
+        higher-is-better. `filter` gives the true top-k of the matching points; `consistency` is
+        "strong" (default), "bounded", "session" or "eventual"."""
+        ...
+
+    def search_batch(
+        self,
+        vectors: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[list[Hit]]:
+        """`search` for each row of `vectors` (at most 1,024 queries, 100,000 hits in all)."""
+        ...
+
+    def query(self, text: str, k: int = 10, **search_args: Any) -> list[Hit]:
+        """Embed `text` with the collection's embedder and search."""
+        ...
+
+    # -- upkeep ---------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Seal what is in memory into segments."""
+        ...
+
+    def optimize(self) -> bool:
+        """Merge small or mostly-dead segments now; True if anything merged."""
+        ...
+
+    def repair(self) -> dict[str, Any]:
+        """Anti-entropy: compare the replicas and rewrite any that differ; a report."""
+        ...
+
+    def reshard(
+        self, shards: int, *, n_probe: int | None = None, batch_size: int = 100, progress: bool = False
+    ) -> None:
+        """Move every point to `shards` shards while reads and writes go on (sharded collections)."""
+        ...
+
+    def info(self) -> dict[str, Any]:
+        """Settings, counts and sizes."""
+        ...
+
+    def snapshot(self, path: str | Path) -> Path:
+        """Write the whole collection into one file that `DatabaseAPI.restore` reads."""
+        ...
+
+
+class DatabaseAPI(Protocol):
+    """Collections by name: in memory, in a data folder, on a Ray cluster or behind a server."""
+
+    def create_collection(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: Any = "cosine",
+        index: Any = "hnsw",
+        *,
+        index_params: dict[str, Any] | None = None,
+        embedder: str | None = None,
+        max_segment_points: int | None = None,
+        shards: int = 1,
+        sharding: str = "hash",
+        shard_key: str | None = None,
+        n_probe: int | None = None,
+        replicas: int = 1,
+        write_quorum: str = "majority",
+    ) -> CollectionAPI:
+        """Create an empty collection (see docs/guide.md and docs/distributed.md for every option)."""
+        ...
+
+    def get_collection(self, name: str) -> CollectionAPI:
+        """The collection called `name`; CollectionNotFound if there is none."""
+        ...
+
+    def list_collections(self) -> list[str]:
+        """Names of all collections (that the caller may see), sorted."""
+        ...
+
+    def has_collection(self, name: str) -> bool: ...
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection and its data."""
+        ...
+
+    def restore(self, path: str | Path, name: str | None = None) -> CollectionAPI:
+        """Bring back a collection from a snapshot file, as `name` (default: its own name); the
+        snapshot is checked part against part, within limits, before it opens."""
+        ...
+
+    def close(self) -> None:
+        """Seal and close every collection and release the data folder (or the connection)."""
+        ...
+
+    def __enter__(self) -> DatabaseAPI: ...
+
+    def __exit__(self, *exc: object) -> None: ...
