@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from vectorforge.errors import InvalidName
 
 __all__ = [
+    "SparseVector",
     "NAME_PATTERN",
     "CollectionConfig",
     "Consistency",
@@ -129,6 +130,20 @@ class CollectionConfig(BaseModel):
     @classmethod
     def _safe_name(cls, value: str) -> str:
         return check_name(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    """A sparse vector: distinct integer indices (int64, ascending) and their values (float32).
+
+    A BM25 document vector holds term counts (indices from `embed.analyzer.term_id`); a learned
+    sparse model (SPLADE) gives weights."""
+
+    indices: Any
+    values: Any
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 @dataclass(slots=True)

@@ -1,0 +1,176 @@
+"""Inverted lists over sparse vectors: exact BM25 (Lucene's formula) and plain dot products.
+
+One `SparseIndex` holds the rows of one segment: for each term the rows that hold it and their
+values (term counts for BM25, weights for a learned sparse model), and each row's length (the sum of
+its counts). BM25 scores depend on the whole collection (the number of documents, their average
+length, each term's document frequency), never on one segment or shard: a caller gathers
+`CorpusStats` from every segment and shard first (`stats`, then `merged`) and scores every segment
+with the same totals, so that a sharded collection scores a document exactly as one collection
+would (Elasticsearch's dfs_query_then_fetch, not its per-shard query_then_fetch).
+
+    score(q, d) = sum over q's terms t (with repeats) of
+                  idf(t) * tf(t, d) / (tf(t, d) + k1 * (1 - b + b * len(d) / avglen))
+    idf(t)      = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
+
+as Lucene (since 8.0) and bm25s's "lucene" method compute it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vectorforge.errors import InvalidParameter
+from vectorforge.types import SparseVector
+
+__all__ = ["BM25Params", "CorpusStats", "SparseIndex"]
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    """Lucene's defaults."""
+
+    k1: float = 1.2
+    b: float = 0.75
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.k1 <= 10 and 0 <= self.b <= 1):
+            raise InvalidParameter(f"BM25 needs 0 <= k1 <= 10 and 0 <= b <= 1, not k1={self.k1}, b={self.b}")
+
+
+@dataclass
+class CorpusStats:
+    """What BM25 scores depend on, summed over every segment and shard that holds documents."""
+
+    docs: int = 0
+    total_length: float = 0.0
+    df: dict[int, int] = field(default_factory=dict)
+
+    def merged(self, other: CorpusStats) -> CorpusStats:
+        df = dict(self.df)
+        for term, n in other.df.items():
+            df[term] = df.get(term, 0) + n
+        return CorpusStats(self.docs + other.docs, self.total_length + other.total_length, df)
+
+    @property
+    def avg_length(self) -> float:
+        return self.total_length / self.docs if self.docs else 0.0
+
+    def idf(self, term: int) -> float:
+        df = self.df.get(term, 0)
+        return math.log(1 + (self.docs - df + 0.5) / (df + 0.5))
+
+
+class SparseIndex:
+    """The inverted lists of one segment's sparse vectors; rows without one hold nothing."""
+
+    def __init__(self) -> None:
+        self._rows: list[SparseVector | None] = []
+        self._compiled: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._has: np.ndarray = np.zeros(0, dtype=bool)  # rows that hold a vector
+        self._norm: tuple[tuple[float, float, float], np.ndarray] | None = None  # per (avglen, k1, b)
+
+    @property
+    def ntotal(self) -> int:
+        return len(self._rows)
+
+    def add(self, vectors: Sequence[SparseVector | None]) -> None:
+        self._rows.extend(vectors)
+        self._compiled = None
+
+    def _lists(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(terms, starts, rows, values, lengths): term-major postings, built on first use."""
+        if self._compiled is None:
+            counts = [0 if v is None else len(v) for v in self._rows]
+            nnz = sum(counts)
+            row_of = np.repeat(np.arange(len(self._rows), dtype=np.int64), counts)
+            terms = np.empty(nnz, dtype=np.int64)
+            values = np.empty(nnz, dtype=np.float64)
+            lengths = np.zeros(len(self._rows), dtype=np.float64)
+            at = 0
+            for r, v in enumerate(self._rows):
+                if v is None or not len(v):
+                    continue
+                n = len(v)
+                terms[at : at + n] = v.indices
+                values[at : at + n] = v.values
+                lengths[r] = float(np.sum(v.values))
+                at += n
+            order = np.argsort(terms, kind="stable")
+            terms, rows, values = terms[order], row_of[order], values[order]
+            unique, starts = np.unique(terms, return_index=True)
+            self._compiled = (unique, np.append(starts, nnz), rows, values, lengths)
+            self._has = np.asarray(counts, dtype=np.int64) > 0
+            self._norm = None
+        return self._compiled
+
+    def _postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        unique, starts, rows, values, _ = self._lists()
+        at = int(np.searchsorted(unique, term))
+        if at == len(unique) or unique[at] != term:
+            return rows[:0], values[:0]
+        return rows[starts[at] : starts[at + 1]], values[starts[at] : starts[at + 1]]
+
+    def stats(self, terms: Sequence[int], live: np.ndarray | None = None) -> CorpusStats:
+        """This segment's share of the corpus statistics, counting live rows only (all if None)."""
+        lengths = self._lists()[4]
+        has = self._has if live is None else self._has & live[: len(self._has)]
+        df: dict[int, int] = {}
+        for term in set(int(t) for t in terms):
+            rows, _ = self._postings(term)
+            df[term] = int(np.count_nonzero(has[rows])) if len(rows) else 0
+        return CorpusStats(int(np.count_nonzero(has)), float(lengths[has].sum()), df)
+
+    def bm25(
+        self,
+        query: SparseVector,
+        stats: CorpusStats,
+        k: int,
+        mask: np.ndarray | None = None,
+        params: BM25Params = BM25Params(),
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top `k` rows by BM25 against the corpus `stats`, among `mask` (all if None): (scores, rows),
+        best first, ties by row; only rows that share a term with the query."""
+        n = len(self._rows)
+        scores = np.zeros(n, dtype=np.float64)
+        if stats.docs == 0 or n == 0:
+            return scores[:0], np.empty(0, dtype=np.int64)
+        norm = self._length_norm(stats.avg_length, params)
+        for term, weight in zip(query.indices.tolist(), query.values.tolist(), strict=True):
+            rows, tf = self._postings(int(term))
+            if len(rows):
+                scores[rows] += weight * stats.idf(int(term)) * tf / (tf + norm[rows])
+        return _top(scores, k, mask)
+
+    def _length_norm(self, avg_length: float, params: BM25Params) -> np.ndarray:
+        """k1 * (1 - b + b * len / avglen) for every row, kept while the totals stay the same."""
+        key = (avg_length, params.k1, params.b)
+        if self._norm is None or self._norm[0] != key:
+            lengths = self._lists()[4]
+            self._norm = (key, params.k1 * (1 - params.b + params.b * lengths / avg_length))
+        return self._norm[1]
+
+    def dot(
+        self, query: SparseVector, k: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top `k` rows by dot product with `query` (a learned sparse model's scores)."""
+        scores = np.zeros(len(self._rows), dtype=np.float64)
+        for term, weight in zip(query.indices.tolist(), query.values.tolist(), strict=True):
+            rows, values = self._postings(int(term))
+            if len(rows):
+                scores[rows] += weight * values
+        return _top(scores, k, mask)
+
+
+def _top(scores: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    candidates = np.flatnonzero(scores > 0) if mask is None else np.flatnonzero((scores > 0) & mask)
+    if len(candidates) > k:
+        part = np.argpartition(-scores[candidates], k - 1)[:k]
+        threshold = scores[candidates[part]].min()
+        candidates = candidates[scores[candidates] >= threshold]  # keep every tie at the cut
+    order = np.lexsort((candidates, -scores[candidates]))[:k]
+    chosen = candidates[order]
+    return scores[chosen], chosen
