@@ -411,4 +411,7 @@ class _BodyLimit:
             if refusal is None:
                 raise
         if refusal is not None:
-            await error_response(refusal)(scope, receive, send)
+            answer = error_response(refusal)
+            if isinstance(refusal, RequestTimeout):  # the rest of the body may still come: start afresh
+                answer.headers["connection"] = "close"
+            await answer(scope, receive, send)
