@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,10 @@ def test_a_write_that_fails_on_the_new_layout_abandons_the_reshard_not_the_write
                 # The next layout's disk fails for one write (shards-1 is the new layout's folder).
                 plan = fsio.FaultPlan("write", 1, errno.ENOSPC, where="/shards-1/")
                 threading.Thread(target=_write_under, args=(col, plan)).start()
+                deadline = time.monotonic() + 10
+                while not col._writes._readers_waiting:  # the write waits behind this batch
+                    assert time.monotonic() < deadline, "the writer never came"
+                    time.sleep(0.001)
 
         col._copy = copy_then_write  # type: ignore[method-assign]
         with pytest.raises(vf.UnavailableError, match="resharding 'r' was abandoned"):
