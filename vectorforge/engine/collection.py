@@ -64,7 +64,6 @@ from vectorforge.storage.fsio import UncertainCommit, write_json_atomic
 from vectorforge.types import (
     CollectionConfig,
     Hit,
-    IndexKind,
     PointId,
     Record,
     ScrollPage,
@@ -399,7 +398,7 @@ class Collection:
         except CollectionFailed as exc:
             raise self._fail(str(exc)) from exc
         self._wal.drop_through(self._seq)
-        if seg.index.kind in (IndexKind.IVFPQ, IndexKind.IVFFLAT):  # full vectors on disk, not in RAM
+        if seg.index.vectors_on_disk:  # full vectors on disk (memory-mapped), not in RAM
             try:
                 seg.index = index_class(self.config.index).load(
                     path, self.dim, self.config.metric, self.config.index_params
@@ -752,7 +751,7 @@ class Collection:
                         "nothing changed",
                         collection=self.name,
                     ) from exc
-                if index.kind in (IndexKind.IVFPQ, IndexKind.IVFFLAT):  # full vectors stay on disk
+                if index.vectors_on_disk:  # full vectors stay on disk
                     index = index_class(index.kind).load(
                         path, self.dim, self.config.metric, self.config.index_params
                     )

@@ -28,7 +28,7 @@ from vectorforge.engine.validate import check_id
 from vectorforge.errors import InvalidInputError, InvalidParameter, VectorForgeError
 from vectorforge.index import index_class, new_index
 from vectorforge.storage import Manifest, read_points
-from vectorforge.types import CollectionConfig, IndexKind, Metric
+from vectorforge.types import CollectionConfig, Metric
 
 __all__ = ["RestoreLimits", "check_collection", "plain_member", "sharded_member", "unpack"]
 
@@ -38,12 +38,6 @@ _PLAIN = re.compile(
     rf"segments/{_SEGMENT}/(points\.msgpack|index\.faiss|vectors\.npy)"
 )
 _SHARDED = re.compile(r"config\.json|router\.npy|shards|shards/\d{1,4}\.tar")
-_FAISS_TYPES = {
-    IndexKind.FLAT: ("IndexFlat", "IndexFlatIP", "IndexFlatL2"),
-    IndexKind.HNSW: ("IndexHNSWFlat",),
-    IndexKind.IVFPQ: ("IndexIVFPQ",),
-    IndexKind.IVFFLAT: ("IndexIVFFlat",),
-}
 
 
 @dataclass(frozen=True)
@@ -161,7 +155,8 @@ def _check_segment(path: Path, config: CollectionConfig, place: str, checkpoint:
 def _check_index(path: Path, config: CollectionConfig, place: str, n: int) -> None:
     """The index files must be of the collection's kind, metric and dimension, one row per id."""
     kind, dim = config.index, config.dim
-    if kind in (IndexKind.IVFPQ, IndexKind.IVFFLAT):
+    cls = index_class(kind)
+    if cls.vectors_on_disk:
         try:
             vectors = np.load(path / "vectors.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -181,10 +176,10 @@ def _check_index(path: Path, config: CollectionConfig, place: str, n: int) -> No
         raise InvalidParameter(f"snapshot's {place}/index.faiss cannot be read") from exc
     expected_metric = faiss.METRIC_L2 if config.metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT
     found = type(index).__name__
-    if found not in _FAISS_TYPES[kind]:
+    if found not in cls.faiss_types:
         raise InvalidParameter(
             f"snapshot's {place}/index.faiss is a {found}; a {kind.value} index holds "
-            f"{' or '.join(_FAISS_TYPES[kind])}"
+            f"{' or '.join(cls.faiss_types)}"
         )
     if index.d != dim:
         raise InvalidParameter(
@@ -196,7 +191,6 @@ def _check_index(path: Path, config: CollectionConfig, place: str, n: int) -> No
         )
     if index.ntotal != n:
         raise InvalidParameter(f"snapshot's {place}/index.faiss holds {index.ntotal} rows for {n} ids")
-    index_class(kind)  # the registry knows the kind (it loads it on open)
 
 
 def _is_object(blob: bytes) -> bool:

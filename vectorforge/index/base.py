@@ -112,6 +112,16 @@ class VectorIndex(ABC):
 
     kind: ClassVar[IndexKind]
     allowed_params: ClassVar[dict[str, tuple[int, int]]] = {}
+    # What the registry records of each kind (index/__init__.py).
+    vector_kinds: ClassVar[frozenset[str]] = frozenset({"dense"})
+    vectors_on_disk: ClassVar[bool] = False  # full vectors memory-mapped from the segment, not in RAM
+    faiss_types: ClassVar[tuple[str, ...]] = ()  # the FAISS classes its index.faiss may hold
+
+    @classmethod
+    def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
+        """RAM for `n` vectors of `dim` with `params` (the capacity planner reads it); full float32
+        vectors unless the kind says otherwise."""
+        return 4 * n * dim
 
     def __init__(self, dim: int, metric: Metric, params: dict[str, Any]) -> None:
         self.dim = dim

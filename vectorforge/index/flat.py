@@ -50,6 +50,7 @@ class FlatIndex(VectorIndex):
     """Exact search over every row. No parameters. Best up to ~100k vectors or as an oracle."""
 
     kind = IndexKind.FLAT
+    faiss_types = ("IndexFlat", "IndexFlatIP", "IndexFlatL2")
 
     def __init__(self, dim: int, metric: Metric, params: dict[str, Any], index: Any = None) -> None:
         super().__init__(dim, metric, params)

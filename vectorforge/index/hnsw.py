@@ -30,11 +30,20 @@ class HNSWIndex(VectorIndex):
     """
 
     kind = IndexKind.HNSW
+    faiss_types = ("IndexHNSWFlat",)
     allowed_params: ClassVar[dict[str, tuple[int, int]]] = {
         "M": (4, 256),
         "ef_construction": (8, 4096),
         "ef": (1, MAX_EF),
     }
+
+    @classmethod
+    def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
+        """Float32 vectors, plus the graph: 2M links of 4 bytes at level 0 and about M / (M - 1) times
+        that over every level (a node reaches level l with probability 1/M**l), plus its level."""
+        m = int(params.get("M", 32))
+        links = 2 * m + m / (m - 1) * m
+        return int(n * (4 * dim + 4 * links + 9))
 
     def __init__(self, dim: int, metric: Metric, params: dict[str, Any], index: Any = None) -> None:
         super().__init__(dim, metric, params)

@@ -41,6 +41,8 @@ class IVFPQIndex(VectorIndex):
     """
 
     kind = IndexKind.IVFPQ
+    vectors_on_disk = True
+    faiss_types = ("IndexIVFPQ",)
     allowed_params: ClassVar[dict[str, tuple[int, int]]] = {
         "nlist": (1, 1 << 20),
         "m": (1, 4096),
@@ -48,6 +50,15 @@ class IVFPQIndex(VectorIndex):
         "nprobe": (1, 1 << 20),
         "rerank": (1, 1000),
     }
+
+    @classmethod
+    def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
+        """In RAM: each row's code (m * nbits bits) and its 8-byte id in an inverted list, and the
+        coarse centroids; the full vectors stay on disk (memory-mapped, read to re-score)."""
+        m = int(params.get("m") or _default_m(dim))
+        nbits = int(params.get("nbits", 8))
+        nlist = int(params.get("nlist") or max(1, 4 * math.sqrt(max(n, 1))))
+        return int(n * (m * nbits / 8 + 8) + nlist * dim * 4 + (1 << nbits) * dim * 4)
 
     def __init__(
         self,
@@ -185,7 +196,14 @@ class IVFFlatIndex(IVFPQIndex):
     """
 
     kind = IndexKind.IVFFLAT
+    faiss_types = ("IndexIVFFlat",)
     allowed_params: ClassVar[dict[str, tuple[int, int]]] = {"nlist": (1, 1 << 20), "nprobe": (1, 1 << 20)}
+
+    @classmethod
+    def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
+        """The inverted lists hold every full vector and its 8-byte id, plus the centroids."""
+        nlist = int(params.get("nlist") or max(1, 4 * math.sqrt(max(n, 1))))
+        return int(n * (4 * dim + 8) + nlist * dim * 4)
 
     def _make_ivf(self, quantizer: Any, nlist: int) -> Any:
         return faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric(self.metric))
