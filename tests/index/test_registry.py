@@ -38,7 +38,7 @@ def test_every_dense_kind_is_registered_with_its_traits() -> None:
     ],
 )
 def test_the_memory_estimate_is_within_a_quarter_of_faiss(kind: str, params: dict[str, int]) -> None:
-    n, dim = 12_000, 64
+    n, dim = 6_000, 64
     data = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
     index = new_index(kind, dim, Metric.L2, dict(params))
     index.add(data)
