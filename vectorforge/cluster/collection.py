@@ -44,6 +44,7 @@ from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import Router, SemanticRouter
 from vectorforge.engine.collection import CONFIG_FILE, KEY_WINDOW, encode_cursor
 from vectorforge.engine.filters import parse_delete_filter, parse_filter
+from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock, StripedLock, TurnLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.validate import (
@@ -52,7 +53,6 @@ from vectorforge.engine.validate import (
     check_k_offset,
     check_payloads,
     check_queries,
-    check_texts,
     check_vectors,
 )
 from vectorforge.errors import (
@@ -98,7 +98,7 @@ _STRONG = ReadGuarantee(Consistency.STRONG, None)
 _WRITERS, _READERS = 0, 1  # the two groups of the turn lock
 
 
-class ShardedCollection:
+class ShardedCollection(CollectionFront):
     """The `Collection` API over several shards. Obtain one with `create_collection(..., shards=N)`."""
 
     def __init__(
@@ -262,27 +262,9 @@ class ShardedCollection:
             self.session_ts = max(self.session_ts, self._layout.last_ts)
             return total
 
-    def add(
-        self,
-        texts: Sequence[str],
-        ids: Sequence[PointId] | None = None,
-        payloads: Sequence[dict[str, Any] | None] | None = None,
-        *,
-        batch_size: int = 64,
-        progress: bool = False,
-        idempotency_key: str | None = None,
-    ) -> int:
-        """Embed with the collection's embedder and upsert (text in payload["text"])."""
-        text_list, checked, merged = check_texts(texts, ids, payloads)
-        vectors = self.shards[0].embedder().encode(text_list, batch_size=batch_size, progress=progress)
-        return self.upsert(checked, vectors, merged, idempotency_key=idempotency_key)
-
-    def query(self, text: str, k: int = 10, **search_args: Any) -> list[Hit]:
-        """Embed `text` with the collection's embedder and search every shard."""
-        if not isinstance(text, str) or not text:
-            raise InvalidParameter("query text must be a non-empty string")
-        vector = self.shards[0].embedder().encode([text])[0]
-        return self.search(vector, k, **search_args)
+    def embedder(self) -> Any:
+        """The collection's embedder (every shard has the same)."""
+        return self.shards[0].embedder()
 
     def flush(self) -> None:
         with self._reads.read():
@@ -512,32 +494,6 @@ class ShardedCollection:
         page = records[:limit]
         more = len(records) > limit or any(p.next_cursor is not None for p in pages)
         return ScrollPage(page, encode_cursor(page[-1].id) if page and more else None)
-
-    def search(
-        self,
-        vector: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
-    ) -> list[Hit]:
-        arr = np.asarray(vector)
-        if arr.ndim != 1:
-            raise InvalidParameter(f"search takes one vector (1-D); got shape {arr.shape}; use search_batch")
-        return self.search_batch(
-            arr,
-            k,
-            offset=offset,
-            filter=filter,
-            params=params,
-            with_payload=with_payload,
-            with_vectors=with_vectors,
-            consistency=consistency,
-        )[0]
 
     def search_batch(
         self,

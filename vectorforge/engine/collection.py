@@ -37,6 +37,7 @@ import numpy as np
 from vectorforge.embed import Embedder, get_embedder
 from vectorforge.engine import planner
 from vectorforge.engine.filters import Where, evaluate, parse_delete_filter, parse_filter
+from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.segment import Segment
@@ -46,7 +47,6 @@ from vectorforge.engine.validate import (
     check_k_offset,
     check_payloads,
     check_queries,
-    check_texts,
     check_vectors,
 )
 from vectorforge.errors import (
@@ -79,7 +79,7 @@ MANIFEST_FILE = "manifest.json"
 KEY_WINDOW = 10_000  # idempotency keys remembered per collection (durably: log and manifest)
 
 
-class Collection:
+class Collection(CollectionFront):
     """Points (id, vector, payload) searchable by vector, filterable by payload.
 
     Obtain one from `Database.create_collection` / `get_collection`; do not construct directly.
@@ -250,6 +250,9 @@ class Collection:
                     op["key"] = key
                 self._write_locked(op)
             return len(targets)
+
+    def _recalled(self, key: str) -> int | None:
+        return self.recall(key)
 
     def recall(self, key: str) -> int | None:
         """The result of the write made with idempotency key `key`, if it is still remembered."""
@@ -431,45 +434,6 @@ class Collection:
             self._embedder = checked_embedder(self.config)
         return self._embedder
 
-    def add(
-        self,
-        texts: Sequence[str],
-        ids: Sequence[PointId] | None = None,
-        payloads: Sequence[dict[str, Any] | None] | None = None,
-        *,
-        batch_size: int = 64,
-        progress: bool = False,
-        idempotency_key: str | None = None,
-    ) -> int:
-        """Embed `texts` with the collection's embedder and upsert them; the text goes in payload["text"]."""
-        text_list, checked, merged = check_texts(texts, ids, payloads)
-        key = check_idempotency_key(idempotency_key)
-        if key is not None and (done := self.recall(key)) is not None:
-            return done  # a retry: not embedded again
-        vectors = self.embedder().encode(text_list, batch_size=batch_size, progress=progress)
-        return self.upsert(checked, vectors, merged, idempotency_key=key)
-
-    def query(
-        self,
-        text: str,
-        k: int = 10,
-        *,
-        embedder: Embedder | None = None,
-        **search_args: Any,
-    ) -> list[Hit]:
-        """Embed `text` with the collection's embedder and search. Refuses any other embedder."""
-        if not isinstance(text, str) or not text:
-            raise InvalidParameter("query text must be a non-empty string")
-        emb = self.embedder()
-        if embedder is not None and embedder.info != emb.info:
-            raise EmbedderMismatch(
-                f"query embedder {embedder.info.model} ({embedder.info.version}) is not the model that made "
-                f"collection {self.name!r} ({emb.info.model}, {emb.info.version})",
-                expected=emb.info.model_dump(),
-                got=embedder.info.model_dump(),
-            )
-        return self.search(emb.encode([text])[0], k, **search_args)
-
     # ------------------------------------------------------------------ reads
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
         """Number of live points, or of those matching `filter`."""
@@ -550,41 +514,6 @@ class Collection:
             ids = sorted(self._where, key=_id_key)
             self._scroll_cache = (self._seq, ids)
         return self._scroll_cache[1]
-
-    def search(
-        self,
-        vector: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
-    ) -> list[Hit]:
-        """The `k` points most similar to `vector` (after skipping `offset`), best first.
-
-        Args:
-            vector: one query vector of length dim.
-            filter: Qdrant-style payload filter; the result is the true top-k of the matching points.
-            params: {"ef": int} (hnsw), {"nprobe": int, "rerank": int} (ivfpq), {"exact": True} (any).
-            consistency: "strong" (default), "bounded", "session" or "eventual"; a collection with
-                one copy always reads its latest state, replicated ones honour the level.
-        """
-        arr = np.asarray(vector) if not isinstance(vector, np.ndarray) else vector
-        if arr.ndim != 1:
-            raise InvalidParameter(f"search takes one vector (1-D); got shape {arr.shape}; use search_batch")
-        return self.search_batch(
-            arr,
-            k,
-            offset=offset,
-            filter=filter,
-            params=params,
-            with_payload=with_payload,
-            with_vectors=with_vectors,
-            consistency=consistency,
-        )[0]
 
     def search_batch(
         self,
