@@ -1,14 +1,15 @@
 """The argument handling that the engine's collection and the sharded collection share: one search
-is a batch of one, `add` embeds then upserts, `query` embeds then searches. Each subclass supplies
-`upsert`, `search_batch`, `embedder` and (for retries) `_recalled`."""
+is a batch of one, `add` embeds then upserts, `query` embeds then searches. The class it is mixed
+into supplies the rest of `CollectionAPI` and `embedder` (mypy checks it: the methods' self type)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from vectorforge.api import CollectionAPI
 from vectorforge.embed import Embedder
 from vectorforge.engine.validate import check_idempotency_key, check_texts
 from vectorforge.errors import EmbedderMismatch, InvalidParameter
@@ -17,48 +18,22 @@ from vectorforge.types import Hit, PointId
 __all__ = ["CollectionFront"]
 
 
+class _Parts(CollectionAPI, Protocol):
+    """What a front needs of the class it is mixed into."""
+
+    def embedder(self) -> Embedder: ...
+    def _recalled(self, key: str) -> int | None: ...
+
+
 class CollectionFront:
     """Mixed into `Collection` and `ShardedCollection` (docstrings: `vectorforge.api.CollectionAPI`)."""
-
-    @property
-    def name(self) -> str:
-        raise NotImplementedError
-
-    # Supplied by the subclass.
-    def embedder(self) -> Embedder:
-        raise NotImplementedError
-
-    def upsert(
-        self,
-        ids: Sequence[PointId],
-        vectors: Any,
-        payloads: Sequence[dict[str, Any] | None] | None = None,
-        *,
-        idempotency_key: str | None = None,
-    ) -> int:
-        raise NotImplementedError
-
-    def search_batch(
-        self,
-        vectors: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
-    ) -> list[list[Hit]]:
-        raise NotImplementedError
 
     def _recalled(self, key: str) -> int | None:
         """The first result of a write made with `key`, when it can be known cheaply (else None)."""
         return None
 
-    # Shared.
     def search(
-        self,
+        self: _Parts,
         vector: Any,
         k: int = 10,
         *,
@@ -85,7 +60,7 @@ class CollectionFront:
         )[0]
 
     def add(
-        self,
+        self: _Parts,
         texts: Sequence[str],
         ids: Sequence[PointId] | None = None,
         payloads: Sequence[dict[str, Any] | None] | None = None,
@@ -103,7 +78,7 @@ class CollectionFront:
         return self.upsert(checked, vectors, merged, idempotency_key=key)
 
     def query(
-        self, text: str, k: int = 10, *, embedder: Embedder | None = None, **search_args: Any
+        self: _Parts, text: str, k: int = 10, *, embedder: Embedder | None = None, **search_args: Any
     ) -> list[Hit]:
         """Embed `text` with the collection's embedder and search; refuses any other embedder."""
         if not isinstance(text, str) or not text:
