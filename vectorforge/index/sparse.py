@@ -71,6 +71,7 @@ class SparseIndex:
         self._rows: list[SparseVector | None] = []
         self._compiled: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._has: np.ndarray = np.zeros(0, dtype=bool)  # rows that hold a vector
+        self._where: dict[int, tuple[int, int]] = {}  # term -> its postings' (start, end)
         self._norm: tuple[tuple[float, float, float], np.ndarray] | None = None  # per (avglen, k1, b)
 
     @property
@@ -105,14 +106,18 @@ class SparseIndex:
             self._compiled = (unique, np.append(starts, nnz), rows, values, lengths)
             self._has = np.asarray(counts, dtype=np.int64) > 0
             self._norm = None
+            ends = np.append(starts[1:], nnz) if len(starts) else starts
+            self._where = dict(
+                zip(unique.tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True)
+            )
         return self._compiled
 
     def _postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
-        unique, starts, rows, values, _ = self._lists()
-        at = int(np.searchsorted(unique, term))
-        if at == len(unique) or unique[at] != term:
+        rows, values = self._lists()[2:4]
+        span = self._where.get(term)
+        if span is None:
             return rows[:0], values[:0]
-        return rows[starts[at] : starts[at + 1]], values[starts[at] : starts[at + 1]]
+        return rows[span[0] : span[1]], values[span[0] : span[1]]
 
     def stats(self, terms: Sequence[int], live: np.ndarray | None = None) -> CorpusStats:
         """This segment's share of the corpus statistics, counting live rows only (all if None)."""
