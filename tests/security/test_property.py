@@ -5,6 +5,7 @@ refused (4xx) changes nothing."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import httpx
@@ -94,7 +95,11 @@ def _state(hostile: Hostile, name: str) -> Any:
     return hostile.call("POST", f"/collections/{name}/points/scroll", json=body).json()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("VF_PROPERTY_EXAMPLES", "120")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(route=st.sampled_from(ROUTES), body=bodies, keyed=st.booleans())
 def test_no_body_makes_a_5xx_or_leaks_a_path_or_half_applies(
     target: Hostile, route: tuple[str, str], body: dict[str, Any], keyed: bool
