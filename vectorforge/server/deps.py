@@ -1,0 +1,78 @@
+"""What every route depends on: the server's settings, who is asking (API keys), the idempotency
+key of a write, and the collection a route names (checked against the caller's scope)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from vectorforge.engine import Collection, Database
+from vectorforge.server.auth import OPEN_ACCESS, Action, KeyStore, Principal
+from vectorforge.types import check_name
+
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_MAX_BODY",
+    "Key",
+    "ServerSettings",
+    "Who",
+    "collection",
+    "principal",
+]
+
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds the next part of a request body may take to arrive
+
+
+class ServerSettings:
+    """What `create_app` needs: the database, the keys, and whether keys are required."""
+
+    def __init__(
+        self,
+        db: Database,
+        keys: KeyStore | None,
+        *,
+        require_keys: bool,
+        max_body: int = DEFAULT_MAX_BODY,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.require_keys = require_keys
+        self.max_body = max_body
+        self.body_timeout = body_timeout
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("api-key")
+
+
+async def principal(request: Request) -> Principal:
+    """Who sends this request (the FastAPI dependency behind every route).
+
+    `async` although it does not await: FastAPI runs a plain `def` dependency in its thread pool, a
+    hop that costs more than the check itself.
+    """
+    settings: ServerSettings = request.app.state.settings
+    # Keys are off only while none has ever existed: the first `keys create` turns them on in a
+    # running server, and revoking the last one leaves them on (`vectorforge keys off` turns them off).
+    if settings.keys is None or (not settings.require_keys and not settings.keys.required):
+        return OPEN_ACCESS
+    return settings.keys.authenticate(_bearer(request))
+
+
+Who = Annotated[Principal, Depends(principal)]
+# A client's key for one write, reused on its retries: a repeated key applies nothing again and
+# answers with the first result (the IETF Idempotency-Key header).
+Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def collection(db: Database, name: str, who: Principal, action: Action) -> Collection:
+    """The collection `name`, if `who` may do `action` on it (the same answer whether or not it exists)."""
+    check_name(name)
+    who.require(action, name)
+    return db.get_collection(name)

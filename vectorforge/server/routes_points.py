@@ -1,0 +1,133 @@
+"""Points: write, read, search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from vectorforge.cluster.collection import session_token
+from vectorforge.engine import Database
+from vectorforge.server.auth import Action
+from vectorforge.server.deps import Key, Who, collection
+from vectorforge.server.schemas import (
+    AddBody,
+    CountBody,
+    DeleteBody,
+    GetBody,
+    QueryBody,
+    ScrollBody,
+    SearchBatchBody,
+    SearchBody,
+    UpsertBody,
+)
+from vectorforge.types import hit_to_dict, record_to_dict, vectors_from_wire
+
+__all__ = ["point_routes"]
+
+
+def point_routes(db: Database) -> APIRouter:
+    """The routes, serving `db`."""
+    points = APIRouter(prefix="/collections/{name}/points", tags=["points"])
+
+    @points.put("")
+    def upsert(name: str, body: UpsertBody, who: Who, key: Key = None) -> dict[str, int]:
+        """Insert or replace points; the answer comes once the write is durable."""
+        col = collection(db, name, who, Action.WRITE)
+        vectors = vectors_from_wire(_plain(body.vectors))
+        return {"seq": col.upsert(body.ids, vectors, body.payloads, idempotency_key=key)}
+
+    @points.post("/get")
+    def get(name: str, body: GetBody, who: Who) -> dict[str, Any]:
+        """Points by id, in the order asked."""
+        col = collection(db, name, who, Action.READ)
+        with session_token(body.session_ts):
+            recs = col.get(
+                body.ids,
+                with_payload=body.with_payload,
+                with_vectors=body.with_vectors,
+                consistency=body.consistency,
+            )
+        return {"records": [record_to_dict(r) for r in recs]}
+
+    @points.post("/delete")
+    def delete(name: str, body: DeleteBody, who: Who, key: Key = None) -> dict[str, int]:
+        """Delete points by ids and/or filter; `seq` is a session token that covers the delete."""
+        col = collection(db, name, who, Action.WRITE)
+        deleted = col.delete(ids=body.ids, filter=body.filter, idempotency_key=key)
+        return {"deleted": deleted, "seq": getattr(col, "session_ts", 0)}
+
+    @points.post("/count")
+    def count(name: str, body: CountBody, who: Who) -> dict[str, int]:
+        """Number of points (matching the filter)."""
+        col = collection(db, name, who, Action.READ)
+        with session_token(body.session_ts):
+            return {"count": col.count(filter=body.filter, consistency=body.consistency)}
+
+    @points.post("/scroll")
+    def scroll(name: str, body: ScrollBody, who: Who) -> dict[str, Any]:
+        """Points in id order, a page at a time."""
+        col = collection(db, name, who, Action.READ)
+        with session_token(body.session_ts):
+            page = col.scroll(
+                body.limit,
+                body.cursor,
+                filter=body.filter,
+                with_payload=body.with_payload,
+                with_vectors=body.with_vectors,
+                consistency=body.consistency,
+            )
+        return {"records": [record_to_dict(r) for r in page.records], "next_cursor": page.next_cursor}
+
+    @points.post("/search")
+    def search(name: str, body: SearchBody, who: Who) -> dict[str, Any]:
+        """The k nearest points to one vector."""
+        # A plain def runs in the thread pool: inline on the event loop it would be faster, but a
+        # search waiting behind a long write would then stall every request, /healthz included.
+        vector = vectors_from_wire(_plain(body.vector))
+        if getattr(vector, "ndim", 1) == 2 and vector.shape[0] == 1:
+            vector = vector[0]
+        col = collection(db, name, who, Action.READ)
+        with session_token(body.session_ts):
+            hits = col.search(vector, **_options(body))
+        return {"hits": [hit_to_dict(h) for h in hits]}
+
+    @points.post("/search/batch")
+    def search_batch(name: str, body: SearchBatchBody, who: Who) -> dict[str, Any]:
+        """`search` for many vectors at once."""
+        col = collection(db, name, who, Action.READ)
+        with session_token(body.session_ts):
+            results = col.search_batch(vectors_from_wire(_plain(body.vectors)), **_options(body))
+        return {"results": [[hit_to_dict(h) for h in hits] for hits in results]}
+
+    @points.post("/add")
+    def add(name: str, body: AddBody, who: Who, key: Key = None) -> dict[str, int]:
+        """Embed texts with the collection's embedder and upsert them."""
+        col = collection(db, name, who, Action.WRITE)
+        return {"seq": col.add(body.texts, ids=body.ids, payloads=body.payloads, idempotency_key=key)}
+
+    @points.post("/query")
+    def query(name: str, body: QueryBody, who: Who) -> dict[str, Any]:
+        """Embed a text with the collection's embedder and search."""
+        col = collection(db, name, who, Action.READ)
+        with session_token(body.session_ts):
+            hits = col.query(body.text, **_options(body))
+        return {"hits": [hit_to_dict(h) for h in hits]}
+
+    return points
+
+
+def _options(body: Any) -> dict[str, Any]:
+    return {
+        "k": body.k,
+        "offset": body.offset,
+        "filter": body.filter,
+        "params": body.params,
+        "with_payload": body.with_payload,
+        "with_vectors": body.with_vectors,
+        "consistency": body.consistency,
+    }
+
+
+def _plain(vectors: Any) -> Any:
+    return vectors.model_dump() if hasattr(vectors, "model_dump") else vectors
