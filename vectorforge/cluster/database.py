@@ -20,10 +20,12 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from vectorforge.cluster.backend import Cluster, LocalBackend, ShardBackend, replica_config
+from vectorforge.cluster.backend import LocalBackend, ShardBackend, make_backend
 from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.collection import ShardedCollection
+from vectorforge.cluster.config import Cluster
 from vectorforge.cluster.layout import ShardLayout, remove_stale_layouts
+from vectorforge.cluster.replicas import replica_config
 from vectorforge.engine import Collection, Database
 from vectorforge.engine.collection import CONFIG_FILE
 from vectorforge.engine.restore_check import check_collection, plain_member, unpack
@@ -42,7 +44,7 @@ class ClusterDatabase(Database):
         self, path: str | Path | None = None, *, sync: bool = True, cluster: Cluster | None = None
     ) -> None:
         self.cluster = cluster or Cluster()
-        self._backend: ShardBackend = self.cluster.make_backend(sync)
+        self._backend: ShardBackend = make_backend(self.cluster, sync)
         try:
             super().__init__(path, sync=sync)
         except BaseException:

@@ -37,8 +37,9 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from vectorforge.cluster.backend import Cluster, prepare_replica_folder, replica_config
 from vectorforge.cluster.clock import HybridLogicalClock
+from vectorforge.cluster.config import Cluster
+from vectorforge.cluster.replicas import prepare_replica_folder, replica_config
 from vectorforge.cluster.replicaset import ReplicaLost, ReplicaSet, ReplicaStore, StaleEpoch, WriteQuorum
 from vectorforge.embed import Embedder
 from vectorforge.engine import Collection
