@@ -42,7 +42,8 @@ from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.layout import ROUTER_FILE, ShardLayout, remove_stale_layouts
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
 from vectorforge.cluster.routing import Router, SemanticRouter
-from vectorforge.engine.collection import CONFIG_FILE, KEY_WINDOW, encode_cursor
+from vectorforge.engine.collection import CONFIG_FILE, KEY_WINDOW
+from vectorforge.engine.cursor import encode_cursor
 from vectorforge.engine.filters import parse_delete_filter, parse_filter
 from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock, StripedLock, TurnLock

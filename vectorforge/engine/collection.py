@@ -19,7 +19,6 @@ write that triggered it stays acknowledged.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import json
 import logging
@@ -36,6 +35,8 @@ import numpy as np
 
 from vectorforge.embed import Embedder, get_embedder
 from vectorforge.engine import planner
+from vectorforge.engine.compaction import compaction_run
+from vectorforge.engine.cursor import bisect_after, decode_cursor, encode_cursor, id_key
 from vectorforge.engine.filters import Where, evaluate, parse_delete_filter, parse_filter
 from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock
@@ -489,12 +490,12 @@ class Collection(CollectionFront):
         check_consistency(consistency)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidParameter(f"limit must be an integer from 1 to 10000, not {limit!r}")
-        after = _decode_cursor(cursor)
+        after = decode_cursor(cursor)
         where = parse_filter(filter)
         with self._lock.read():
             self._check_open()
             order = self._sorted_ids()
-            start = 0 if after is None else _bisect_after(order, after)
+            start = 0 if after is None else bisect_after(order, after)
             allowed: set[PointId] | None = None
             if where is not None:
                 allowed = set(self._matching_ids(where))
@@ -511,7 +512,7 @@ class Collection(CollectionFront):
 
     def _sorted_ids(self) -> list[PointId]:
         if self._scroll_cache is None or self._scroll_cache[0] != self._seq:
-            ids = sorted(self._where, key=_id_key)
+            ids = sorted(self._where, key=id_key)
             self._scroll_cache = (self._seq, ids)
         return self._scroll_cache[1]
 
@@ -644,7 +645,7 @@ class Collection(CollectionFront):
         with self._maintenance:
             with self._lock.read():
                 self._check_writable()
-                run = _compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points)
+                run = compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points)
                 if not run:
                     return False
                 ids: list[PointId] = []
@@ -739,7 +740,7 @@ class Collection(CollectionFront):
         """Start a compaction thread unless one runs (called after a seal, with the write lock held)."""
         if self._compactor is not None and self._compactor.is_alive():
             return
-        if not _compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points):
+        if not compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points):
             return
         self._compactor = threading.Thread(
             target=self._compact_loop, name=f"vf-compact-{self.name}", daemon=True
@@ -856,53 +857,3 @@ def checked_embedder(config: CollectionConfig) -> Embedder:
 def _hits(seg: Segment, scores: list[float], rows: list[int]) -> list[Hit]:
     ids = seg.ids
     return [Hit(ids[r], s) for s, r in zip(scores, rows, strict=True) if r >= 0]
-
-
-def _compaction_run(sealed: list[Segment], max_points: int) -> list[Segment]:
-    """The contiguous run of sealed segments worth merging (merging keeps segment order intact)."""
-    run: list[Segment] = []
-    total = 0
-    best: list[Segment] = []
-    for seg in sealed:
-        small_or_dirty = seg.n < max_points // 2 or seg.n_live < 0.7 * seg.n
-        if small_or_dirty and total + seg.n_live <= max_points:
-            run.append(seg)
-            total += seg.n_live
-        else:
-            if _worth(run):
-                best = run if len(run) > len(best) else best
-            run, total = ([seg], seg.n_live) if small_or_dirty else ([], 0)
-    if _worth(run) and len(run) > len(best):
-        best = run
-    return best
-
-
-def _worth(run: list[Segment]) -> bool:
-    return len(run) > 1 or (len(run) == 1 and run[0].n_live < 0.7 * run[0].n)
-
-
-def _id_key(pid: PointId) -> tuple[bool, PointId]:
-    return (isinstance(pid, str), pid)
-
-
-def encode_cursor(pid: PointId) -> str:
-    """The scroll cursor that resumes after `pid` (shared with sharded collections)."""
-    return json.dumps(pid)
-
-
-def _decode_cursor(cursor: str | None) -> PointId | None:
-    if cursor is None:
-        return None
-    try:
-        value = json.loads(cursor)
-    except (TypeError, ValueError):
-        value = None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise InvalidParameter(
-            f"cursor {cursor!r} is not one that scroll returned; pass next_cursor unchanged"
-        )
-    return value
-
-
-def _bisect_after(order: list[PointId], after: PointId) -> int:
-    return bisect.bisect_right(order, _id_key(after), key=_id_key)
