@@ -141,3 +141,16 @@ def test_concurrent_snapshots_of_one_collection_each_get_their_own_file(hostile:
 def test_a_bad_name_is_refused_before_anything_is_read(hostile: Hostile, name: str) -> None:
     response = hostile.call("POST", f"/collections/{name}/restore", content=b"x" * 1000)
     assert response.status_code in (404, 422)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_an_unreadable_index_file_is_read_in_a_child_process_and_refused(
+    hostile: Hostile, damage: str
+) -> None:
+    """The server opens index files from outside in a child process: a file that breaks FAISS's
+    reader is refused with a 422, and the server keeps serving."""
+    files = members(_snapshot(hostile, "x1"))
+    name = next(n for n in files if n.endswith("index.faiss"))
+    files[name] = b"\x00garbage" * 100 if damage == "garbage" else files[name][: len(files[name]) // 2]
+    _refused(hostile, pack(files), "index.faiss cannot be read")
+    assert hostile.call("GET", "/healthz").status_code == 200

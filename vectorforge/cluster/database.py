@@ -83,7 +83,7 @@ class ClusterDatabase(Database):
             except tarfile.TarError as exc:
                 raise InvalidParameter(f"snapshot's shards/{i}.tar is not a tar archive") from exc
             write_json_atomic(first / CONFIG_FILE, json.loads(replica.model_dump_json()))
-            check_collection(first, replica, where=f"shards/{i}")
+            check_collection(first, replica, where=f"shards/{i}", isolate=self.restore_limits.isolate_readers)
             for j in range(1, config.replicas):
                 shutil.copytree(first, archives / str(i) / "replicas" / str(j))
             part.unlink()

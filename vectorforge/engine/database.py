@@ -356,7 +356,7 @@ class Database:
         if sharded:
             self._unpack_restored(config, tmp)
         else:
-            check_collection(tmp, config)
+            check_collection(tmp, config, isolate=limits.isolate_readers)
         return config
 
     # ------------------------------------------------------------------ lifecycle

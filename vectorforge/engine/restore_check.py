@@ -14,7 +14,10 @@ until every part agrees with every other (Qdrant and Elasticsearch validate snap
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +50,9 @@ class RestoreLimits:
     max_bytes: int = 4 << 30  # bytes written in all, every replica's copy counted
     max_members: int = 10_000  # entries in one archive
     max_ratio: float = 20.0  # bytes written per byte of the snapshot file (beyond the first MiB)
+    # Read index files in a child process: a file crafted to crash FAISS's reader kills the child,
+    # not the server (the server turns it on; an embedded restore of one's own file need not).
+    isolate_readers: bool = False
 
 
 def plain_member(name: str) -> bool:
@@ -112,8 +118,9 @@ def check_config(config: CollectionConfig) -> None:
         raise InvalidParameter(f"snapshot's config.json is not valid: {exc}") from exc
 
 
-def check_collection(folder: Path, config: CollectionConfig, where: str = "") -> None:
-    """Check an unpacked plain collection (or one replica of a shard) part against part."""
+def check_collection(folder: Path, config: CollectionConfig, where: str = "", isolate: bool = False) -> None:
+    """Check an unpacked plain collection (or one replica of a shard) part against part; with
+    `isolate`, index files are opened in a child process."""
     place = f"{where}/" if where else ""
     try:
         manifest = Manifest.load(folder / "manifest.json")
@@ -124,10 +131,11 @@ def check_collection(folder: Path, config: CollectionConfig, where: str = "") ->
     if len(set(manifest.segments)) != len(manifest.segments):
         raise InvalidParameter(f"snapshot's {place}manifest.json names a segment twice")
     for name in manifest.segments:
-        _check_segment(folder / "segments" / name, config, f"{place}segments/{name}", manifest.checkpoint_seq)
+        segment = f"{place}segments/{name}"
+        _check_segment(folder / "segments" / name, config, segment, manifest.checkpoint_seq, isolate)
 
 
-def _check_segment(path: Path, config: CollectionConfig, place: str, checkpoint: int) -> None:
+def _check_segment(path: Path, config: CollectionConfig, place: str, checkpoint: int, isolate: bool) -> None:
     if not (path / "points.msgpack").is_file():
         raise InvalidParameter(f"snapshot lacks {place}/points.msgpack")
     try:
@@ -149,10 +157,30 @@ def _check_segment(path: Path, config: CollectionConfig, place: str, checkpoint:
         raise InvalidParameter(f"snapshot's {place} lists dead rows outside its {n} rows")
     if type(data.max_seq) is not int or not 0 <= data.max_seq <= max(checkpoint, 0):
         raise InvalidParameter(f"snapshot's {place} covers log positions its manifest does not")
-    _check_index(path, config, place, n)
+    _check_index(path, config, place, n, isolate)
 
 
-def _check_index(path: Path, config: CollectionConfig, place: str, n: int) -> None:
+def describe_index(path: Path, isolate: bool) -> tuple[str, int, int, int]:
+    """(FAISS class, dimension, rows, metric) of an index file, read here or in a child process."""
+    if not isolate:
+        index = faiss.read_index(str(path))
+        return type(index).__name__, int(index.d), int(index.ntotal), int(index.metric_type)
+    done = subprocess.run(
+        [sys.executable, "-c", _DESCRIBE, str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the index reader failed (exit {done.returncode})")
+    name, d, ntotal, metric = json.loads(done.stdout)
+    return str(name), int(d), int(ntotal), int(metric)
+
+
+_DESCRIBE = (
+    "import json, sys, faiss; i = faiss.read_index(sys.argv[1]); "
+    "print(json.dumps([type(i).__name__, i.d, i.ntotal, i.metric_type]))"
+)
+
+
+def _check_index(path: Path, config: CollectionConfig, place: str, n: int, isolate: bool) -> None:
     """The index files must be of the collection's kind, metric and dimension, one row per id."""
     kind, dim = config.index, config.dim
     cls = index_class(kind)
@@ -171,26 +199,23 @@ def _check_index(path: Path, config: CollectionConfig, place: str, n: int) -> No
     elif not (path / "index.faiss").is_file():
         raise InvalidParameter(f"snapshot lacks {place}/index.faiss")
     try:
-        index = faiss.read_index(str(path / "index.faiss"))
-    except RuntimeError as exc:
+        found, d, ntotal, metric = describe_index(path / "index.faiss", isolate)
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
         raise InvalidParameter(f"snapshot's {place}/index.faiss cannot be read") from exc
     expected_metric = faiss.METRIC_L2 if config.metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT
-    found = type(index).__name__
     if found not in cls.faiss_types:
         raise InvalidParameter(
             f"snapshot's {place}/index.faiss is a {found}; a {kind.value} index holds "
             f"{' or '.join(cls.faiss_types)}"
         )
-    if index.d != dim:
-        raise InvalidParameter(
-            f"snapshot's {place}/index.faiss has dimension {index.d}; the config says {dim}"
-        )
-    if index.metric_type != expected_metric:
+    if d != dim:
+        raise InvalidParameter(f"snapshot's {place}/index.faiss has dimension {d}; the config says {dim}")
+    if metric != expected_metric:
         raise InvalidParameter(
             f"snapshot's {place}/index.faiss uses another metric than {config.metric.value}"
         )
-    if index.ntotal != n:
-        raise InvalidParameter(f"snapshot's {place}/index.faiss holds {index.ntotal} rows for {n} ids")
+    if ntotal != n:
+        raise InvalidParameter(f"snapshot's {place}/index.faiss holds {ntotal} rows for {n} ids")
 
 
 def _is_object(blob: bytes) -> bool:

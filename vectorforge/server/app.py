@@ -54,7 +54,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app, db.path)
     # What a restore may unpack: a small multiple of what one upload may be (replicas counted).
-    db.restore_limits = RestoreLimits(max_bytes=RESTORE_FACTOR * settings.max_body)
+    # Index files from outside are opened in a child process: a crafted one cannot crash the server.
+    db.restore_limits = RestoreLimits(max_bytes=RESTORE_FACTOR * settings.max_body, isolate_readers=True)
 
     def stats() -> list[dict[str, Any]]:
         out = []
