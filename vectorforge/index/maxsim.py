@@ -1,0 +1,106 @@
+"""Exact late interaction (ColBERT's MaxSim) over token matrices: the `flat` index of `multi` vectors.
+
+A document is a matrix of token vectors, of any number of rows; a segment keeps them ragged, as one
+token matrix and the offsets where each document starts (no padding to store or to mask). A query
+is a matrix too, and
+
+    score(q, d) = sum over q's tokens i of  max over d's tokens j of  <q_i, d_j>
+
+computed for every document at once: one matrix product of the query with all tokens, then a
+maximum over each document's span (`np.maximum.reduceat`). A document with no tokens never scores
+(it is left out, as padding would be with -inf, never 0). The PLAID index (issue 13) compresses and
+prunes; this one is its oracle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vectorforge.errors import DimensionMismatch, InvalidVector
+
+__all__ = ["MultiVectorIndex", "maxsim_scores"]
+
+
+class MultiVectorIndex:
+    """The token matrices of one segment's rows (None: the row has none)."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._parts: list[np.ndarray] = []
+        self._lengths: list[int] = []
+        self._tokens: np.ndarray | None = None
+        self._starts: np.ndarray | None = None
+
+    @property
+    def ntotal(self) -> int:
+        return len(self._lengths)
+
+    def add(self, matrices: Sequence[np.ndarray | None]) -> None:
+        for m in matrices:
+            if m is None:
+                self._lengths.append(0)
+                continue
+            arr = np.asarray(m, dtype=np.float32)
+            if arr.ndim != 2:
+                raise InvalidVector(f"a multi vector is a (tokens, {self.dim}) matrix, not shape {arr.shape}")
+            if arr.shape[1] != self.dim:
+                raise DimensionMismatch(expected=self.dim, got=int(arr.shape[1]))
+            if not np.isfinite(arr).all():
+                raise InvalidVector("a multi vector holds NaN or infinite values")
+            self._parts.append(arr)
+            self._lengths.append(arr.shape[0])
+        self._tokens = None
+
+    def _matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._tokens is None:
+            self._tokens = (
+                np.concatenate(self._parts) if self._parts else np.empty((0, self.dim), dtype=np.float32)
+            )
+            self._starts = np.concatenate(([0], np.cumsum(self._lengths)[:-1])).astype(np.int64)
+        assert self._starts is not None
+        return self._tokens, self._starts
+
+    def matrix(self, row: int) -> np.ndarray | None:
+        """Row `row`'s token matrix (a view), or None."""
+        tokens, starts = self._matrix()
+        n = self._lengths[row]
+        return tokens[starts[row] : starts[row] + n] if n else None
+
+    def search(
+        self, query: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top `k` rows by MaxSim with `query` (tokens x dim), among `mask`: (scores, rows), best
+        first, ties by row; rows without tokens are never returned."""
+        scores = self.scores(query)
+        allowed = np.asarray(self._lengths) > 0
+        if mask is not None:
+            allowed &= mask[: len(allowed)]
+        candidates = np.flatnonzero(allowed)
+        order = np.lexsort((candidates, -scores[candidates]))[:k]
+        chosen = candidates[order]
+        return scores[chosen], chosen
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """MaxSim of `query` with every row (-inf for rows without tokens)."""
+        q = np.asarray(query, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.dim or q.shape[0] == 0:
+            raise InvalidVector(f"a multi-vector query is a (tokens, {self.dim}) matrix, not shape {q.shape}")
+        tokens, starts = self._matrix()
+        return maxsim_scores(q, tokens, starts, np.asarray(self._lengths, dtype=np.int64))
+
+
+def maxsim_scores(
+    query: np.ndarray, tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> np.ndarray:
+    """Sum over query tokens of the max dot product over each document's token span."""
+    out = np.full(len(lengths), -np.inf, dtype=np.float64)
+    present = lengths > 0
+    if not present.any():
+        return out
+    sims = query @ tokens.T  # (query tokens, all document tokens)
+    # reduceat over the spans of documents that have tokens (an empty span would read its neighbour)
+    best = np.maximum.reduceat(sims, starts[present], axis=1)  # (query tokens, documents with tokens)
+    out[present] = best.sum(axis=0, dtype=np.float64)
+    return out
