@@ -45,7 +45,17 @@ from vectorforge.errors import (
     VectorForgeError,
     WriteNotDurable,
 )
-from vectorforge.types import CollectionConfig, EmbedderInfo, Hit, IndexKind, Metric, Record, ScrollPage
+from vectorforge.types import (
+    CollectionConfig,
+    EmbedderInfo,
+    Hit,
+    IndexKind,
+    Metric,
+    Record,
+    ScrollPage,
+    Sparse,
+    SparseVector,
+)
 
 __version__ = "0.1.0"
 
@@ -86,6 +96,8 @@ __all__ = [
     "RequestTooLarge",
     "ScrollPage",
     "ServerUnavailable",
+    "Sparse",
+    "SparseVector",
     "StaleEpoch",
     "StorageError",
     "UnavailableError",

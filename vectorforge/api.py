@@ -130,8 +130,20 @@ class CollectionAPI(Protocol):
         """`search` for each row of `vectors` (at most 1,024 queries, 100,000 hits in all)."""
         ...
 
-    def query(self, text: str, k: int = 10, **search_args: Any) -> list[Hit]:
-        """Embed `text` with the collection's embedder and search."""
+    def query(
+        self,
+        text: str,
+        k: int = 10,
+        *,
+        using: str | None = None,
+        mode: str | None = None,
+        fusion: str = "rrf",
+        **search_args: Any,
+    ) -> list[Hit]:
+        """Embed `text` with the collection's embedder and search (`search_args` as in `search`).
+
+        `using="bm25"` searches that sparse vector instead; `mode="hybrid"` searches the dense
+        vector and every sparse one and fuses the lists (`fusion`: "rrf", "dbsf" or "weighted")."""
         ...
 
     # -- upkeep ---------------------------------------------------------------------------------
@@ -181,6 +193,7 @@ class DatabaseAPI(Protocol):
         n_probe: int | None = None,
         replicas: int = 1,
         write_quorum: str = "majority",
+        sparse: dict[str, Any] | None = None,
     ) -> CollectionAPI:
         """Create an empty collection (see docs/guide.md and docs/distributed.md for every option)."""
         ...

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vectorforge.errors import InvalidName
 
 __all__ = [
+    "Sparse",
     "SparseVector",
     "NAME_PATTERN",
     "CollectionConfig",
@@ -106,6 +107,21 @@ class EmbedderInfo(BaseModel):
     dim: int
 
 
+VECTOR_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+class Sparse(BaseModel):
+    """A sparse (lexical) vector of a collection: BM25 over an analyzer's terms (`modifier="idf"`,
+    Lucene's k1 and b), or a plain dot product of given weights (`modifier=None`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    modifier: Literal["idf"] | None = "idf"
+    analyzer: str | None = "english"
+    k1: float = Field(default=1.2, ge=0, le=10)
+    b: float = Field(default=0.75, ge=0, le=1)
+
+
 class CollectionConfig(BaseModel):
     """Everything that defines a collection; stored as JSON next to its data."""
 
@@ -125,11 +141,20 @@ class CollectionConfig(BaseModel):
     shard_key: str | None = None
     n_probe: int | None = Field(default=None, ge=1)
     layout: int = Field(default=0, ge=0)  # the shard layout's generation: one more after each reshard
+    sparse: dict[str, Sparse] = Field(default_factory=dict)  # named sparse vectors beside the dense one
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
         return check_name(value)
+
+    @field_validator("sparse")
+    @classmethod
+    def _vector_names(cls, value: dict[str, Sparse]) -> dict[str, Sparse]:
+        for name in value:
+            if not VECTOR_NAME.fullmatch(name):
+                raise ValueError(f"vector name {name!r} must be 1-32 of a-z, 0-9, _ and start with a letter")
+        return value
 
 
 @dataclass(frozen=True, slots=True)

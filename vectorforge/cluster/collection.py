@@ -267,6 +267,13 @@ class ShardedCollection(CollectionFront):
         """The collection's embedder (every shard has the same)."""
         return self.shards[0].embedder()
 
+    def sparse_vectors(self) -> list[str]:
+        return sorted(self.config.sparse)
+
+    def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]:
+        """Sparse vectors are not on sharded collections yet (a sharded collection has none)."""
+        raise InvalidParameter(f"collection {self.name!r} has no sparse vector {using!r} (sharded: none yet)")
+
     def flush(self) -> None:
         with self._reads.read():
             for shard in self.shards:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from vectorforge.embed import Embedder, get_embedder
+from vectorforge.embed.analyzer import get_analyzer
 from vectorforge.engine import planner
 from vectorforge.engine.compaction import compaction_run
 from vectorforge.engine.cursor import bisect_after, decode_cursor, encode_cursor, id_key
@@ -48,6 +49,7 @@ from vectorforge.engine.validate import (
     check_k_offset,
     check_payloads,
     check_queries,
+    check_texts,
     check_vectors,
 )
 from vectorforge.errors import (
@@ -60,6 +62,7 @@ from vectorforge.errors import (
     WriteNotDurable,
 )
 from vectorforge.index import SearchParams, index_class, new_index
+from vectorforge.index.sparse import BM25Params, CorpusStats, SparseIndex
 from vectorforge.storage import Manifest, SegmentData, WriteAheadLog, fsio, read_points, write_segment
 from vectorforge.storage.fsio import UncertainCommit, write_json_atomic
 from vectorforge.types import (
@@ -68,6 +71,8 @@ from vectorforge.types import (
     PointId,
     Record,
     ScrollPage,
+    Sparse,
+    SparseVector,
     check_consistency,
 )
 
@@ -153,8 +158,16 @@ class Collection(CollectionFront):
         data = read_points(path)
         cls = index_class(self.config.index)
         index = cls.load(path, self.dim, self.config.metric, self.config.index_params)
+        sparse = {v: SparseIndex.load(path / sparse_file(v), len(data.ids)) for v in self.config.sparse}
         seg = Segment(
-            path.name, index, data.ids, data.payloads, set(data.tombstones), data.max_seq, sealed=True
+            path.name,
+            index,
+            data.ids,
+            data.payloads,
+            set(data.tombstones),
+            data.max_seq,
+            sealed=True,
+            sparse=sparse,
         )
         for row in data.dead_rows:
             seg.kill(row)
@@ -177,7 +190,9 @@ class Collection(CollectionFront):
 
     def _new_segment(self, name: str) -> Segment:
         return Segment(
-            name, new_index(self.config.index, self.dim, self.config.metric, self.config.index_params)
+            name,
+            new_index(self.config.index, self.dim, self.config.metric, self.config.index_params),
+            sparse={vector: SparseIndex() for vector in self.config.sparse},
         )
 
     @property
@@ -202,12 +217,23 @@ class Collection(CollectionFront):
             idempotency_key: a key unique to this write (a UUID); a retry with the same key applies
                 nothing and returns the first result. The last 10,000 keys are kept durably.
         """
-        key = check_idempotency_key(idempotency_key)
+        return self._upsert(ids, vectors, payloads, check_idempotency_key(idempotency_key), None)
+
+    def _upsert(
+        self,
+        ids: Sequence[PointId],
+        vectors: Any,
+        payloads: Sequence[dict[str, Any] | None] | None,
+        key: str | None,
+        sparse: dict[str, list[SparseVector | None]] | None,
+    ) -> int:
         checked_ids = check_ids(ids)
         vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked_ids))
         blobs = check_payloads(payloads, len(checked_ids))
         # The array itself: the log packs it without a copy, and an in-memory database never copies it.
         op = {"op": "upsert", "ids": checked_ids, "vectors": vecs, "payloads": blobs}
+        if sparse:
+            op["sparse"] = _pack_sparse(sparse)
         with self._lock.write():
             self._check_writable()
             if key is not None:
@@ -215,6 +241,97 @@ class Collection(CollectionFront):
                     return self._keys[key]
                 op["key"] = key
             return self._write_locked(op)
+
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[PointId] | None = None,
+        payloads: Sequence[dict[str, Any] | None] | None = None,
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Embed `texts` with the collection's embedder, and analyze them into each sparse vector
+        that has an analyzer (BM25), then upsert (the text goes in payload["text"])."""
+        text_list, checked, merged = check_texts(texts, ids, payloads)
+        key = check_idempotency_key(idempotency_key)
+        if key is not None and (done := self.recall(key)) is not None:
+            return done  # a retry: not embedded again
+        vectors = self.embedder().encode(text_list, batch_size=batch_size, progress=progress)
+        sparse: dict[str, list[SparseVector | None]] = {
+            name: list(get_analyzer(spec.analyzer).encode(text_list))
+            for name, spec in self.config.sparse.items()
+            if spec.analyzer is not None
+        }
+        return self._upsert(checked, vectors, merged, key, sparse)
+
+    def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]:
+        """Analyze `text` with sparse vector `using`'s analyzer and search that vector (BM25)."""
+        spec = self._sparse_spec(using)
+        if spec.analyzer is None:
+            raise InvalidParameter(f"sparse vector {using!r} has no analyzer: search it with a SparseVector")
+        return self.search_sparse(using, get_analyzer(spec.analyzer).counts(text), k, **options)
+
+    def search_sparse(
+        self,
+        using: str,
+        vector: SparseVector,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """The top `k` points of sparse vector `using` for `vector`: BM25 with the statistics of the
+        whole collection (every segment's live points), or a dot product; `filter` as in `search`."""
+        spec = self._sparse_spec(using)
+        check_consistency(consistency)
+        k, offset = check_k_offset(k, offset)
+        where = parse_filter(filter)
+        terms = np.asarray(vector.indices, dtype=np.int64).tolist()
+        bm25 = BM25Params(spec.k1, spec.b)
+        with self._lock.read():
+            self._check_open()
+            stats = CorpusStats()
+            for seg in self._segments:
+                if seg.n_live:
+                    stats = stats.merged(seg.sparse[using].stats(terms, seg.live))
+            sources = []
+            for seg, mask, allowed in self._masks(where):
+                if not allowed:
+                    continue
+                rows_mask = seg.live if mask is None else mask
+                index = seg.sparse[using]
+                if spec.modifier == "idf":
+                    scores, rows = index.bm25(vector, stats, k + offset, rows_mask, bm25)
+                else:
+                    scores, rows = index.dot(vector, k + offset, rows_mask)
+                sources.append(_hits(seg, [float(x) for x in scores.tolist()], rows.tolist()))
+            hits = merge_topk(sources, k, offset, disjoint=True)
+            for hit in hits:
+                seg, row = self._where[hit.id]
+                if with_payload:
+                    hit.payload = seg.payload(row)
+                if with_vectors:
+                    hit.vector = seg.vector(row)
+            return hits
+
+    def sparse_vectors(self) -> list[str]:
+        """The names of the collection's sparse vectors."""
+        return sorted(self.config.sparse)
+
+    def _sparse_spec(self, using: str) -> Sparse:
+        spec = self.config.sparse.get(using)
+        if spec is None:
+            known = ", ".join(sorted(self.config.sparse)) or "none"
+            raise InvalidParameter(
+                f"collection {self.name!r} has no sparse vector {using!r} (it has: {known})"
+            )
+        return spec
 
     def delete(
         self,
@@ -320,7 +437,7 @@ class Collection(CollectionFront):
             raw = op["vectors"]
             vecs = raw if isinstance(raw, np.ndarray) else np.frombuffer(raw, dtype=np.float32)
             vecs = vecs.reshape(len(ids), self.dim)
-            start = seg.append(ids, vecs, op["payloads"])
+            start = seg.append(ids, vecs, op["payloads"], _unpack_sparse(op.get("sparse")))
             where = self._where
             for i, pid in enumerate(ids):
                 old = where.get(pid)
@@ -379,7 +496,7 @@ class Collection(CollectionFront):
         )
         name = manifest.new_segment_name()
         try:
-            write_segment(path, data, seg.index.save)
+            write_segment(path, data, functools.partial(_save_indexes, seg.index, seg.sparse))
             manifest.save(self.folder / MANIFEST_FILE)
         except UncertainCommit as exc:  # the disk may hold the old manifest or the new one: keep both
             raise self._fail(f"the manifest naming segment {seg.name} may not be durable: {exc}") from exc
@@ -652,10 +769,13 @@ class Collection(CollectionFront):
                 payloads: list[bytes | None] = []
                 vec_parts = []
                 sources: list[tuple[Segment, int]] = []
+                sparse_rows: dict[str, list[SparseVector | None]] = {v: [] for v in self.config.sparse}
                 for seg in run:
                     rows = np.flatnonzero(seg.live)
                     ids.extend(seg.ids[r] for r in rows)
                     payloads.extend(seg.payloads[r] for r in rows)
+                    for vector, kept in sparse_rows.items():
+                        kept.extend(seg.sparse[vector].row(int(r)) for r in rows)
                     vec_parts.append(np.asarray(seg.index.vectors()[rows], dtype=np.float32))
                     sources.extend((seg, int(r)) for r in rows)
                 # Tombstones only matter for segments older than the run; none if it starts at the oldest.
@@ -671,10 +791,14 @@ class Collection(CollectionFront):
                     return False
                 index.add(np.ascontiguousarray(vectors[start : start + 20_000]))
             index.seal()
+            sparse = {vector: SparseIndex() for vector in sparse_rows}
+            for vector, kept in sparse_rows.items():
+                sparse[vector].add(kept)
             path = self.folder / "segments" / name if self.folder else None
             if path is not None:  # not yet in the manifest: a crash here leaves a folder that open() removes
                 try:
-                    write_segment(path, SegmentData(ids, payloads, [], list(tombstones), max_seq), index.save)
+                    save = functools.partial(_save_indexes, index, sparse)
+                    write_segment(path, SegmentData(ids, payloads, [], list(tombstones), max_seq), save)
                 except OSError as exc:  # write_segment left nothing behind
                     raise WriteNotDurable(
                         f"collection {self.name!r}: a compaction could not write segment {name} ({exc}); "
@@ -691,7 +815,7 @@ class Collection(CollectionFront):
                         fsio.remove_tree(path)
                     return False
                 first = self._segments.index(run[0])
-                merged = Segment(name, index, ids, payloads, tombstones, max_seq, sealed=True)
+                merged = Segment(name, index, ids, payloads, tombstones, max_seq, sealed=True, sparse=sparse)
                 segments = [*self._segments[:first], merged, *self._segments[first + len(run) :]]
                 if self.folder is not None and path is not None:
                     self._commit_compaction(segments, path)  # the memory changes only once the disk has
@@ -857,3 +981,41 @@ def checked_embedder(config: CollectionConfig) -> Embedder:
 def _hits(seg: Segment, scores: list[float], rows: list[int]) -> list[Hit]:
     ids = seg.ids
     return [Hit(ids[r], s) for s, r in zip(scores, rows, strict=True) if r >= 0]
+
+
+def sparse_file(vector: str) -> str:
+    """The file of a segment that holds the named sparse vector's rows."""
+    return f"sparse-{vector}.npz"
+
+
+def _save_indexes(index: Any, sparse: dict[str, SparseIndex], folder: Path) -> None:
+    index.save(folder)
+    for vector, rows in sparse.items():
+        rows.save(folder / sparse_file(vector))
+
+
+def _pack_sparse(sparse: dict[str, list[SparseVector | None]]) -> dict[str, list[list[bytes] | None]]:
+    """Sparse vectors as the log stores them: per name, per row, [indices bytes, values bytes]."""
+    return {
+        name: [
+            None
+            if v is None
+            else [np.asarray(v.indices, np.int64).tobytes(), np.asarray(v.values, np.float32).tobytes()]
+            for v in rows
+        ]
+        for name, rows in sparse.items()
+    }
+
+
+def _unpack_sparse(packed: dict[str, list[Any]] | None) -> dict[str, list[SparseVector | None]] | None:
+    if not packed:
+        return None
+    return {
+        name: [
+            None
+            if v is None
+            else SparseVector(np.frombuffer(v[0], np.int64), np.frombuffer(v[1], np.float32))
+            for v in rows
+        ]
+        for name, rows in packed.items()
+    }

@@ -49,7 +49,7 @@ from vectorforge.errors import (
 from vectorforge.index import new_index
 from vectorforge.storage import fsio
 from vectorforge.storage.fsio import fsync_dir, write_json_atomic
-from vectorforge.types import CollectionConfig, IndexKind, Metric, Sharding, check_name
+from vectorforge.types import CollectionConfig, IndexKind, Metric, Sharding, Sparse, check_name
 
 __all__ = ["Database"]
 
@@ -107,6 +107,7 @@ class Database:
         n_probe: int | None = None,
         replicas: int = 1,
         write_quorum: str = "majority",
+        sparse: dict[str, Any] | None = None,
     ) -> Collection:
         """Create an empty collection.
 
@@ -121,12 +122,16 @@ class Database:
             shards: split the collection over this many shards (see docs/distributed.md).
             sharding: "hash" (by id), "key" (by the payload field `shard_key`) or "semantic" (by the
                 nearest k-means centroid; a query probes its `n_probe` nearest shards).
+            sparse: named sparse vectors beside the dense one, e.g. {"bm25": vf.Sparse()} (BM25 over
+                the English analyzer); `add(texts)` fills them, `query(text, using="bm25")` and
+                `query(text, mode="hybrid")` search them. Plain collections only, for now.
             replicas: copies of each shard; a write is acknowledged once `write_quorum` ("1",
                 "majority", "all") of them have it durably.
         """
         check_name(name)
         config = self._make_config(name, dim, metric, index, index_params, embedder, max_segment_points)
         config = _with_sharding(config, shards, sharding, shard_key, n_probe, replicas, write_quorum)
+        config = _with_sparse(config, sparse)
         with self._lock:
             self._check_open()
             if name in self._collections or (self.path and (self.path / "collections" / name).exists()):
@@ -416,3 +421,20 @@ def _with_sharding(
         raise InvalidParameter(f"write_quorum must be '1', 'majority' or 'all', not {write_quorum!r}")
     update = {"shards": shards, "sharding": mode, "shard_key": shard_key, "n_probe": n_probe}
     return config.model_copy(update={**update, "replicas": replicas, "write_quorum": str(write_quorum)})
+
+
+def _with_sparse(config: CollectionConfig, sparse: dict[str, Any] | None) -> CollectionConfig:
+    if not sparse:
+        return config
+    if config.shards > 1 or config.replicas > 1:
+        raise UsageError(
+            "sparse vectors work on plain collections for now; sharded and replicated ones get them "
+            "with the rest of named vectors (issue 10)"
+        )
+    if not isinstance(sparse, dict):
+        raise InvalidParameter('sparse= takes a dict of name -> vf.Sparse(...), e.g. {"bm25": vf.Sparse()}')
+    try:
+        specs = {name: Sparse.model_validate(spec) for name, spec in sparse.items()}
+        return CollectionConfig.model_validate({**config.model_dump(), "sparse": specs})
+    except ValidationError as exc:
+        raise InvalidParameter(f"invalid sparse vectors: {exc.errors()[0]['msg']}") from exc

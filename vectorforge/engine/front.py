@@ -5,12 +5,14 @@ into supplies the rest of `CollectionAPI` and `embedder` (mypy checks it: the me
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
 
 from vectorforge.api import CollectionAPI
 from vectorforge.embed import Embedder
+from vectorforge.engine.fusion import fuse
 from vectorforge.engine.validate import check_idempotency_key, check_texts
 from vectorforge.errors import EmbedderMismatch, InvalidParameter
 from vectorforge.types import Hit, PointId
@@ -23,6 +25,8 @@ class _Parts(CollectionAPI, Protocol):
 
     def embedder(self) -> Embedder: ...
     def _recalled(self, key: str) -> int | None: ...
+    def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]: ...
+    def sparse_vectors(self) -> list[str]: ...
 
 
 class CollectionFront:
@@ -78,11 +82,29 @@ class CollectionFront:
         return self.upsert(checked, vectors, merged, idempotency_key=key)
 
     def query(
-        self: _Parts, text: str, k: int = 10, *, embedder: Embedder | None = None, **search_args: Any
+        self: _Parts,
+        text: str,
+        k: int = 10,
+        *,
+        embedder: Embedder | None = None,
+        using: str | None = None,
+        mode: str | None = None,
+        fusion: str = "rrf",
+        **search_args: Any,
     ) -> list[Hit]:
-        """Embed `text` with the collection's embedder and search; refuses any other embedder."""
+        """Embed `text` with the collection's embedder and search; refuses any other embedder.
+
+        `using="bm25"` searches that sparse vector instead (its analyzer makes the query);
+        `mode="hybrid"` searches the dense vector and every sparse vector and fuses the lists
+        (`fusion`: "rrf", "dbsf" or "weighted"), each taken to a depth of max(100, k + offset)."""
         if not isinstance(text, str) or not text:
             raise InvalidParameter("query text must be a non-empty string")
+        if mode not in (None, "dense", "hybrid"):
+            raise InvalidParameter(f"mode {mode!r} is unknown; use 'dense' or 'hybrid'")
+        if using is not None and mode is not None:
+            raise InvalidParameter("give using= (one vector) or mode= (several), not both")
+        if using is not None:
+            return self.search_text(using, text, k, **search_args)
         emb = self.embedder()
         if embedder is not None and embedder.info != emb.info:
             raise EmbedderMismatch(
@@ -91,4 +113,15 @@ class CollectionFront:
                 expected=emb.info.model_dump(),
                 got=embedder.info.model_dump(),
             )
-        return self.search(emb.encode([text])[0], k, **search_args)
+        vector = emb.encode([text])[0]
+        if mode != "hybrid":
+            return self.search(vector, k, **search_args)
+        offset = int(search_args.pop("offset", 0))
+        depth = max(100, k + offset)
+        lists = [self.search(vector, depth, **search_args)]
+        options = {key: value for key, value in search_args.items() if key != "params"}
+        lists += [self.search_text(name, text, depth, **options) for name in self.sparse_vectors()]
+        by_id = {hit.id: hit for hits in reversed(lists) for hit in hits}
+        fused = fuse([{h.id: h.score for h in hits} for hits in lists], fusion)
+        chosen = list(fused.items())[offset : offset + k]
+        return [replace(by_id[pid], score=score) for pid, score in chosen]

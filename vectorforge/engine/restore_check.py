@@ -30,6 +30,7 @@ import numpy as np
 from vectorforge.engine.validate import check_id
 from vectorforge.errors import InvalidInputError, InvalidParameter, VectorForgeError
 from vectorforge.index import index_class, new_index
+from vectorforge.index.sparse import SparseIndex
 from vectorforge.storage import Manifest, read_points
 from vectorforge.types import CollectionConfig, Metric
 
@@ -38,7 +39,7 @@ __all__ = ["RestoreLimits", "check_collection", "plain_member", "sharded_member"
 _SEGMENT = r"seg-\d{6}"
 _PLAIN = re.compile(
     rf"config\.json|manifest\.json|segments|segments/{_SEGMENT}|"
-    rf"segments/{_SEGMENT}/(points\.msgpack|index\.faiss|vectors\.npy)"
+    rf"segments/{_SEGMENT}/(points\.msgpack|index\.faiss|vectors\.npy|sparse-[a-z][a-z0-9_]{{0,31}}\.npz)"
 )
 _SHARDED = re.compile(r"config\.json|router\.npy|shards|shards/\d{1,4}\.tar")
 
@@ -158,6 +159,13 @@ def _check_segment(path: Path, config: CollectionConfig, place: str, checkpoint:
     if type(data.max_seq) is not int or not 0 <= data.max_seq <= max(checkpoint, 0):
         raise InvalidParameter(f"snapshot's {place} covers log positions its manifest does not")
     _check_index(path, config, place, n, isolate)
+    for vector in config.sparse:
+        try:
+            SparseIndex.load(path / f"sparse-{vector}.npz", n)
+        except (VectorForgeError, OSError, ValueError, KeyError) as exc:
+            raise InvalidParameter(
+                f"snapshot's {place}/sparse-{vector}.npz does not match its {n} rows"
+            ) from exc
 
 
 def describe_index(path: Path, isolate: bool) -> tuple[str, int, int, int]:

@@ -17,7 +17,8 @@ import numpy as np
 
 from vectorforge.engine.filters import FieldIndex, Where
 from vectorforge.index import VectorIndex
-from vectorforge.types import PointId
+from vectorforge.index.sparse import SparseIndex
+from vectorforge.types import PointId, SparseVector
 
 __all__ = ["Segment"]
 
@@ -36,9 +37,11 @@ class Segment:
         tombstones: set[PointId] | None = None,
         max_seq: int = 0,
         sealed: bool = False,
+        sparse: dict[str, SparseIndex] | None = None,
     ) -> None:
         self.name = name
         self.index = index
+        self.sparse: dict[str, SparseIndex] = sparse if sparse is not None else {}  # named sparse vectors
         self.ids: list[PointId] = ids if ids is not None else []
         self.payloads: list[bytes | None] = payloads if payloads is not None else []
         self.tombstones: set[PointId] = tombstones if tombstones is not None else set()
@@ -62,8 +65,14 @@ class Segment:
         """Liveness of rows 0..n-1 (a view)."""
         return self._live[: self.n]
 
-    def append(self, ids: Sequence[PointId], vectors: np.ndarray, payloads: Sequence[bytes | None]) -> int:
-        """Add rows; returns the first new row number."""
+    def append(
+        self,
+        ids: Sequence[PointId],
+        vectors: np.ndarray,
+        payloads: Sequence[bytes | None],
+        sparse: dict[str, list[SparseVector | None]] | None = None,
+    ) -> int:
+        """Add rows (and their sparse vectors by name; a row may lack them); the first new row number."""
         start = self.n
         end = start + len(ids)
         if end > self._live.shape[0]:
@@ -72,6 +81,8 @@ class Segment:
             self._live = grown
         self._live[start:end] = True
         self.index.add(vectors)
+        for name, index in self.sparse.items():
+            index.add((sparse or {}).get(name) or [None] * len(ids))
         self.ids.extend(ids)
         self.payloads.extend(payloads)
         self.n_live += len(ids)

@@ -20,10 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from vectorforge.errors import InvalidParameter
+from vectorforge.errors import CorruptionError, InvalidParameter
+from vectorforge.storage import fsio
 from vectorforge.types import SparseVector
 
 __all__ = ["BM25Params", "CorpusStats", "SparseIndex"]
@@ -81,6 +83,46 @@ class SparseIndex:
     def add(self, vectors: Sequence[SparseVector | None]) -> None:
         self._rows.extend(vectors)
         self._compiled = None
+
+    def row(self, row: int) -> SparseVector | None:
+        return self._rows[row]
+
+    def save(self, path: Path) -> None:
+        """One file: each row's length (-1: no vector), then every row's indices and values."""
+        lengths = np.asarray([-1 if v is None else len(v) for v in self._rows], dtype=np.int64)
+        present = [v for v in self._rows if v is not None]
+        indices = np.concatenate([v.indices for v in present]) if present else np.empty(0, np.int64)
+        values = np.concatenate([v.values for v in present]) if present else np.empty(0, np.float32)
+
+        def write(target: Path) -> None:
+            np.savez(
+                target, lengths=lengths, indices=indices.astype(np.int64), values=values.astype(np.float32)
+            )
+
+        fsio.write_with(path, write)  # the name ends in .npz, so numpy keeps it
+
+    @classmethod
+    def load(cls, path: Path, rows: int) -> SparseIndex:
+        """Read `save`'s file; a segment written before this vector existed has `rows` rows without it."""
+        index = cls()
+        if not path.exists():
+            index.add([None] * rows)
+            return index
+        with np.load(path, allow_pickle=False) as data:
+            lengths, indices, values = data["lengths"], data["indices"], data["values"]
+        total = int(np.clip(lengths, 0, None).sum())
+        if len(lengths) != rows or total != len(indices) or len(indices) != len(values):
+            raise CorruptionError(f"sparse vectors {path.name} do not match the segment's {rows} rows")
+        vectors: list[SparseVector | None] = []
+        at = 0
+        for n in lengths.tolist():
+            if n < 0:
+                vectors.append(None)
+                continue
+            vectors.append(SparseVector(indices[at : at + n], values[at : at + n]))
+            at += n
+        index.add(vectors)
+        return index
 
     def _lists(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(terms, starts, rows, values, lengths): term-major postings, built on first use."""

@@ -123,6 +123,7 @@ class RemoteDatabase:
         n_probe: int | None = None,
         replicas: int = 1,
         write_quorum: str = "majority",
+        sparse: dict[str, Any] | None = None,
     ) -> RemoteCollection:
         """Create a collection on the server (see `Database.create_collection`)."""
         check_name(name)
@@ -139,6 +140,7 @@ class RemoteDatabase:
             "n_probe": n_probe,
             "replicas": replicas,
             "write_quorum": write_quorum,
+            "sparse": None if sparse is None else {k: _plain_spec(v) for k, v in sparse.items()},
         }
         info = self._json("PUT", f"/collections/{name}", idempotent=False, json=body)
         return self._handle(name, info)
@@ -371,8 +373,17 @@ class RemoteCollection:
         out = self._read("/points/search/batch", body)
         return [[hit_from_dict(h) for h in hits] for hits in out["results"]]
 
-    def query(self, text: str, k: int = 10, **search_args: Any) -> list[Hit]:
-        body = {"text": text, "k": k, **search_args}
+    def query(
+        self,
+        text: str,
+        k: int = 10,
+        *,
+        using: str | None = None,
+        mode: str | None = None,
+        fusion: str = "rrf",
+        **search_args: Any,
+    ) -> list[Hit]:
+        body = {"text": text, "k": k, "using": using, "mode": mode, "fusion": fusion, **search_args}
         return [hit_from_dict(h) for h in self._read("/points/query", body)["hits"]]
 
     # -- maintenance ------------------------------------------------------------------------------
@@ -404,6 +415,10 @@ def _error_from(response: httpx.Response) -> e.VectorForgeError:
             return err
     except (ValueError, KeyError, TypeError):
         return e.VectorForgeError(f"server answered {response.status_code}: {response.text[:200]}")
+
+
+def _plain_spec(spec: Any) -> Any:
+    return spec.model_dump() if hasattr(spec, "model_dump") else spec
 
 
 def _key(key: str | None) -> dict[str, str]:

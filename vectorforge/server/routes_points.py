@@ -111,7 +111,9 @@ def point_routes(db: Database) -> APIRouter:
         """Embed a text with the collection's embedder and search."""
         col = collection(db, name, who, Action.READ)
         with session_token(body.session_ts):
-            hits = col.query(body.text, **_options(body))
+            hits = col.query(
+                body.text, using=body.using, mode=body.mode, fusion=body.fusion, **_options(body)
+            )
         return {"hits": [hit_to_dict(h) for h in hits]}
 
     return points

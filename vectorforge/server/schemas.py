@@ -54,6 +54,7 @@ class CreateCollectionBody(_Body):
     n_probe: StrictInt | None = None
     replicas: StrictInt = 1
     write_quorum: str = "majority"
+    sparse: dict[str, dict[str, Any]] | None = None
 
 
 class ReshardBody(_Body):
@@ -124,3 +125,6 @@ class AddBody(_Body):
 
 class QueryBody(_SearchOptions):
     text: str
+    using: str | None = None  # a sparse vector's name (BM25)
+    mode: str | None = None  # "hybrid": the dense vector and every sparse one, fused
+    fusion: str = "rrf"
