@@ -28,7 +28,7 @@ import msgpack
 import numpy as np
 
 from vectorforge.engine.validate import check_id
-from vectorforge.errors import InvalidInputError, InvalidParameter, VectorForgeError
+from vectorforge.errors import InvalidInputError, InvalidParameter, UsageError, VectorForgeError
 from vectorforge.index import index_class, new_index
 from vectorforge.index.sparse import SparseIndex
 from vectorforge.storage import Manifest, read_points
@@ -102,7 +102,7 @@ def unpack(
 
 def check_config(config: CollectionConfig) -> None:
     """A restored config must be one that create_collection accepts."""
-    from vectorforge.engine.database import _with_sharding  # the one copy of the rules
+    from vectorforge.engine.database import _with_sharding, _with_sparse  # the one copy of the rules
 
     try:
         new_index(config.index, config.dim, config.metric, dict(config.index_params))
@@ -115,7 +115,8 @@ def check_config(config: CollectionConfig) -> None:
             config.replicas,
             config.write_quorum,
         )
-    except InvalidInputError as exc:
+        _with_sparse(config, {name: spec.model_dump() for name, spec in config.sparse.items()})
+    except (InvalidInputError, UsageError) as exc:
         raise InvalidParameter(f"snapshot's config.json is not valid: {exc}") from exc
 
 
