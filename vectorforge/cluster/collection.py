@@ -267,8 +267,8 @@ class ShardedCollection(CollectionFront):
         """The collection's embedder (every shard has the same)."""
         return self.shards[0].embedder()
 
-    def sparse_vectors(self) -> list[str]:
-        return sorted(self.config.sparse)
+    def text_vectors(self) -> list[str]:
+        return []  # no sparse vectors on sharded collections yet
 
     def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]:
         """Sparse vectors are not on sharded collections yet (a sharded collection has none)."""

@@ -320,9 +320,9 @@ class Collection(CollectionFront):
                     hit.vector = seg.vector(row)
             return hits
 
-    def sparse_vectors(self) -> list[str]:
-        """The names of the collection's sparse vectors."""
-        return sorted(self.config.sparse)
+    def text_vectors(self) -> list[str]:
+        """The names of the sparse vectors that an analyzer fills from text (hybrid queries use them)."""
+        return sorted(name for name, spec in self.config.sparse.items() if spec.analyzer is not None)
 
     def _sparse_spec(self, using: str) -> Sparse:
         spec = self.config.sparse.get(using)

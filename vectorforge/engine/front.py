@@ -13,7 +13,7 @@ import numpy as np
 from vectorforge.api import CollectionAPI
 from vectorforge.embed import Embedder
 from vectorforge.engine.fusion import fuse
-from vectorforge.engine.validate import check_idempotency_key, check_texts
+from vectorforge.engine.validate import check_idempotency_key, check_k_offset, check_texts
 from vectorforge.errors import EmbedderMismatch, InvalidParameter
 from vectorforge.types import Hit, PointId
 
@@ -26,7 +26,7 @@ class _Parts(CollectionAPI, Protocol):
     def embedder(self) -> Embedder: ...
     def _recalled(self, key: str) -> int | None: ...
     def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]: ...
-    def sparse_vectors(self) -> list[str]: ...
+    def text_vectors(self) -> list[str]: ...
 
 
 class CollectionFront:
@@ -95,8 +95,9 @@ class CollectionFront:
         """Embed `text` with the collection's embedder and search; refuses any other embedder.
 
         `using="bm25"` searches that sparse vector instead (its analyzer makes the query);
-        `mode="hybrid"` searches the dense vector and every sparse vector and fuses the lists
-        (`fusion`: "rrf", "dbsf" or "weighted"), each taken to a depth of max(100, k + offset)."""
+        `mode="hybrid"` searches the dense vector and every sparse vector that has an analyzer, and
+        fuses the lists (`fusion`: "rrf", "dbsf" or "weighted"), each taken to a depth of
+        max(100, k + offset)."""
         if not isinstance(text, str) or not text:
             raise InvalidParameter("query text must be a non-empty string")
         if mode not in (None, "dense", "hybrid"):
@@ -116,11 +117,11 @@ class CollectionFront:
         vector = emb.encode([text])[0]
         if mode != "hybrid":
             return self.search(vector, k, **search_args)
-        offset = int(search_args.pop("offset", 0))
+        k, offset = check_k_offset(k, search_args.pop("offset", 0))
         depth = max(100, k + offset)
         lists = [self.search(vector, depth, **search_args)]
         options = {key: value for key, value in search_args.items() if key != "params"}
-        lists += [self.search_text(name, text, depth, **options) for name in self.sparse_vectors()]
+        lists += [self.search_text(name, text, depth, **options) for name in self.text_vectors()]
         by_id = {hit.id: hit for hits in reversed(lists) for hit in hits}
         fused = fuse([{h.id: h.score for h in hits} for hits in lists], fusion)
         chosen = list(fused.items())[offset : offset + k]

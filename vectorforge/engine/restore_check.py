@@ -163,7 +163,7 @@ def _check_segment(path: Path, config: CollectionConfig, place: str, checkpoint:
     for vector in config.sparse:
         try:
             SparseIndex.load(path / f"sparse-{vector}.npz", n)
-        except (VectorForgeError, OSError, ValueError, KeyError) as exc:
+        except (VectorForgeError, OSError, ValueError, KeyError, TypeError) as exc:
             raise InvalidParameter(
                 f"snapshot's {place}/sparse-{vector}.npz does not match its {n} rows"
             ) from exc

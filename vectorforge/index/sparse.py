@@ -18,6 +18,7 @@ as Lucene (since 8.0) and bm25s's "lucene" method compute it.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,23 +67,41 @@ class CorpusStats:
         return math.log(1 + (self.docs - df + 0.5) / (df + 0.5))
 
 
+@dataclass(frozen=True)
+class _Lists:
+    """Term-major postings of every row at one moment: built whole, then published at once, so that
+    readers running side by side never mix two builds."""
+
+    rows: np.ndarray  # the posting rows, term by term
+    values: np.ndarray  # their values (term counts)
+    lengths: np.ndarray  # each row's length (sum of its values)
+    has: np.ndarray  # rows that hold a vector
+    where: dict[int, tuple[int, int]]  # term -> its postings' (start, end)
+
+    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        span = self.where.get(term)
+        if span is None:
+            return self.rows[:0], self.values[:0]
+        return self.rows[span[0] : span[1]], self.values[span[0] : span[1]]
+
+
 class SparseIndex:
     """The inverted lists of one segment's sparse vectors; rows without one hold nothing."""
 
     def __init__(self) -> None:
         self._rows: list[SparseVector | None] = []
-        self._compiled: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._has: np.ndarray = np.zeros(0, dtype=bool)  # rows that hold a vector
-        self._where: dict[int, tuple[int, int]] = {}  # term -> its postings' (start, end)
-        self._norm: tuple[tuple[float, float, float], np.ndarray] | None = None  # per (avglen, k1, b)
+        self._compiled: _Lists | None = None
+        self._build = threading.Lock()
+        self._norm: tuple[_Lists, tuple[float, float, float], np.ndarray] | None = None
 
     @property
     def ntotal(self) -> int:
         return len(self._rows)
 
     def add(self, vectors: Sequence[SparseVector | None]) -> None:
-        self._rows.extend(vectors)
-        self._compiled = None
+        with self._build:
+            self._rows.extend(vectors)
+            self._compiled = None
 
     def row(self, row: int) -> SparseVector | None:
         return self._rows[row]
@@ -103,15 +122,24 @@ class SparseIndex:
 
     @classmethod
     def load(cls, path: Path, rows: int) -> SparseIndex:
-        """Read `save`'s file; a segment written before this vector existed has `rows` rows without it."""
+        """Read `save`'s file (every sealed segment of a collection with this vector has one)."""
         index = cls()
-        if not path.exists():
-            index.add([None] * rows)
-            return index
-        with np.load(path, allow_pickle=False) as data:
-            lengths, indices, values = data["lengths"], data["indices"], data["values"]
-        total = int(np.clip(lengths, 0, None).sum())
-        if len(lengths) != rows or total != len(indices) or len(indices) != len(values):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                lengths, indices, values = data["lengths"], data["indices"], data["values"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise CorruptionError(f"sparse vectors {path.name} cannot be read: {exc}") from exc
+        well_formed = (
+            lengths.ndim == indices.ndim == values.ndim == 1
+            and lengths.dtype == np.int64
+            and indices.dtype == np.int64
+            and values.dtype == np.float32
+            and bool(np.all(lengths >= -1))
+            and bool(np.all(np.isfinite(values)))
+            and bool(np.all(values > 0))
+        )
+        total = int(np.clip(lengths, 0, None).sum()) if well_formed else -1
+        if not well_formed or len(lengths) != rows or total != len(indices) or len(indices) != len(values):
             raise CorruptionError(f"sparse vectors {path.name} do not match the segment's {rows} rows")
         vectors: list[SparseVector | None] = []
         at = 0
@@ -124,17 +152,23 @@ class SparseIndex:
         index.add(vectors)
         return index
 
-    def _lists(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(terms, starts, rows, values, lengths): term-major postings, built on first use."""
-        if self._compiled is None:
-            counts = [0 if v is None else len(v) for v in self._rows]
+    def _lists(self) -> _Lists:
+        """The postings, built on first use after a change (one build at a time, published whole)."""
+        found = self._compiled
+        if found is not None:
+            return found
+        with self._build:
+            if self._compiled is not None:
+                return self._compiled
+            rows_now = list(self._rows)
+            counts = [0 if v is None else len(v) for v in rows_now]
             nnz = sum(counts)
-            row_of = np.repeat(np.arange(len(self._rows), dtype=np.int64), counts)
+            row_of = np.repeat(np.arange(len(rows_now), dtype=np.int64), counts)
             terms = np.empty(nnz, dtype=np.int64)
             values = np.empty(nnz, dtype=np.float64)
-            lengths = np.zeros(len(self._rows), dtype=np.float64)
+            lengths = np.zeros(len(rows_now), dtype=np.float64)
             at = 0
-            for r, v in enumerate(self._rows):
+            for r, v in enumerate(rows_now):
                 if v is None or not len(v):
                     continue
                 n = len(v)
@@ -145,29 +179,21 @@ class SparseIndex:
             order = np.argsort(terms, kind="stable")
             terms, rows, values = terms[order], row_of[order], values[order]
             unique, starts = np.unique(terms, return_index=True)
-            self._compiled = (unique, np.append(starts, nnz), rows, values, lengths)
-            self._has = np.asarray(counts, dtype=np.int64) > 0
-            self._norm = None
             ends = np.append(starts[1:], nnz) if len(starts) else starts
-            self._where = dict(
-                zip(unique.tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True)
-            )
-        return self._compiled
-
-    def _postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
-        rows, values = self._lists()[2:4]
-        span = self._where.get(term)
-        if span is None:
-            return rows[:0], values[:0]
-        return rows[span[0] : span[1]], values[span[0] : span[1]]
+            where = dict(zip(unique.tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True))
+            has = np.asarray(counts, dtype=np.int64) > 0
+            built = _Lists(rows, values, lengths, has, where)
+            self._compiled = built
+            return built
 
     def stats(self, terms: Sequence[int], live: np.ndarray | None = None) -> CorpusStats:
         """This segment's share of the corpus statistics, counting live rows only (all if None)."""
-        lengths = self._lists()[4]
-        has = self._has if live is None else self._has & live[: len(self._has)]
+        lists = self._lists()
+        has = lists.has if live is None else lists.has & live[: len(lists.has)]
+        lengths = lists.lengths
         df: dict[int, int] = {}
         for term in set(int(t) for t in terms):
-            rows, _ = self._postings(term)
+            rows, _ = lists.postings(term)
             df[term] = int(np.count_nonzero(has[rows])) if len(rows) else 0
         return CorpusStats(int(np.count_nonzero(has)), float(lengths[has].sum()), df)
 
@@ -181,32 +207,36 @@ class SparseIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The top `k` rows by BM25 against the corpus `stats`, among `mask` (all if None): (scores, rows),
         best first, ties by row; only rows that share a term with the query."""
-        n = len(self._rows)
+        lists = self._lists()
+        n = len(lists.has)
         scores = np.zeros(n, dtype=np.float64)
         if stats.docs == 0 or n == 0:
             return scores[:0], np.empty(0, dtype=np.int64)
-        norm = self._length_norm(stats.avg_length, params)
+        norm = self._length_norm(lists, stats.avg_length, params)
         for term, weight in zip(query.indices.tolist(), query.values.tolist(), strict=True):
-            rows, tf = self._postings(int(term))
+            rows, tf = lists.postings(int(term))
             if len(rows):
                 scores[rows] += weight * stats.idf(int(term)) * tf / (tf + norm[rows])
         return _top(scores, k, mask)
 
-    def _length_norm(self, avg_length: float, params: BM25Params) -> np.ndarray:
-        """k1 * (1 - b + b * len / avglen) for every row, kept while the totals stay the same."""
+    def _length_norm(self, lists: _Lists, avg_length: float, params: BM25Params) -> np.ndarray:
+        """k1 * (1 - b + b * len / avglen) for every row, kept while the lists and totals stay."""
         key = (avg_length, params.k1, params.b)
-        if self._norm is None or self._norm[0] != key:
-            lengths = self._lists()[4]
-            self._norm = (key, params.k1 * (1 - params.b + params.b * lengths / avg_length))
-        return self._norm[1]
+        cached = self._norm
+        if cached is not None and cached[0] is lists and cached[1] == key:
+            return cached[2]
+        norm = params.k1 * (1 - params.b + params.b * lists.lengths / avg_length)
+        self._norm = (lists, key, norm)
+        return norm
 
     def dot(
         self, query: SparseVector, k: int, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The top `k` rows by dot product with `query` (a learned sparse model's scores)."""
-        scores = np.zeros(len(self._rows), dtype=np.float64)
+        lists = self._lists()
+        scores = np.zeros(len(lists.has), dtype=np.float64)
         for term, weight in zip(query.indices.tolist(), query.values.tolist(), strict=True):
-            rows, values = self._postings(int(term))
+            rows, values = lists.postings(int(term))
             if len(rows):
                 scores[rows] += weight * values
         return _top(scores, k, mask)
