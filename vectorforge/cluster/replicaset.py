@@ -37,7 +37,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -337,14 +336,11 @@ class ReplicaSet:
             entry = {
                 **body,
                 "seq": rseq,
-                "meta": {
-                    "rseq": rseq,
-                    "ts": ts,
-                    "op_id": op_id or uuid.uuid4().hex,
-                    "epoch": self.epoch,
-                    "result": ts if result is None else result,
-                },
+                "meta": {"rseq": rseq, "ts": ts, "epoch": self.epoch},
             }
+            answer = ts if result is None else result
+            if op_id is not None:  # only a caller's key is remembered (and kept by every replica)
+                entry["meta"].update(op_id=op_id, result=answer)
             if self.log is not None:
                 if self.log.current_bytes > LOG_ROTATE_BYTES:  # before the entry: a failed rotation fails it
                     self.log.rotate(rseq)
@@ -392,7 +388,6 @@ class ReplicaSet:
                 )
             if errors:
                 logger.warning("write %d acknowledged without %s", rseq, "; ".join(errors))
-            answer = int(entry["meta"]["result"])
             if op_id is not None:
                 self._op_ids[op_id] = answer
                 while len(self._op_ids) > 100_000:

@@ -363,9 +363,9 @@ class Collection(CollectionFront):
                     if pid not in seen:
                         targets.append(pid)
             if targets or key is not None:  # a keyed delete of nothing is logged too: its key must stay
-                op: dict[str, Any] = {"op": "delete", "ids": targets, "result": len(targets)}
+                op: dict[str, Any] = {"op": "delete", "ids": targets}
                 if key is not None:
-                    op["key"] = key
+                    op["key"], op["result"] = key, len(targets)
                 self._write_locked(op)
             return len(targets)
 
@@ -409,7 +409,8 @@ class Collection(CollectionFront):
 
     def _write_locked(self, op: dict[str, Any]) -> int:
         op["seq"] = self._seq + 1
-        op.setdefault("result", op["seq"])
+        if "key" in op:
+            op.setdefault("result", op["seq"])  # what a retry with the key gets back
         if self._wal is not None:
             vectors = op.get("vectors")
             # Raises WriteNotDurable (rolled back) or CollectionFailed: either way nothing is applied.
@@ -456,7 +457,8 @@ class Collection(CollectionFront):
         self._seq = op["seq"]
         if "meta" in op:  # replicated: the replica set's operation id is the key
             self.last_meta = op["meta"]
-            self._remember(str(op["meta"]["op_id"]), int(op["meta"].get("result", op["meta"]["ts"])))
+            if op["meta"].get("op_id") is not None:  # a caller's key (entries before 0.2 held random ids)
+                self._remember(str(op["meta"]["op_id"]), int(op["meta"].get("result", op["meta"]["ts"])))
         elif "key" in op:
             self._remember(op["key"], int(op["result"]))
         self._scroll_cache = None
