@@ -49,7 +49,6 @@ from vectorforge.engine.validate import (
     check_k_offset,
     check_payloads,
     check_queries,
-    check_texts,
     check_vectors,
 )
 from vectorforge.errors import (
@@ -242,29 +241,21 @@ class Collection(CollectionFront):
                 op["key"] = key
             return self._write_locked(op)
 
-    def add(
+    def _write_texts(
         self,
-        texts: Sequence[str],
-        ids: Sequence[PointId] | None = None,
-        payloads: Sequence[dict[str, Any] | None] | None = None,
-        *,
-        batch_size: int = 64,
-        progress: bool = False,
-        idempotency_key: str | None = None,
+        texts: list[str],
+        ids: Sequence[PointId],
+        vectors: Any,
+        payloads: Sequence[dict[str, Any] | None],
+        key: str | None,
     ) -> int:
-        """Embed `texts` with the collection's embedder, and analyze them into each sparse vector
-        that has an analyzer (BM25), then upsert (the text goes in payload["text"])."""
-        text_list, checked, merged = check_texts(texts, ids, payloads)
-        key = check_idempotency_key(idempotency_key)
-        if key is not None and (done := self.recall(key)) is not None:
-            return done  # a retry: not embedded again
-        vectors = self.embedder().encode(text_list, batch_size=batch_size, progress=progress)
+        """`add`'s write: each sparse vector with an analyzer (BM25) is made from the texts too."""
         sparse: dict[str, list[SparseVector | None]] = {
-            name: list(get_analyzer(spec.analyzer).encode(text_list))
+            name: list(get_analyzer(spec.analyzer).encode(texts))
             for name, spec in self.config.sparse.items()
             if spec.analyzer is not None
         }
-        return self._upsert(checked, vectors, merged, key, sparse)
+        return self._upsert(ids, vectors, payloads, key, sparse)
 
     def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]:
         """Analyze `text` with sparse vector `using`'s analyzer and search that vector (BM25)."""

@@ -25,6 +25,14 @@ class _Parts(CollectionAPI, Protocol):
 
     def embedder(self) -> Embedder: ...
     def _recalled(self, key: str) -> int | None: ...
+    def _write_texts(
+        self,
+        texts: list[str],
+        ids: Sequence[PointId],
+        vectors: Any,
+        payloads: Sequence[dict[str, Any] | None],
+        key: str | None,
+    ) -> int: ...
     def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]: ...
     def text_vectors(self) -> list[str]: ...
 
@@ -35,6 +43,17 @@ class CollectionFront:
     def _recalled(self, key: str) -> int | None:
         """The first result of a write made with `key`, when it can be known cheaply (else None)."""
         return None
+
+    def _write_texts(
+        self: _Parts,
+        texts: list[str],
+        ids: Sequence[PointId],
+        vectors: Any,
+        payloads: Sequence[dict[str, Any] | None],
+        key: str | None,
+    ) -> int:
+        """Upsert what `add` embedded (a collection with sparse vectors also analyzes `texts`)."""
+        return self.upsert(ids, vectors, payloads, idempotency_key=key)
 
     def search(
         self: _Parts,
@@ -79,7 +98,7 @@ class CollectionFront:
         if key is not None and (done := self._recalled(key)) is not None:
             return done
         vectors = self.embedder().encode(text_list, batch_size=batch_size, progress=progress)
-        return self.upsert(checked, vectors, merged, idempotency_key=key)
+        return self._write_texts(text_list, checked, vectors, merged, key)
 
     def query(
         self: _Parts,
