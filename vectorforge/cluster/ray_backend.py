@@ -44,8 +44,10 @@ from vectorforge.cluster.replicaset import ReplicaLost, ReplicaSet, ReplicaStore
 from vectorforge.embed import Embedder
 from vectorforge.engine import Collection
 from vectorforge.engine.collection import checked_embedder
+from vectorforge.engine.restore_check import RestoreLimits, plain_member, unpack
 from vectorforge.errors import UnavailableError, UsageError
-from vectorforge.storage.fsio import extract_tar, write_json_atomic
+from vectorforge.storage import fsio
+from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import CollectionConfig, Hit, PointId, Record, ScrollPage
 
 __all__ = ["ActorStore", "RayBackend", "ReplicaActor"]
@@ -97,8 +99,9 @@ class ReplicaActor:
         self.collection.close()
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-            extract_tar(tar, self.folder)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:  # the restore's checked unpacking
+            unpack(tar, self.folder, plain_member, RestoreLimits(), len(data))
+        fsio.fsync_tree(self.folder)  # the copy is this replica's durable state from here on
         self.collection = Collection(replica_config(self.config), self.folder, sync=self.sync)
         self.epoch = max(self.epoch, int(self.collection.last_meta.get("epoch", 0)))
         return dict(self.collection.last_meta)

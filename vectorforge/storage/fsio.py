@@ -18,7 +18,6 @@ import errno as errnos
 import json
 import os
 import shutil
-import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ __all__ = [
     "OPS",
     "FaultPlan",
     "UncertainCommit",
-    "extract_tar",
     "fsync",
     "fsync_dir",
     "fsync_file",
@@ -265,18 +263,3 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 def remove_tree(path: Path) -> None:
     """Remove a folder that no durable state refers to (a leftover or an abandoned temporary)."""
     shutil.rmtree(path, ignore_errors=True)
-
-
-def extract_tar(tar: tarfile.TarFile, dest: Path) -> None:
-    """Unpack a snapshot into `dest`, refusing links, devices and paths that would leave it.
-
-    Raises ValueError naming the first unsafe entry; nothing is unpacked then.
-    """
-    for member in tar.getmembers():
-        if (
-            not (member.isfile() or member.isdir())
-            or member.name.startswith(("/", ".."))
-            or (".." in Path(member.name).parts)
-        ):
-            raise ValueError(f"unsafe entry {member.name!r}")
-    tar.extractall(dest, filter="data")
