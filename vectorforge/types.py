@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from vectorforge.errors import InvalidName
+from vectorforge.errors import InvalidName, InvalidParameter
 
 __all__ = [
     "Sparse",
@@ -120,6 +120,17 @@ class Sparse(BaseModel):
     analyzer: str | None = "english"
     k1: float = Field(default=1.2, ge=0, le=10)
     b: float = Field(default=0.75, ge=0, le=1)
+
+    def __init__(self, **settings: Any) -> None:
+        try:
+            super().__init__(**settings)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "settings"
+            raise InvalidParameter(
+                f"vf.Sparse({where}=...): {first['msg']}; defaults: modifier='idf', analyzer='english', "
+                "k1=1.2 (0 to 10), b=0.75 (0 to 1)"
+            ) from None
 
 
 class CollectionConfig(BaseModel):

@@ -226,3 +226,12 @@ def test_a_restore_refuses_a_damaged_sparse_file(tmp_path: Path, damage: str) ->
         with pytest.raises(vf.InvalidParameter, match=r"sparse-bm25\.npz"):
             db.restore(bad, name="copy")
         assert "copy" not in db.list_collections()
+
+
+def test_a_bad_sparse_setting_says_what_and_how() -> None:
+    with pytest.raises(vf.InvalidParameter, match=r"vf.Sparse\(k1=...\).*k1=1.2 \(0 to 10\)"):
+        vf.Sparse(k1=-1)
+    with vf.connect() as db:
+        col = db.create_collection("plain", dim=4)
+        with pytest.raises(vf.InvalidParameter, match="sparse vectors are set at creation"):
+            col.query("x", using="bm25")

@@ -320,7 +320,8 @@ class Collection(CollectionFront):
         if spec is None:
             known = ", ".join(sorted(self.config.sparse)) or "none"
             raise InvalidParameter(
-                f"collection {self.name!r} has no sparse vector {using!r} (it has: {known})"
+                f"collection {self.name!r} has no sparse vector {using!r} (it has: {known}); sparse "
+                'vectors are set at creation: create_collection(..., sparse={"bm25": vf.Sparse()})'
             )
         return spec
 
