@@ -42,10 +42,6 @@ _EVERY_ENTRY = ReadGuarantee(Consistency.STRONG, None)
 logger = logging.getLogger(__name__)
 
 
-def _id_order(pid: PointId) -> tuple[bool, PointId]:
-    return (isinstance(pid, str), pid)
-
-
 def _part(key: str | None, shard_no: int, step: str = "") -> str | None:
     """The idempotency key of one shard's part of a keyed write: `key:<shard>` for an upsert's part,
     `key:<shard>:d` and `:f` for a delete's (by ids, by filter), `key:<shard>:x<other>` for a move's
@@ -191,7 +187,22 @@ class ShardLayout:
         (an idempotency key) each shard's part is keyed `key:<shard>`, so a retry writes only the
         parts that did not land. A move between shards is logged first (`cluster/moves.py`)."""
         moves = self.moves
-        move = moves.begin(ids, placement.tolist()) if moves is not None else None
+        # Ids that live on another shard than their new one, by new shard and old: only they move
+        # (read first, under the callers' id locks), so a write of new ids logs and deletes nothing.
+        moving: dict[int, dict[int, list[PointId]]] = {}
+        if self.router.moves_points:
+            target_of = dict(zip(ids, placement.tolist(), strict=True))
+            for other in range(len(self.shards)):
+                leaving = [ids[r] for r in np.flatnonzero(placement != other)]
+                if leaving:
+                    for pid in self._holds(other, leaving):
+                        moving.setdefault(target_of[pid], {}).setdefault(other, []).append(pid)
+        moved = [
+            (pid, shard) for shard, by_other in moving.items() for part in by_other.values() for pid in part
+        ]
+        move = None
+        if moves is not None and moved:
+            move = moves.begin([pid for pid, _ in moved], [shard for _, shard in moved])
 
         def write(shard_no: int) -> int:
             rows = np.flatnonzero(placement == shard_no)
@@ -200,14 +211,13 @@ class ShardLayout:
             shard = self.shards[shard_no]
             retried = op_id is not None and shard.recall(op_id) is not None
             ts = shard.upsert(part_ids, vectors[rows], [payloads[r] for r in rows], op_id=op_id)
-            if self.router.moves_points:  # the id may have lived on another shard before: remove that copy
+            for other, old_copies in moving.get(shard_no, {}).items():  # remove the copies that moved
                 if retried:  # only ids this shard still holds: a later write may have moved one away
-                    part_ids = sorted(self._holds(shard_no, part_ids), key=_id_order)
-                for other, other_shard in enumerate(self.shards):
-                    if other != shard_no and part_ids:
-                        other_shard.delete(
-                            ids=part_ids, op_id=None if retried else _part(key, shard_no, f"x{other}")
-                        )
+                    held = self._holds(shard_no, old_copies)
+                    old_copies = [pid for pid in old_copies if pid in held]
+                if old_copies:
+                    step = None if retried else _part(key, shard_no, f"x{other}")
+                    self.shards[other].delete(ids=old_copies, op_id=step)
             return ts
 
         targets = np.unique(placement).tolist()
