@@ -4,7 +4,8 @@ Under key or semantic sharding an upsert may place an id on another shard than t
 the new copy is written first, then the other shards' copies are deleted. A crash between the two
 would leave two copies (count 2, scroll 1, reads returning the stale one). So the ids of a batch
 that live on another shard are logged first (each with the shard it goes to, fsynced), and the move
-is marked done once their old copies are deleted; ids that live nowhere else need no record. Opening the layout resolves every move not marked done, newest first, each id once:
+is marked done once their old copies are deleted; ids that live nowhere else need no record.
+Opening the layout resolves every move not marked done, newest first, each id once:
 
 - the id is on its new shard: the write landed, and the copies elsewhere are deleted (completed);
 - it is not: the write never landed, and nothing changes (undone; it was never acknowledged).
