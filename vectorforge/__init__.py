@@ -47,10 +47,12 @@ from vectorforge.errors import (
 )
 from vectorforge.types import (
     CollectionConfig,
+    Dense,
     EmbedderInfo,
     Hit,
     IndexKind,
     Metric,
+    Multi,
     Record,
     ScrollPage,
     Sparse,
@@ -74,6 +76,7 @@ __all__ = [
     "DataFolderLocked",
     "Database",
     "DatabaseAPI",
+    "Dense",
     "DimensionMismatch",
     "EmbedderInfo",
     "EmbedderMismatch",
@@ -87,6 +90,7 @@ __all__ = [
     "InvalidPayload",
     "InvalidVector",
     "Metric",
+    "Multi",
     "NotFoundError",
     "PermissionDenied",
     "Record",

@@ -38,7 +38,9 @@ class CollectionAPI(Protocol):
 
         Args:
             ids: one id per point (int from 0 to 2**63-1, or a non-empty str), unique within the call.
-            vectors: (n, dim) array or list of lists of numbers.
+            vectors: (n, dim) array or list of lists of numbers; or a dict by vector name: the dense
+                array, and for each other named vector a list with one `SparseVector`, token matrix
+                (tokens x dim) or None per id (a point may lack them).
             payloads: one JSON object (or None) per id.
             idempotency_key: unique to this write; a retry with the same key applies nothing and
                 returns the first result.
@@ -103,6 +105,7 @@ class CollectionAPI(Protocol):
         vector: Any,
         k: int = 10,
         *,
+        using: str | None = None,
         offset: int = 0,
         filter: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
@@ -112,7 +115,9 @@ class CollectionAPI(Protocol):
     ) -> list[Hit]:
         """The `k` points most similar to `vector` (after skipping `offset`), best first; scores are
         higher-is-better. `filter` gives the true top-k of the matching points; `consistency` is
-        "strong" (default), "bounded", "session" or "eventual"."""
+        "strong" (default), "bounded", "session" or "eventual". `using` names the vector to search
+        (default: the dense one): a sparse one takes a `SparseVector` (BM25 or dot product), a multi
+        one a token matrix (exact MaxSim)."""
         ...
 
     def search_batch(
@@ -194,6 +199,7 @@ class DatabaseAPI(Protocol):
         replicas: int = 1,
         write_quorum: str = "majority",
         sparse: dict[str, Any] | None = None,
+        vectors: dict[str, Any] | None = None,
     ) -> CollectionAPI:
         """Create an empty collection (see docs/guide.md and docs/distributed.md for every option)."""
         ...

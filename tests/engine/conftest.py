@@ -74,3 +74,19 @@ def any_db(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[vf.Databa
     db = vf.connect() if request.param == "memory" else vf.connect(data_dir)
     yield db
     db.close()
+
+
+@pytest.fixture(params=["memory", "disk", "remote"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[vf.DatabaseAPI]:
+    """A plain collection's database three ways: in memory, on disk and over HTTP."""
+    if request.param == "remote":
+        server = request.getfixturevalue("api_server")
+        remote = vf.connect(server.url)
+        yield remote
+        for name in remote.list_collections():
+            remote.delete_collection(name)
+        remote.close()
+        return
+    local = vf.connect(str(tmp_path / "d") if request.param == "disk" else None)
+    yield local
+    local.close()

@@ -46,7 +46,7 @@ def test_maxsim_equals_the_oracle(lengths: list[int | None], query_tokens: int, 
     assert np.allclose(scores, [expected[r] for r in rows], atol=1e-4)
     assert all(expected[r] >= expected[ranked[len(rows) - 1]] - 1e-4 for r in rows)
     for r, m in enumerate(docs):
-        got = index.matrix(r)
+        got = index.row(r)
         assert (got is None) == (m is None) and (m is None or np.array_equal(got, m))
 
 

@@ -48,6 +48,7 @@ from vectorforge.engine.filters import parse_delete_filter, parse_filter
 from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock, StripedLock, TurnLock
 from vectorforge.engine.merge import merge_topk
+from vectorforge.engine.named import split_vectors
 from vectorforge.engine.validate import (
     check_idempotency_key,
     check_ids,
@@ -202,7 +203,8 @@ class ShardedCollection(CollectionFront):
         if key is not None and key in self._earlier_keys:  # made before a reshard
             return self._earlier_keys[key]
         checked = check_ids(ids)
-        vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked))
+        dense, _ = split_vectors(self.config, vectors, len(checked))  # no other named vectors yet
+        vecs = check_vectors(dense, self.dim, self.config.metric, expected_rows=len(checked))
         check_payloads(payloads, len(checked))
         plist = list(payloads) if payloads is not None else [None] * len(checked)
         self._settle_moves()
@@ -273,6 +275,15 @@ class ShardedCollection(CollectionFront):
     def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]:
         """Sparse vectors are not on sharded collections yet (a sharded collection has none)."""
         raise InvalidParameter(f"collection {self.name!r} has no sparse vector {using!r} (sharded: none yet)")
+
+    def search_named(self, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]:
+        """Only the dense vector, for now: sparse and multi vectors are not on sharded collections yet."""
+        if using != self.config.dense_name:
+            raise InvalidParameter(
+                f"collection {self.name!r} has no vector {using!r}; it has the dense vector "
+                f"{self.config.dense_name!r} (sparse and multi vectors are not on sharded collections yet)"
+            )
+        return self.search(query, k, **options)
 
     def flush(self) -> None:
         with self._reads.read():

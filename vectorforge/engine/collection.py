@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,17 @@ from vectorforge.engine.filters import Where, evaluate, parse_delete_filter, par
 from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock
 from vectorforge.engine.merge import merge_topk
+from vectorforge.engine.named import (
+    RowIndex,
+    check_sparse,
+    check_tokens,
+    load_named,
+    named_file,
+    new_named,
+    pack_named,
+    split_vectors,
+    unpack_named,
+)
 from vectorforge.engine.segment import Segment
 from vectorforge.engine.validate import (
     check_idempotency_key,
@@ -61,6 +72,7 @@ from vectorforge.errors import (
     WriteNotDurable,
 )
 from vectorforge.index import SearchParams, index_class, new_index
+from vectorforge.index.maxsim import MultiVectorIndex
 from vectorforge.index.sparse import BM25Params, CorpusStats, SparseIndex
 from vectorforge.storage import Manifest, SegmentData, WriteAheadLog, fsio, read_points, write_segment
 from vectorforge.storage.fsio import UncertainCommit, write_json_atomic
@@ -157,7 +169,7 @@ class Collection(CollectionFront):
         data = read_points(path)
         cls = index_class(self.config.index)
         index = cls.load(path, self.dim, self.config.metric, self.config.index_params)
-        sparse = {v: SparseIndex.load(path / sparse_file(v), len(data.ids)) for v in self.config.sparse}
+        named = load_named(self.config, path, len(data.ids))
         seg = Segment(
             path.name,
             index,
@@ -166,7 +178,7 @@ class Collection(CollectionFront):
             set(data.tombstones),
             data.max_seq,
             sealed=True,
-            sparse=sparse,
+            named=named,
         )
         for row in data.dead_rows:
             seg.kill(row)
@@ -191,7 +203,7 @@ class Collection(CollectionFront):
         return Segment(
             name,
             new_index(self.config.index, self.dim, self.config.metric, self.config.index_params),
-            sparse={vector: SparseIndex() for vector in self.config.sparse},
+            named=new_named(self.config),
         )
 
     @property
@@ -211,7 +223,8 @@ class Collection(CollectionFront):
 
         Args:
             ids: one id per point (int or str, unique within the call).
-            vectors: (n, dim) array or list of lists.
+            vectors: (n, dim) array or list of lists; or, by vector name, the dense array and a list
+                per other named vector (one `SparseVector`, token matrix or None per id).
             payloads: optional list of JSON objects (or None), one per id.
             idempotency_key: a key unique to this write (a UUID); a retry with the same key applies
                 nothing and returns the first result. The last 10,000 keys are kept durably.
@@ -224,15 +237,17 @@ class Collection(CollectionFront):
         vectors: Any,
         payloads: Sequence[dict[str, Any] | None] | None,
         key: str | None,
-        sparse: dict[str, list[SparseVector | None]] | None,
+        made: dict[str, list[Any]] | None = None,
     ) -> int:
         checked_ids = check_ids(ids)
-        vecs = check_vectors(vectors, self.dim, self.config.metric, expected_rows=len(checked_ids))
+        dense, named = split_vectors(self.config, vectors, len(checked_ids))
+        vecs = check_vectors(dense, self.dim, self.config.metric, expected_rows=len(checked_ids))
         blobs = check_payloads(payloads, len(checked_ids))
         # The array itself: the log packs it without a copy, and an in-memory database never copies it.
         op = {"op": "upsert", "ids": checked_ids, "vectors": vecs, "payloads": blobs}
-        if sparse:
-            op["sparse"] = _pack_sparse(sparse)
+        named = {**(made or {}), **named}  # a vector given explicitly wins over one made from text
+        if named:
+            op["named"] = pack_named(self.config, named)
         with self._lock.write():
             self._check_writable()
             if key is not None:
@@ -250,7 +265,7 @@ class Collection(CollectionFront):
         key: str | None,
     ) -> int:
         """`add`'s write: each sparse vector with an analyzer (BM25) is made from the texts too."""
-        sparse: dict[str, list[SparseVector | None]] = {
+        sparse: dict[str, list[Any]] = {
             name: list(get_analyzer(spec.analyzer).encode(texts))
             for name, spec in self.config.sparse.items()
             if spec.analyzer is not None
@@ -283,33 +298,91 @@ class Collection(CollectionFront):
         check_consistency(consistency)
         k, offset = check_k_offset(k, offset)
         where = parse_filter(filter)
-        terms = np.asarray(vector.indices, dtype=np.int64).tolist()
+        query = check_sparse(vector, spec, "the sparse query")
+        terms = query.indices.tolist()
         bm25 = BM25Params(spec.k1, spec.b)
         with self._lock.read():
             self._check_open()
             stats = CorpusStats()
             for seg in self._segments:
                 if seg.n_live:
-                    stats = stats.merged(seg.sparse[using].stats(terms, seg.live))
-            sources = []
-            for seg, mask, allowed in self._masks(where):
-                if not allowed:
-                    continue
-                rows_mask = seg.live if mask is None else mask
-                index = seg.sparse[using]
+                    stats = stats.merged(_sparse(seg, using).stats(terms, seg.live))
+
+            def score(seg: Segment, mask: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
                 if spec.modifier == "idf":
-                    scores, rows = index.bm25(vector, stats, k + offset, rows_mask, bm25)
-                else:
-                    scores, rows = index.dot(vector, k + offset, rows_mask)
+                    return _sparse(seg, using).bm25(query, stats, fetch, mask, bm25)
+                return _sparse(seg, using).dot(query, fetch, mask)
+
+            return self._search_named(score, k, offset, where, with_payload, with_vectors)
+
+    def _search_named(
+        self,
+        score: Callable[[Segment, np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+        k: int,
+        offset: int,
+        where: Where | None,
+        with_payload: bool,
+        with_vectors: bool,
+    ) -> list[Hit]:
+        """The top `k` after `offset` of `score` (each segment's best rows among a mask) over every
+        segment, merged; read lock held."""
+        sources = []
+        for seg, mask, allowed in self._masks(where):
+            if allowed:
+                scores, rows = score(seg, seg.live if mask is None else mask, k + offset)
                 sources.append(_hits(seg, [float(x) for x in scores.tolist()], rows.tolist()))
-            hits = merge_topk(sources, k, offset, disjoint=True)
-            for hit in hits:
-                seg, row = self._where[hit.id]
-                if with_payload:
-                    hit.payload = seg.payload(row)
-                if with_vectors:
-                    hit.vector = seg.vector(row)
-            return hits
+        hits = merge_topk(sources, k, offset, disjoint=True)
+        for hit in hits:
+            seg, row = self._where[hit.id]
+            if with_payload:
+                hit.payload = seg.payload(row)
+            if with_vectors:
+                hit.vector = seg.vector(row)
+        return hits
+
+    def search_multi(
+        self,
+        using: str,
+        query: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """The top `k` points of multi vector `using` by exact MaxSim with `query` (tokens x dim);
+        points without that vector are left out; `filter` as in `search`."""
+        spec = self.config.multi.get(using)
+        if spec is None:
+            raise self._no_vector(using)
+        check_consistency(consistency)
+        k, offset = check_k_offset(k, offset)
+        tokens = check_tokens(query, spec, "the multi-vector query")
+        where = parse_filter(filter)
+        with self._lock.read():
+            self._check_open()
+
+            def score(seg: Segment, mask: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+                index = seg.named[using]
+                assert isinstance(index, MultiVectorIndex)
+                return index.search(tokens, fetch, mask)
+
+            return self._search_named(score, k, offset, where, with_payload, with_vectors)
+
+    def search_named(self, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]:
+        """`search(query, using=...)`: the named vector's own search (dense, sparse or multi)."""
+        kind = self.config.vector_kind(using)
+        if kind == "dense":
+            return self.search(query, k, **options)
+        if kind == "sparse":
+            return self.search_sparse(using, query, k, **options)
+        if kind == "multi":
+            return self.search_multi(using, query, k, **options)
+        known = ", ".join(repr(v) for v in self.config.vector_names())
+        raise InvalidParameter(f"collection {self.name!r} has no vector {using!r} (it has: {known})")
 
     def text_vectors(self) -> list[str]:
         """The names of the sparse vectors that an analyzer fills from text (hybrid queries use them)."""
@@ -318,12 +391,16 @@ class Collection(CollectionFront):
     def _sparse_spec(self, using: str) -> Sparse:
         spec = self.config.sparse.get(using)
         if spec is None:
-            known = ", ".join(sorted(self.config.sparse)) or "none"
-            raise InvalidParameter(
-                f"collection {self.name!r} has no sparse vector {using!r} (it has: {known}); sparse "
-                'vectors are set at creation: create_collection(..., sparse={"bm25": vf.Sparse()})'
-            )
+            raise self._no_vector(using, "sparse")
         return spec
+
+    def _no_vector(self, using: str, kind: str = "multi") -> InvalidParameter:
+        known = ", ".join(repr(v) for v in self.config.vector_names() if self.config.vector_kind(v) == kind)
+        example = '{"bm25": vf.Sparse()}' if kind == "sparse" else '{"tokens": vf.Multi(dim=128)}'
+        return InvalidParameter(
+            f"collection {self.name!r} has no {kind} vector {using!r} (it has: {known or 'none'}); named "
+            f"vectors are set at creation: create_collection(..., vectors={{..., {example[1:-1]}}})"
+        )
 
     def delete(
         self,
@@ -394,7 +471,9 @@ class Collection(CollectionFront):
                     applied=last,
                     got=rseq,
                 )
-            op: dict[str, Any] = {k: entry[k] for k in ("op", "ids", "vectors", "payloads") if k in entry}
+            op: dict[str, Any] = {
+                k: entry[k] for k in ("op", "ids", "vectors", "payloads", "named") if k in entry
+            }
             op["meta"] = dict(entry["meta"])
             self._write_locked(op)
             return True
@@ -430,7 +509,9 @@ class Collection(CollectionFront):
             raw = op["vectors"]
             vecs = raw if isinstance(raw, np.ndarray) else np.frombuffer(raw, dtype=np.float32)
             vecs = vecs.reshape(len(ids), self.dim)
-            start = seg.append(ids, vecs, op["payloads"], _unpack_sparse(op.get("sparse")))
+            # "sparse": the log records of sparse vectors before multi vectors came
+            named = unpack_named(self.config, op.get("named") or op.get("sparse"))
+            start = seg.append(ids, vecs, op["payloads"], named)
             where = self._where
             for i, pid in enumerate(ids):
                 old = where.get(pid)
@@ -490,7 +571,7 @@ class Collection(CollectionFront):
         )
         name = manifest.new_segment_name()
         try:
-            write_segment(path, data, functools.partial(_save_indexes, seg.index, seg.sparse))
+            write_segment(path, data, functools.partial(self._save_indexes, seg.index, seg.named))
             manifest.save(self.folder / MANIFEST_FILE)
         except UncertainCommit as exc:  # the disk may hold the old manifest or the new one: keep both
             raise self._fail(f"the manifest naming segment {seg.name} may not be durable: {exc}") from exc
@@ -585,6 +666,7 @@ class Collection(CollectionFront):
             pid,
             seg.payload(row) if with_payload else None,
             seg.vector(row) if with_vectors else None,
+            (seg.named_vectors(row) or None) if with_vectors else None,
         )
 
     def scroll(
@@ -723,6 +805,7 @@ class Collection(CollectionFront):
                 "metric": self.config.metric.value,
                 "index": self.config.index.value,
                 "index_params": self.config.index_params,
+                "vectors": self.config.vectors_spec(),
                 "embedder": self.config.embedder.model_dump() if self.config.embedder else None,
                 "max_segment_points": self.config.max_segment_points,
                 "points": len(self._where),
@@ -763,13 +846,13 @@ class Collection(CollectionFront):
                 payloads: list[bytes | None] = []
                 vec_parts = []
                 sources: list[tuple[Segment, int]] = []
-                sparse_rows: dict[str, list[SparseVector | None]] = {v: [] for v in self.config.sparse}
+                named_rows: dict[str, list[Any]] = {v: [] for v in self._growing.named}
                 for seg in run:
                     rows = np.flatnonzero(seg.live)
                     ids.extend(seg.ids[r] for r in rows)
                     payloads.extend(seg.payloads[r] for r in rows)
-                    for vector, kept in sparse_rows.items():
-                        kept.extend(seg.sparse[vector].row(int(r)) for r in rows)
+                    for vector, kept in named_rows.items():
+                        kept.extend(seg.named[vector].row(int(r)) for r in rows)
                     vec_parts.append(np.asarray(seg.index.vectors()[rows], dtype=np.float32))
                     sources.extend((seg, int(r)) for r in rows)
                 # Tombstones only matter for segments older than the run; none if it starts at the oldest.
@@ -785,13 +868,13 @@ class Collection(CollectionFront):
                     return False
                 index.add(np.ascontiguousarray(vectors[start : start + 20_000]))
             index.seal()
-            sparse = {vector: SparseIndex() for vector in sparse_rows}
-            for vector, kept in sparse_rows.items():
-                sparse[vector].add(kept)
+            named = new_named(self.config)
+            for vector, kept in named_rows.items():
+                named[vector].add(kept)
             path = self.folder / "segments" / name if self.folder else None
             if path is not None:  # not yet in the manifest: a crash here leaves a folder that open() removes
                 try:
-                    save = functools.partial(_save_indexes, index, sparse)
+                    save = functools.partial(self._save_indexes, index, named)
                     write_segment(path, SegmentData(ids, payloads, [], list(tombstones), max_seq), save)
                 except OSError as exc:  # write_segment left nothing behind
                     raise WriteNotDurable(
@@ -809,7 +892,7 @@ class Collection(CollectionFront):
                         fsio.remove_tree(path)
                     return False
                 first = self._segments.index(run[0])
-                merged = Segment(name, index, ids, payloads, tombstones, max_seq, sealed=True, sparse=sparse)
+                merged = Segment(name, index, ids, payloads, tombstones, max_seq, sealed=True, named=named)
                 segments = [*self._segments[:first], merged, *self._segments[first + len(run) :]]
                 if self.folder is not None and path is not None:
                     self._commit_compaction(segments, path)  # the memory changes only once the disk has
@@ -948,6 +1031,11 @@ class Collection(CollectionFront):
                 collection=self.name,
             )
 
+    def _save_indexes(self, index: Any, named: dict[str, RowIndex], folder: Path) -> None:
+        index.save(folder)
+        for vector, rows in named.items():
+            rows.save(folder / named_file(self.config, vector))
+
     def save_config(self) -> None:
         if self.folder is not None:
             write_json_atomic(self.folder / CONFIG_FILE, json.loads(self.config.model_dump_json()))
@@ -977,39 +1065,7 @@ def _hits(seg: Segment, scores: list[float], rows: list[int]) -> list[Hit]:
     return [Hit(ids[r], s) for s, r in zip(scores, rows, strict=True) if r >= 0]
 
 
-def sparse_file(vector: str) -> str:
-    """The file of a segment that holds the named sparse vector's rows."""
-    return f"sparse-{vector}.npz"
-
-
-def _save_indexes(index: Any, sparse: dict[str, SparseIndex], folder: Path) -> None:
-    index.save(folder)
-    for vector, rows in sparse.items():
-        rows.save(folder / sparse_file(vector))
-
-
-def _pack_sparse(sparse: dict[str, list[SparseVector | None]]) -> dict[str, list[list[bytes] | None]]:
-    """Sparse vectors as the log stores them: per name, per row, [indices bytes, values bytes]."""
-    return {
-        name: [
-            None
-            if v is None
-            else [np.asarray(v.indices, np.int64).tobytes(), np.asarray(v.values, np.float32).tobytes()]
-            for v in rows
-        ]
-        for name, rows in sparse.items()
-    }
-
-
-def _unpack_sparse(packed: dict[str, list[Any]] | None) -> dict[str, list[SparseVector | None]] | None:
-    if not packed:
-        return None
-    return {
-        name: [
-            None
-            if v is None
-            else SparseVector(np.frombuffer(v[0], np.int64), np.frombuffer(v[1], np.float32))
-            for v in rows
-        ]
-        for name, rows in packed.items()
-    }
+def _sparse(seg: Segment, using: str) -> SparseIndex:
+    index = seg.named[using]
+    assert isinstance(index, SparseIndex)
+    return index

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from vectorforge.embed import DEFAULT_EMBEDDER, get_embedder
 from vectorforge.engine.collection import CONFIG_FILE, Collection
+from vectorforge.engine.named import parse_vectors
 from vectorforge.engine.restore_check import (
     RestoreLimits,
     check_collection,
@@ -49,7 +50,7 @@ from vectorforge.errors import (
 from vectorforge.index import new_index
 from vectorforge.storage import fsio
 from vectorforge.storage.fsio import fsync_dir, write_json_atomic
-from vectorforge.types import CollectionConfig, IndexKind, Metric, Sharding, Sparse, check_name
+from vectorforge.types import CollectionConfig, IndexKind, Metric, Multi, Sharding, Sparse, check_name
 
 __all__ = ["Database"]
 
@@ -108,6 +109,7 @@ class Database:
         replicas: int = 1,
         write_quorum: str = "majority",
         sparse: dict[str, Any] | None = None,
+        vectors: dict[str, Any] | None = None,
     ) -> Collection:
         """Create an empty collection.
 
@@ -125,13 +127,26 @@ class Database:
             sparse: named sparse vectors beside the dense one, e.g. {"bm25": vf.Sparse()} (BM25 over
                 the English analyzer); `add(texts)` fills them, `query(text, using="bm25")` and
                 `query(text, mode="hybrid")` search them. Plain collections only, for now.
+            vectors: named vectors instead of dim=/metric=/index=: name -> vf.Dense(dim, metric,
+                index, index_params) (one, for now), vf.Sparse(...) or vf.Multi(dim) (token
+                matrices scored by MaxSim), e.g. {"dense": vf.Dense(dim=384), "bm25": vf.Sparse()}.
             replicas: copies of each shard; a write is acknowledged once `write_quorum` ("1",
                 "majority", "all") of them have it durably.
         """
         check_name(name)
+        dense_name, multi = "", dict[str, Multi]()
+        if vectors is not None:
+            if dim is not None or index_params is not None or str(metric) != "cosine" or str(index) != "hnsw":
+                raise InvalidParameter(
+                    "give the dense vector's settings once: in vectors={name: vf.Dense(dim=..., metric=..., "
+                    "index=...)} or as dim=/metric=/index=, not both"
+                )
+            dense_name, dense, named_sparse, multi = parse_vectors(vectors)
+            dim, metric, index, index_params = dense.dim, dense.metric, dense.index, dict(dense.index_params)
+            sparse = {**named_sparse, **(sparse or {})}
         config = self._make_config(name, dim, metric, index, index_params, embedder, max_segment_points)
         config = _with_sharding(config, shards, sharding, shard_key, n_probe, replicas, write_quorum)
-        config = _with_sparse(config, sparse)
+        config = _with_named(config, dense_name, sparse, multi)
         with self._lock:
             self._check_open()
             if name in self._collections or (self.path and (self.path / "collections" / name).exists()):
@@ -423,18 +438,34 @@ def _with_sharding(
     return config.model_copy(update={**update, "replicas": replicas, "write_quorum": str(write_quorum)})
 
 
-def _with_sparse(config: CollectionConfig, sparse: dict[str, Any] | None) -> CollectionConfig:
-    if not sparse:
+def _with_named(
+    config: CollectionConfig, dense_name: str, sparse: dict[str, Any] | None, multi: dict[str, Any] | None
+) -> CollectionConfig:
+    """`config` with its named vectors, checked (the one copy of the rules: restores use it too)."""
+    if not sparse and not multi and not dense_name:
         return config
-    if config.shards > 1 or config.replicas > 1:
-        raise UsageError(
-            "sparse vectors work on plain collections for now; sharded and replicated ones get them "
-            "with the rest of named vectors (issue 10)"
-        )
-    if not isinstance(sparse, dict):
+    if sparse and not isinstance(sparse, dict):
         raise InvalidParameter('sparse= takes a dict of name -> vf.Sparse(...), e.g. {"bm25": vf.Sparse()}')
+    if (sparse or multi) and (config.shards > 1 or config.replicas > 1):
+        raise UsageError(
+            "sparse and multi vectors work on plain collections for now; sharded and replicated ones "
+            "get them with the rest of named vectors (issue 10)"
+        )
+    sparse_specs = {name: _spec(Sparse, spec) for name, spec in (sparse or {}).items()}
+    multi_specs = {name: _spec(Multi, spec) for name, spec in (multi or {}).items()}
     try:
-        specs = {name: Sparse.model_validate(spec) for name, spec in sparse.items()}
-        return CollectionConfig.model_validate({**config.model_dump(), "sparse": specs})
+        update = {"dense_name": dense_name, "sparse": sparse_specs, "multi": multi_specs}
+        return CollectionConfig.model_validate({**config.model_dump(), **update})
     except ValidationError as exc:
-        raise InvalidParameter(f"invalid sparse vectors: {exc.errors()[0]['msg']}") from exc
+        raise InvalidParameter(f"invalid named vectors: {exc.errors()[0]['msg']}") from exc
+
+
+def _spec(cls: type[Sparse] | type[Multi], spec: Any) -> Any:
+    """A named vector's settings given as the class or as a dict of its settings."""
+    if isinstance(spec, cls):
+        return spec
+    if not isinstance(spec, dict):
+        raise InvalidParameter(
+            f"a {cls.__name__.lower()} vector's settings are vf.{cls.__name__}(...), not {spec!r}"
+        )
+    return cls(**spec)

@@ -34,6 +34,7 @@ class _Parts(CollectionAPI, Protocol):
         key: str | None,
     ) -> int: ...
     def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]: ...
+    def search_named(self, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]: ...
     def text_vectors(self) -> list[str]: ...
 
 
@@ -60,6 +61,7 @@ class CollectionFront:
         vector: Any,
         k: int = 10,
         *,
+        using: str | None = None,
         offset: int = 0,
         filter: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
@@ -67,7 +69,12 @@ class CollectionFront:
         with_vectors: bool = False,
         consistency: str | None = None,
     ) -> list[Hit]:
-        """`search_batch` of one vector."""
+        """`search_batch` of one vector (`search_named` for a vector named by `using`)."""
+        if using is not None:
+            options = {"offset": offset, "filter": filter, "params": params, "consistency": consistency}
+            return self.search_named(
+                using, vector, k, with_payload=with_payload, with_vectors=with_vectors, **options
+            )
         arr = vector if isinstance(vector, np.ndarray) else np.asarray(vector)
         if arr.ndim != 1:
             raise InvalidParameter(f"search takes one vector (1-D); got shape {arr.shape}; use search_batch")

@@ -27,10 +27,10 @@ import faiss
 import msgpack
 import numpy as np
 
+from vectorforge.engine.named import load_named
 from vectorforge.engine.validate import check_id
 from vectorforge.errors import InvalidInputError, InvalidParameter, UsageError, VectorForgeError
 from vectorforge.index import index_class, new_index
-from vectorforge.index.sparse import SparseIndex
 from vectorforge.storage import Manifest, read_points
 from vectorforge.types import CollectionConfig, Metric
 
@@ -39,7 +39,7 @@ __all__ = ["RestoreLimits", "check_collection", "plain_member", "sharded_member"
 _SEGMENT = r"seg-\d{6}"
 _PLAIN = re.compile(
     rf"config\.json|manifest\.json|segments|segments/{_SEGMENT}|"
-    rf"segments/{_SEGMENT}/(points\.msgpack|index\.faiss|vectors\.npy|sparse-[a-z][a-z0-9_]{{0,31}}\.npz)"
+    rf"segments/{_SEGMENT}/(points\.msgpack|index\.faiss|vectors\.npy|(sparse|multi)-[a-z][a-z0-9_]{{0,31}}\.npz)"
 )
 _SHARDED = re.compile(r"config\.json|router\.npy|shards|shards/\d{1,4}\.tar")
 
@@ -102,7 +102,7 @@ def unpack(
 
 def check_config(config: CollectionConfig) -> None:
     """A restored config must be one that create_collection accepts."""
-    from vectorforge.engine.database import _with_sharding, _with_sparse  # the one copy of the rules
+    from vectorforge.engine.database import _with_named, _with_sharding  # the one copy of the rules
 
     try:
         new_index(config.index, config.dim, config.metric, dict(config.index_params))
@@ -115,7 +115,12 @@ def check_config(config: CollectionConfig) -> None:
             config.replicas,
             config.write_quorum,
         )
-        _with_sparse(config, {name: spec.model_dump() for name, spec in config.sparse.items()})
+        _with_named(
+            config,
+            config.dense_name,
+            {name: spec.model_dump() for name, spec in config.sparse.items()},
+            {name: spec.model_dump() for name, spec in config.multi.items()},
+        )
     except (InvalidInputError, UsageError) as exc:
         raise InvalidParameter(f"snapshot's config.json is not valid: {exc}") from exc
 
@@ -160,13 +165,12 @@ def _check_segment(path: Path, config: CollectionConfig, place: str, checkpoint:
     if type(data.max_seq) is not int or not 0 <= data.max_seq <= max(checkpoint, 0):
         raise InvalidParameter(f"snapshot's {place} covers log positions its manifest does not")
     _check_index(path, config, place, n, isolate)
-    for vector in config.sparse:
-        try:
-            SparseIndex.load(path / f"sparse-{vector}.npz", n)
-        except (VectorForgeError, OSError, ValueError, KeyError, TypeError) as exc:
-            raise InvalidParameter(
-                f"snapshot's {place}/sparse-{vector}.npz does not match its {n} rows"
-            ) from exc
+    try:
+        load_named(config, path, n)
+    except (VectorForgeError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidParameter(
+            f"snapshot's {place}: named vectors that do not match its {n} rows ({exc})"
+        ) from exc
 
 
 def describe_index(path: Path, isolate: bool) -> tuple[str, int, int, int]:

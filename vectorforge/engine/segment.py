@@ -10,14 +10,16 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import numpy as np
 
 from vectorforge.engine.filters import FieldIndex, Where
 from vectorforge.index import VectorIndex
-from vectorforge.index.sparse import SparseIndex
+
+if TYPE_CHECKING:
+    from vectorforge.engine.named import RowIndex
 from vectorforge.types import PointId, SparseVector
 
 __all__ = ["Segment"]
@@ -37,11 +39,11 @@ class Segment:
         tombstones: set[PointId] | None = None,
         max_seq: int = 0,
         sealed: bool = False,
-        sparse: dict[str, SparseIndex] | None = None,
+        named: dict[str, RowIndex] | None = None,
     ) -> None:
         self.name = name
         self.index = index
-        self.sparse: dict[str, SparseIndex] = sparse if sparse is not None else {}  # named sparse vectors
+        self.named: dict[str, RowIndex] = named if named is not None else {}  # sparse and multi vectors
         self.ids: list[PointId] = ids if ids is not None else []
         self.payloads: list[bytes | None] = payloads if payloads is not None else []
         self.tombstones: set[PointId] = tombstones if tombstones is not None else set()
@@ -70,9 +72,9 @@ class Segment:
         ids: Sequence[PointId],
         vectors: np.ndarray,
         payloads: Sequence[bytes | None],
-        sparse: dict[str, list[SparseVector | None]] | None = None,
+        named: dict[str, list[Any]] | None = None,
     ) -> int:
-        """Add rows (and their sparse vectors by name; a row may lack them); the first new row number."""
+        """Add rows (and their named vectors by name; a row may lack them); the first new row number."""
         start = self.n
         end = start + len(ids)
         if end > self._live.shape[0]:
@@ -81,8 +83,8 @@ class Segment:
             self._live = grown
         self._live[start:end] = True
         self.index.add(vectors)
-        for name, index in self.sparse.items():
-            index.add((sparse or {}).get(name) or [None] * len(ids))
+        for name, rows in self.named.items():
+            rows.add((named or {}).get(name) or [None] * len(ids))
         self.ids.extend(ids)
         self.payloads.extend(payloads)
         self.n_live += len(ids)
@@ -129,3 +131,14 @@ class Segment:
 
     def vector(self, row: int) -> list[float]:
         return [float(x) for x in self.index.vectors()[row]]
+
+    def named_vectors(self, row: int) -> dict[str, Any]:
+        """The named vectors that row `row` has, as `Record.vectors` shows them."""
+        out: dict[str, Any] = {}
+        for name, rows in self.named.items():
+            value = rows.row(row)
+            if isinstance(value, SparseVector):
+                out[name] = SparseVector(value.indices.tolist(), value.values.tolist())
+            elif value is not None:
+                out[name] = value.tolist()
+        return out

@@ -15,10 +15,12 @@ prunes; this one is its oracle.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from vectorforge.errors import DimensionMismatch, InvalidVector
+from vectorforge.errors import CorruptionError, DimensionMismatch, InvalidVector
+from vectorforge.storage import fsio
 
 __all__ = ["MultiVectorIndex", "maxsim_scores"]
 
@@ -30,8 +32,9 @@ class MultiVectorIndex:
         self.dim = dim
         self._parts: list[np.ndarray] = []
         self._lengths: list[int] = []
-        self._tokens: np.ndarray | None = None
-        self._starts: np.ndarray | None = None
+        # (tokens, starts) of every row, built on first use after a change and published as one
+        # tuple, so that two readers building side by side never pair one's tokens with other starts.
+        self._compiled: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def ntotal(self) -> int:
@@ -51,22 +54,56 @@ class MultiVectorIndex:
                 raise InvalidVector("a multi vector holds NaN or infinite values")
             self._parts.append(arr)
             self._lengths.append(arr.shape[0])
-        self._tokens = None
+        self._compiled = None
 
     def _matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._tokens is None:
-            self._tokens = (
-                np.concatenate(self._parts) if self._parts else np.empty((0, self.dim), dtype=np.float32)
-            )
-            self._starts = np.concatenate(([0], np.cumsum(self._lengths)[:-1])).astype(np.int64)
-        assert self._starts is not None
-        return self._tokens, self._starts
+        found = self._compiled
+        if found is None:
+            tokens = np.concatenate(self._parts) if self._parts else np.empty((0, self.dim), np.float32)
+            starts = np.concatenate(([0], np.cumsum(self._lengths)[:-1])).astype(np.int64)
+            self._parts = [tokens] if len(tokens) else []  # one part from now on: no copy next time
+            found = self._compiled = (tokens, starts)
+        return found
 
-    def matrix(self, row: int) -> np.ndarray | None:
+    def row(self, row: int) -> np.ndarray | None:
         """Row `row`'s token matrix (a view), or None."""
         tokens, starts = self._matrix()
         n = self._lengths[row]
         return tokens[starts[row] : starts[row] + n] if n else None
+
+    def save(self, path: Path) -> None:
+        """One file: each row's token count (0: none) and every token, row after row."""
+        tokens, _ = self._matrix()
+        lengths = np.asarray(self._lengths, dtype=np.int64)
+        fsio.write_with(path, lambda target: np.savez(target, lengths=lengths, tokens=tokens))
+
+    @classmethod
+    def load(cls, path: Path, rows: int, dim: int) -> MultiVectorIndex:
+        """Read `save`'s file (every sealed segment of a collection with this vector has one)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                lengths, tokens = data["lengths"], data["tokens"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise CorruptionError(f"multi vectors {path.name} cannot be read: {exc}") from exc
+        well_formed = (
+            lengths.ndim == 1
+            and lengths.dtype == np.int64
+            and tokens.dtype == np.float32
+            and tokens.ndim == 2
+            and tokens.shape[1] == dim
+            and len(lengths) == rows
+            and bool(np.all(lengths >= 0))
+            and int(lengths.sum()) == len(tokens)
+            and bool(np.all(np.isfinite(tokens)))
+        )
+        if not well_formed:
+            raise CorruptionError(
+                f"multi vectors {path.name} do not match the segment's {rows} rows of {dim}"
+            )
+        index = cls(dim)
+        index._parts = [tokens] if len(tokens) else []
+        index._lengths = lengths.tolist()
+        return index
 
     def search(
         self, query: np.ndarray, k: int, mask: np.ndarray | None = None

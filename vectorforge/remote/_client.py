@@ -21,12 +21,17 @@ import httpx
 from vectorforge import errors as e
 from vectorforge.types import (
     CollectionConfig,
+    Dense,
     Hit,
+    Multi,
     PointId,
     Record,
     ScrollPage,
+    Sparse,
+    SparseVector,
     check_name,
     hit_from_dict,
+    named_to_wire,
     record_from_dict,
     vectors_to_wire,
 )
@@ -124,6 +129,7 @@ class RemoteDatabase:
         replicas: int = 1,
         write_quorum: str = "majority",
         sparse: dict[str, Any] | None = None,
+        vectors: dict[str, Any] | None = None,
     ) -> RemoteCollection:
         """Create a collection on the server (see `Database.create_collection`)."""
         check_name(name)
@@ -140,7 +146,8 @@ class RemoteDatabase:
             "n_probe": n_probe,
             "replicas": replicas,
             "write_quorum": write_quorum,
-            "sparse": None if sparse is None else {k: _plain_spec(v) for k, v in sparse.items()},
+            "sparse": None if sparse is None else {k: _plain_spec(v, kind=False) for k, v in sparse.items()},
+            "vectors": None if vectors is None else {k: _plain_spec(v) for k, v in vectors.items()},
         }
         info = self._json("PUT", f"/collections/{name}", idempotent=False, json=body)
         return self._handle(name, info)
@@ -248,7 +255,8 @@ class RemoteCollection:
         idempotency_key: str | None = None,
     ) -> int:
         self._check_open()
-        body = {"ids": _ids(ids), "vectors": _wire(vectors), "payloads": _list_or_none(payloads)}
+        wire = named_to_wire(vectors) if isinstance(vectors, dict) else _wire(vectors)
+        body = {"ids": _ids(ids), "vectors": wire, "payloads": _list_or_none(payloads)}
         answer = self._db._json(
             "PUT", f"/collections/{self.name}/points", json=body, headers=_key(idempotency_key)
         )
@@ -343,6 +351,7 @@ class RemoteCollection:
         vector: Any,
         k: int = 10,
         *,
+        using: str | None = None,
         offset: int = 0,
         filter: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
@@ -351,7 +360,8 @@ class RemoteCollection:
         consistency: str | None = None,
     ) -> list[Hit]:
         body = {
-            "vector": _one_vector(vector),
+            "vector": _query_vector(vector, using),
+            "using": using,
             **_options(k, offset, filter, params, with_payload, with_vectors, consistency),
         }
         return [hit_from_dict(h) for h in self._read("/points/search", body)["hits"]]
@@ -417,8 +427,11 @@ def _error_from(response: httpx.Response) -> e.VectorForgeError:
         return e.VectorForgeError(f"server answered {response.status_code}: {response.text[:200]}")
 
 
-def _plain_spec(spec: Any) -> Any:
-    return spec.model_dump() if hasattr(spec, "model_dump") else spec
+def _plain_spec(spec: Any, kind: bool = True) -> Any:
+    """A vector's settings as JSON: vf.Dense / vf.Sparse / vf.Multi (with their kind)."""
+    if isinstance(spec, Dense | Sparse | Multi):
+        return {"kind": spec.kind, **spec.model_dump(mode="json")} if kind else spec.model_dump(mode="json")
+    return spec
 
 
 def _key(key: str | None) -> dict[str, str]:
@@ -453,6 +466,19 @@ def _wire(vectors: Any) -> Any:
     if arr.dtype.kind in "iuf" and arr.ndim in (1, 2) and arr.size:
         return vectors_to_wire(arr)
     return arr.tolist() if arr.dtype.kind != "O" else vectors
+
+
+def _query_vector(vector: Any, using: str | None) -> Any:
+    """A query of a named vector: a sparse one as {"indices", "values"}, a token matrix as base64
+    with its shape; a dense one as `_one_vector`."""
+    import numpy as np
+
+    if isinstance(vector, SparseVector):
+        return {"indices": np.asarray(vector.indices).tolist(), "values": np.asarray(vector.values).tolist()}
+    if using is None:
+        return _one_vector(vector)
+    # The named vector's kind is the server's to know: a matrix goes with its shape, a vector as a list.
+    return _wire(vector) if np.ndim(vector) == 2 else np.asarray(vector).tolist()
 
 
 def _one_vector(vector: Any) -> Any:

@@ -19,9 +19,10 @@ from vectorforge.server.schemas import (
     ScrollBody,
     SearchBatchBody,
     SearchBody,
+    SparseIn,
     UpsertBody,
 )
-from vectorforge.types import hit_to_dict, record_to_dict, vectors_from_wire
+from vectorforge.types import SparseVector, hit_to_dict, named_from_wire, record_to_dict, vectors_from_wire
 
 __all__ = ["point_routes"]
 
@@ -34,7 +35,10 @@ def point_routes(db: Database) -> APIRouter:
     def upsert(name: str, body: UpsertBody, who: Who, key: Key = None) -> dict[str, int]:
         """Insert or replace points; the answer comes once the write is durable."""
         col = collection(db, name, who, Action.WRITE)
-        vectors = vectors_from_wire(_plain(body.vectors))
+        if isinstance(body.vectors, dict):
+            vectors = named_from_wire(body.vectors)
+        else:
+            vectors = vectors_from_wire(_plain(body.vectors))
         return {"seq": col.upsert(body.ids, vectors, body.payloads, idempotency_key=key)}
 
     @points.post("/get")
@@ -84,12 +88,16 @@ def point_routes(db: Database) -> APIRouter:
         """The k nearest points to one vector."""
         # A plain def runs in the thread pool: inline on the event loop it would be faster, but a
         # search waiting behind a long write would then stall every request, /healthz included.
-        vector = vectors_from_wire(_plain(body.vector))
-        if getattr(vector, "ndim", 1) == 2 and vector.shape[0] == 1:
-            vector = vector[0]
+        vector: Any
+        if isinstance(body.vector, SparseIn):
+            vector = SparseVector(body.vector.indices, body.vector.values)
+        else:
+            vector = vectors_from_wire(_plain(body.vector))
+            if body.using is None and getattr(vector, "ndim", 1) == 2 and vector.shape[0] == 1:
+                vector = vector[0]
         col = collection(db, name, who, Action.READ)
         with session_token(body.session_ts):
-            hits = col.search(vector, **_options(body))
+            hits = col.search(vector, using=body.using, **_options(body))
         return {"hits": [hit_to_dict(h) for h in hits]}
 
     @points.post("/search/batch")

@@ -55,6 +55,7 @@ class CreateCollectionBody(_Body):
     replicas: StrictInt = 1
     write_quorum: str = "majority"
     sparse: dict[str, dict[str, Any]] | None = None
+    vectors: dict[str, dict[str, Any]] | None = None  # name -> {"kind": "dense" | "sparse" | "multi", ...}
 
 
 class ReshardBody(_Body):
@@ -63,9 +64,19 @@ class ReshardBody(_Body):
     batch_size: StrictInt = 100
 
 
+class SparseIn(_Body):
+    """One sparse vector: its indices and their values."""
+
+    indices: list[StrictInt]
+    values: list[Number]
+
+
 class UpsertBody(_Body):
     ids: list[PointIdIn]
-    vectors: Vectors
+    # The dense vectors; or by vector name: the dense ones, and for a sparse vector a list of
+    # {"indices", "values"} (or None) or {"sparse_b64", "values_b64", "lengths"}; for a multi vector
+    # a list of token matrices (or None) or {"b64", "shape", "lengths"}. The engine checks each.
+    vectors: Vectors | dict[str, Any]
     payloads: list[dict[str, Any] | None] | None = None
 
 
@@ -110,7 +121,9 @@ class _SearchOptions(_Body):
 
 
 class SearchBody(_SearchOptions):
-    vector: list[Number] | VectorBlob
+    # A dense vector; a sparse one (with `using`); or a token matrix (with `using`, a multi vector).
+    vector: list[Number] | VectorBlob | SparseIn | list[list[Number]]
+    using: str | None = None
 
 
 class SearchBatchBody(_SearchOptions):

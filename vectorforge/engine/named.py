@@ -1,0 +1,280 @@
+"""Named vectors beside the dense one: sparse (BM25, SPLADE) and multi (token matrices).
+
+One table says, for each vector kind, how a segment holds its rows (`RowIndex`), the file a sealed
+segment keeps them in, how the write-ahead log packs them, and how a user's value is checked. The
+engine's writes, seals, loads, compactions and restores go through it, so a new kind plugs in here
+instead of in each of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from vectorforge.errors import DimensionMismatch, InvalidParameter, InvalidVector
+from vectorforge.index.maxsim import MultiVectorIndex
+from vectorforge.index.sparse import SparseIndex
+from vectorforge.types import CollectionConfig, Dense, Multi, Sparse, SparseVector, check_vector_name
+
+__all__ = [
+    "KINDS",
+    "RowIndex",
+    "check_sparse",
+    "parse_vectors",
+    "check_tokens",
+    "named_file",
+    "new_named",
+    "load_named",
+    "pack_named",
+    "split_vectors",
+    "unpack_named",
+]
+
+MAX_SPARSE_TERMS = 65_536  # non-zero entries of one sparse vector
+MAX_TOKENS = 16_384  # rows of one token matrix
+
+
+class RowIndex(Protocol):
+    """A segment's rows of one named vector (a row may have none)."""
+
+    @property
+    def ntotal(self) -> int: ...
+    def add(self, rows: Sequence[Any]) -> None: ...
+    def row(self, row: int) -> Any: ...
+    def save(self, path: Path) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Kind:
+    file: str  # a sealed segment's file of the vector, by its name
+    new: Callable[[Any], RowIndex]  # an empty index, from the vector's spec
+    load: Callable[[Path, int, Any], RowIndex]  # (file, rows, spec) -> index
+    pack: Callable[[Any], list[Any]]  # a row as the log keeps it (bytes)
+    unpack: Callable[[list[Any], Any], Any]
+
+
+def _pack_sparse(v: SparseVector) -> list[Any]:
+    return [np.asarray(v.indices, np.int64).tobytes(), np.asarray(v.values, np.float32).tobytes()]
+
+
+def _unpack_sparse(packed: list[Any], spec: Any) -> SparseVector:
+    return SparseVector(np.frombuffer(packed[0], np.int64), np.frombuffer(packed[1], np.float32))
+
+
+def _unpack_tokens(packed: list[Any], spec: Any) -> np.ndarray:
+    return np.frombuffer(packed[0], np.float32).reshape(-1, spec.dim)
+
+
+KINDS: dict[str, _Kind] = {
+    "sparse": _Kind(
+        "sparse-{}.npz",
+        lambda spec: SparseIndex(),
+        lambda path, rows, spec: SparseIndex.load(path, rows),
+        _pack_sparse,
+        _unpack_sparse,
+    ),
+    "multi": _Kind(
+        "multi-{}.npz",
+        lambda spec: MultiVectorIndex(spec.dim),
+        lambda path, rows, spec: MultiVectorIndex.load(path, rows, spec.dim),
+        lambda m: [np.ascontiguousarray(m, np.float32).tobytes()],
+        _unpack_tokens,
+    ),
+}
+
+
+def _specs(config: CollectionConfig) -> dict[str, tuple[str, Any]]:
+    """Each named vector other than the dense one: name -> (kind, spec)."""
+    out: dict[str, tuple[str, Any]] = {name: ("sparse", spec) for name, spec in config.sparse.items()}
+    out.update({name: ("multi", spec) for name, spec in config.multi.items()})
+    return out
+
+
+def named_file(config: CollectionConfig, name: str) -> str:
+    """The file of a sealed segment that holds named vector `name`'s rows."""
+    kind, _ = _specs(config)[name]
+    return KINDS[kind].file.format(name)
+
+
+def new_named(config: CollectionConfig) -> dict[str, RowIndex]:
+    """Empty indexes of every named vector, for a new segment."""
+    return {name: KINDS[kind].new(spec) for name, (kind, spec) in _specs(config).items()}
+
+
+def load_named(config: CollectionConfig, folder: Path, rows: int) -> dict[str, RowIndex]:
+    """A sealed segment's named vectors (CorruptionError if a file is missing or does not match)."""
+    return {
+        name: KINDS[kind].load(folder / KINDS[kind].file.format(name), rows, spec)
+        for name, (kind, spec) in _specs(config).items()
+    }
+
+
+def pack_named(config: CollectionConfig, named: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Named rows as the log keeps them: per name, per row, None or a list of bytes."""
+    specs = _specs(config)
+    return {
+        name: [None if v is None else KINDS[specs[name][0]].pack(v) for v in rows]
+        for name, rows in named.items()
+    }
+
+
+def unpack_named(config: CollectionConfig, packed: dict[str, list[Any]] | None) -> dict[str, list[Any]]:
+    """Undo `pack_named` (a log record of a vector the collection no longer has is refused)."""
+    if not packed:
+        return {}
+    specs = _specs(config)
+    out = {}
+    for name, rows in packed.items():
+        kind, spec = specs[name]
+        out[name] = [None if v is None else KINDS[kind].unpack(v, spec) for v in rows]
+    return out
+
+
+def split_vectors(config: CollectionConfig, vectors: Any, n: int) -> tuple[Any, dict[str, list[Any]]]:
+    """An upsert's `vectors`: an array (the dense vector) or a dict by vector name. Returns the dense
+    vectors (still to be checked) and every other named vector's rows, checked: None where a point
+    lacks one."""
+    if not isinstance(vectors, dict):
+        return vectors, {}
+    specs = _specs(config)
+    dense = config.dense_name
+    unknown = [name for name in vectors if name != dense and name not in specs]
+    if unknown:
+        known = ", ".join(repr(v) for v in config.vector_names())
+        raise InvalidParameter(f"collection {config.name!r} has no vector {unknown[0]!r} (it has: {known})")
+    if dense not in vectors:
+        raise InvalidParameter(
+            f"every point needs the dense vector {dense!r}: upsert(ids, vectors={{{dense!r}: array, ...}}); "
+            "the other named vectors may be left out"
+        )
+    named: dict[str, list[Any]] = {}
+    for name, rows in vectors.items():
+        if name == dense:
+            continue
+        kind, spec = specs[name]
+        if kind == "multi" and isinstance(rows, np.ndarray) and rows.ndim == 3:  # all of one length
+            rows = list(rows)
+        if isinstance(rows, np.ndarray | str | bytes | dict) or not isinstance(rows, Sequence):
+            raise InvalidVector(f"vectors[{name!r}] must be a list with one {kind} vector (or None) per id")
+        if len(rows) != n:
+            raise InvalidVector(f"vectors[{name!r}] has {len(rows)} rows for {n} ids")
+        check = check_sparse if kind == "sparse" else check_tokens
+        named[name] = [
+            None if v is None else check(v, spec, f"vectors[{name!r}][{i}]") for i, v in enumerate(rows)
+        ]
+    return vectors[dense], named
+
+
+def check_sparse(value: Any, spec: Any = None, where: str = "sparse vector") -> SparseVector:
+    """A SparseVector (or {"indices": [...], "values": [...]}) as the index keeps it: indices distinct
+    non-negative int64, ascending; values finite, non-negative float32, zeros dropped."""
+    if isinstance(value, dict) and set(value) == {"indices", "values"}:
+        value = SparseVector(value["indices"], value["values"])
+    if not isinstance(value, SparseVector):
+        raise InvalidVector(f"{where} must be a vf.SparseVector(indices, values), not {type(value).__name__}")
+    try:
+        raw_indices = np.asarray(value.indices)
+        values = np.asarray(value.values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVector(f"{where}: indices and values must be lists of numbers ({exc})") from None
+    if raw_indices.ndim != 1 or values.ndim != 1 or len(raw_indices) != len(values):
+        raise InvalidVector(f"{where}: indices and values must be flat lists of the same length")
+    if len(raw_indices) > MAX_SPARSE_TERMS:
+        raise InvalidVector(f"{where} has {len(raw_indices)} entries; at most {MAX_SPARSE_TERMS}")
+    if len(raw_indices) and not np.issubdtype(raw_indices.dtype, np.integer):
+        raise InvalidVector(f"{where}: indices must be integers")
+    indices = raw_indices.astype(np.int64)
+    if len(indices) and (int(indices.min()) < 0 or not np.array_equal(raw_indices, indices)):
+        raise InvalidVector(f"{where}: indices must be from 0 to 2**63-1")
+    if not np.isfinite(values).all() or (np.abs(values) > np.finfo(np.float32).max).any():
+        raise InvalidVector(f"{where}: values must be finite float32 numbers")
+    order = np.argsort(indices, kind="stable")
+    indices, values = indices[order], values[order]
+    if len(indices) > 1 and bool((indices[1:] == indices[:-1]).any()):
+        raise InvalidVector(f"{where}: indices must be distinct")
+    if (values < 0).any():  # a search returns the rows that share a term with the query and score above 0
+        raise InvalidVector(f"{where}: values must not be negative (term counts or a model's weights)")
+    keep = values != 0
+    return SparseVector(indices[keep], values[keep].astype(np.float32))
+
+
+def check_tokens(value: Any, spec: Multi, where: str = "multi vector") -> np.ndarray:
+    """A token matrix (tokens x dim) as float32, normalized row by row for the cosine metric."""
+    try:
+        arr = np.array(value, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVector(f"{where} must be a (tokens, {spec.dim}) matrix of numbers ({exc})") from None
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise InvalidVector(
+            f"{where} must be a (tokens, {spec.dim}) matrix with a token or more, not shape {arr.shape}"
+        )
+    if arr.shape[1] != spec.dim:
+        raise DimensionMismatch(
+            f"{where} has tokens of {arr.shape[1]} dimensions; this multi vector's are {spec.dim}",
+            expected=spec.dim,
+            got=int(arr.shape[1]),
+        )
+    if arr.shape[0] > MAX_TOKENS:
+        raise InvalidVector(f"{where} has {arr.shape[0]} tokens; at most {MAX_TOKENS}")
+    if not np.isfinite(arr).all():
+        raise InvalidVector(f"{where} holds NaN or infinite values")
+    if spec.metric == "cosine":
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise InvalidVector(f"{where} has a zero token, which has no direction under the cosine metric")
+        arr /= norms
+    return arr
+
+
+_SPEC_CLASSES: dict[str, type[Dense | Sparse | Multi]] = {"dense": Dense, "sparse": Sparse, "multi": Multi}
+
+
+def parse_vectors(
+    vectors: Any,
+) -> tuple[str, Dense, dict[str, Sparse], dict[str, Multi]]:
+    """`create_collection(vectors={...})`: name -> vf.Dense / vf.Sparse / vf.Multi (or, over JSON,
+    {"kind": "dense" | "sparse" | "multi", ...settings}). One dense vector, for now."""
+    if not isinstance(vectors, dict) or not vectors:
+        raise InvalidParameter(
+            "vectors= takes a dict of name -> vf.Dense(...), vf.Sparse(...) or vf.Multi(...), e.g. "
+            '{"dense": vf.Dense(dim=384), "bm25": vf.Sparse()}'
+        )
+    dense: dict[str, Dense] = {}
+    sparse: dict[str, Sparse] = {}
+    multi: dict[str, Multi] = {}
+    for name, spec in vectors.items():
+        try:
+            check_vector_name(name)
+        except ValueError as exc:
+            raise InvalidParameter(str(exc)) from None
+        if isinstance(spec, dict):
+            settings = dict(spec)
+            kind = settings.pop("kind", None)
+            if kind not in _SPEC_CLASSES:
+                raise InvalidParameter(
+                    f'vectors[{name!r}] needs "kind": "dense", "sparse" or "multi", not {kind!r}'
+                )
+            spec = _SPEC_CLASSES[kind](**settings)
+        if isinstance(spec, Dense):
+            dense[name] = spec
+        elif isinstance(spec, Sparse):
+            sparse[name] = spec
+        elif isinstance(spec, Multi):
+            multi[name] = spec
+        else:
+            raise InvalidParameter(
+                f"vectors[{name!r}] must be vf.Dense(...), vf.Sparse(...) or vf.Multi(...), "
+                f"not {type(spec).__name__}"
+            )
+    if len(dense) != 1:
+        raise InvalidParameter(
+            f"a collection has one dense vector for now; vectors= names {len(dense)} "
+            f"({', '.join(map(repr, dense)) or 'none'}): add one vf.Dense(dim=...) and keep the rest "
+            "sparse or multi"
+        )
+    ((dense_name, dense_spec),) = dense.items()
+    return dense_name, dense_spec, sparse, multi
