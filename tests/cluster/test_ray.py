@@ -94,6 +94,26 @@ def test_ray_backend_answers_like_the_local_backend(cluster: Any, tmp_path: Path
     again.close()
 
 
+def test_sparse_and_multi_vectors_on_ray_answer_like_one_collection(cluster: Any, tmp_path: Path) -> None:
+    """BM25 statistics gathered from actors on three nodes, MaxSim over their token matrices, and
+    named vectors returned by `get`: the same as one local collection."""
+    from tests.cluster.test_named_sharded import _compare, _points, _specs
+
+    rng = np.random.default_rng(11)
+    db, local = open_ray(tmp_path / "ray"), vf.connect(tmp_path / "local")
+    ids = list(range(80))
+    points = _points(rng, ids)
+    col = db.create_collection("named", vectors=_specs(), shards=3, replicas=2)
+    plain = local.create_collection("named", vectors=_specs())
+    for c in (col, plain):
+        c.upsert(ids, points)
+        c.delete(ids=ids[::9])
+    _compare(col, plain, rng)
+    assert col.get(ids[:10], with_vectors=True) == plain.get(ids[:10], with_vectors=True)
+    db.close()
+    local.close()
+
+
 def test_reshard_on_ray_moves_points_to_new_actors_and_frees_the_old(cluster: Any, tmp_path: Path) -> None:
     db = open_ray(tmp_path)
     col = db.create_collection("grow", dim=DIM, index="flat", shards=2, replicas=2)

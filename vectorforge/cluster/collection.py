@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import heapq
 import io
 import json
@@ -32,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -48,7 +49,7 @@ from vectorforge.engine.filters import parse_delete_filter, parse_filter
 from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock, StripedLock, TurnLock
 from vectorforge.engine.merge import merge_topk
-from vectorforge.engine.named import split_vectors
+from vectorforge.engine.named import check_sparse, check_tokens, record_vectors, split_vectors
 from vectorforge.engine.validate import (
     check_idempotency_key,
     check_ids,
@@ -64,6 +65,7 @@ from vectorforge.errors import (
     VectorForgeError,
     WriteNotDurable,
 )
+from vectorforge.index.sparse import CorpusStats
 from vectorforge.storage import fsio
 from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import (
@@ -96,6 +98,7 @@ def session_token(ts: int | None) -> Iterator[None]:
 logger = logging.getLogger(__name__)
 KEYS_FILE = "keys.json"  # idempotency keys carried over from earlier layouts
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard")
+T = TypeVar("T")
 _STRONG = ReadGuarantee(Consistency.STRONG, None)
 _WRITERS, _READERS = 0, 1  # the two groups of the turn lock
 
@@ -203,7 +206,7 @@ class ShardedCollection(CollectionFront):
         if key is not None and key in self._earlier_keys:  # made before a reshard
             return self._earlier_keys[key]
         checked = check_ids(ids)
-        dense, _ = split_vectors(self.config, vectors, len(checked))  # no other named vectors yet
+        dense, named = split_vectors(self.config, vectors, len(checked))
         vecs = check_vectors(dense, self.dim, self.config.metric, expected_rows=len(checked))
         check_payloads(payloads, len(checked))
         plist = list(payloads) if payloads is not None else [None] * len(checked)
@@ -214,9 +217,9 @@ class ShardedCollection(CollectionFront):
             placements = [layout.place(checked, vecs, plist) for layout in layouts]
             # Already normalized (cosine): the shard's own check finds unit length and stores
             # these bits, the same an unsharded collection stores.
-            ts = self._layout.upsert(checked, vecs, plist, placements[0], key)
+            ts = self._layout.upsert(checked, vecs, plist, placements[0], key, named)
             if len(layouts) > 1:
-                self._also_next(lambda: layouts[1].upsert(checked, vecs, plist, placements[1], key))
+                self._also_next(lambda: layouts[1].upsert(checked, vecs, plist, placements[1], key, named))
             self.session_ts = max(self.session_ts, ts)
             return ts
 
@@ -269,21 +272,87 @@ class ShardedCollection(CollectionFront):
         """The collection's embedder (every shard has the same)."""
         return self.shards[0].embedder()
 
-    def text_vectors(self) -> list[str]:
-        return []  # no sparse vectors on sharded collections yet
-
-    def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]:
-        """Sparse vectors are not on sharded collections yet (a sharded collection has none)."""
-        raise InvalidParameter(f"collection {self.name!r} has no sparse vector {using!r} (sharded: none yet)")
-
-    def search_named(self, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]:
-        """Only the dense vector, for now: sparse and multi vectors are not on sharded collections yet."""
-        if using != self.config.dense_name:
-            raise InvalidParameter(
-                f"collection {self.name!r} has no vector {using!r}; it has the dense vector "
-                f"{self.config.dense_name!r} (sparse and multi vectors are not on sharded collections yet)"
+    def search_sparse(
+        self,
+        using: str,
+        vector: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """BM25 on every shard with the statistics of all of them, gathered first (Elasticsearch's
+        dfs_query_then_fetch), so that a point scores exactly as in one collection; then merged."""
+        self._check_open()
+        spec = self.sparse_spec(using)
+        k, offset = check_k_offset(k, offset)
+        query = check_sparse(vector, spec, "the sparse query")
+        parse_filter(filter)
+        terms = query.indices.tolist()
+        with self._read_view(consistency) as guarantee:
+            stats = None
+            if spec.modifier == "idf":
+                parts = self._each_shard(lambda s: s.read(guarantee, lambda c: c.sparse_stats(using, terms)))
+                stats = functools.reduce(CorpusStats.merged, parts, CorpusStats())
+            lists = self._each_shard(
+                lambda s: s.read(
+                    guarantee,
+                    lambda c: c.search_sparse(
+                        using,
+                        query,
+                        k + offset,
+                        filter=filter,
+                        with_payload=with_payload,
+                        with_vectors=with_vectors,
+                        stats=stats,
+                    ),
+                )
             )
-        return self.search(query, k, **options)
+        return merge_topk(lists, k, offset)
+
+    def search_multi(
+        self,
+        using: str,
+        query: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """Exact MaxSim on every shard, merged (a score depends on the point alone)."""
+        self._check_open()
+        check_tokens(query, self.multi_spec(using), "the multi-vector query")  # refused here, sent as given
+        tokens = np.asarray(query)
+        k, offset = check_k_offset(k, offset)
+        parse_filter(filter)
+        with self._read_view(consistency) as guarantee:
+            lists = self._each_shard(
+                lambda s: s.read(
+                    guarantee,
+                    lambda c: c.search_multi(
+                        using,
+                        tokens,
+                        k + offset,
+                        filter=filter,
+                        with_payload=with_payload,
+                        with_vectors=with_vectors,
+                    ),
+                )
+            )
+        return merge_topk(lists, k, offset)
+
+    def _each_shard(self, call: Callable[[ReplicaSet], T]) -> list[T]:
+        """`call` on every shard, in parallel threads when there are several."""
+        shards = self.shards
+        return list(_POOL.map(call, shards)) if len(shards) > 1 else [call(s) for s in shards]
 
     def flush(self) -> None:
         with self._reads.read():
@@ -426,9 +495,9 @@ class ShardedCollection(CollectionFront):
     @staticmethod
     def _copy(records: list[Record], new: ShardLayout) -> None:
         ids = [r.id for r in records]
-        vectors = np.asarray([r.vector for r in records], dtype=np.float32)
+        vectors, named = split_vectors(new.config, record_vectors(new.config, records), len(ids))
         payloads = [r.payload for r in records]
-        new.upsert(ids, vectors, payloads, new.place(ids, vectors, payloads))
+        new.upsert(ids, vectors, payloads, new.place(ids, vectors, payloads), named=named)
 
     # ------------------------------------------------------------------ reads
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:
@@ -586,6 +655,7 @@ class ShardedCollection(CollectionFront):
             "metric": self.config.metric.value,
             "index": self.config.index.value,
             "index_params": self.config.index_params,
+            "vectors": self.config.vectors_spec(),
             "embedder": self.config.embedder.model_dump() if self.config.embedder else None,
             "max_segment_points": self.config.max_segment_points,
             "shards": len(parts),

@@ -179,6 +179,7 @@ class ShardLayout:
         payloads: list[Any],
         placement: np.ndarray,
         key: str | None = None,
+        named: dict[str, list[Any]] | None = None,
     ) -> int:
         """Write each point to its shard (and remove it from any other one it may have lived on).
 
@@ -210,7 +211,10 @@ class ShardLayout:
             op_id = _part(key, shard_no)
             shard = self.shards[shard_no]
             retried = op_id is not None and shard.recall(op_id) is not None
-            ts = shard.upsert(part_ids, vectors[rows], [payloads[r] for r in rows], op_id=op_id)
+            part_named = {name: [values[r] for r in rows] for name, values in (named or {}).items()}
+            ts = shard.upsert(
+                part_ids, vectors[rows], [payloads[r] for r in rows], op_id=op_id, named=part_named
+            )
             for other, old_copies in moving.get(shard_no, {}).items():  # remove the copies that moved
                 if retried:  # only ids this shard still holds: a later write may have moved one away
                     held = self._holds(shard_no, old_copies)

@@ -46,6 +46,7 @@ from vectorforge.engine import Collection
 from vectorforge.engine.collection import checked_embedder
 from vectorforge.engine.restore_check import RestoreLimits, plain_member, unpack
 from vectorforge.errors import UnavailableError, UsageError
+from vectorforge.index.sparse import CorpusStats
 from vectorforge.storage import fsio
 from vectorforge.storage.fsio import write_json_atomic
 from vectorforge.types import CollectionConfig, Hit, PointId, Record, ScrollPage
@@ -153,6 +154,18 @@ class ActorStore:
 
     def get(self, ids: Sequence[PointId], **kwargs: Any) -> list[Record]:
         result: list[Record] = self._call("get", list(ids), **kwargs)
+        return result
+
+    def sparse_stats(self, using: str, terms: Sequence[int]) -> CorpusStats:
+        result: CorpusStats = self._call("sparse_stats", using, list(terms))
+        return result
+
+    def search_sparse(self, using: str, vector: Any, k: int = 10, **kwargs: Any) -> list[Hit]:
+        result: list[Hit] = self._call("search_sparse", using, vector, k, **kwargs)
+        return result
+
+    def search_multi(self, using: str, query: Any, k: int = 10, **kwargs: Any) -> list[Hit]:
+        result: list[Hit] = self._call("search_multi", using, query, k, **kwargs)
         return result
 
     def count(self, filter: dict[str, Any] | None = None, **kwargs: Any) -> int:

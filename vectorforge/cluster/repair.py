@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vectorforge.cluster.routing import stable_hash
-from vectorforge.types import PointId, Record
+from vectorforge.types import PointId, Record, SparseVector
 
 __all__ = ["BUCKETS", "Summary", "bucket_of", "diff", "point_hash", "summarize"]
 
@@ -37,11 +37,19 @@ def bucket_of(pid: PointId) -> int:
 
 
 def point_hash(record: Record) -> int:
-    """A 64-bit hash of everything a point is: its id, its payload and its vector's float32 bits."""
+    """A 64-bit hash of everything a point is: its id, its payload, and its vectors' bits (the dense
+    one's float32, then each named one's, by name)."""
     digest = hashlib.blake2b(digest_size=8)
     digest.update(json.dumps([record.id, record.payload], sort_keys=True).encode())
     if record.vector is not None:
         digest.update(np.asarray(record.vector, dtype=np.float32).tobytes())
+    for name, value in sorted((record.vectors or {}).items()):
+        digest.update(name.encode() + b"\0")
+        if isinstance(value, SparseVector):
+            digest.update(np.asarray(value.indices, dtype=np.int64).tobytes())
+            digest.update(np.asarray(value.values, dtype=np.float32).tobytes())
+        else:
+            digest.update(np.asarray(value, dtype=np.float32).tobytes())
     return int.from_bytes(digest.digest(), "little")
 
 

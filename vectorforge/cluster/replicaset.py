@@ -44,11 +44,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import numpy as np
-
 from vectorforge.cluster.clock import HybridLogicalClock, ts_to_seconds
 from vectorforge.cluster.repair import BUCKETS, Summary, diff, hashes_in, summarize
 from vectorforge.engine.filters import parse_delete_filter
+from vectorforge.engine.named import pack_named, record_vectors, split_vectors
 from vectorforge.engine.validate import check_ids, check_payloads, check_vectors
 from vectorforge.errors import (
     CorruptionError,
@@ -58,6 +57,7 @@ from vectorforge.errors import (
     VectorForgeError,
     WriteNotDurable,
 )
+from vectorforge.index.sparse import CorpusStats
 from vectorforge.storage import WriteAheadLog
 from vectorforge.storage.fsio import UncertainCommit, write_json_atomic
 from vectorforge.types import CollectionConfig, Consistency, Hit, PointId, Record, ScrollPage
@@ -118,6 +118,34 @@ class ReplicaStore(Protocol):
         with_vectors: bool = False,
         consistency: str | None = None,
     ) -> list[Record]: ...
+    def sparse_stats(self, using: str, terms: Sequence[int]) -> CorpusStats: ...
+    def search_sparse(
+        self,
+        using: str,
+        vector: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+        stats: CorpusStats | None = None,
+    ) -> list[Hit]: ...
+    def search_multi(
+        self,
+        using: str,
+        query: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]: ...
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int: ...
     def scroll(
         self,
@@ -259,17 +287,23 @@ class ReplicaSet:
         payloads: Sequence[dict[str, Any] | None] | None = None,
         *,
         op_id: str | None = None,
+        named: dict[str, list[Any]] | None = None,
     ) -> int:
-        """Log, replicate and acknowledge at the quorum; returns the write's timestamp."""
+        """Log, replicate and acknowledge at the quorum; returns the write's timestamp. `vectors`
+        may name each vector as the engine's `upsert` takes them; `named`: rows already checked."""
         config = self.replicas[0].collection.config
         checked = check_ids(ids)
-        vecs = check_vectors(vectors, config.dim, config.metric, expected_rows=len(checked))
-        body = {
+        dense, more = split_vectors(config, vectors, len(checked))
+        vecs = check_vectors(dense, config.dim, config.metric, expected_rows=len(checked))
+        body: dict[str, Any] = {
             "op": "upsert",
             "ids": checked,
             "vectors": vecs.tobytes(),
             "payloads": check_payloads(payloads, len(checked)),
         }
+        named = {**(named or {}), **more}
+        if named:
+            body["named"] = pack_named(config, named)
         return self._write(body, op_id)
 
     def delete(
@@ -661,7 +695,7 @@ class ReplicaSet:
                     records = source.get(rewrite[start : start + 1000], with_payload=True, with_vectors=True)
                     target.collection.upsert(
                         [r.id for r in records],
-                        np.asarray([r.vector for r in records], dtype=np.float32),
+                        record_vectors(target.collection.config, records),
                         [r.payload for r in records],
                     )
                 if delete:

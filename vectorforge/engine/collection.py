@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from vectorforge.embed import Embedder, get_embedder
-from vectorforge.embed.analyzer import get_analyzer
 from vectorforge.engine import planner
 from vectorforge.engine.compaction import compaction_run
 from vectorforge.engine.cursor import bisect_after, decode_cursor, encode_cursor, id_key
@@ -82,8 +81,6 @@ from vectorforge.types import (
     PointId,
     Record,
     ScrollPage,
-    Sparse,
-    SparseVector,
     check_consistency,
 )
 
@@ -229,7 +226,7 @@ class Collection(CollectionFront):
             idempotency_key: a key unique to this write (a UUID); a retry with the same key applies
                 nothing and returns the first result. The last 10,000 keys are kept durably.
         """
-        return self._upsert(ids, vectors, payloads, check_idempotency_key(idempotency_key), None)
+        return self._upsert(ids, vectors, payloads, check_idempotency_key(idempotency_key))
 
     def _upsert(
         self,
@@ -237,7 +234,6 @@ class Collection(CollectionFront):
         vectors: Any,
         payloads: Sequence[dict[str, Any] | None] | None,
         key: str | None,
-        made: dict[str, list[Any]] | None = None,
     ) -> int:
         checked_ids = check_ids(ids)
         dense, named = split_vectors(self.config, vectors, len(checked_ids))
@@ -245,7 +241,6 @@ class Collection(CollectionFront):
         blobs = check_payloads(payloads, len(checked_ids))
         # The array itself: the log packs it without a copy, and an in-memory database never copies it.
         op = {"op": "upsert", "ids": checked_ids, "vectors": vecs, "payloads": blobs}
-        named = {**(made or {}), **named}  # a vector given explicitly wins over one made from text
         if named:
             op["named"] = pack_named(self.config, named)
         with self._lock.write():
@@ -256,33 +251,10 @@ class Collection(CollectionFront):
                 op["key"] = key
             return self._write_locked(op)
 
-    def _write_texts(
-        self,
-        texts: list[str],
-        ids: Sequence[PointId],
-        vectors: Any,
-        payloads: Sequence[dict[str, Any] | None],
-        key: str | None,
-    ) -> int:
-        """`add`'s write: each sparse vector with an analyzer (BM25) is made from the texts too."""
-        sparse: dict[str, list[Any]] = {
-            name: list(get_analyzer(spec.analyzer).encode(texts))
-            for name, spec in self.config.sparse.items()
-            if spec.analyzer is not None
-        }
-        return self._upsert(ids, vectors, payloads, key, sparse)
-
-    def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]:
-        """Analyze `text` with sparse vector `using`'s analyzer and search that vector (BM25)."""
-        spec = self._sparse_spec(using)
-        if spec.analyzer is None:
-            raise InvalidParameter(f"sparse vector {using!r} has no analyzer: search it with a SparseVector")
-        return self.search_sparse(using, get_analyzer(spec.analyzer).counts(text), k, **options)
-
     def search_sparse(
         self,
         using: str,
-        vector: SparseVector,
+        vector: Any,
         k: int = 10,
         *,
         offset: int = 0,
@@ -291,29 +263,42 @@ class Collection(CollectionFront):
         with_payload: bool = True,
         with_vectors: bool = False,
         consistency: str | None = None,
+        stats: CorpusStats | None = None,
     ) -> list[Hit]:
         """The top `k` points of sparse vector `using` for `vector`: BM25 with the statistics of the
-        whole collection (every segment's live points), or a dot product; `filter` as in `search`."""
-        spec = self._sparse_spec(using)
+        whole collection (every segment's live points; a sharded collection passes every shard's
+        as `stats`), or a dot product; `filter` as in `search`."""
+        spec = self.sparse_spec(using)
         check_consistency(consistency)
         k, offset = check_k_offset(k, offset)
         where = parse_filter(filter)
         query = check_sparse(vector, spec, "the sparse query")
-        terms = query.indices.tolist()
         bm25 = BM25Params(spec.k1, spec.b)
         with self._lock.read():
             self._check_open()
-            stats = CorpusStats()
-            for seg in self._segments:
-                if seg.n_live:
-                    stats = stats.merged(_sparse(seg, using).stats(terms, seg.live))
+            if stats is None and spec.modifier == "idf":
+                stats = self._sparse_stats(using, query.indices.tolist())
 
             def score(seg: Segment, mask: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-                if spec.modifier == "idf":
+                if stats is not None:
                     return _sparse(seg, using).bm25(query, stats, fetch, mask, bm25)
                 return _sparse(seg, using).dot(query, fetch, mask)
 
             return self._search_named(score, k, offset, where, with_payload, with_vectors)
+
+    def sparse_stats(self, using: str, terms: Sequence[int]) -> CorpusStats:
+        """This collection's share of BM25's statistics for `terms` (its live points only)."""
+        self.sparse_spec(using)
+        with self._lock.read():
+            self._check_open()
+            return self._sparse_stats(using, [int(t) for t in terms])
+
+    def _sparse_stats(self, using: str, terms: list[int]) -> CorpusStats:
+        stats = CorpusStats()
+        for seg in self._segments:
+            if seg.n_live:
+                stats = stats.merged(_sparse(seg, using).stats(terms, seg.live))
+        return stats
 
     def _search_named(
         self,
@@ -355,9 +340,7 @@ class Collection(CollectionFront):
     ) -> list[Hit]:
         """The top `k` points of multi vector `using` by exact MaxSim with `query` (tokens x dim);
         points without that vector are left out; `filter` as in `search`."""
-        spec = self.config.multi.get(using)
-        if spec is None:
-            raise self._no_vector(using)
+        spec = self.multi_spec(using)
         check_consistency(consistency)
         k, offset = check_k_offset(k, offset)
         tokens = check_tokens(query, spec, "the multi-vector query")
@@ -371,36 +354,6 @@ class Collection(CollectionFront):
                 return index.search(tokens, fetch, mask)
 
             return self._search_named(score, k, offset, where, with_payload, with_vectors)
-
-    def search_named(self, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]:
-        """`search(query, using=...)`: the named vector's own search (dense, sparse or multi)."""
-        kind = self.config.vector_kind(using)
-        if kind == "dense":
-            return self.search(query, k, **options)
-        if kind == "sparse":
-            return self.search_sparse(using, query, k, **options)
-        if kind == "multi":
-            return self.search_multi(using, query, k, **options)
-        known = ", ".join(repr(v) for v in self.config.vector_names())
-        raise InvalidParameter(f"collection {self.name!r} has no vector {using!r} (it has: {known})")
-
-    def text_vectors(self) -> list[str]:
-        """The names of the sparse vectors that an analyzer fills from text (hybrid queries use them)."""
-        return sorted(name for name, spec in self.config.sparse.items() if spec.analyzer is not None)
-
-    def _sparse_spec(self, using: str) -> Sparse:
-        spec = self.config.sparse.get(using)
-        if spec is None:
-            raise self._no_vector(using, "sparse")
-        return spec
-
-    def _no_vector(self, using: str, kind: str = "multi") -> InvalidParameter:
-        known = ", ".join(repr(v) for v in self.config.vector_names() if self.config.vector_kind(v) == kind)
-        example = '{"bm25": vf.Sparse()}' if kind == "sparse" else '{"tokens": vf.Multi(dim=128)}'
-        return InvalidParameter(
-            f"collection {self.name!r} has no {kind} vector {using!r} (it has: {known or 'none'}); named "
-            f"vectors are set at creation: create_collection(..., vectors={{..., {example[1:-1]}}})"
-        )
 
     def delete(
         self,

@@ -446,11 +446,6 @@ def _with_named(
         return config
     if sparse and not isinstance(sparse, dict):
         raise InvalidParameter('sparse= takes a dict of name -> vf.Sparse(...), e.g. {"bm25": vf.Sparse()}')
-    if (sparse or multi) and (config.shards > 1 or config.replicas > 1):
-        raise UsageError(
-            "sparse and multi vectors work on plain collections for now; sharded and replicated ones "
-            "get them with the rest of named vectors (issue 10)"
-        )
     sparse_specs = {name: _spec(Sparse, spec) for name, spec in (sparse or {}).items()}
     multi_specs = {name: _spec(Multi, spec) for name, spec in (multi or {}).items()}
     try:

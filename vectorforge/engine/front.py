@@ -12,16 +12,19 @@ import numpy as np
 
 from vectorforge.api import CollectionAPI
 from vectorforge.embed import Embedder
+from vectorforge.embed.analyzer import Analyzer, get_analyzer
 from vectorforge.engine.fusion import fuse
 from vectorforge.engine.validate import check_idempotency_key, check_k_offset, check_texts
 from vectorforge.errors import EmbedderMismatch, InvalidParameter
-from vectorforge.types import Hit, PointId
+from vectorforge.types import CollectionConfig, Hit, Multi, PointId, Sparse
 
 __all__ = ["CollectionFront"]
 
 
 class _Parts(CollectionAPI, Protocol):
     """What a front needs of the class it is mixed into."""
+
+    config: CollectionConfig
 
     def embedder(self) -> Embedder: ...
     def _recalled(self, key: str) -> int | None: ...
@@ -35,7 +38,34 @@ class _Parts(CollectionAPI, Protocol):
     ) -> int: ...
     def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]: ...
     def search_named(self, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]: ...
+    def search_sparse(
+        self,
+        using: str,
+        vector: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]: ...
+    def search_multi(
+        self,
+        using: str,
+        query: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]: ...
     def text_vectors(self) -> list[str]: ...
+    def sparse_spec(self, using: str) -> Sparse: ...
 
 
 class CollectionFront:
@@ -53,8 +83,46 @@ class CollectionFront:
         payloads: Sequence[dict[str, Any] | None],
         key: str | None,
     ) -> int:
-        """Upsert what `add` embedded (a collection with sparse vectors also analyzes `texts`)."""
+        """Upsert what `add` embedded; each sparse vector with an analyzer (BM25) is made from the
+        texts too."""
+        named = {name: list(analyzer_of(self, name).encode(texts)) for name in self.text_vectors()}
+        if named:
+            vectors = {self.config.dense_name: vectors, **named}
         return self.upsert(ids, vectors, payloads, idempotency_key=key)
+
+    def text_vectors(self: _Parts) -> list[str]:
+        """The names of the sparse vectors that an analyzer fills from text (hybrid queries use them)."""
+        return sorted(name for name, spec in self.config.sparse.items() if spec.analyzer is not None)
+
+    def search_text(self: _Parts, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]:
+        """Analyze `text` with sparse vector `using`'s analyzer and search that vector (BM25)."""
+        return self.search_sparse(using, analyzer_of(self, using).counts(text), k, **options)
+
+    def search_named(self: _Parts, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]:
+        """`search(query, using=...)`: the named vector's own search (dense, sparse or multi)."""
+        kind = self.config.vector_kind(using)
+        if kind == "dense":
+            return self.search(query, k, **options)
+        if kind == "sparse":
+            return self.search_sparse(using, query, k, **options)
+        if kind == "multi":
+            return self.search_multi(using, query, k, **options)
+        known = ", ".join(repr(v) for v in self.config.vector_names())
+        raise InvalidParameter(f"collection {self.name!r} has no vector {using!r} (it has: {known})")
+
+    def sparse_spec(self: _Parts, using: str) -> Sparse:
+        """The settings of sparse vector `using` (InvalidParameter, with how to add one, if none)."""
+        spec = self.config.sparse.get(using)
+        if spec is None:
+            raise no_vector(self.config, using, "sparse")
+        return spec
+
+    def multi_spec(self: _Parts, using: str) -> Multi:
+        """The settings of multi vector `using` (InvalidParameter, with how to add one, if none)."""
+        spec = self.config.multi.get(using)
+        if spec is None:
+            raise no_vector(self.config, using, "multi")
+        return spec
 
     def search(
         self: _Parts,
@@ -152,3 +220,21 @@ class CollectionFront:
         fused = fuse([{h.id: h.score for h in hits} for hits in lists], fusion)
         chosen = list(fused.items())[offset : offset + k]
         return [replace(by_id[pid], score=score) for pid, score in chosen]
+
+
+def analyzer_of(col: _Parts, using: str) -> Analyzer:
+    """The analyzer of sparse vector `using` (InvalidParameter if it has none: a weights-only vector)."""
+    spec = col.sparse_spec(using)
+    if spec.analyzer is None:
+        raise InvalidParameter(f"sparse vector {using!r} has no analyzer: search it with a SparseVector")
+    return get_analyzer(spec.analyzer)
+
+
+def no_vector(config: CollectionConfig, using: str, kind: str) -> InvalidParameter:
+    """The error for a named vector of `kind` that the collection lacks."""
+    known = ", ".join(repr(v) for v in config.vector_names() if config.vector_kind(v) == kind)
+    example = '"bm25": vf.Sparse()' if kind == "sparse" else '"tokens": vf.Multi(dim=128)'
+    return InvalidParameter(
+        f"collection {config.name!r} has no {kind} vector {using!r} (it has: {known or 'none'}); named "
+        f"vectors are set at creation: create_collection(..., vectors={{..., {example}}})"
+    )

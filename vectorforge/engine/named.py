@@ -18,13 +18,14 @@ import numpy as np
 from vectorforge.errors import DimensionMismatch, InvalidParameter, InvalidVector
 from vectorforge.index.maxsim import MultiVectorIndex
 from vectorforge.index.sparse import SparseIndex
-from vectorforge.types import CollectionConfig, Dense, Multi, Sparse, SparseVector, check_vector_name
+from vectorforge.types import CollectionConfig, Dense, Multi, Record, Sparse, SparseVector, check_vector_name
 
 __all__ = [
     "KINDS",
     "RowIndex",
     "check_sparse",
     "parse_vectors",
+    "record_vectors",
     "check_tokens",
     "named_file",
     "new_named",
@@ -169,6 +170,16 @@ def split_vectors(config: CollectionConfig, vectors: Any, n: int) -> tuple[Any, 
     return vectors[dense], named
 
 
+def record_vectors(config: CollectionConfig, records: Sequence[Record]) -> dict[str, Any]:
+    """The vectors of `records` (read with `with_vectors=True`) as `upsert` takes them back: by name,
+    the dense array and every other named vector's rows (None where a point has none)."""
+    dense = np.asarray([r.vector for r in records], dtype=np.float32).reshape(len(records), config.dim)
+    out: dict[str, Any] = {config.dense_name: dense}
+    for name in _specs(config):
+        out[name] = [(r.vectors or {}).get(name) for r in records]
+    return out
+
+
 def check_sparse(value: Any, spec: Any = None, where: str = "sparse vector") -> SparseVector:
     """A SparseVector (or {"indices": [...], "values": [...]}) as the index keeps it: indices distinct
     non-negative int64, ascending; values finite, non-negative float32, zeros dropped."""
@@ -226,7 +237,8 @@ def check_tokens(value: Any, spec: Multi, where: str = "multi vector") -> np.nda
         norms = np.linalg.norm(arr, axis=1, keepdims=True)
         if (norms == 0).any():
             raise InvalidVector(f"{where} has a zero token, which has no direction under the cosine metric")
-        arr /= norms
+        if float(np.abs(norms - 1.0).max()) > 1e-6:  # already unit length (a copy, a repair): same bits
+            arr /= norms
     return arr
 
 
