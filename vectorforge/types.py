@@ -163,7 +163,7 @@ class Multi(_VectorSpec):
 
     dim: int = Field(gt=0, le=65536)
     metric: Literal["cosine", "dot"] = "cosine"
-    index: Literal["flat"] = "flat"
+    index: str = "flat"  # a kind the index registry has for multi vectors (checked at creation)
 
 
 class CollectionConfig(BaseModel):

@@ -202,3 +202,20 @@ def test_resharding_keeps_every_named_vector(tmp_path: Path) -> None:
         assert col.info()["shards"] == 3
         _compare(col, plain, rng)
         assert col.get(ids, with_vectors=True) == plain.get(ids, with_vectors=True)
+
+
+def test_tied_scores_page_by_id_over_shards() -> None:
+    with vf.connect() as db:
+        col = db.create_collection("ties", vectors=_specs(), shards=3)
+        ids = list(range(20, 0, -1))
+        col.upsert(
+            ids,
+            {
+                "dense": np.ones((20, DIM)),
+                "bm25": [vf.SparseVector([1], [1.0])] * 20,
+                "tokens": [np.ones((2, TOKEN_DIM))] * 20,
+            },
+        )
+        for using, query in (("bm25", vf.SparseVector([1], [1.0])), ("tokens", np.ones((1, TOKEN_DIM)))):
+            pages = [[h.id for h in col.search(query, 3, using=using, offset=off)] for off in (0, 3, 17)]
+            assert pages == [[1, 2, 3], [4, 5, 6], [18, 19, 20]], using

@@ -256,15 +256,6 @@ def test_bad_searches_and_settings_say_what_is_wrong(db: vf.DatabaseAPI) -> None
     assert db.list_collections() == ["docs"]
 
 
-def test_sharded_collections_refuse_multi_vectors_for_now(tmp_path: Path) -> None:
-    with vf.connect(tmp_path / "d") as db:
-        with pytest.raises(vf.UsageError, match="plain collections for now"):
-            db.create_collection("s", vectors={"d": vf.Dense(dim=4), "t": vf.Multi(dim=4)}, shards=2)
-        col = db.create_collection("s", vectors={"d": vf.Dense(dim=4)}, shards=2)
-        col.upsert([1], {"d": [[1.0, 0, 0, 0]]})
-        assert [h.id for h in col.search([1.0, 0, 0, 0], using="d")] == [1]
-
-
 def test_the_json_wire_form_is_accepted_too(api_server: Any) -> None:
     """The client sends binary (base64) forms; a client of its own may send plain JSON."""
     with vf.connect(api_server.url) as db:
@@ -326,3 +317,21 @@ def test_searches_over_any_segments_equal_the_oracles(seed: int, segment: int, d
         live_sparse = {i: v for i, v in enumerate(sparse) if i not in deleted}
         live_tokens = {i: v for i, v in enumerate(tokens) if i not in deleted}
         _check_searches(col, live_sparse, live_tokens, seed)
+
+
+def test_tied_scores_page_by_id_as_dense_search_does(db: vf.DatabaseAPI) -> None:
+    """Ten points with the same terms and tokens score the same: pages go by id, with no repeats,
+    across segments (ids written in descending order, so rows and ids disagree)."""
+    col = db.create_collection("ties", vectors=_specs(), max_segment_points=4)
+    ids = list(range(10, 0, -1))
+    col.upsert(
+        ids,
+        {
+            "dense": np.ones((10, DIM)),
+            "splade": [vf.SparseVector([1], [1.0])] * 10,
+            "tokens": [np.ones((2, TOKEN_DIM))] * 10,
+        },
+    )
+    for using, query in (("splade", vf.SparseVector([1], [1.0])), ("tokens", np.ones((1, TOKEN_DIM)))):
+        pages = [[h.id for h in col.search(query, 3, using=using, offset=off)] for off in (0, 3, 6, 9)]
+        assert pages == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]], using

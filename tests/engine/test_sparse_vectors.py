@@ -121,11 +121,6 @@ def test_bad_sparse_settings_and_names_are_refused(db: vf.DatabaseAPI) -> None:
         col.query("x", using="bm25", mode="hybrid")
 
 
-def test_sharded_collections_refuse_sparse_vectors_for_now() -> None:
-    with vf.connect() as db, pytest.raises(vf.UsageError, match="plain collections for now"):
-        db.create_collection("s", dim=4, shards=2, sparse={"bm25": vf.Sparse()})
-
-
 def test_corpus_stats_are_those_of_the_live_points() -> None:
     stats = CorpusStats(3, 9.0, {1: 2}).merged(CorpusStats(1, 3.0, {1: 1, 2: 1}))
     assert (stats.docs, stats.total_length, stats.df) == (4, 12.0, {1: 3, 2: 1}) and stats.avg_length == 3.0

@@ -47,7 +47,7 @@ from vectorforge.errors import (
     UsageError,
     WriteNotDurable,
 )
-from vectorforge.index import new_index
+from vectorforge.index import index_class, new_index
 from vectorforge.storage import fsio
 from vectorforge.storage.fsio import fsync_dir, write_json_atomic
 from vectorforge.types import CollectionConfig, IndexKind, Metric, Multi, Sharding, Sparse, check_name
@@ -448,6 +448,8 @@ def _with_named(
         raise InvalidParameter('sparse= takes a dict of name -> vf.Sparse(...), e.g. {"bm25": vf.Sparse()}')
     sparse_specs = {name: _spec(Sparse, spec) for name, spec in (sparse or {}).items()}
     multi_specs = {name: _spec(Multi, spec) for name, spec in (multi or {}).items()}
+    for spec in multi_specs.values():
+        index_class(spec.index, "multi")  # a kind the registry has (InvalidParameter names the known)
     try:
         update = {"dense_name": dense_name, "sparse": sparse_specs, "multi": multi_specs}
         return CollectionConfig.model_validate({**config.model_dump(), **update})

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vectorforge.errors import DimensionMismatch, InvalidParameter, InvalidVector
-from vectorforge.index.maxsim import MultiVectorIndex
+from vectorforge.index import index_class
 from vectorforge.index.sparse import SparseIndex
 from vectorforge.types import CollectionConfig, Dense, Multi, Record, Sparse, SparseVector, check_vector_name
 
@@ -80,8 +80,8 @@ KINDS: dict[str, _Kind] = {
     ),
     "multi": _Kind(
         "multi-{}.npz",
-        lambda spec: MultiVectorIndex(spec.dim),
-        lambda path, rows, spec: MultiVectorIndex.load(path, rows, spec.dim),
+        lambda spec: index_class(spec.index, "multi")(spec.dim),
+        lambda path, rows, spec: index_class(spec.index, "multi").load(path, rows, spec.dim),
         lambda m: [np.ascontiguousarray(m, np.float32).tobytes()],
         _unpack_tokens,
     ),

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from vectorforge.errors import CorruptionError, DimensionMismatch, InvalidVector
+from vectorforge.index.sparse import top_with_ties
 from vectorforge.storage import fsio
 
 __all__ = ["MultiVectorIndex", "maxsim_scores"]
@@ -27,6 +29,17 @@ __all__ = ["MultiVectorIndex", "maxsim_scores"]
 
 class MultiVectorIndex:
     """The token matrices of one segment's rows (None: the row has none)."""
+
+    kind: ClassVar[str] = "flat"
+    vector_kinds: ClassVar[frozenset[str]] = frozenset({"multi"})
+    vectors_on_disk: ClassVar[bool] = False
+
+    @classmethod
+    def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
+        """RAM for `n` rows of `params["tokens_per_point"]` (default 32) tokens of `dim` float32s
+        (and each row's length and start)."""
+        tokens = int(params.get("tokens_per_point", 32))
+        return n * (4 * tokens * dim + 16)
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -108,16 +121,14 @@ class MultiVectorIndex:
     def search(
         self, query: np.ndarray, k: int, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The top `k` rows by MaxSim with `query` (tokens x dim), among `mask`: (scores, rows), best
-        first, ties by row; rows without tokens are never returned."""
+        """The top `k` rows by MaxSim with `query` (tokens x dim), among `mask`, and every row tied
+        with the k-th (the merge breaks ties by point id): (scores, rows), best first; rows without
+        tokens are never returned."""
         scores = self.scores(query)
         allowed = np.asarray(self._lengths) > 0
         if mask is not None:
             allowed &= mask[: len(allowed)]
-        candidates = np.flatnonzero(allowed)
-        order = np.lexsort((candidates, -scores[candidates]))[:k]
-        chosen = candidates[order]
-        return scores[chosen], chosen
+        return top_with_ties(scores, np.flatnonzero(allowed), k)
 
     def scores(self, query: np.ndarray) -> np.ndarray:
         """MaxSim of `query` with every row (-inf for rows without tokens)."""

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from vectorforge.errors import CorruptionError, InvalidParameter
 from vectorforge.storage import fsio
 from vectorforge.types import SparseVector
 
-__all__ = ["BM25Params", "CorpusStats", "SparseIndex"]
+__all__ = ["BM25Params", "CorpusStats", "SparseIndex", "top_with_ties"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,18 @@ class _Lists:
 
 class SparseIndex:
     """The inverted lists of one segment's sparse vectors; rows without one hold nothing."""
+
+    kind: ClassVar[str] = "inverted"
+    vector_kinds: ClassVar[frozenset[str]] = frozenset({"sparse"})
+    vectors_on_disk: ClassVar[bool] = False
+
+    @classmethod
+    def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
+        """RAM for `n` rows of `dim` non-zero entries each over `params["vocabulary"]` distinct terms
+        (default: n * dim): each row's arrays (12 bytes an entry, ~300 bytes a row), the term-major
+        postings (16 bytes an entry) and the term table (~200 bytes a term)."""
+        vocabulary = int(params.get("vocabulary", n * dim))
+        return 28 * n * dim + 300 * n + 200 * min(vocabulary, n * dim)
 
     def __init__(self) -> None:
         self._rows: list[SparseVector | None] = []
@@ -205,8 +218,8 @@ class SparseIndex:
         mask: np.ndarray | None = None,
         params: BM25Params = BM25Params(),
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The top `k` rows by BM25 against the corpus `stats`, among `mask` (all if None): (scores, rows),
-        best first, ties by row; only rows that share a term with the query."""
+        """The top `k` rows by BM25 against the corpus `stats`, among `mask` (all if None), and every
+        row tied with the k-th: (scores, rows), best first; only rows that share a term with the query."""
         lists = self._lists()
         n = len(lists.has)
         scores = np.zeros(n, dtype=np.float64)
@@ -232,7 +245,7 @@ class SparseIndex:
     def dot(
         self, query: SparseVector, k: int, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The top `k` rows by dot product with `query` (a learned sparse model's scores)."""
+        """The top `k` rows by dot product with `query` (a learned sparse model's scores), and ties."""
         lists = self._lists()
         scores = np.zeros(len(lists.has), dtype=np.float64)
         for term, weight in zip(query.indices.tolist(), query.values.tolist(), strict=True):
@@ -244,10 +257,17 @@ class SparseIndex:
 
 def _top(scores: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     candidates = np.flatnonzero(scores > 0) if mask is None else np.flatnonzero((scores > 0) & mask)
+    return top_with_ties(scores, candidates, k)
+
+
+def top_with_ties(scores: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best `k` of `candidates` by score, and every other one tied with the k-th: which of the
+    tied rows make the cut is the caller's to decide, by point id (the merge's order), never by row.
+    Best first; ties by row."""
     if len(candidates) > k:
         part = np.argpartition(-scores[candidates], k - 1)[:k]
         threshold = scores[candidates[part]].min()
-        candidates = candidates[scores[candidates] >= threshold]  # keep every tie at the cut
-    order = np.lexsort((candidates, -scores[candidates]))[:k]
+        candidates = candidates[scores[candidates] >= threshold]
+    order = np.lexsort((candidates, -scores[candidates]))
     chosen = candidates[order]
     return scores[chosen], chosen
