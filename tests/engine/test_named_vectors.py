@@ -216,7 +216,23 @@ BAD_UPSERTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"dense": np.ones((1, DIM)), "tokens": [np.ones((0, TOKEN_DIM))]}, vf.InvalidVector, "a token or more"),
     ({"dense": np.ones((1, DIM)), "tokens": [np.zeros((1, TOKEN_DIM))]}, vf.InvalidVector, "zero token"),
     ({"dense": np.ones((1, DIM)), "splade": np.ones((1, 3))}, vf.InvalidVector, "must be a list"),
+    # the same refusals whichever path a value takes (the client sends what it cannot encode as JSON)
+    ({"dense": np.ones((1, DIM)), "splade": [vf.SparseVector([1.7], [1.0])]}, vf.InvalidVector, "integers"),
+    ({"dense": np.ones((1, DIM)), "splade": [vf.SparseVector([True], [1.0])]}, vf.InvalidVector, "integers"),
+    ({"dense": np.ones((1, DIM)), "splade": [vf.SparseVector([2**64], [1.0])]}, vf.InvalidVector, "indices"),
+    ({"dense": np.ones((1, DIM)), "splade": [vf.SparseVector([1], ["2"])]}, vf.InvalidVector, "numbers"),
+    ({"dense": np.ones((1, DIM)), "splade": [vf.SparseVector([1], [True])]}, vf.InvalidVector, "numbers"),
+    ({"dense": np.ones((1, DIM)), "splade": (vf.SparseVector([1], [-1.0]),)}, vf.InvalidVector, "negative"),
+    ({"dense": np.ones((1, DIM)), "tokens": [np.ones(TOKEN_DIM)]}, vf.InvalidVector, "matrix"),
+    ({"dense": np.ones((1, DIM)), "tokens": [np.ones((2, TOKEN_DIM)) * 1j]}, vf.InvalidVector, "complex"),
 ]
+
+
+def test_token_matrices_of_two_dims_in_one_batch_are_refused(db: vf.DatabaseAPI) -> None:
+    col = db.create_collection("docs", vectors=_specs())
+    with pytest.raises(vf.DimensionMismatch, match="tokens of 5 dimensions"):
+        col.upsert([1, 2], {"dense": np.ones((2, DIM)), "tokens": [np.ones((2, TOKEN_DIM)), np.ones((1, 5))]})
+    assert col.count() == 0
 
 
 @pytest.mark.parametrize(("vectors", "error", "message"), BAD_UPSERTS)
@@ -253,6 +269,22 @@ def test_bad_searches_and_settings_say_what_is_wrong(db: vf.DatabaseAPI) -> None
         db.create_collection("dup", vectors={"a": vf.Dense(dim=4)}, sparse={"a": vf.Sparse()})
     with pytest.raises(vf.InvalidParameter, match=r"vf\.Multi\(dim=...\)"):
         vf.Multi(dim=0)
+    with pytest.raises(vf.InvalidParameter, match="given twice, in vectors= and in sparse="):
+        db.create_collection(
+            "dup2", vectors={"d": vf.Dense(dim=4), "bm25": vf.Sparse()}, sparse={"bm25": vf.Sparse()}
+        )
+    with pytest.raises(vf.InvalidParameter, match="kind"):
+        db.create_collection("kind", vectors={"d": {"kind": ["dense"], "dim": 3}})
+    with pytest.raises(vf.InvalidParameter, match="unknown for multi vectors; known: flat"):
+        db.create_collection("plaid", vectors={"d": vf.Dense(dim=4), "t": vf.Multi(dim=4, index="plaid")})
+    with pytest.raises(vf.DimensionMismatch, match=r"vf\.Dense\(dim=4\) but embedder 'minilm' makes 384"):
+        db.create_collection("emb", vectors={"d": vf.Dense(dim=4)}, embedder="minilm")
+    with pytest.raises(vf.InvalidParameter, match="using="):
+        col.search(vf.SparseVector([1], [1.0]))
+    with pytest.raises(vf.InvalidVector, match="finite"):
+        col.search(vf.SparseVector([1], [float("nan")]), using="splade")
+    with pytest.raises(vf.InvalidVector, match="matrix"):
+        col.search([[1.0, 0, 0, 0], [1.0, 0]], using="tokens")
     assert db.list_collections() == ["docs"]
 
 
@@ -296,6 +328,16 @@ def test_the_json_wire_form_is_accepted_too(api_server: Any) -> None:
             },
         )
         assert bad.status_code == 422 and "base64" in bad.text
+        blob = {"b64": "", "shape": [True, 2], "lengths": [0]}
+        bad = httpx.put(
+            f"{api_server.url}/collections/json/points",
+            json={"ids": [3], "vectors": {"dense": [[1.0] * DIM], "tokens": blob}},
+        )
+        assert bad.status_code == 422 and "shape" in bad.text
+        bad = httpx.put(
+            f"{api_server.url}/collections/kind", json={"vectors": {"d": {"kind": ["dense"], "dim": 3}}}
+        )
+        assert bad.status_code == 422 and "kind" in bad.text
         db.delete_collection("json")
 
 

@@ -142,7 +142,21 @@ class Database:
                     "index=...)} or as dim=/metric=/index=, not both"
                 )
             dense_name, dense, named_sparse, multi = parse_vectors(vectors)
+            if embedder is not None and dense.dim != get_embedder(embedder).info.dim:
+                raise DimensionMismatch(
+                    f"vf.Dense(dim={dense.dim}) but embedder {embedder!r} makes "
+                    f"{get_embedder(embedder).info.dim}-dimensional vectors",
+                    expected=get_embedder(embedder).info.dim,
+                    got=dense.dim,
+                )
             dim, metric, index, index_params = dense.dim, dense.metric, dense.index, dict(dense.index_params)
+            if sparse is not None and not isinstance(sparse, dict):
+                raise InvalidParameter(
+                    'sparse= takes a dict of name -> vf.Sparse(...), e.g. {"bm25": vf.Sparse()}'
+                )
+            twice = sorted(set(sparse or {}) & set(vectors))
+            if twice:
+                raise InvalidParameter(f"vector name {twice[0]!r} is given twice, in vectors= and in sparse=")
             sparse = {**named_sparse, **(sparse or {})}
         config = self._make_config(name, dim, metric, index, index_params, embedder, max_segment_points)
         config = _with_sharding(config, shards, sharding, shard_key, n_probe, replicas, write_quorum)

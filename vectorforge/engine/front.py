@@ -16,7 +16,7 @@ from vectorforge.embed.analyzer import Analyzer, get_analyzer
 from vectorforge.engine.fusion import fuse
 from vectorforge.engine.validate import check_idempotency_key, check_k_offset, check_texts
 from vectorforge.errors import EmbedderMismatch, InvalidParameter
-from vectorforge.types import CollectionConfig, Hit, Multi, PointId, Sparse
+from vectorforge.types import CollectionConfig, Hit, Multi, PointId, Sparse, SparseVector
 
 __all__ = ["CollectionFront"]
 
@@ -138,6 +138,10 @@ class CollectionFront:
         consistency: str | None = None,
     ) -> list[Hit]:
         """`search_batch` of one vector (`search_named` for a vector named by `using`)."""
+        if using is None and isinstance(vector, SparseVector):
+            raise InvalidParameter(
+                "a SparseVector searches a sparse vector: name it, search(..., using='bm25')"
+            )
         if using is not None:
             options = {"offset": offset, "filter": filter, "params": params, "consistency": consistency}
             return self.search_named(
@@ -198,7 +202,7 @@ class CollectionFront:
             raise InvalidParameter(f"mode {mode!r} is unknown; use 'dense' or 'hybrid'")
         if using is not None and mode is not None:
             raise InvalidParameter("give using= (one vector) or mode= (several), not both")
-        if using is not None:
+        if using is not None and using != self.config.dense_name:
             return self.search_text(using, text, k, **search_args)
         emb = self.embedder()
         if embedder is not None and embedder.info != emb.info:

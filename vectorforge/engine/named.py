@@ -189,9 +189,12 @@ def check_sparse(value: Any, spec: Any = None, where: str = "sparse vector") -> 
         raise InvalidVector(f"{where} must be a vf.SparseVector(indices, values), not {type(value).__name__}")
     try:
         raw_indices = np.asarray(value.indices)
-        values = np.asarray(value.values, dtype=np.float64)
+        raw_values = np.asarray(value.values)
     except (TypeError, ValueError) as exc:
         raise InvalidVector(f"{where}: indices and values must be lists of numbers ({exc})") from None
+    if len(raw_values) and raw_values.dtype.kind not in "iuf":  # strings, booleans: never converted
+        raise InvalidVector(f"{where}: values must be numbers, not {raw_values.dtype} values")
+    values = raw_values.astype(np.float64)
     if raw_indices.ndim != 1 or values.ndim != 1 or len(raw_indices) != len(values):
         raise InvalidVector(f"{where}: indices and values must be flat lists of the same length")
     if len(raw_indices) > MAX_SPARSE_TERMS:
@@ -216,7 +219,11 @@ def check_sparse(value: Any, spec: Any = None, where: str = "sparse vector") -> 
 def check_tokens(value: Any, spec: Multi, where: str = "multi vector") -> np.ndarray:
     """A token matrix (tokens x dim) as float32, normalized row by row for the cosine metric."""
     try:
-        arr = np.array(value, dtype=np.float32)
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "iuf":  # strings, booleans, complex: never silently converted
+            raise TypeError(f"it holds {raw.dtype} values")
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+            arr = raw.astype(np.float32)  # a copy: normalizing never touches the caller's array
     except (TypeError, ValueError) as exc:
         raise InvalidVector(f"{where} must be a (tokens, {spec.dim}) matrix of numbers ({exc})") from None
     if arr.ndim != 2 or arr.shape[0] == 0:
@@ -266,7 +273,7 @@ def parse_vectors(
         if isinstance(spec, dict):
             settings = dict(spec)
             kind = settings.pop("kind", None)
-            if kind not in _SPEC_CLASSES:
+            if not isinstance(kind, str) or kind not in _SPEC_CLASSES:
                 raise InvalidParameter(
                     f'vectors[{name!r}] needs "kind": "dense", "sparse" or "multi", not {kind!r}'
                 )

@@ -30,9 +30,13 @@ from vectorforge.types import (
     Sparse,
     SparseVector,
     check_name,
+)
+from vectorforge.wire import (
     hit_from_dict,
     named_to_wire,
     record_from_dict,
+    sparse_to_wire,
+    to_json,
     vectors_to_wire,
 )
 
@@ -462,10 +466,10 @@ def _wire(vectors: Any) -> Any:
     try:
         arr = np.asarray(vectors)
     except (TypeError, ValueError):
-        return vectors
+        return to_json(vectors)
     if arr.dtype.kind in "iuf" and arr.ndim in (1, 2) and arr.size:
         return vectors_to_wire(arr)
-    return arr.tolist() if arr.dtype.kind != "O" else vectors
+    return arr.tolist() if arr.dtype.kind != "O" else to_json(vectors)
 
 
 def _query_vector(vector: Any, using: str | None) -> Any:
@@ -474,11 +478,16 @@ def _query_vector(vector: Any, using: str | None) -> Any:
     import numpy as np
 
     if isinstance(vector, SparseVector):
-        return {"indices": np.asarray(vector.indices).tolist(), "values": np.asarray(vector.values).tolist()}
+        wire = sparse_to_wire([vector])
+        return wire if isinstance(wire, dict) else to_json(vector)
     if using is None:
         return _one_vector(vector)
+    try:
+        ndim = np.ndim(vector)
+    except ValueError:  # ragged: the server says what is wrong
+        return to_json(vector)
     # The named vector's kind is the server's to know: a matrix goes with its shape, a vector as a list.
-    return _wire(vector) if np.ndim(vector) == 2 else np.asarray(vector).tolist()
+    return _wire(vector) if ndim == 2 else to_json(vector)
 
 
 def _one_vector(vector: Any) -> Any:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from vectorforge.cluster.collection import session_token
 from vectorforge.engine import Database
+from vectorforge.errors import InvalidVector
 from vectorforge.server.auth import Action
 from vectorforge.server.deps import Key, Who, collection
 from vectorforge.server.schemas import (
@@ -19,10 +20,12 @@ from vectorforge.server.schemas import (
     ScrollBody,
     SearchBatchBody,
     SearchBody,
+    SparseBlob,
     SparseIn,
     UpsertBody,
 )
-from vectorforge.types import SparseVector, hit_to_dict, named_from_wire, record_to_dict, vectors_from_wire
+from vectorforge.types import SparseVector
+from vectorforge.wire import hit_to_dict, named_from_wire, record_to_dict, sparse_from_wire, vectors_from_wire
 
 __all__ = ["point_routes"]
 
@@ -91,6 +94,11 @@ def point_routes(db: Database) -> APIRouter:
         vector: Any
         if isinstance(body.vector, SparseIn):
             vector = SparseVector(body.vector.indices, body.vector.values)
+        elif isinstance(body.vector, SparseBlob):
+            rows = sparse_from_wire(body.vector.model_dump(), "vector")
+            if len(rows) != 1 or rows[0] is None:
+                raise InvalidVector("a sparse query is one sparse vector (lengths: [n])")
+            vector = rows[0]
         else:
             vector = vectors_from_wire(_plain(body.vector))
             if body.using is None and getattr(vector, "ndim", 1) == 2 and vector.shape[0] == 1:

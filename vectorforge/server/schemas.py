@@ -71,6 +71,15 @@ class SparseIn(_Body):
     values: list[Number]
 
 
+class SparseBlob(_Body):
+    """Sparse vectors in the binary form (base64 int64 indices and float32 values, with each row's
+    length); a search takes one row."""
+
+    sparse_b64: str
+    values_b64: str
+    lengths: list[StrictInt]
+
+
 class UpsertBody(_Body):
     ids: list[PointIdIn]
     # The dense vectors; or by vector name: the dense ones, and for a sparse vector a list of
@@ -122,7 +131,7 @@ class _SearchOptions(_Body):
 
 class SearchBody(_SearchOptions):
     # A dense vector; a sparse one (with `using`); or a token matrix (with `using`, a multi vector).
-    vector: list[Number] | VectorBlob | SparseIn | list[list[Number]]
+    vector: list[Number] | VectorBlob | SparseIn | SparseBlob | list[list[Number]]
     using: str | None = None
 
 
