@@ -143,12 +143,14 @@ class CollectionAPI(Protocol):
         using: str | None = None,
         mode: str | None = None,
         fusion: str = "rrf",
+        weights: Sequence[float] | None = None,
         **search_args: Any,
     ) -> list[Hit]:
         """Embed `text` with the collection's embedder and search (`search_args` as in `search`).
 
         `using="bm25"` searches that sparse vector instead; `mode="hybrid"` searches the dense
-        vector and every sparse one and fuses the lists (`fusion`: "rrf", "dbsf" or "weighted")."""
+        vector and every sparse one and fuses the lists (`fusion`: "rrf", "dbsf" or "weighted";
+        `weights`: for "weighted", one per list, the dense one first, then the sparse ones by name)."""
         ...
 
     # -- upkeep ---------------------------------------------------------------------------------

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 import vectorforge as vf
+from tests.inprocess import InProcessTransport
 from tests.serverproc import ServerProcess, start_server
+from vectorforge.remote import RemoteDatabase
+from vectorforge.server.app import create_app
+from vectorforge.server.deps import ServerSettings
 
 
 @pytest.fixture
@@ -76,9 +80,19 @@ def any_db(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[vf.Databa
     db.close()
 
 
-@pytest.fixture(params=["memory", "disk", "remote"])
+@pytest.fixture(params=["memory", "disk", "remote", "in-process"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[vf.DatabaseAPI]:
-    """A plain collection's database three ways: in memory, on disk and over HTTP."""
+    """A plain collection's database four ways: in memory, on disk, over HTTP to a real server
+    process, and through the same client and app in this process (an httpx transport that calls
+    the ASGI app: no socket, the server's code under the same debugger and coverage)."""
+    if request.param == "in-process":
+        served = vf.connect(tmp_path / "served")
+        app = create_app(ServerSettings(served, None, require_keys=False))
+        client = RemoteDatabase("http://in-process", transport=InProcessTransport(app))
+        yield client
+        client.close()
+        served.close()
+        return
     if request.param == "remote":
         server = request.getfixturevalue("api_server")
         remote = vf.connect(server.url)

@@ -214,3 +214,16 @@ def test_a_bad_sparse_setting_says_what_and_how() -> None:
         col = db.create_collection("plain", dim=4)
         with pytest.raises(vf.InvalidParameter, match="named vectors are set at creation"):
             col.query("x", using="bm25")
+
+
+def test_weighted_hybrid_takes_one_weight_per_list(db: vf.DatabaseAPI) -> None:
+    col = _collection(db)
+    dense = [h.id for h in col.query("depression and exercise", 5)]
+    only_dense = col.query("depression and exercise", 5, mode="hybrid", fusion="weighted", weights=[1.0, 0.0])
+    assert [h.id for h in only_dense] == dense
+    only_bm25 = col.query("depression and exercise", 3, mode="hybrid", fusion="weighted", weights=[0.0, 1.0])
+    assert [h.id for h in only_bm25] == [h.id for h in col.query("depression and exercise", 3, using="bm25")]
+    with pytest.raises(vf.InvalidParameter, match="one non-negative weight per list"):
+        col.query("x", mode="hybrid", fusion="weighted", weights=[1.0])
+    with pytest.raises(vf.InvalidParameter, match="weights= goes with"):
+        col.query("x", weights=[1.0, 1.0])

@@ -279,7 +279,7 @@ class Collection(CollectionFront):
             if stats is None and spec.modifier == "idf":
                 stats = self._sparse_stats(using, query.indices.tolist())
 
-            def score(seg: Segment, mask: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+            def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
                 if stats is not None:
                     return _sparse(seg, using).bm25(query, stats, fetch, mask, bm25)
                 return _sparse(seg, using).dot(query, fetch, mask)
@@ -296,13 +296,14 @@ class Collection(CollectionFront):
     def _sparse_stats(self, using: str, terms: list[int]) -> CorpusStats:
         stats = CorpusStats()
         for seg in self._segments:
-            if seg.n_live:
-                stats = stats.merged(_sparse(seg, using).stats(terms, seg.live))
+            if seg.n_live:  # every row live: the lists' own totals, nothing counted per query
+                live = None if seg.n_live == seg.n else seg.live
+                stats = stats.merged(_sparse(seg, using).stats(terms, live))
         return stats
 
     def _search_named(
         self,
-        score: Callable[[Segment, np.ndarray, int], tuple[np.ndarray, np.ndarray]],
+        score: Callable[[Segment, np.ndarray | None, int], tuple[np.ndarray, np.ndarray]],
         k: int,
         offset: int,
         where: Where | None,
@@ -313,8 +314,8 @@ class Collection(CollectionFront):
         segment, merged; read lock held."""
         sources = []
         for seg, mask, allowed in self._masks(where):
-            if allowed:
-                scores, rows = score(seg, seg.live if mask is None else mask, k + offset)
+            if allowed:  # mask None: every row of the segment is live and allowed
+                scores, rows = score(seg, mask, k + offset)
                 sources.append(_hits(seg, [float(x) for x in scores.tolist()], rows.tolist()))
         hits = merge_topk(sources, k, offset, disjoint=True)
         for hit in hits:
@@ -348,7 +349,7 @@ class Collection(CollectionFront):
         with self._lock.read():
             self._check_open()
 
-            def score(seg: Segment, mask: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+            def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
                 index = seg.named[using]
                 assert isinstance(index, MultiVectorIndex)
                 return index.search(tokens, fetch, mask)

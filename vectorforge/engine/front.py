@@ -188,6 +188,7 @@ class CollectionFront:
         using: str | None = None,
         mode: str | None = None,
         fusion: str = "rrf",
+        weights: Sequence[float] | None = None,
         **search_args: Any,
     ) -> list[Hit]:
         """Embed `text` with the collection's embedder and search; refuses any other embedder.
@@ -202,6 +203,8 @@ class CollectionFront:
             raise InvalidParameter(f"mode {mode!r} is unknown; use 'dense' or 'hybrid'")
         if using is not None and mode is not None:
             raise InvalidParameter("give using= (one vector) or mode= (several), not both")
+        if weights is not None and (mode != "hybrid" or fusion != "weighted"):
+            raise InvalidParameter("weights= goes with mode='hybrid', fusion='weighted'")
         if using is not None and using != self.config.dense_name:
             return self.search_text(using, text, k, **search_args)
         emb = self.embedder()
@@ -221,7 +224,7 @@ class CollectionFront:
         options = {key: value for key, value in search_args.items() if key != "params"}
         lists += [self.search_text(name, text, depth, **options) for name in self.text_vectors()]
         by_id = {hit.id: hit for hits in reversed(lists) for hit in hits}
-        fused = fuse([{h.id: h.score for h in hits} for hits in lists], fusion)
+        fused = fuse([{h.id: h.score for h in hits} for hits in lists], fusion, weights=weights)
         chosen = list(fused.items())[offset : offset + k]
         return [replace(by_id[pid], score=score) for pid, score in chosen]
 

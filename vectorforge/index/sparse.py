@@ -78,6 +78,8 @@ class _Lists:
     lengths: np.ndarray  # each row's length (sum of its values)
     has: np.ndarray  # rows that hold a vector
     where: dict[int, tuple[int, int]]  # term -> its postings' (start, end)
+    docs: int  # rows that hold a vector, and the sum of their lengths (the stats of all rows)
+    total_length: float
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         span = self.where.get(term)
@@ -105,7 +107,7 @@ class SparseIndex:
         self._rows: list[SparseVector | None] = []
         self._compiled: _Lists | None = None
         self._build = threading.Lock()
-        self._norm: tuple[_Lists, tuple[float, float, float], np.ndarray] | None = None
+        self._parts: _TermParts | None = None
 
     @property
     def ntotal(self) -> int:
@@ -195,20 +197,25 @@ class SparseIndex:
             ends = np.append(starts[1:], nnz) if len(starts) else starts
             where = dict(zip(unique.tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True))
             has = np.asarray(counts, dtype=np.int64) > 0
-            built = _Lists(rows, values, lengths, has, where)
+            built = _Lists(rows, values, lengths, has, where, int(has.sum()), float(lengths[has].sum()))
             self._compiled = built
             return built
 
     def stats(self, terms: Sequence[int], live: np.ndarray | None = None) -> CorpusStats:
-        """This segment's share of the corpus statistics, counting live rows only (all if None)."""
+        """This segment's share of the corpus statistics, counting live rows only (all if None: then
+        nothing is counted per query, the totals are the lists')."""
         lists = self._lists()
-        has = lists.has if live is None else lists.has & live[: len(lists.has)]
-        lengths = lists.lengths
         df: dict[int, int] = {}
+        if live is None:
+            for term in set(int(t) for t in terms):
+                start, end = lists.where.get(term, (0, 0))
+                df[term] = end - start
+            return CorpusStats(lists.docs, lists.total_length, df)
+        has = lists.has & live[: len(lists.has)]
         for term in set(int(t) for t in terms):
             rows, _ = lists.postings(term)
             df[term] = int(np.count_nonzero(has[rows])) if len(rows) else 0
-        return CorpusStats(int(np.count_nonzero(has)), float(lengths[has].sum()), df)
+        return CorpusStats(int(np.count_nonzero(has)), float(lists.lengths[has].sum()), df)
 
     def bm25(
         self,
@@ -222,42 +229,76 @@ class SparseIndex:
         row tied with the k-th: (scores, rows), best first; only rows that share a term with the query."""
         lists = self._lists()
         n = len(lists.has)
-        scores = np.zeros(n, dtype=np.float64)
+        # float32 sums, as FAISS's scores: half the memory traffic of the scatter, the slow part
+        scores = np.zeros(n, dtype=np.float32)
         if stats.docs == 0 or n == 0:
             return scores[:0], np.empty(0, dtype=np.int64)
-        norm = self._length_norm(lists, stats.avg_length, params)
+        parts = self._term_parts(lists, stats.avg_length, params)
         for term, weight in zip(query.indices.tolist(), query.values.tolist(), strict=True):
-            rows, tf = lists.postings(int(term))
-            if len(rows):
-                scores[rows] += weight * stats.idf(int(term)) * tf / (tf + norm[rows])
+            span = lists.where.get(int(term))
+            if span is not None:
+                factor = np.float32(weight * stats.idf(int(term)))
+                np.add.at(scores, lists.rows[span[0] : span[1]], parts.of(int(term), span) * factor)
         return _top(scores, k, mask)
 
-    def _length_norm(self, lists: _Lists, avg_length: float, params: BM25Params) -> np.ndarray:
-        """k1 * (1 - b + b * len / avglen) for every row, kept while the lists and totals stay."""
+    def _term_parts(self, lists: _Lists, avg_length: float, params: BM25Params) -> _TermParts:
+        """The per-posting tf parts under these totals, kept while the lists and totals stay."""
         key = (avg_length, params.k1, params.b)
-        cached = self._norm
-        if cached is not None and cached[0] is lists and cached[1] == key:
-            return cached[2]
+        found = self._parts
+        if found is not None and found.lists is lists and found.key == key:
+            return found
         norm = params.k1 * (1 - params.b + params.b * lists.lengths / avg_length)
-        self._norm = (lists, key, norm)
-        return norm
+        found = self._parts = _TermParts(lists, key, norm)
+        return found
 
     def dot(
         self, query: SparseVector, k: int, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The top `k` rows by dot product with `query` (a learned sparse model's scores), and ties."""
         lists = self._lists()
-        scores = np.zeros(len(lists.has), dtype=np.float64)
+        scores = np.zeros(len(lists.has), dtype=np.float32)
         for term, weight in zip(query.indices.tolist(), query.values.tolist(), strict=True):
             rows, values = lists.postings(int(term))
             if len(rows):
-                scores[rows] += weight * values
+                np.add.at(scores, rows, (values * weight).astype(np.float32))
         return _top(scores, k, mask)
 
 
+class _TermParts:
+    """tf / (tf + k1 * (1 - b + b * len / avglen)) of each posting, by term, computed the first time
+    a query has the term and kept while the lists and the totals stay (at most as many values as
+    there are postings: the cache never more than doubles the lists)."""
+
+    def __init__(self, lists: _Lists, key: tuple[float, float, float], norm: np.ndarray) -> None:
+        self.lists, self.key, self.norm = lists, key, norm
+        self._by_term: dict[int, np.ndarray] = {}
+        self._room = len(lists.rows)
+
+    def of(self, term: int, span: tuple[int, int]) -> np.ndarray:
+        found = self._by_term.get(term)
+        if found is None:
+            rows, tf = self.lists.rows[span[0] : span[1]], self.lists.values[span[0] : span[1]]
+            found = (tf / (tf + self.norm[rows])).astype(np.float32)
+            if len(found) <= self._room:  # dict writes are atomic: two readers at worst compute twice
+                self._by_term[term] = found
+                self._room -= len(found)
+        return found
+
+
 def _top(scores: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    candidates = np.flatnonzero(scores > 0) if mask is None else np.flatnonzero((scores > 0) & mask)
-    return top_with_ties(scores, candidates, k)
+    """The rows that score above 0 among `mask`, the best `k` and every tie with the k-th: the k-th
+    best score is found over the whole array first (no list of candidates to build), then only the
+    rows at or above it are sorted."""
+    if mask is not None:
+        scores = np.where(mask[: len(scores)], scores, 0.0)
+    if len(scores) > k:
+        kth = float(np.partition(scores, len(scores) - k)[len(scores) - k])  # values only: no index array
+        chosen = np.flatnonzero(scores >= kth) if kth > 0 else np.flatnonzero(scores > 0)
+    else:
+        chosen = np.flatnonzero(scores > 0)
+    order = np.lexsort((chosen, -scores[chosen]))
+    chosen = chosen[order]
+    return scores[chosen], chosen
 
 
 def top_with_ties(scores: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -395,9 +395,12 @@ class RemoteCollection:
         using: str | None = None,
         mode: str | None = None,
         fusion: str = "rrf",
+        weights: Sequence[float] | None = None,
         **search_args: Any,
     ) -> list[Hit]:
         body = {"text": text, "k": k, "using": using, "mode": mode, "fusion": fusion, **search_args}
+        if weights is not None:
+            body["weights"] = list(weights)
         return [hit_from_dict(h) for h in self._read("/points/query", body)["hits"]]
 
     # -- maintenance ------------------------------------------------------------------------------

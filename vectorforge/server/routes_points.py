@@ -128,7 +128,12 @@ def point_routes(db: Database) -> APIRouter:
         col = collection(db, name, who, Action.READ)
         with session_token(body.session_ts):
             hits = col.query(
-                body.text, using=body.using, mode=body.mode, fusion=body.fusion, **_options(body)
+                body.text,
+                using=body.using,
+                mode=body.mode,
+                fusion=body.fusion,
+                weights=body.weights,
+                **_options(body),
             )
         return {"hits": [hit_to_dict(h) for h in hits]}
 
