@@ -22,12 +22,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import tarfile
 import threading
 import time
-import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ import numpy as np
 
 from vectorforge.embed import Embedder, get_embedder
 from vectorforge.engine import planner
-from vectorforge.engine.compaction import compaction_run
+from vectorforge.engine.compaction import Compaction
 from vectorforge.engine.cursor import bisect_after, decode_cursor, encode_cursor, id_key
 from vectorforge.engine.filters import Where, evaluate, parse_delete_filter, parse_filter
 from vectorforge.engine.front import CollectionFront
@@ -43,8 +41,6 @@ from vectorforge.engine.locks import RWLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.named import (
     RowIndex,
-    check_sparse,
-    check_tokens,
     load_named,
     named_file,
     new_named,
@@ -52,7 +48,10 @@ from vectorforge.engine.named import (
     split_vectors,
     unpack_named,
 )
+from vectorforge.engine.named_search import NamedSearch
+from vectorforge.engine.parts import CONFIG_FILE, MANIFEST_FILE
 from vectorforge.engine.segment import Segment
+from vectorforge.engine.snapshots import Snapshots
 from vectorforge.engine.validate import (
     check_idempotency_key,
     check_ids,
@@ -71,8 +70,6 @@ from vectorforge.errors import (
     WriteNotDurable,
 )
 from vectorforge.index import SearchParams, index_class, new_index
-from vectorforge.index.maxsim import MultiVectorIndex
-from vectorforge.index.sparse import BM25Params, CorpusStats, SparseIndex
 from vectorforge.storage import Manifest, SegmentData, WriteAheadLog, fsio, read_points, write_segment
 from vectorforge.storage.fsio import UncertainCommit, write_json_atomic
 from vectorforge.types import (
@@ -84,16 +81,14 @@ from vectorforge.types import (
     check_consistency,
 )
 
-__all__ = ["Collection"]
+__all__ = ["CONFIG_FILE", "KEY_WINDOW", "MANIFEST_FILE", "Collection"]
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-MANIFEST_FILE = "manifest.json"
 KEY_WINDOW = 10_000  # idempotency keys remembered per collection (durably: log and manifest)
 
 
-class Collection(CollectionFront):
+class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
     """Points (id, vector, payload) searchable by vector, filterable by payload.
 
     Obtain one from `Database.create_collection` / `get_collection`; do not construct directly.
@@ -250,111 +245,6 @@ class Collection(CollectionFront):
                     return self._keys[key]
                 op["key"] = key
             return self._write_locked(op)
-
-    def search_sparse(
-        self,
-        using: str,
-        vector: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
-        stats: CorpusStats | None = None,
-    ) -> list[Hit]:
-        """The top `k` points of sparse vector `using` for `vector`: BM25 with the statistics of the
-        whole collection (every segment's live points; a sharded collection passes every shard's
-        as `stats`), or a dot product; `filter` as in `search`."""
-        spec = self.sparse_spec(using)
-        check_consistency(consistency)
-        k, offset = check_k_offset(k, offset)
-        where = parse_filter(filter)
-        query = check_sparse(vector, spec, "the sparse query")
-        bm25 = BM25Params(spec.k1, spec.b)
-        with self._lock.read():
-            self._check_open()
-            if stats is None and spec.modifier == "idf":
-                stats = self._sparse_stats(using, query.indices.tolist())
-
-            def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-                if stats is not None:
-                    return _sparse(seg, using).bm25(query, stats, fetch, mask, bm25)
-                return _sparse(seg, using).dot(query, fetch, mask)
-
-            return self._search_named(score, k, offset, where, with_payload, with_vectors)
-
-    def sparse_stats(self, using: str, terms: Sequence[int]) -> CorpusStats:
-        """This collection's share of BM25's statistics for `terms` (its live points only)."""
-        self.sparse_spec(using)
-        with self._lock.read():
-            self._check_open()
-            return self._sparse_stats(using, [int(t) for t in terms])
-
-    def _sparse_stats(self, using: str, terms: list[int]) -> CorpusStats:
-        stats = CorpusStats()
-        for seg in self._segments:
-            if seg.n_live:  # every row live: the lists' own totals, nothing counted per query
-                live = None if seg.n_live == seg.n else seg.live
-                stats = stats.merged(_sparse(seg, using).stats(terms, live))
-        return stats
-
-    def _search_named(
-        self,
-        score: Callable[[Segment, np.ndarray | None, int], tuple[np.ndarray, np.ndarray]],
-        k: int,
-        offset: int,
-        where: Where | None,
-        with_payload: bool,
-        with_vectors: bool,
-    ) -> list[Hit]:
-        """The top `k` after `offset` of `score` (each segment's best rows among a mask) over every
-        segment, merged; read lock held."""
-        sources = []
-        for seg, mask, allowed in self._masks(where):
-            if allowed:  # mask None: every row of the segment is live and allowed
-                scores, rows = score(seg, mask, k + offset)
-                sources.append(_hits(seg, [float(x) for x in scores.tolist()], rows.tolist()))
-        hits = merge_topk(sources, k, offset, disjoint=True)
-        for hit in hits:
-            seg, row = self._where[hit.id]
-            if with_payload:
-                hit.payload = seg.payload(row)
-            if with_vectors:
-                hit.vector = seg.vector(row)
-        return hits
-
-    def search_multi(
-        self,
-        using: str,
-        query: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
-    ) -> list[Hit]:
-        """The top `k` points of multi vector `using` by exact MaxSim with `query` (tokens x dim);
-        points without that vector are left out; `filter` as in `search`."""
-        spec = self.multi_spec(using)
-        check_consistency(consistency)
-        k, offset = check_k_offset(k, offset)
-        tokens = check_tokens(query, spec, "the multi-vector query")
-        where = parse_filter(filter)
-        with self._lock.read():
-            self._check_open()
-
-            def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-                index = seg.named[using]
-                assert isinstance(index, MultiVectorIndex)
-                return index.search(tokens, fetch, mask)
-
-            return self._search_named(score, k, offset, where, with_payload, with_vectors)
 
     def delete(
         self,
@@ -710,7 +600,7 @@ class Collection(CollectionFront):
                 found.append((seg, score_lists, row_lists))
             results = []
             for qi in range(queries.shape[0]):
-                sources = [_hits(seg, scores[qi], rows[qi]) for seg, scores, rows in found]
+                sources = [seg.hits(scores[qi], rows[qi]) for seg, scores, rows in found]
                 hits = merge_topk(sources, k, offset, disjoint=True)
                 if with_payload or with_vectors:
                     for hit in hits:
@@ -783,162 +673,10 @@ class Collection(CollectionFront):
             "new sharded collection) to change its shard count later"
         )
 
-    def optimize(self) -> bool:
-        """Merge sealed segments that are small or hold many dead rows into one; True if it merged.
-
-        The merged segment is built and written without blocking reads or writes; only the swap takes
-        the write lock. Writes arrive on the growing segment meanwhile: a row they replace or delete
-        is dead in the merged segment, and on disk the newer segment that killed it still says so.
-        """
-        with self._maintenance:
-            with self._lock.read():
-                self._check_writable()
-                run = compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points)
-                if not run:
-                    return False
-                ids: list[PointId] = []
-                payloads: list[bytes | None] = []
-                vec_parts = []
-                sources: list[tuple[Segment, int]] = []
-                named_rows: dict[str, list[Any]] = {v: [] for v in self._growing.named}
-                for seg in run:
-                    rows = np.flatnonzero(seg.live)
-                    ids.extend(seg.ids[r] for r in rows)
-                    payloads.extend(seg.payloads[r] for r in rows)
-                    for vector, kept in named_rows.items():
-                        kept.extend(seg.named[vector].row(int(r)) for r in rows)
-                    vec_parts.append(np.asarray(seg.index.vectors()[rows], dtype=np.float32))
-                    sources.extend((seg, int(r)) for r in rows)
-                # Tombstones only matter for segments older than the run; none if it starts at the oldest.
-                tombstones = (
-                    set().union(*(s.tombstones for s in run)) if run[0] is not self._segments[0] else set()
-                )
-                max_seq = max(s.max_seq for s in run)
-                name = self._manifest.new_segment_name() if self.folder else f"mem-c{uuid.uuid4().hex[:8]}"
-            index = new_index(self.config.index, self.dim, self.config.metric, self.config.index_params)
-            vectors = np.concatenate(vec_parts) if vec_parts else np.empty((0, self.dim), np.float32)
-            for start in range(0, len(ids), 20_000):  # in steps, so that close() need not wait long
-                if self._closing:
-                    return False
-                index.add(np.ascontiguousarray(vectors[start : start + 20_000]))
-            index.seal()
-            named = new_named(self.config)
-            for vector, kept in named_rows.items():
-                named[vector].add(kept)
-            path = self.folder / "segments" / name if self.folder else None
-            if path is not None:  # not yet in the manifest: a crash here leaves a folder that open() removes
-                try:
-                    save = functools.partial(self._save_indexes, index, named)
-                    write_segment(path, SegmentData(ids, payloads, [], list(tombstones), max_seq), save)
-                except OSError as exc:  # write_segment left nothing behind
-                    raise WriteNotDurable(
-                        f"collection {self.name!r}: a compaction could not write segment {name} ({exc}); "
-                        "nothing changed",
-                        collection=self.name,
-                    ) from exc
-                if index.vectors_on_disk:  # full vectors stay on disk
-                    index = index_class(index.kind).load(
-                        path, self.dim, self.config.metric, self.config.index_params
-                    )
-            with self._lock.write():
-                if self._closed or self._failed is not None:
-                    if path is not None:
-                        fsio.remove_tree(path)
-                    return False
-                first = self._segments.index(run[0])
-                merged = Segment(name, index, ids, payloads, tombstones, max_seq, sealed=True, named=named)
-                segments = [*self._segments[:first], merged, *self._segments[first + len(run) :]]
-                if self.folder is not None and path is not None:
-                    self._commit_compaction(segments, path)  # the memory changes only once the disk has
-                where = self._where
-                for row, (seg, old_row) in enumerate(sources):
-                    if where.get(ids[row]) == (seg, old_row):
-                        where[ids[row]] = (merged, row)
-                    else:  # replaced or deleted while we were building
-                        merged.kill(row)
-                self._segments = segments
-                self._scroll_cache = None
-            if self.folder is not None:
-                for seg in run:
-                    fsio.remove_tree(self.folder / "segments" / seg.name)
-            return True
-
-    def _commit_compaction(self, segments: list[Segment], path: Path) -> None:
-        """Save the manifest that swaps a run of segments for the merged one at `path`."""
-        assert self.folder is not None
-        manifest = Manifest(
-            segments=[s.name for s in segments if s.sealed],
-            checkpoint_seq=self._manifest.checkpoint_seq,
-            meta=dict(self._manifest.meta),
-            next_segment=self._manifest.next_segment,
-            keys=self._manifest.keys,
-        )
-        try:
-            manifest.save(self.folder / MANIFEST_FILE)
-        except UncertainCommit as exc:  # either manifest may be the durable one: keep every folder
-            raise self._fail(f"the manifest of a compaction may not be durable: {exc}") from exc
-        except OSError as exc:
-            fsio.remove_tree(path)
-            raise WriteNotDurable(
-                f"collection {self.name!r}: a compaction could not save its manifest ({exc}); "
-                "nothing changed",
-                collection=self.name,
-            ) from exc
-        self._manifest = manifest
-
     def repair(self) -> dict[str, Any]:
         """Anti-entropy compares replicas; a collection with one copy has nothing to compare."""
         self._check_open()
         return {"shards": [], "repaired_points": 0, "diverged_replicas": 0}
-
-    def _compact_in_background(self) -> None:
-        """Start a compaction thread unless one runs (called after a seal, with the write lock held)."""
-        if self._compactor is not None and self._compactor.is_alive():
-            return
-        if not compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points):
-            return
-        self._compactor = threading.Thread(
-            target=self._compact_loop, name=f"vf-compact-{self.name}", daemon=True
-        )
-        self._compactor.start()
-
-    def _compact_loop(self) -> None:
-        try:
-            while not self._closing and self.optimize():
-                pass
-        except Exception:  # a background task must not die silently, nor take the process down
-            logger.exception("background compaction of collection %r failed", self.name)
-
-    def snapshot(self, path: str | Path) -> Path:
-        """Write the whole collection into one file (a tar archive) that `Database.restore` reads.
-
-        The file appears complete and durable, or not at all (it is written beside the target,
-        fsynced, then renamed)."""
-        if self.folder is None:
-            raise UsageError("snapshots need a persistent database: vf.connect('./path')")
-        target = Path(path)
-        with self._maintenance, self._lock.write():
-            self._check_writable()
-            self._seal_growing()
-            tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.tmp")  # one per snapshot
-            folder = self.folder
-
-            def write_tar(out: Path) -> None:
-                with tarfile.open(out, "w") as tar:
-                    tar.add(folder / CONFIG_FILE, arcname=CONFIG_FILE)
-                    if (folder / MANIFEST_FILE).exists():  # none until the first seal
-                        tar.add(folder / MANIFEST_FILE, arcname=MANIFEST_FILE)
-                    for name in self._manifest.segments:
-                        tar.add(folder / "segments" / name, arcname=f"segments/{name}")
-
-            try:
-                fsio.write_with(tmp, write_tar)
-                fsio.replace(tmp, target)
-                fsio.fsync_dir(target.parent)
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise WriteNotDurable(f"snapshot {target} could not be written: {exc}") from exc
-        return target
 
     def close(self) -> None:
         """Seal what is in memory and release files. Further calls raise UsageError.
@@ -1012,14 +750,3 @@ def checked_embedder(config: CollectionConfig) -> Embedder:
             got=emb.info.model_dump(),
         )
     return emb
-
-
-def _hits(seg: Segment, scores: list[float], rows: list[int]) -> list[Hit]:
-    ids = seg.ids
-    return [Hit(ids[r], s) for s, r in zip(scores, rows, strict=True) if r >= 0]
-
-
-def _sparse(seg: Segment, using: str) -> SparseIndex:
-    index = seg.named[using]
-    assert isinstance(index, SparseIndex)
-    return index

@@ -20,7 +20,7 @@ from vectorforge.index import VectorIndex
 
 if TYPE_CHECKING:
     from vectorforge.engine.named import RowIndex
-from vectorforge.types import PointId, SparseVector
+from vectorforge.types import Hit, PointId, SparseVector
 
 __all__ = ["Segment"]
 
@@ -128,6 +128,11 @@ class Segment:
             found.extend(self.payload(r) for r in range(self.n))
             self._fields[key] = found
         return found
+
+    def hits(self, scores: list[float], rows: list[int]) -> list[Hit]:
+        """Hits of rows found by an index (a row below 0: FAISS found fewer than asked)."""
+        ids = self.ids
+        return [Hit(ids[r], s) for s, r in zip(scores, rows, strict=True) if r >= 0]
 
     def vector(self, row: int) -> list[float]:
         return [float(x) for x in self.index.vectors()[row]]
