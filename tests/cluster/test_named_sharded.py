@@ -219,3 +219,18 @@ def test_tied_scores_page_by_id_over_shards() -> None:
         for using, query in (("bm25", vf.SparseVector([1], [1.0])), ("tokens", np.ones((1, TOKEN_DIM)))):
             pages = [[h.id for h in col.search(query, 3, using=using, offset=off)] for off in (0, 3, 17)]
             assert pages == [[1, 2, 3], [4, 5, 6], [18, 19, 20]], using
+
+
+def test_a_sharded_snapshot_restores_every_named_vector(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    with vf.connect(tmp_path / "d") as db:
+        col = db.create_collection("s", vectors=_specs(), shards=2, replicas=2)
+        plain = db.create_collection("p", vectors=_specs())
+        ids = list(range(30))
+        points = _points(rng, ids)
+        col.upsert(ids, points)
+        plain.upsert(ids, points)
+        col.snapshot(tmp_path / "s.tar")
+        restored = db.restore(tmp_path / "s.tar", name="again")
+        _compare(restored, plain, rng)
+        assert restored.get(ids, with_vectors=True) == plain.get(ids, with_vectors=True)
