@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from vectorforge.cluster.backend import ShardBackend
 from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.layout import ROUTER_FILE, ShardLayout, remove_stale_layouts
-from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet
+from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet, ReplicaStore
 from vectorforge.cluster.routing import Router, SemanticRouter
 from vectorforge.engine.collection import CONFIG_FILE, KEY_WINDOW
 from vectorforge.engine.cursor import encode_cursor
@@ -293,26 +293,18 @@ class ShardedCollection(CollectionFront):
         query = check_sparse(vector, spec, "the sparse query")
         parse_filter(filter)
         terms = query.indices.tolist()
+        options: dict[str, Any] = {
+            "filter": filter,
+            "with_payload": with_payload,
+            "with_vectors": with_vectors,
+        }
         with self._read_view(consistency) as guarantee:
-            stats = None
             if spec.modifier == "idf":
                 parts = self._each_shard(lambda s: s.read(guarantee, lambda c: c.sparse_stats(using, terms)))
-                stats = functools.reduce(CorpusStats.merged, parts, CorpusStats())
-            lists = self._each_shard(
-                lambda s: s.read(
-                    guarantee,
-                    lambda c: c.search_sparse(
-                        using,
-                        query,
-                        k + offset,
-                        filter=filter,
-                        with_payload=with_payload,
-                        with_vectors=with_vectors,
-                        stats=stats,
-                    ),
-                )
+                options["stats"] = functools.reduce(CorpusStats.merged, parts, CorpusStats())
+            return self._merged(
+                guarantee, lambda c: c.search_sparse(using, query, k + offset, **options), k, offset
             )
-        return merge_topk(lists, k, offset)
 
     def search_multi(
         self,
@@ -333,21 +325,21 @@ class ShardedCollection(CollectionFront):
         tokens = np.asarray(query)
         k, offset = check_k_offset(k, offset)
         parse_filter(filter)
+        options: dict[str, Any] = {
+            "filter": filter,
+            "with_payload": with_payload,
+            "with_vectors": with_vectors,
+        }
         with self._read_view(consistency) as guarantee:
-            lists = self._each_shard(
-                lambda s: s.read(
-                    guarantee,
-                    lambda c: c.search_multi(
-                        using,
-                        tokens,
-                        k + offset,
-                        filter=filter,
-                        with_payload=with_payload,
-                        with_vectors=with_vectors,
-                    ),
-                )
+            return self._merged(
+                guarantee, lambda c: c.search_multi(using, tokens, k + offset, **options), k, offset
             )
-        return merge_topk(lists, k, offset)
+
+    def _merged(
+        self, guarantee: ReadGuarantee, call: Callable[[ReplicaStore], list[Hit]], k: int, offset: int
+    ) -> list[Hit]:
+        """Each shard's own top k + offset by `call` (on a replica that meets `guarantee`), merged."""
+        return merge_topk(self._each_shard(lambda s: s.read(guarantee, call)), k, offset)
 
     def _each_shard(self, call: Callable[[ReplicaSet], T]) -> list[T]:
         """`call` on every shard, in parallel threads when there are several."""
