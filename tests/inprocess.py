@@ -14,7 +14,8 @@ class InProcessTransport(httpx.BaseTransport):
     run in its thread pool as under uvicorn."""
 
     def __init__(self, app: Any) -> None:
-        self._asgi = httpx.ASGITransport(app=app)
+        # An error in a route becomes the 500 a real server answers, not an exception in the client.
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         async def send() -> httpx.Response:

@@ -224,6 +224,16 @@ BAD_UPSERTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"dense": np.ones((1, DIM)), "splade": [vf.SparseVector([1], [True])]}, vf.InvalidVector, "numbers"),
     ({"dense": np.ones((1, DIM)), "splade": (vf.SparseVector([1], [-1.0]),)}, vf.InvalidVector, "negative"),
     ({"dense": np.ones((1, DIM)), "tokens": [np.ones(TOKEN_DIM)]}, vf.InvalidVector, "matrix"),
+    (
+        {"dense": np.ones((1, DIM)), "splade": [vf.SparseVector([1], [1e20])]},
+        vf.InvalidVector,
+        "from 1e-15 to",
+    ),
+    (
+        {"dense": np.ones((1, DIM)), "splade": [vf.SparseVector([1], [1e-30])]},
+        vf.InvalidVector,
+        "from 1e-15 to",
+    ),
     ({"dense": np.ones((1, DIM)), "tokens": [np.ones((2, TOKEN_DIM)) * 1j]}, vf.InvalidVector, "complex"),
 ]
 
@@ -283,6 +293,8 @@ def test_bad_searches_and_settings_say_what_is_wrong(db: vf.DatabaseAPI) -> None
         col.search(vf.SparseVector([1], [1.0]))
     with pytest.raises(vf.InvalidVector, match="finite"):
         col.search(vf.SparseVector([1], [float("nan")]), using="splade")
+    with pytest.raises(vf.InvalidVector, match="from 1e-15 to"):
+        col.search(vf.SparseVector([1], [1e20]), using="splade")
     with pytest.raises(vf.InvalidVector, match="matrix"):
         col.search([[1.0, 0, 0, 0], [1.0, 0]], using="tokens")
     assert db.list_collections() == ["docs"]

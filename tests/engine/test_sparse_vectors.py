@@ -227,3 +227,6 @@ def test_weighted_hybrid_takes_one_weight_per_list(db: vf.DatabaseAPI) -> None:
         col.query("x", mode="hybrid", fusion="weighted", weights=[1.0])
     with pytest.raises(vf.InvalidParameter, match="weights= goes with"):
         col.query("x", weights=[1.0, 1.0])
+    for bad in (["1", 1.0], [float("nan"), 1.0], [True, 1.0]):
+        with pytest.raises(vf.InvalidParameter, match="weights"):
+            col.query("x", mode="hybrid", fusion="weighted", weights=bad)

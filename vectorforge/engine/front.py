@@ -13,7 +13,7 @@ import numpy as np
 from vectorforge.api import CollectionAPI
 from vectorforge.embed import Embedder
 from vectorforge.embed.analyzer import Analyzer, get_analyzer
-from vectorforge.engine.fusion import fuse
+from vectorforge.engine.fusion import check_weights, fuse
 from vectorforge.engine.validate import check_idempotency_key, check_k_offset, check_texts
 from vectorforge.errors import EmbedderMismatch, InvalidParameter
 from vectorforge.types import CollectionConfig, Hit, Multi, PointId, Sparse, SparseVector
@@ -205,6 +205,7 @@ class CollectionFront:
             raise InvalidParameter("give using= (one vector) or mode= (several), not both")
         if weights is not None and (mode != "hybrid" or fusion != "weighted"):
             raise InvalidParameter("weights= goes with mode='hybrid', fusion='weighted'")
+        check_weights(weights)
         if using is not None and using != self.config.dense_name:
             return self.search_text(using, text, k, **search_args)
         emb = self.embedder()

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from vectorforge.errors import InvalidParameter
 from vectorforge.types import PointId
 
-__all__ = ["FUSIONS", "dbsf", "fuse", "rrf", "weighted"]
+__all__ = ["FUSIONS", "check_weights", "dbsf", "fuse", "rrf", "weighted"]
 
 Run = Mapping[PointId, float]
 
@@ -73,6 +73,15 @@ def weighted(runs: Sequence[Run], weights: Sequence[float] | None = None) -> dic
 
 
 FUSIONS = ("rrf", "dbsf", "weighted")
+
+
+def check_weights(weights: object) -> None:
+    """Fusion weights as a caller gives them: None, or a list of finite non-negative numbers."""
+    if weights is not None and not (
+        isinstance(weights, list | tuple)
+        and all(type(w) in (int, float) and math.isfinite(w) and w >= 0 for w in weights)
+    ):
+        raise InvalidParameter(f"weights must be a list of finite non-negative numbers, not {weights!r}")
 
 
 def fuse(

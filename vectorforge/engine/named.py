@@ -37,6 +37,7 @@ __all__ = [
 
 MAX_SPARSE_TERMS = 65_536  # non-zero entries of one sparse vector
 MAX_TOKENS = 16_384  # rows of one token matrix
+MIN_SPARSE_VALUE, MAX_SPARSE_VALUE = 1e-15, 1e15  # a sparse vector's non-zero values
 
 
 class RowIndex(Protocol):
@@ -212,6 +213,12 @@ def check_sparse(value: Any, spec: Any = None, where: str = "sparse vector") -> 
         raise InvalidVector(f"{where}: indices must be distinct")
     if (values < 0).any():  # a search returns the rows that share a term with the query and score above 0
         raise InvalidVector(f"{where}: values must not be negative (term counts or a model's weights)")
+    present = values[values != 0]
+    if len(present) and (present.min() < MIN_SPARSE_VALUE or present.max() > MAX_SPARSE_VALUE):
+        # scores are float32 sums of products of two values: neither overflows nor vanishes in this range
+        raise InvalidVector(
+            f"{where}: values other than 0 must be from {MIN_SPARSE_VALUE:g} to {MAX_SPARSE_VALUE:g}"
+        )
     keep = values != 0
     return SparseVector(indices[keep], values[keep].astype(np.float32))
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from vectorforge import errors as e
+from vectorforge.engine.fusion import check_weights
 from vectorforge.types import (
     CollectionConfig,
     Dense,
@@ -400,6 +401,7 @@ class RemoteCollection:
     ) -> list[Hit]:
         body = {"text": text, "k": k, "using": using, "mode": mode, "fusion": fusion, **search_args}
         if weights is not None:
+            check_weights(weights)  # NaN has no JSON form: refused here with the server's message
             body["weights"] = list(weights)
         return [hit_from_dict(h) for h in self._read("/points/query", body)["hits"]]
 

@@ -150,4 +150,4 @@ class QueryBody(_SearchOptions):
     using: str | None = None  # a sparse vector's name (BM25)
     mode: str | None = None  # "hybrid": the dense vector and every sparse one, fused
     fusion: str = "rrf"
-    weights: list[float] | None = None  # fusion="weighted": one per list, dense first
+    weights: list[Number] | None = None  # fusion="weighted": one per list, dense first
