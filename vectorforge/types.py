@@ -187,6 +187,7 @@ class CollectionConfig(BaseModel):
     layout: int = Field(default=0, ge=0)  # the shard layout's generation: one more after each reshard
     # Named vectors. The dense vector's name ("": unnamed, the `dim=` form) and the others by kind.
     dense_name: str = ""
+    extra_dense: dict[str, Dense] = Field(default_factory=dict)  # optional per point, searched exactly
     sparse: dict[str, Sparse] = Field(default_factory=dict)
     multi: dict[str, Multi] = Field(default_factory=dict)
 
@@ -195,7 +196,7 @@ class CollectionConfig(BaseModel):
     def _safe_name(cls, value: str) -> str:
         return check_name(value)
 
-    @field_validator("sparse", "multi")
+    @field_validator("extra_dense", "sparse", "multi")
     @classmethod
     def _vector_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for name in value:
@@ -206,9 +207,8 @@ class CollectionConfig(BaseModel):
     def _distinct_names(self) -> CollectionConfig:
         if self.dense_name:
             check_vector_name(self.dense_name)
-        clash = (set(self.sparse) & set(self.multi)) | (
-            {self.dense_name} & (set(self.sparse) | set(self.multi))
-        )
+        names = [self.dense_name, *self.extra_dense, *self.sparse, *self.multi]
+        clash = {name for name in names if names.count(name) > 1}
         if clash:
             raise ValueError(
                 f"vector name {sorted(clash)[0]!r} is given twice; each vector needs its own name"
@@ -217,7 +217,7 @@ class CollectionConfig(BaseModel):
 
     def vector_kind(self, using: str | None) -> Literal["dense", "sparse", "multi"] | None:
         """The kind of the named vector `using` (None and the dense vector's name: "dense")."""
-        if using is None or using == self.dense_name:
+        if using is None or using == self.dense_name or using in self.extra_dense:
             return "dense"
         if using in self.sparse:
             return "sparse"
@@ -227,12 +227,13 @@ class CollectionConfig(BaseModel):
 
     def vector_names(self) -> list[str]:
         """Every vector's name: the dense one first ("" when unnamed), then the others, sorted."""
-        return [self.dense_name, *sorted([*self.sparse, *self.multi])]
+        return [self.dense_name, *sorted([*self.extra_dense, *self.sparse, *self.multi])]
 
     def vectors_spec(self) -> dict[str, dict[str, Any]]:
         """Each named vector's kind and settings (what `info()` shows)."""
         dense = Dense(dim=self.dim, metric=self.metric, index=self.index, index_params=self.index_params)
         out = {self.dense_name: {"kind": "dense", **dense.model_dump(mode="json")}}
+        out.update({n: {"kind": "dense", **d.model_dump(mode="json")} for n, d in self.extra_dense.items()})
         out.update({n: {"kind": "sparse", **s.model_dump(mode="json")} for n, s in self.sparse.items()})
         out.update({n: {"kind": "multi", **m.model_dump(mode="json")} for n, m in self.multi.items()})
         return out

@@ -29,6 +29,7 @@ def _specs() -> dict[str, Any]:
         "dense": vf.Dense(dim=DIM, index="flat"),
         "bm25": vf.Sparse(),
         "tokens": vf.Multi(dim=TOKEN_DIM),
+        "title": vf.Dense(dim=TOKEN_DIM, metric="dot", index="flat"),
     }
 
 
@@ -44,7 +45,8 @@ def _points(rng: np.random.Generator, ids: list[int], vocabulary: int = 12) -> d
         counts = rng.integers(1, 4, size=len(terms)).astype(np.float32)
         bm25.append(None if pid % 7 == 0 else vf.SparseVector(terms, counts))
         tokens.append(None if pid % 5 == 0 else rng.normal(size=(int(rng.integers(1, 6)), TOKEN_DIM)))
-    return {"dense": rng.normal(size=(len(ids), DIM)), "bm25": bm25, "tokens": tokens}
+    titles = [None if pid % 6 == 0 else rng.normal(size=TOKEN_DIM) for pid in ids]
+    return {"dense": rng.normal(size=(len(ids), DIM)), "bm25": bm25, "tokens": tokens, "title": titles}
 
 
 def _same(a: list[vf.Hit], b: list[vf.Hit]) -> None:
@@ -66,10 +68,11 @@ def _compare(sharded: vf.CollectionAPI, plain: vf.CollectionAPI, rng: np.random.
                 sharded.search(sparse_query, k, using="bm25", offset=offset),
                 plain.search(sparse_query, k, using="bm25", offset=offset),
             )
-            got = sharded.search(token_query, k, using="tokens", offset=offset)
-            want = plain.search(token_query, k, using="tokens", offset=offset)
-            assert [h.id for h in got] == [h.id for h in want]
-            assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-6)
+            for using, query in (("tokens", token_query), ("title", token_query[0])):
+                got = sharded.search(query, k, using=using, offset=offset)
+                want = plain.search(query, k, using=using, offset=offset)
+                assert [h.id for h in got] == [h.id for h in want], using
+                assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-6, abs=1e-6)
 
 
 @settings(max_examples=15, deadline=None)

@@ -267,9 +267,7 @@ def test_bad_searches_and_settings_say_what_is_wrong(db: vf.DatabaseAPI) -> None
         col.search([1.0] * DIM, using="splade")
     with pytest.raises(vf.InvalidVector, match=r"\(tokens, 4\) matrix"):
         col.search([1.0] * TOKEN_DIM, using="tokens")
-    with pytest.raises(vf.InvalidParameter, match="one dense vector"):
-        db.create_collection("two", vectors={"a": vf.Dense(dim=2), "b": vf.Dense(dim=2)})
-    with pytest.raises(vf.InvalidParameter, match="one dense vector"):
+    with pytest.raises(vf.InvalidParameter, match="needs a dense vector"):
         db.create_collection("none", vectors={"bm25": vf.Sparse()})
     with pytest.raises(vf.InvalidParameter, match="not both"):
         db.create_collection("both", dim=4, vectors={"a": vf.Dense(dim=4)})
@@ -389,3 +387,47 @@ def test_tied_scores_page_by_id_as_dense_search_does(db: vf.DatabaseAPI) -> None
     for using, query in (("splade", vf.SparseVector([1], [1.0])), ("tokens", np.ones((1, TOKEN_DIM)))):
         pages = [[h.id for h in col.search(query, 3, using=using, offset=off)] for off in (0, 3, 6, 9)]
         assert pages == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]], using
+
+
+TITLE_DIM = 3
+
+
+def _title_oracle(titles: dict[int, Any], query: np.ndarray, k: int) -> list[tuple[int, float]]:
+    scores = {
+        pid: -float(np.linalg.norm(np.asarray(v) - query)) for pid, v in titles.items() if v is not None
+    }
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+def test_a_second_dense_vector_is_optional_and_searched_exactly(db: vf.DatabaseAPI) -> None:
+    specs = {
+        "dense": vf.Dense(dim=DIM, index="hnsw"),
+        "title": vf.Dense(dim=TITLE_DIM, metric="l2", index="flat"),
+    }
+    col = db.create_collection("two", vectors=specs, max_segment_points=7)
+    rng = np.random.default_rng(4)
+    titles: dict[int, Any] = {i: None if i % 4 == 0 else rng.normal(size=TITLE_DIM) for i in range(30)}
+    col.upsert(list(titles), {"dense": rng.normal(size=(30, DIM)), "title": list(titles.values())})
+    col.delete([5, 6])
+    live = {i: v for i, v in titles.items() if i not in (5, 6)}
+    for _ in range(3):
+        q = rng.normal(size=TITLE_DIM)
+        hits = col.search(q, 8, using="title")
+        expected = _title_oracle(live, q, 8)
+        assert [h.id for h in hits] == [pid for pid, _ in expected]
+        assert [h.score for h in hits] == pytest.approx([s for _, s in expected], abs=1e-5)
+    got = col.get([1, 4], with_vectors=True)
+    assert np.allclose(got[0].vectors["title"], titles[1], atol=1e-6) and got[1].vectors is None
+    everyone = rng.normal(size=(2, TITLE_DIM))
+    col.upsert(
+        [100, 101], {"dense": np.ones((2, DIM)), "title": everyone}
+    )  # a 2-D array: every point has one
+    assert col.search(everyone[0], 1, using="title")[0].id == 100
+    info = col.info()["vectors"]
+    assert info["title"] == {"kind": "dense", "dim": 3, "metric": "l2", "index": "flat", "index_params": {}}
+    with pytest.raises(vf.DimensionMismatch, match="has 4 numbers; this dense vector has 3"):
+        col.upsert([7], {"dense": np.ones((1, DIM)), "title": [np.ones(4)]})
+    with pytest.raises(vf.InvalidVector, match="one vector of 3 numbers"):
+        col.search(np.ones((2, 3)), using="title")
+    with pytest.raises(vf.InvalidParameter, match="second dense vector is searched exactly"):
+        db.create_collection("hnsw2", vectors={"a": vf.Dense(dim=2), "b": vf.Dense(dim=2)})

@@ -49,7 +49,7 @@ from vectorforge.engine.filters import parse_delete_filter, parse_filter
 from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock, StripedLock, TurnLock
 from vectorforge.engine.merge import merge_topk
-from vectorforge.engine.named import check_sparse, check_tokens, record_vectors, split_vectors
+from vectorforge.engine.named import check_dense, check_sparse, check_tokens, record_vectors, split_vectors
 from vectorforge.engine.validate import (
     check_idempotency_key,
     check_ids,
@@ -333,6 +333,38 @@ class ShardedCollection(CollectionFront):
         with self._read_view(consistency) as guarantee:
             return self._merged(
                 guarantee, lambda c: c.search_multi(using, tokens, k + offset, **options), k, offset
+            )
+
+    def search_dense(
+        self,
+        using: str,
+        query: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """Exact search of a second dense vector on every shard, merged."""
+        self._check_open()
+        spec = self.config.extra_dense.get(using)
+        if spec is None:
+            raise InvalidParameter(f"collection {self.name!r} has no second dense vector {using!r}")
+        check_dense(query, spec, "the query")  # refused here, sent as given
+        vector = np.asarray(query)
+        k, offset = check_k_offset(k, offset)
+        parse_filter(filter)
+        options: dict[str, Any] = {
+            "filter": filter,
+            "with_payload": with_payload,
+            "with_vectors": with_vectors,
+        }
+        with self._read_view(consistency) as guarantee:
+            return self._merged(
+                guarantee, lambda c: c.search_dense(using, vector, k + offset, **options), k, offset
             )
 
     def _merged(

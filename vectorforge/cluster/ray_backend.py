@@ -168,6 +168,10 @@ class ActorStore:
         result: list[Hit] = self._call("search_multi", using, query, k, **kwargs)
         return result
 
+    def search_dense(self, using: str, query: Any, k: int = 10, **kwargs: Any) -> list[Hit]:
+        result: list[Hit] = self._call("search_dense", using, query, k, **kwargs)
+        return result
+
     def count(self, filter: dict[str, Any] | None = None, **kwargs: Any) -> int:
         return int(self._call("count", filter, **kwargs))
 

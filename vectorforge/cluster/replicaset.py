@@ -146,6 +146,19 @@ class ReplicaStore(Protocol):
         with_vectors: bool = False,
         consistency: str | None = None,
     ) -> list[Hit]: ...
+    def search_dense(
+        self,
+        using: str,
+        query: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]: ...
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int: ...
     def scroll(
         self,

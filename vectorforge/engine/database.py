@@ -50,7 +50,7 @@ from vectorforge.errors import (
 from vectorforge.index import index_class, new_index
 from vectorforge.storage import fsio
 from vectorforge.storage.fsio import fsync_dir, write_json_atomic
-from vectorforge.types import CollectionConfig, IndexKind, Metric, Multi, Sharding, Sparse, check_name
+from vectorforge.types import CollectionConfig, Dense, IndexKind, Metric, Multi, Sharding, Sparse, check_name
 
 __all__ = ["Database"]
 
@@ -134,14 +134,14 @@ class Database:
                 "majority", "all") of them have it durably.
         """
         check_name(name)
-        dense_name, multi = "", dict[str, Multi]()
+        dense_name, multi, extra_dense = "", dict[str, Multi](), dict[str, Any]()
         if vectors is not None:
             if dim is not None or index_params is not None or str(metric) != "cosine" or str(index) != "hnsw":
                 raise InvalidParameter(
                     "give the dense vector's settings once: in vectors={name: vf.Dense(dim=..., metric=..., "
                     "index=...)} or as dim=/metric=/index=, not both"
                 )
-            dense_name, dense, named_sparse, multi = parse_vectors(vectors)
+            dense_name, dense, extra_dense, named_sparse, multi = parse_vectors(vectors)
             if embedder is not None and dense.dim != get_embedder(embedder).info.dim:
                 raise DimensionMismatch(
                     f"vf.Dense(dim={dense.dim}) but embedder {embedder!r} makes "
@@ -160,7 +160,7 @@ class Database:
             sparse = {**named_sparse, **(sparse or {})}
         config = self._make_config(name, dim, metric, index, index_params, embedder, max_segment_points)
         config = _with_sharding(config, shards, sharding, shard_key, n_probe, replicas, write_quorum)
-        config = _with_named(config, dense_name, sparse, multi)
+        config = _with_named(config, dense_name, sparse, multi, extra_dense)
         with self._lock:
             self._check_open()
             if name in self._collections or (self.path and (self.path / "collections" / name).exists()):
@@ -453,10 +453,14 @@ def _with_sharding(
 
 
 def _with_named(
-    config: CollectionConfig, dense_name: str, sparse: dict[str, Any] | None, multi: dict[str, Any] | None
+    config: CollectionConfig,
+    dense_name: str,
+    sparse: dict[str, Any] | None,
+    multi: dict[str, Any] | None,
+    extra_dense: dict[str, Any] | None = None,
 ) -> CollectionConfig:
     """`config` with its named vectors, checked (the one copy of the rules: restores use it too)."""
-    if not sparse and not multi and not dense_name:
+    if not sparse and not multi and not dense_name and not extra_dense:
         return config
     if sparse and not isinstance(sparse, dict):
         raise InvalidParameter('sparse= takes a dict of name -> vf.Sparse(...), e.g. {"bm25": vf.Sparse()}')
@@ -466,12 +470,13 @@ def _with_named(
         index_class(spec.index, "multi")  # a kind the registry has (InvalidParameter names the known)
     try:
         update = {"dense_name": dense_name, "sparse": sparse_specs, "multi": multi_specs}
+        update["extra_dense"] = {name: _spec(Dense, spec) for name, spec in (extra_dense or {}).items()}
         return CollectionConfig.model_validate({**config.model_dump(), **update})
     except ValidationError as exc:
         raise InvalidParameter(f"invalid named vectors: {exc.errors()[0]['msg']}") from exc
 
 
-def _spec(cls: type[Sparse] | type[Multi], spec: Any) -> Any:
+def _spec(cls: type[Dense] | type[Sparse] | type[Multi], spec: Any) -> Any:
     """A named vector's settings given as the class or as a dict of its settings."""
     if isinstance(spec, cls):
         return spec

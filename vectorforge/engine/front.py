@@ -64,6 +64,19 @@ class _Parts(CollectionAPI, Protocol):
         with_vectors: bool = False,
         consistency: str | None = None,
     ) -> list[Hit]: ...
+    def search_dense(
+        self,
+        using: str,
+        query: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]: ...
     def text_vectors(self) -> list[str]: ...
     def sparse_spec(self, using: str) -> Sparse: ...
 
@@ -101,6 +114,8 @@ class CollectionFront:
     def search_named(self: _Parts, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]:
         """`search(query, using=...)`: the named vector's own search (dense, sparse or multi)."""
         kind = self.config.vector_kind(using)
+        if kind == "dense" and using in self.config.extra_dense:
+            return self.search_dense(using, query, k, **options)
         if kind == "dense":
             return self.search(query, k, **options)
         if kind == "sparse":

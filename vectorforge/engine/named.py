@@ -15,8 +15,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vectorforge.engine.validate import check_vectors
 from vectorforge.errors import DimensionMismatch, InvalidParameter, InvalidVector
 from vectorforge.index import index_class
+from vectorforge.index.dense_rows import DenseRows
 from vectorforge.index.sparse import SparseIndex
 from vectorforge.types import CollectionConfig, Dense, Multi, Record, Sparse, SparseVector, check_vector_name
 
@@ -71,7 +73,18 @@ def _unpack_tokens(packed: list[Any], spec: Any) -> np.ndarray:
     return np.frombuffer(packed[0], np.float32).reshape(-1, spec.dim)
 
 
+def _unpack_dense(packed: list[Any], spec: Any) -> np.ndarray:
+    return np.frombuffer(packed[0], np.float32)
+
+
 KINDS: dict[str, _Kind] = {
+    "dense": _Kind(
+        "dense-{}.npz",
+        lambda spec: DenseRows(spec.dim, spec.metric),
+        lambda path, rows, spec: DenseRows.load(path, rows, spec.dim, spec.metric),
+        lambda v: [np.ascontiguousarray(v, np.float32).tobytes()],
+        _unpack_dense,
+    ),
     "sparse": _Kind(
         "sparse-{}.npz",
         lambda spec: SparseIndex(),
@@ -90,8 +103,9 @@ KINDS: dict[str, _Kind] = {
 
 
 def _specs(config: CollectionConfig) -> dict[str, tuple[str, Any]]:
-    """Each named vector other than the dense one: name -> (kind, spec)."""
-    out: dict[str, tuple[str, Any]] = {name: ("sparse", spec) for name, spec in config.sparse.items()}
+    """Each named vector other than the primary dense one: name -> (kind, spec)."""
+    out: dict[str, tuple[str, Any]] = {name: ("dense", spec) for name, spec in config.extra_dense.items()}
+    out.update({name: ("sparse", spec) for name, spec in config.sparse.items()})
     out.update({name: ("multi", spec) for name, spec in config.multi.items()})
     return out
 
@@ -160,11 +174,13 @@ def split_vectors(config: CollectionConfig, vectors: Any, n: int) -> tuple[Any, 
         kind, spec = specs[name]
         if kind == "multi" and isinstance(rows, np.ndarray) and rows.ndim == 3:  # all of one length
             rows = list(rows)
+        if kind == "dense" and isinstance(rows, np.ndarray) and rows.ndim == 2:  # every point has one
+            rows = list(rows)
         if isinstance(rows, np.ndarray | str | bytes | dict) or not isinstance(rows, Sequence):
             raise InvalidVector(f"vectors[{name!r}] must be a list with one {kind} vector (or None) per id")
         if len(rows) != n:
             raise InvalidVector(f"vectors[{name!r}] has {len(rows)} rows for {n} ids")
-        check = check_sparse if kind == "sparse" else check_tokens
+        check = _CHECKS[kind]
         named[name] = [
             None if v is None else check(v, spec, f"vectors[{name!r}][{i}]") for i, v in enumerate(rows)
         ]
@@ -179,6 +195,25 @@ def record_vectors(config: CollectionConfig, records: Sequence[Record]) -> dict[
     for name in _specs(config):
         out[name] = [(r.vectors or {}).get(name) for r in records]
     return out
+
+
+def check_dense(value: Any, spec: Dense, where: str = "dense vector") -> np.ndarray:
+    """One vector of `spec.dim` numbers as the index keeps it (normalized for cosine)."""
+    try:
+        ndim = np.ndim(value)
+    except ValueError:  # ragged
+        ndim = -1
+    if ndim != 1:
+        raise InvalidVector(f"{where} must be one vector of {spec.dim} numbers")
+    try:
+        row: np.ndarray = check_vectors(value, spec.dim, spec.metric)[0]
+    except DimensionMismatch as exc:
+        raise DimensionMismatch(
+            f"{where} has {exc.got} numbers; this dense vector has {spec.dim}", expected=spec.dim, got=exc.got
+        ) from None
+    except InvalidVector as exc:
+        raise InvalidVector(f"{where}: {exc}") from None
+    return row
 
 
 def check_sparse(value: Any, spec: Any = None, where: str = "sparse vector") -> SparseVector:
@@ -261,9 +296,10 @@ _SPEC_CLASSES: dict[str, type[Dense | Sparse | Multi]] = {"dense": Dense, "spars
 
 def parse_vectors(
     vectors: Any,
-) -> tuple[str, Dense, dict[str, Sparse], dict[str, Multi]]:
+) -> tuple[str, Dense, dict[str, Dense], dict[str, Sparse], dict[str, Multi]]:
     """`create_collection(vectors={...})`: name -> vf.Dense / vf.Sparse / vf.Multi (or, over JSON,
-    {"kind": "dense" | "sparse" | "multi", ...settings}). One dense vector, for now."""
+    {"kind": "dense" | "sparse" | "multi", ...settings}). The first vf.Dense is the primary one
+    (every point has it; any index); the others are optional per point and searched exactly."""
     if not isinstance(vectors, dict) or not vectors:
         raise InvalidParameter(
             "vectors= takes a dict of name -> vf.Dense(...), vf.Sparse(...) or vf.Multi(...), e.g. "
@@ -296,11 +332,23 @@ def parse_vectors(
                 f"vectors[{name!r}] must be vf.Dense(...), vf.Sparse(...) or vf.Multi(...), "
                 f"not {type(spec).__name__}"
             )
-    if len(dense) != 1:
+    if not dense:
         raise InvalidParameter(
-            f"a collection has one dense vector for now; vectors= names {len(dense)} "
-            f"({', '.join(map(repr, dense)) or 'none'}): add one vf.Dense(dim=...) and keep the rest "
-            "sparse or multi"
+            "a collection needs a dense vector for now (every point has the first vf.Dense of vectors=); "
+            "add one, e.g. vectors={'dense': vf.Dense(dim=384), ...}"
         )
-    ((dense_name, dense_spec),) = dense.items()
-    return dense_name, dense_spec, sparse, multi
+    (dense_name, dense_spec), *others = dense.items()
+    for name, spec in others:
+        if spec.index.value != "flat":
+            raise InvalidParameter(
+                f"vectors[{name!r}]: a collection's second dense vector is searched exactly for now; "
+                f"give vf.Dense(dim={spec.dim}, index='flat') (the first, {dense_name!r}, takes any index)"
+            )
+    return dense_name, dense_spec, dict(others), sparse, multi
+
+
+_CHECKS: dict[str, Callable[[Any, Any, str], Any]] = {
+    "dense": check_dense,
+    "sparse": check_sparse,
+    "multi": check_tokens,
+}

@@ -11,10 +11,12 @@ import numpy as np
 
 from vectorforge.engine.filters import Where, parse_filter
 from vectorforge.engine.merge import merge_topk
-from vectorforge.engine.named import check_sparse, check_tokens
+from vectorforge.engine.named import check_dense, check_sparse, check_tokens
 from vectorforge.engine.parts import CollectionState
 from vectorforge.engine.segment import Segment
 from vectorforge.engine.validate import check_k_offset
+from vectorforge.errors import InvalidParameter
+from vectorforge.index.dense_rows import DenseRows
 from vectorforge.index.maxsim import MultiVectorIndex
 from vectorforge.index.sparse import BM25Params, CorpusStats, SparseIndex
 from vectorforge.types import Hit, check_consistency
@@ -129,6 +131,42 @@ class NamedSearch(CollectionState):
                 return index.search(tokens, fetch, mask)
 
             return self._search_named(score, k, offset, where, with_payload, with_vectors)
+
+    def search_dense(
+        self,
+        using: str,
+        query: Any,
+        k: int = 10,
+        *,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """The top `k` points of dense vector `using` (not the first one) by exact search; points
+        without that vector are left out; `filter` as in `search`."""
+        spec = self.config.extra_dense.get(using)
+        if spec is None:
+            raise InvalidParameter(f"collection {self.name!r} has no second dense vector {using!r}")
+        check_consistency(consistency)
+        k, offset = check_k_offset(k, offset)
+        vector = check_dense(query, spec, "the query")
+        where = parse_filter(filter)
+        with self._lock.read():
+            self._check_open()
+
+            def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+                return _dense(seg, using).search(vector, fetch, mask)
+
+            return self._search_named(score, k, offset, where, with_payload, with_vectors)
+
+
+def _dense(seg: Segment, using: str) -> DenseRows:
+    index = seg.named[using]
+    assert isinstance(index, DenseRows)
+    return index
 
 
 def _sparse(seg: Segment, using: str) -> SparseIndex:
