@@ -431,3 +431,37 @@ def test_a_second_dense_vector_is_optional_and_searched_exactly(db: vf.DatabaseA
         col.search(np.ones((2, 3)), using="title")
     with pytest.raises(vf.InvalidParameter, match="second dense vector is searched exactly"):
         db.create_collection("hnsw2", vectors={"a": vf.Dense(dim=2), "b": vf.Dense(dim=2)})
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16), selectivity=st.integers(0, 100), k=st.integers(1, 20))
+def test_filtered_bm25_is_the_exact_filtered_top_k_at_every_selectivity(
+    seed: int, selectivity: int, k: int
+) -> None:
+    """The filter selects the points; the statistics stay the whole collection's."""
+    from vectorforge.index.sparse import SparseIndex
+
+    rng = np.random.default_rng(seed)
+    n = 80
+    rows = []
+    for _ in range(n):
+        terms = np.unique(rng.integers(0, 15, size=int(rng.integers(1, 6))))
+        rows.append(vf.SparseVector(terms, rng.integers(1, 4, len(terms)).astype(np.float32)))
+    with vf.connect() as db:
+        col = db.create_collection(
+            "f", vectors={"d": vf.Dense(dim=2), "bm25": vf.Sparse(analyzer=None)}, max_segment_points=25
+        )
+        col.upsert(list(range(n)), {"d": np.ones((n, 2)), "bm25": rows}, [{"b": i % 100} for i in range(n)])
+        query = vf.SparseVector(np.array([1, 3, 7]), np.ones(3, np.float32))
+        hits = col.search(
+            query, k, using="bm25", filter={"must": [{"key": "b", "range": {"lt": selectivity}}]}
+        )
+        oracle = SparseIndex()
+        oracle.add(rows)
+        scores, found = oracle.bm25(query, oracle.stats([1, 3, 7]), n)
+        expected = sorted(
+            ((int(r), float(s)) for r, s in zip(found, scores, strict=True) if r % 100 < selectivity),
+            key=lambda rs: (-rs[1], rs[0]),
+        )[:k]
+        assert [h.id for h in hits] == [pid for pid, _ in expected]
+        assert [h.score for h in hits] == [score for _, score in expected]  # the same float32 sums
