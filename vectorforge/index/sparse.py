@@ -17,6 +17,7 @@ as Lucene (since 8.0) and bm25s's "lucene" method compute it.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Sequence
@@ -73,8 +74,8 @@ class _Lists:
     """Term-major postings of every row at one moment: built whole, then published at once, so that
     readers running side by side never mix two builds."""
 
-    rows: np.ndarray  # the posting rows, term by term
-    values: np.ndarray  # their values (term counts)
+    rows: np.ndarray  # the posting rows (int64, as numpy indexes), term by term
+    values: np.ndarray  # their values (float32: term counts, exact below 2**24)
     lengths: np.ndarray  # each row's length (sum of its values)
     has: np.ndarray  # rows that hold a vector
     where: dict[int, tuple[int, int]]  # term -> its postings' (start, end)
@@ -88,6 +89,17 @@ class _Lists:
         return self.rows[span[0] : span[1]], self.values[span[0] : span[1]]
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """Every row of a segment, row-major: its length (-1: no vector), where it starts, and all the
+    rows' indices and values end to end."""
+
+    lengths: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    starts: np.ndarray
+
+
 class SparseIndex:
     """The inverted lists of one segment's sparse vectors; rows without one hold nothing."""
 
@@ -98,42 +110,67 @@ class SparseIndex:
     @classmethod
     def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
         """RAM for `n` rows of `dim` non-zero entries each over `params["vocabulary"]` distinct terms
-        (default: n * dim): each row's arrays (12 bytes an entry, ~300 bytes a row), the term-major
-        postings (16 bytes an entry) and the term table (~200 bytes a term)."""
+        (default: n * dim): the rows' entries (12 bytes each), the term-major postings (8 bytes
+        each), ~25 bytes a row and ~200 bytes a term (the term table)."""
         vocabulary = int(params.get("vocabulary", n * dim))
-        return 28 * n * dim + 300 * n + 200 * min(vocabulary, n * dim)
+        return 20 * n * dim + 25 * n + 200 * min(vocabulary, n * dim)
 
     def __init__(self) -> None:
-        self._rows: list[SparseVector | None] = []
+        # The rows, row-major and flat (no object per row): chunks as added, joined on first use.
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (lengths, indices, values)
+        self._flat: _Rows | None = None
         self._compiled: _Lists | None = None
         self._build = threading.Lock()
         self._parts: _TermParts | None = None
+        self._n = 0
 
     @property
     def ntotal(self) -> int:
-        return len(self._rows)
+        return self._n
 
     def add(self, vectors: Sequence[SparseVector | None]) -> None:
+        lengths = np.asarray([-1 if v is None else len(v) for v in vectors], dtype=np.int64)
+        present = [v for v in vectors if v is not None]
+        indices = np.concatenate(
+            [np.asarray(v.indices, np.int64) for v in present] or [np.empty(0, np.int64)]
+        )
+        values = np.concatenate(
+            [np.asarray(v.values, np.float32) for v in present] or [np.empty(0, np.float32)]
+        )
         with self._build:
-            self._rows.extend(vectors)
+            self._chunks.append((lengths, indices, values))
+            self._n += len(vectors)
+            self._flat = None
             self._compiled = None
 
+    def _rows(self) -> _Rows:
+        """Every row, flat (built on first use after a change, published whole)."""
+        found = self._flat
+        if found is not None:
+            return found
+        with self._build:
+            if self._flat is None:
+                lengths = np.concatenate([c[0] for c in self._chunks] or [np.empty(0, np.int64)])
+                indices = np.concatenate([c[1] for c in self._chunks] or [np.empty(0, np.int64)])
+                values = np.concatenate([c[2] for c in self._chunks] or [np.empty(0, np.float32)])
+                self._chunks = [(lengths, indices, values)] if len(lengths) else []
+                starts = np.concatenate(([0], np.cumsum(np.clip(lengths, 0, None))[:-1])).astype(np.int64)
+                self._flat = _Rows(lengths, indices, values, starts[: len(lengths)])
+            return self._flat
+
     def row(self, row: int) -> SparseVector | None:
-        return self._rows[row]
+        rows = self._rows()
+        n = int(rows.lengths[row])
+        if n < 0:
+            return None
+        start = int(rows.starts[row])
+        return SparseVector(rows.indices[start : start + n], rows.values[start : start + n])
 
     def save(self, path: Path) -> None:
         """One file: each row's length (-1: no vector), then every row's indices and values."""
-        lengths = np.asarray([-1 if v is None else len(v) for v in self._rows], dtype=np.int64)
-        present = [v for v in self._rows if v is not None]
-        indices = np.concatenate([v.indices for v in present]) if present else np.empty(0, np.int64)
-        values = np.concatenate([v.values for v in present]) if present else np.empty(0, np.float32)
-
-        def write(target: Path) -> None:
-            np.savez(
-                target, lengths=lengths, indices=indices.astype(np.int64), values=values.astype(np.float32)
-            )
-
-        fsio.write_with(path, write)  # the name ends in .npz, so numpy keeps it
+        rows = self._rows()
+        write = functools.partial(np.savez, lengths=rows.lengths, indices=rows.indices, values=rows.values)
+        fsio.write_with(path, lambda target: write(target))  # the name ends in .npz, so numpy keeps it
 
     @classmethod
     def load(cls, path: Path, rows: int) -> SparseIndex:
@@ -156,15 +193,8 @@ class SparseIndex:
         total = int(np.clip(lengths, 0, None).sum()) if well_formed else -1
         if not well_formed or len(lengths) != rows or total != len(indices) or len(indices) != len(values):
             raise CorruptionError(f"sparse vectors {path.name} do not match the segment's {rows} rows")
-        vectors: list[SparseVector | None] = []
-        at = 0
-        for n in lengths.tolist():
-            if n < 0:
-                vectors.append(None)
-                continue
-            vectors.append(SparseVector(indices[at : at + n], values[at : at + n]))
-            at += n
-        index.add(vectors)
+        index._chunks = [(lengths, indices, values)] if rows else []
+        index._n = rows
         return index
 
     def _lists(self) -> _Lists:
@@ -172,31 +202,23 @@ class SparseIndex:
         found = self._compiled
         if found is not None:
             return found
+        flat = self._rows()
         with self._build:
             if self._compiled is not None:
                 return self._compiled
-            rows_now = list(self._rows)
-            counts = [0 if v is None else len(v) for v in rows_now]
-            nnz = sum(counts)
-            row_of = np.repeat(np.arange(len(rows_now), dtype=np.int64), counts)
-            terms = np.empty(nnz, dtype=np.int64)
-            values = np.empty(nnz, dtype=np.float64)
-            lengths = np.zeros(len(rows_now), dtype=np.float64)
-            at = 0
-            for r, v in enumerate(rows_now):
-                if v is None or not len(v):
-                    continue
-                n = len(v)
-                terms[at : at + n] = v.indices
-                values[at : at + n] = v.values
-                lengths[r] = float(np.sum(v.values))
-                at += n
-            order = np.argsort(terms, kind="stable")
-            terms, rows, values = terms[order], row_of[order], values[order]
+            counts = np.clip(flat.lengths, 0, None)
+            nnz = int(counts.sum())
+            row_of = np.repeat(
+                np.arange(len(counts), dtype=np.int64), counts
+            )  # intp: numpy indexes with it as is
+            lengths = np.zeros(len(counts), dtype=np.float64)
+            np.add.at(lengths, row_of, flat.values.astype(np.float64))  # each row's sum of counts
+            order = np.argsort(flat.indices, kind="stable")
+            terms, rows, values = flat.indices[order], row_of[order], flat.values[order]
             unique, starts = np.unique(terms, return_index=True)
             ends = np.append(starts[1:], nnz) if len(starts) else starts
             where = dict(zip(unique.tolist(), zip(starts.tolist(), ends.tolist(), strict=True), strict=True))
-            has = np.asarray(counts, dtype=np.int64) > 0
+            has = counts > 0
             built = _Lists(rows, values, lengths, has, where, int(has.sum()), float(lengths[has].sum()))
             self._compiled = built
             return built
