@@ -9,8 +9,9 @@ formula) and tantivy (Rust, block-max WAND) in the same run, on two corpora:
 
 Every system indexes the same terms: SciFact through vectorforge's English analyzer (bm25s gets its
 tokens, tantivy the terms joined by spaces under its whitespace tokenizer), the Zipfian corpus as
-term ids. Build time counts from terms to a searchable index; memory is the growth of the process's
-resident set while building (tantivy: its index folder, which it memory-maps).
+term ids. Build time counts from terms to a searchable index; memory is what a second build leaves
+allocated, traced by tracemalloc (tantivy, in Rust: the size of its index folder, which it
+memory-maps).
 
     python bench/sparse.py                 # both corpora
     python bench/sparse.py --docs 200000   # a smaller generated corpus
@@ -22,13 +23,13 @@ import argparse
 import gc
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import bm25s
 import numpy as np
-import psutil
 import pytrec_eval
 import tantivy
 from common import print_table, shared_path, write_result
@@ -50,26 +51,48 @@ def ndcg(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> 
 
 
 def timed(call: Callable[[Any], Any], queries: Sequence[Any]) -> tuple[float, float, list[Any]]:
-    """(QPS, p99 ms, answers) of `call` over `queries`, one at a time."""
+    """(QPS, p99 ms, answers) of `call` over `queries`, one at a time; the cyclic garbage collector
+    waits meanwhile (as under timeit), so that a full collection of the heap the builds left does
+    not land in one system's figures and not another's."""
     times, answers = [], []
-    for q in queries:
-        t = time.perf_counter()
-        answers.append(call(q))
-        times.append(time.perf_counter() - t)
+    gc.collect()
+    gc.disable()
+    try:
+        for q in queries:
+            t = time.perf_counter()
+            answers.append(call(q))
+            times.append(time.perf_counter() - t)
+    finally:
+        gc.enable()
     arr = np.asarray(times)
     return len(queries) / arr.sum(), float(np.percentile(arr, 99) * 1000), answers
 
 
-def rss() -> int:
+def traced_bytes(build: Callable[[], Any]) -> int:
+    """What `build` leaves allocated (tracemalloc sees Python's and numpy's allocations)."""
     gc.collect()
-    return int(psutil.Process().memory_info().rss)
+    tracemalloc.start()
+    kept = build()
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del kept
+    return int(held)
 
 
 class System:
     """One BM25 engine over term lists: build, then search a query's terms."""
 
     name = ""
-    bytes_used = 0
+
+    def bytes_used(self, docs: list[list[str]] | None, ids: list[np.ndarray] | None, vocab: list[str]) -> int:
+        """Memory a fresh build holds, measured by a second, traced build (not the timed one)."""
+
+        def build() -> System:
+            again = type(self)()
+            again.build(docs, ids, vocab)
+            return again
+
+        return traced_bytes(build)
 
     def build(self, docs: list[list[str]] | None, ids: list[np.ndarray] | None, vocab: list[str]) -> None:
         raise NotImplementedError
@@ -82,7 +105,6 @@ class Ours(System):
     name = "vectorforge"
 
     def build(self, docs: list[list[str]] | None, ids: list[np.ndarray] | None, vocab: list[str]) -> None:
-        before = rss()
         table = np.asarray([term_id(t) for t in vocab], dtype=np.int64)
         self.table = {t: int(i) for t, i in zip(vocab, table.tolist(), strict=True)}
         rows = []
@@ -94,7 +116,6 @@ class Ours(System):
         self.index.add(rows)
         self.index.stats([])  # builds the inverted lists
         del rows
-        self.bytes_used = rss() - before
 
     def search(self, query: list[str]) -> list[tuple[int, float]]:
         found = sorted({self.table[t] for t in query if t in self.table})
@@ -108,7 +129,6 @@ class Bm25s(System):
     name = "bm25s (baseline)"
 
     def build(self, docs: list[list[str]] | None, ids: list[np.ndarray] | None, vocab: list[str]) -> None:
-        before = rss()
         self.vocab = {t: i for i, t in enumerate(vocab)}
         token_ids = (
             [d.tolist() for d in ids] if ids is not None else [[self.vocab[t] for t in d] for d in docs or []]
@@ -118,7 +138,6 @@ class Bm25s(System):
             bm25s.tokenization.Tokenized(ids=token_ids, vocab=self.vocab), show_progress=False
         )
         del token_ids
-        self.bytes_used = rss() - before
 
     def search(self, query: list[str]) -> list[tuple[int, float]]:
         known = [t for t in query if t in self.vocab]
@@ -148,7 +167,10 @@ class Tantivy(System):
         writer.wait_merging_threads()
         self.index.reload()
         self.searcher = self.index.searcher()
-        self.bytes_used = sum(p.stat().st_size for p in Path(self.folder.name).iterdir())
+
+    def bytes_used(self, docs: list[list[str]] | None, ids: list[np.ndarray] | None, vocab: list[str]) -> int:
+        """Its index folder: Rust's memory is not traced, and tantivy memory-maps these files."""
+        return sum(p.stat().st_size for p in Path(self.folder.name).iterdir())
 
     def search(self, query: list[str]) -> list[tuple[int, float]]:
         q = self.index.parse_query(" ".join(query), ["body"])
@@ -177,7 +199,7 @@ def run_systems(
             "qps": round(qps, 1),
             "p99_ms": round(p99, 2),
             "build_s": round(build, 2),
-            "bytes_per_posting": round(system.bytes_used / postings, 1),
+            "bytes_per_posting": round(system.bytes_used(docs, ids, vocab) / postings, 1),
         }
         answers[system.name] = found
         del system
