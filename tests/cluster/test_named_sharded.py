@@ -237,3 +237,24 @@ def test_a_sharded_snapshot_restores_every_named_vector(tmp_path: Path) -> None:
         restored = db.restore(tmp_path / "s.tar", name="again")
         _compare(restored, plain, rng)
         assert restored.get(ids, with_vectors=True) == plain.get(ids, with_vectors=True)
+
+
+def test_relaxed_bm25_reads_take_statistics_and_scores_from_one_replica() -> None:
+    """Replica 1 lags behind 60 writes: an eventual read may answer from either replica, but from
+    one: its statistics and its scores, never one replica's statistics with the other's lists."""
+    rng = np.random.default_rng(13)
+    with vf.connect() as db:
+        col = db.create_collection("r", vectors=_specs(), shards=1, replicas=2, write_quorum="1")
+        assert isinstance(col, ShardedCollection)
+        col.upsert(list(range(40)), _points(rng, list(range(40))))
+        col.shards[0].lag(1)
+        col.upsert(list(range(40, 100)), _points(rng, list(range(40, 100))))
+        query = vf.SparseVector([0, 1, 2], [1.0, 1.0, 1.0])
+        each = [
+            [(h.id, h.score) for h in r.collection.search_sparse("bm25", query, 10)]
+            for r in col.shards[0].replicas
+        ]
+        assert each[0] != each[1]
+        for _ in range(8):  # the replicas take turns
+            got = [(h.id, h.score) for h in col.search(query, 10, using="bm25", consistency="eventual")]
+            assert got in each

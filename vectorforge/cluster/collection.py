@@ -60,6 +60,7 @@ from vectorforge.engine.validate import (
 )
 from vectorforge.errors import (
     InvalidParameter,
+    ReplicaLost,
     UnavailableError,
     UsageError,
     VectorForgeError,
@@ -99,6 +100,7 @@ logger = logging.getLogger(__name__)
 KEYS_FILE = "keys.json"  # idempotency keys carried over from earlier layouts
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard")
 T = TypeVar("T")
+X = TypeVar("X")
 _STRONG = ReadGuarantee(Consistency.STRONG, None)
 _WRITERS, _READERS = 0, 1  # the two groups of the turn lock
 
@@ -299,12 +301,24 @@ class ShardedCollection(CollectionFront):
             "with_vectors": with_vectors,
         }
         with self._read_view(consistency) as guarantee:
-            if spec.modifier == "idf":
+            if spec.modifier != "idf":
+                return self._merged(
+                    guarantee, lambda c: c.search_sparse(using, query, k + offset, **options), k, offset
+                )
+            # One replica per shard for both steps: its statistics and its scores come from the same
+            # log position (two replicas of a shard may differ under a relaxed consistency level).
+            stores = self._each_shard(lambda s: s.reader(guarantee))
+            try:
+                parts = _each(stores, lambda c: c.sparse_stats(using, terms))
+                options["stats"] = functools.reduce(CorpusStats.merged, parts, CorpusStats())
+                lists = _each(stores, lambda c: c.search_sparse(using, query, k + offset, **options))
+            except ReplicaLost:  # a replica left between the steps: again, with failover at each step
                 parts = self._each_shard(lambda s: s.read(guarantee, lambda c: c.sparse_stats(using, terms)))
                 options["stats"] = functools.reduce(CorpusStats.merged, parts, CorpusStats())
-            return self._merged(
-                guarantee, lambda c: c.search_sparse(using, query, k + offset, **options), k, offset
-            )
+                return self._merged(
+                    guarantee, lambda c: c.search_sparse(using, query, k + offset, **options), k, offset
+                )
+            return merge_topk(lists, k, offset)
 
     def search_multi(
         self,
@@ -375,8 +389,7 @@ class ShardedCollection(CollectionFront):
 
     def _each_shard(self, call: Callable[[ReplicaSet], T]) -> list[T]:
         """`call` on every shard, in parallel threads when there are several."""
-        shards = self.shards
-        return list(_POOL.map(call, shards)) if len(shards) > 1 else [call(s) for s in shards]
+        return _each(self.shards, call)
 
     def flush(self) -> None:
         with self._reads.read():
@@ -742,6 +755,11 @@ class ShardedCollection(CollectionFront):
             if self._next is not None:  # a reshard in progress fails on its next batch and cleans up
                 self._next.close()
             self._closed = True
+
+
+def _each(items: Sequence[X], call: Callable[[X], T]) -> list[T]:
+    """`call` on each item (a shard, a replica of each shard), in parallel threads when there are several."""
+    return list(_POOL.map(call, items)) if len(items) > 1 else [call(item) for item in items]
 
 
 def _newest(keys: dict[str, int]) -> dict[str, int]:
