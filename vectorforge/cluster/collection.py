@@ -336,18 +336,17 @@ class ShardedCollection(CollectionFront):
         """Exact MaxSim on every shard, merged (a score depends on the point alone)."""
         self._check_open()
         check_tokens(query, self.multi_spec(using), "the multi-vector query")  # refused here, sent as given
-        tokens = np.asarray(query)
-        k, offset = check_k_offset(k, offset)
-        parse_filter(filter)
-        options: dict[str, Any] = {
-            "filter": filter,
-            "with_payload": with_payload,
-            "with_vectors": with_vectors,
-        }
-        with self._read_view(consistency) as guarantee:
-            return self._merged(
-                guarantee, lambda c: c.search_multi(using, tokens, k + offset, **options), k, offset
-            )
+        return self._on_each_shard(
+            lambda c: c.search_multi,
+            using,
+            np.asarray(query),
+            k,
+            offset,
+            filter,
+            with_payload,
+            with_vectors,
+            consistency,
+        )
 
     def search_dense(
         self,
@@ -368,17 +367,37 @@ class ShardedCollection(CollectionFront):
         if spec is None:
             raise InvalidParameter(f"collection {self.name!r} has no second dense vector {using!r}")
         check_dense(query, spec, "the query")  # refused here, sent as given
-        vector = np.asarray(query)
+        return self._on_each_shard(
+            lambda c: c.search_dense,
+            using,
+            np.asarray(query),
+            k,
+            offset,
+            filter,
+            with_payload,
+            with_vectors,
+            consistency,
+        )
+
+    def _on_each_shard(
+        self,
+        method: Callable[[ReplicaStore], Callable[..., list[Hit]]],
+        using: str,
+        query: Any,
+        k: int,
+        offset: int,
+        filter: dict[str, Any] | None,
+        with_payload: bool,
+        with_vectors: bool,
+        consistency: str | None,
+    ) -> list[Hit]:
+        """A named vector's search (`method` of a replica) on every shard, merged."""
         k, offset = check_k_offset(k, offset)
         parse_filter(filter)
-        options: dict[str, Any] = {
-            "filter": filter,
-            "with_payload": with_payload,
-            "with_vectors": with_vectors,
-        }
+        options = {"filter": filter, "with_payload": with_payload, "with_vectors": with_vectors}
         with self._read_view(consistency) as guarantee:
             return self._merged(
-                guarantee, lambda c: c.search_dense(using, vector, k + offset, **options), k, offset
+                guarantee, lambda c: method(c)(using, query, k + offset, **options), k, offset
             )
 
     def _merged(

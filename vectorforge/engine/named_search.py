@@ -117,20 +117,14 @@ class NamedSearch(CollectionState):
     ) -> list[Hit]:
         """The top `k` points of multi vector `using` by exact MaxSim with `query` (tokens x dim);
         points without that vector are left out; `filter` as in `search`."""
-        spec = self.multi_spec(using)
-        check_consistency(consistency)
-        k, offset = check_k_offset(k, offset)
-        tokens = check_tokens(query, spec, "the multi-vector query")
-        where = parse_filter(filter)
-        with self._lock.read():
-            self._check_open()
+        tokens = check_tokens(query, self.multi_spec(using), "the multi-vector query")
 
-            def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-                index = seg.named[using]
-                assert isinstance(index, MultiVectorIndex)
-                return index.search(tokens, fetch, mask)
+        def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+            index = seg.named[using]
+            assert isinstance(index, MultiVectorIndex)
+            return index.search(tokens, fetch, mask)
 
-            return self._search_named(score, k, offset, where, with_payload, with_vectors)
+        return self._search_rows(score, k, offset, filter, with_payload, with_vectors, consistency)
 
     def search_dense(
         self,
@@ -150,16 +144,29 @@ class NamedSearch(CollectionState):
         spec = self.config.extra_dense.get(using)
         if spec is None:
             raise InvalidParameter(f"collection {self.name!r} has no second dense vector {using!r}")
+        vector = check_dense(query, spec, "the query")
+
+        def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+            return _dense(seg, using).search(vector, fetch, mask)
+
+        return self._search_rows(score, k, offset, filter, with_payload, with_vectors, consistency)
+
+    def _search_rows(
+        self,
+        score: Callable[[Segment, np.ndarray | None, int], tuple[np.ndarray, np.ndarray]],
+        k: int,
+        offset: int,
+        filter: dict[str, Any] | None,
+        with_payload: bool,
+        with_vectors: bool,
+        consistency: str | None,
+    ) -> list[Hit]:
+        """`_search_named` under the read lock, after the arguments' checks."""
         check_consistency(consistency)
         k, offset = check_k_offset(k, offset)
-        vector = check_dense(query, spec, "the query")
         where = parse_filter(filter)
         with self._lock.read():
             self._check_open()
-
-            def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-                return _dense(seg, using).search(vector, fetch, mask)
-
             return self._search_named(score, k, offset, where, with_payload, with_vectors)
 
 
