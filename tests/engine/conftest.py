@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,9 +60,14 @@ class ShardedByDefault:
         return getattr(self._db, attr)
 
 
-@pytest.fixture(params=["memory", "disk", "remote", "sharded"])
+@pytest.fixture(params=["memory", "disk", "remote", "in-process", "sharded"])
 def any_db(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[vf.Database]:
-    """The same API four ways: in memory, on disk, over HTTP through a real server, and sharded."""
+    """The same API five ways: in memory, on disk, over HTTP through a real server, through the
+    client and the app in this process, and sharded."""
+    if request.param == "in-process":
+        with _in_process(data_dir) as client:
+            yield client  # type: ignore[misc]
+        return
     if request.param == "sharded":
         db = vf.connect(data_dir)
         yield ShardedByDefault(db)  # type: ignore[misc]
@@ -86,12 +92,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[vf.DatabaseAP
     process, and through the same client and app in this process (an httpx transport that calls
     the ASGI app: no socket, the server's code under the same debugger and coverage)."""
     if request.param == "in-process":
-        served = vf.connect(tmp_path / "served")
-        app = create_app(ServerSettings(served, None, require_keys=False))
-        client = RemoteDatabase("http://in-process", transport=InProcessTransport(app))
-        yield client
-        client.close()
-        served.close()
+        with _in_process(tmp_path / "served") as client:
+            yield client
         return
     if request.param == "remote":
         server = request.getfixturevalue("api_server")
@@ -104,3 +106,18 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[vf.DatabaseAP
     local = vf.connect(str(tmp_path / "d") if request.param == "disk" else None)
     yield local
     local.close()
+
+
+@contextlib.contextmanager
+def _in_process(folder: Path) -> Iterator[RemoteDatabase]:
+    """The HTTP client against the app serving a database in `folder`, both in this process."""
+    served = vf.connect(folder)
+    client = RemoteDatabase(
+        "http://in-process",
+        transport=InProcessTransport(create_app(ServerSettings(served, None, require_keys=False))),
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+        served.close()
