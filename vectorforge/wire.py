@@ -10,14 +10,16 @@ engine's own checks) refuses it with the message an embedded call gives.
 - sparse rows: {"sparse_b64": int64 indices, "values_b64": float32 values, "lengths"} or a list of
   {"indices", "values"} (or None);
 - token matrices: {"b64", "shape": [tokens, dim], "lengths"} or a list of lists of lists (or None);
-  a length of -1 marks a point without that vector.
+  a length of -1 marks a point without that vector;
+- a list of single vectors (a further dense vector, None where a point lacks it): {"b64", "shape":
+  [present, dim], "present": [true, false, ...]}.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,14 +75,13 @@ def named_to_wire(vectors: dict[str, Any]) -> dict[str, Any]:
             value = list(value)
         if isinstance(value, np.ndarray) and value.ndim == 2 and value.dtype.kind in "iuf":
             out[name] = vectors_to_wire(value)  # dense
-        elif (
-            isinstance(value, list | tuple)
-            and value
-            and all(r is None or isinstance(r, SparseVector) for r in value)
-        ):
+        elif _rows_of(value, lambda r: isinstance(r, SparseVector)):
             out[name] = sparse_to_wire(list(value))
-        elif isinstance(value, list | tuple) and value and all(r is None or _is_matrix(r) for r in value):
+        elif _rows_of(value, _is_matrix):
             out[name] = _ragged_to_wire(list(value))
+        elif _rows_of(value, _is_vector) and len({len(r) for r in value if r is not None}) == 1:
+            present = [r for r in value if r is not None]  # vectors, some points may lack: None
+            out[name] = {**vectors_to_wire(np.stack(present)), "present": [r is not None for r in value]}
         else:
             out[name] = to_json(value)
     return out
@@ -92,6 +93,17 @@ def named_from_wire(value: dict[str, Any]) -> dict[str, Any]:
     for name, v in value.items():
         if isinstance(v, dict) and set(v) == {"sparse_b64", "values_b64", "lengths"}:
             out[name] = sparse_from_wire(v, name)
+        elif isinstance(v, dict) and set(v) == {"b64", "shape", "present"}:
+            present = v["present"]
+            rows = vectors_from_wire({"b64": v["b64"], "shape": v["shape"]})
+            if not (isinstance(present, list) and all(type(p) is bool for p in present)):
+                raise InvalidVector(f"vectors[{name!r}].present must be a list of true and false")
+            if sum(present) != len(rows):
+                raise InvalidVector(
+                    f"vectors[{name!r}].present marks {sum(present)} rows; it holds {len(rows)}"
+                )
+            found = iter(rows)
+            out[name] = [next(found) if p else None for p in present]
         elif isinstance(v, dict) and set(v) == {"b64", "shape", "lengths"}:
             tokens = vectors_from_wire({"b64": v["b64"], "shape": v["shape"]})
             out[name] = _split(tokens, _lengths(v, name, len(tokens)))
@@ -175,6 +187,15 @@ def record_from_dict(d: dict[str, Any]) -> Record:
             for name, v in named.items()
         }
     return Record(d["id"], d.get("payload"), d.get("vector"), named or None)
+
+
+def _rows_of(value: Any, kind: Callable[[Any], bool]) -> bool:
+    """`value` is a non-empty list of rows of one kind (or None)."""
+    return isinstance(value, list | tuple) and bool(value) and all(r is None or kind(r) for r in value)
+
+
+def _is_vector(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuf"
 
 
 def _is_matrix(value: Any) -> bool:

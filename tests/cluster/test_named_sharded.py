@@ -258,3 +258,28 @@ def test_relaxed_bm25_reads_take_statistics_and_scores_from_one_replica() -> Non
         for _ in range(8):  # the replicas take turns
             got = [(h.id, h.score) for h in col.search(query, 10, using="bm25", consistency="eventual")]
             assert got in each
+
+
+def test_a_replica_lost_between_the_two_bm25_steps_is_fenced_and_the_query_answered() -> None:
+    """Fault injection: the leader's node goes away after its statistics were asked for (a Ray
+    actor's loss raises ReplicaLost the same way); the query answers from the other replica."""
+    from vectorforge.errors import ReplicaLost
+
+    rng = np.random.default_rng(21)
+    with vf.connect() as db:
+        col = db.create_collection("r", vectors=_specs(), shards=1, replicas=2)
+        plain = db.create_collection("p", vectors=_specs())
+        assert isinstance(col, ShardedCollection)
+        points = _points(rng, list(range(50)))
+        col.upsert(list(range(50)), points)
+        plain.upsert(list(range(50)), points)
+        rs = col.shards[0]
+        leader = rs.replicas[rs.leader]
+
+        def gone(*args: object, **kwargs: object) -> object:
+            raise ReplicaLost("the node left")
+
+        leader.collection.search_sparse = gone  # type: ignore[method-assign]
+        query = vf.SparseVector([0, 1], [1.0, 1.0])
+        _same(col.search(query, 10, using="bm25"), plain.search(query, 10, using="bm25"))
+        assert not leader.live

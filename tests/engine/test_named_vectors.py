@@ -465,3 +465,30 @@ def test_filtered_bm25_is_the_exact_filtered_top_k_at_every_selectivity(
         )[:k]
         assert [h.id for h in hits] == [pid for pid, _ in expected]
         assert [h.score for h in hits] == [score for _, score in expected]  # the same float32 sums
+
+
+def test_identical_further_dense_vectors_tie_and_page_by_id(db: vf.DatabaseAPI) -> None:
+    """Scores are computed row by row (not by a BLAS product whose rounding depends on a row's place)."""
+    rng = np.random.default_rng(8)
+    v, q = rng.normal(size=100), rng.normal(size=100)
+    col = db.create_collection("same", vectors={"d": vf.Dense(dim=4), "t": vf.Dense(dim=100, index="flat")})
+    col.upsert(list(range(143)), {"d": rng.normal(size=(143, 4)), "t": [v] * 143})
+    assert [h.id for h in col.search(q, 3, using="t")] == [0, 1, 2]
+    assert [h.id for h in col.search(q, 3, using="t", offset=140)] == [140, 141, 142]
+
+
+def test_a_further_dense_row_some_points_lack_travels_and_is_checked(db: vf.DatabaseAPI) -> None:
+    col = db.create_collection("t", vectors={"d": vf.Dense(dim=2), "t": vf.Dense(dim=3, index="flat")})
+    with pytest.raises(vf.InvalidVector, match="NaN"):
+        col.upsert([1, 2], {"d": np.ones((2, 2)), "t": [np.array([np.nan, 0, 0]), None]})
+    col.upsert([1, 2], {"d": np.ones((2, 2)), "t": [np.array([1.0, 0, 0]), None]})
+    assert [h.id for h in col.search(np.array([1.0, 0, 0]), 5, using="t")] == [1]
+    assert col.count() == 2
+
+
+def test_a_restored_config_follows_the_rules_of_create() -> None:
+    from vectorforge.engine.restore_check import check_config
+
+    config = vf.CollectionConfig(name="x", dim=2, extra_dense={"t": vf.Dense(dim=3, index="hnsw")})
+    with pytest.raises(vf.InvalidParameter, match="second dense vector is searched exactly"):
+        check_config(config)

@@ -307,17 +307,17 @@ class ShardedCollection(CollectionFront):
                 )
             # One replica per shard for both steps: its statistics and its scores come from the same
             # log position (two replicas of a shard may differ under a relaxed consistency level).
-            stores = self._each_shard(lambda s: s.reader(guarantee))
-            try:
-                parts = _each(stores, lambda c: c.sparse_stats(using, terms))
-                options["stats"] = functools.reduce(CorpusStats.merged, parts, CorpusStats())
-                lists = _each(stores, lambda c: c.search_sparse(using, query, k + offset, **options))
-            except ReplicaLost:  # a replica left between the steps: again, with failover at each step
-                parts = self._each_shard(lambda s: s.read(guarantee, lambda c: c.sparse_stats(using, terms)))
-                options["stats"] = functools.reduce(CorpusStats.merged, parts, CorpusStats())
-                return self._merged(
-                    guarantee, lambda c: c.search_sparse(using, query, k + offset, **options), k, offset
-                )
+            while True:
+                pinned = list(zip(self.shards, self._each_shard(lambda s: s.reader(guarantee)), strict=True))
+                try:
+                    parts = _on_replicas(pinned, lambda c: c.sparse_stats(using, terms))
+                    options["stats"] = functools.reduce(CorpusStats.merged, parts, CorpusStats())
+                    lists = _on_replicas(
+                        pinned, lambda c: c.search_sparse(using, query, k + offset, **options)
+                    )
+                    break
+                except ReplicaLost:  # that replica is fenced now: the next round picks another
+                    continue
             return merge_topk(lists, k, offset)
 
     def search_multi(
@@ -779,6 +779,20 @@ class ShardedCollection(CollectionFront):
 def _each(items: Sequence[X], call: Callable[[X], T]) -> list[T]:
     """`call` on each item (a shard, a replica of each shard), in parallel threads when there are several."""
     return list(_POOL.map(call, items)) if len(items) > 1 else [call(item) for item in items]
+
+
+def _on_replicas(pinned: list[tuple[ReplicaSet, ReplicaStore]], call: Callable[[ReplicaStore], T]) -> list[T]:
+    """`call` on one chosen replica of each shard; a replica found lost is fenced before the error
+    goes on."""
+
+    def guarded(pair: tuple[ReplicaSet, ReplicaStore]) -> T:
+        try:
+            return call(pair[1])
+        except ReplicaLost:
+            pair[0].lost(pair[1])
+            raise
+
+    return _each(pinned, guarded)
 
 
 def _newest(keys: dict[str, int]) -> dict[str, int]:

@@ -595,9 +595,13 @@ class ReplicaSet:
             try:
                 return call(store)
             except ReplicaLost:
-                for replica in self.replicas:
-                    if replica.collection is store:
-                        self._fence(replica)
+                self.lost(store)
+
+    def lost(self, store: ReplicaStore) -> None:
+        """Fence the replica whose store raised ReplicaLost (its node left)."""
+        for replica in self.replicas:
+            if replica.collection is store:
+                self._fence(replica)
 
     def reader(self, guarantee: ReadGuarantee, timeout: float | None = None) -> ReplicaStore:
         """A replica that satisfies `guarantee`, waiting up to `timeout` seconds (default:

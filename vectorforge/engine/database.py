@@ -470,7 +470,14 @@ def _with_named(
         index_class(spec.index, "multi")  # a kind the registry has (InvalidParameter names the known)
     try:
         update = {"dense_name": dense_name, "sparse": sparse_specs, "multi": multi_specs}
-        update["extra_dense"] = {name: _spec(Dense, spec) for name, spec in (extra_dense or {}).items()}
+        extra = {name: _spec(Dense, spec) for name, spec in (extra_dense or {}).items()}
+        update["extra_dense"] = extra
+        for name, dense in extra.items():
+            if dense.index is not IndexKind.FLAT:
+                raise InvalidParameter(
+                    f"vectors[{name!r}]: a collection's second dense vector is searched exactly for now; "
+                    f"give vf.Dense(dim={dense.dim}, index='flat') (the first takes any index)"
+                )
         return CollectionConfig.model_validate({**config.model_dump(), **update})
     except ValidationError as exc:
         raise InvalidParameter(f"invalid named vectors: {exc.errors()[0]['msg']}") from exc

@@ -200,10 +200,10 @@ def record_vectors(config: CollectionConfig, records: Sequence[Record]) -> dict[
 def check_dense(value: Any, spec: Dense, where: str = "dense vector") -> np.ndarray:
     """One vector of `spec.dim` numbers as the index keeps it (normalized for cosine)."""
     try:
-        ndim = np.ndim(value)
+        shape = np.shape(value)
     except ValueError:  # ragged
-        ndim = -1
-    if ndim != 1:
+        shape = ()
+    if len(shape) != 1:
         raise InvalidVector(f"{where} must be one vector of {spec.dim} numbers")
     try:
         row: np.ndarray = check_vectors(value, spec.dim, spec.metric)[0]
@@ -337,13 +337,7 @@ def parse_vectors(
             "a collection needs a dense vector for now (every point has the first vf.Dense of vectors=); "
             "add one, e.g. vectors={'dense': vf.Dense(dim=384), ...}"
         )
-    (dense_name, dense_spec), *others = dense.items()
-    for name, spec in others:
-        if spec.index.value != "flat":
-            raise InvalidParameter(
-                f"vectors[{name!r}]: a collection's second dense vector is searched exactly for now; "
-                f"give vf.Dense(dim={spec.dim}, index='flat') (the first, {dense_name!r}, takes any index)"
-            )
+    (dense_name, dense_spec), *others = dense.items()  # the rule for the others: engine/database.py
     return dense_name, dense_spec, dict(others), sparse, multi
 
 

@@ -110,10 +110,11 @@ class SparseIndex:
     @classmethod
     def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
         """RAM for `n` rows of `dim` non-zero entries each over `params["vocabulary"]` distinct terms
-        (default: n * dim): the rows' entries (12 bytes each), the term-major postings (8 bytes
-        each), ~25 bytes a row and ~200 bytes a term (the term table)."""
+        (default: n * dim): the rows' entries (12 bytes each: term id, count), the term-major
+        postings (12 bytes each: row, count), ~33 bytes a row and ~200 bytes a term (the term
+        table); the tf parts that queries cache add up to 4 bytes a posting."""
         vocabulary = int(params.get("vocabulary", n * dim))
-        return 20 * n * dim + 25 * n + 200 * min(vocabulary, n * dim)
+        return 24 * n * dim + 33 * n + 200 * min(vocabulary, n * dim)
 
     def __init__(self) -> None:
         # The rows, row-major and flat (no object per row): chunks as added, joined on first use.
@@ -149,14 +150,20 @@ class SparseIndex:
         if found is not None:
             return found
         with self._build:
-            if self._flat is None:
+            return self._rows_locked()
+
+    def _rows_locked(self) -> _Rows:
+        if self._flat is None:
+            if len(self._chunks) == 1:  # as loaded, or joined before: no copy
+                lengths, indices, values = self._chunks[0]
+            else:
                 lengths = np.concatenate([c[0] for c in self._chunks] or [np.empty(0, np.int64)])
                 indices = np.concatenate([c[1] for c in self._chunks] or [np.empty(0, np.int64)])
                 values = np.concatenate([c[2] for c in self._chunks] or [np.empty(0, np.float32)])
                 self._chunks = [(lengths, indices, values)] if len(lengths) else []
-                starts = np.concatenate(([0], np.cumsum(np.clip(lengths, 0, None))[:-1])).astype(np.int64)
-                self._flat = _Rows(lengths, indices, values, starts[: len(lengths)])
-            return self._flat
+            starts = np.concatenate(([0], np.cumsum(np.clip(lengths, 0, None))[:-1])).astype(np.int64)
+            self._flat = _Rows(lengths, indices, values, starts[: len(lengths)])
+        return self._flat
 
     def row(self, row: int) -> SparseVector | None:
         rows = self._rows()
@@ -202,10 +209,10 @@ class SparseIndex:
         found = self._compiled
         if found is not None:
             return found
-        flat = self._rows()
-        with self._build:
+        with self._build:  # the rows and the lists they make, of one moment
             if self._compiled is not None:
                 return self._compiled
+            flat = self._rows_locked()
             counts = np.clip(flat.lengths, 0, None)
             nnz = int(counts.sum())
             row_of = np.repeat(
