@@ -492,3 +492,18 @@ def test_a_restored_config_follows_the_rules_of_create() -> None:
     config = vf.CollectionConfig(name="x", dim=2, extra_dense={"t": vf.Dense(dim=3, index="hnsw")})
     with pytest.raises(vf.InvalidParameter, match="second dense vector is searched exactly"):
         check_config(config)
+
+
+def test_a_further_dense_vector_given_as_one_array_is_checked_at_once(db: vf.DatabaseAPI) -> None:
+    col = db.create_collection("arr", vectors={"d": vf.Dense(dim=2), "t": vf.Dense(dim=3, index="flat")})
+    with pytest.raises(
+        vf.DimensionMismatch, match=r"vectors\['t'\] has 4 numbers a row; this dense vector has 3"
+    ):
+        col.upsert([1, 2], {"d": np.ones((2, 2)), "t": np.ones((2, 4))})
+    bad = np.ones((2, 3))
+    bad[1, 0] = np.nan
+    with pytest.raises(vf.InvalidVector, match=r"vectors\['t'\]: .*NaN"):
+        col.upsert([1, 2], {"d": np.ones((2, 2)), "t": bad})
+    assert col.count() == 0
+    col.upsert([1, 2], {"d": np.ones((2, 2)), "t": np.eye(3)[:2]})
+    assert [h.id for h in col.search([1.0, 0, 0], 1, using="t")] == [1]

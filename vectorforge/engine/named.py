@@ -175,7 +175,8 @@ def split_vectors(config: CollectionConfig, vectors: Any, n: int) -> tuple[Any, 
         if kind == "multi" and isinstance(rows, np.ndarray) and rows.ndim == 3:  # all of one length
             rows = list(rows)
         if kind == "dense" and isinstance(rows, np.ndarray) and rows.ndim == 2:  # every point has one
-            rows = list(rows)
+            named[name] = list(_checked_batch(rows, spec, name, n))  # one check for the whole array
+            continue
         if isinstance(rows, np.ndarray | str | bytes | dict) or not isinstance(rows, Sequence):
             raise InvalidVector(f"vectors[{name!r}] must be a list with one {kind} vector (or None) per id")
         if len(rows) != n:
@@ -185,6 +186,20 @@ def split_vectors(config: CollectionConfig, vectors: Any, n: int) -> tuple[Any, 
             None if v is None else check(v, spec, f"vectors[{name!r}][{i}]") for i, v in enumerate(rows)
         ]
     return vectors[dense], named
+
+
+def _checked_batch(rows: np.ndarray, spec: Dense, name: str, n: int) -> np.ndarray:
+    """A further dense vector given as one (n, dim) array, checked at once (as the primary one is)."""
+    try:
+        return check_vectors(rows, spec.dim, spec.metric, expected_rows=n)
+    except DimensionMismatch as exc:
+        raise DimensionMismatch(
+            f"vectors[{name!r}] has {exc.got} numbers a row; this dense vector has {spec.dim}",
+            expected=spec.dim,
+            got=exc.got,
+        ) from None
+    except (InvalidVector, InvalidParameter) as exc:
+        raise type(exc)(f"vectors[{name!r}]: {exc}") from None
 
 
 def record_vectors(config: CollectionConfig, records: Sequence[Record]) -> dict[str, Any]:

@@ -49,9 +49,9 @@ class DenseRows:
     def add(self, rows: Sequence[np.ndarray | None]) -> None:
         """Append rows (float32 of `dim`, already normalized for cosine) or None."""
         block = np.zeros((len(rows), self.dim), dtype=np.float32)
-        for i, row in enumerate(rows):
-            if row is not None:
-                block[i] = row
+        present = [(i, row) for i, row in enumerate(rows) if row is not None]
+        if present:
+            block[[i for i, _ in present]] = np.stack([row for _, row in present])
         self._parts.append(block)
         self._has.extend(row is not None for row in rows)
         self._compiled = None
