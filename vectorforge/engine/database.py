@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from vectorforge.embed import DEFAULT_EMBEDDER, get_embedder
 from vectorforge.engine.collection import CONFIG_FILE, Collection
-from vectorforge.engine.named import parse_vectors
+from vectorforge.engine.named import parse_vectors, spec_of
 from vectorforge.engine.restore_check import (
     RestoreLimits,
     check_collection,
@@ -464,13 +464,15 @@ def _with_named(
         return config
     if sparse and not isinstance(sparse, dict):
         raise InvalidParameter('sparse= takes a dict of name -> vf.Sparse(...), e.g. {"bm25": vf.Sparse()}')
-    sparse_specs = {name: _spec(Sparse, spec) for name, spec in (sparse or {}).items()}
-    multi_specs = {name: _spec(Multi, spec) for name, spec in (multi or {}).items()}
+    sparse_specs = {name: spec_of(spec, Sparse, f"sparse[{name!r}]") for name, spec in (sparse or {}).items()}
+    multi_specs = {name: spec_of(spec, Multi, f"multi[{name!r}]") for name, spec in (multi or {}).items()}
     for spec in multi_specs.values():
         index_class(spec.index, "multi")  # a kind the registry has (InvalidParameter names the known)
     try:
         update = {"dense_name": dense_name, "sparse": sparse_specs, "multi": multi_specs}
-        extra = {name: _spec(Dense, spec) for name, spec in (extra_dense or {}).items()}
+        extra = {
+            name: spec_of(spec, Dense, f"vectors[{name!r}]") for name, spec in (extra_dense or {}).items()
+        }
         update["extra_dense"] = extra
         for name, dense in extra.items():
             if dense.index is not IndexKind.FLAT:
@@ -481,14 +483,3 @@ def _with_named(
         return CollectionConfig.model_validate({**config.model_dump(), **update})
     except ValidationError as exc:
         raise InvalidParameter(f"invalid named vectors: {exc.errors()[0]['msg']}") from exc
-
-
-def _spec(cls: type[Dense] | type[Sparse] | type[Multi], spec: Any) -> Any:
-    """A named vector's settings given as the class or as a dict of its settings."""
-    if isinstance(spec, cls):
-        return spec
-    if not isinstance(spec, dict):
-        raise InvalidParameter(
-            f"a {cls.__name__.lower()} vector's settings are vf.{cls.__name__}(...), not {spec!r}"
-        )
-    return cls(**spec)

@@ -306,7 +306,23 @@ def check_tokens(value: Any, spec: Multi, where: str = "multi vector") -> np.nda
     return arr
 
 
-_SPEC_CLASSES: dict[str, type[Dense | Sparse | Multi]] = {"dense": Dense, "sparse": Sparse, "multi": Multi}
+_SPEC_CLASSES: dict[str, type[Dense | Sparse | Multi]] = {cls.kind: cls for cls in (Dense, Sparse, Multi)}
+
+
+def spec_of(value: Any, cls: type[Dense | Sparse | Multi] | None = None, where: str = "a vector") -> Any:
+    """A named vector's settings: an instance of `cls` (any spec class if None), or the JSON form, a
+    dict of its settings (with "kind" unless `cls` says it)."""
+    if isinstance(value, dict):
+        settings = dict(value)
+        kind = settings.pop("kind", None if cls is None else cls.kind)
+        if not isinstance(kind, str) or kind not in _SPEC_CLASSES or (cls is not None and kind != cls.kind):
+            wanted = '"dense", "sparse" or "multi"' if cls is None else repr(cls.kind)
+            raise InvalidParameter(f'{where} needs "kind": {wanted}, not {kind!r}')
+        return _SPEC_CLASSES[kind](**settings)
+    if isinstance(value, cls or (Dense, Sparse, Multi)):
+        return value
+    wanted = "vf.Dense(...), vf.Sparse(...) or vf.Multi(...)" if cls is None else f"vf.{cls.__name__}(...)"
+    raise InvalidParameter(f"{where} must be {wanted}, not {type(value).__name__}")
 
 
 def parse_vectors(
@@ -328,25 +344,13 @@ def parse_vectors(
             check_vector_name(name)
         except ValueError as exc:
             raise InvalidParameter(str(exc)) from None
-        if isinstance(spec, dict):
-            settings = dict(spec)
-            kind = settings.pop("kind", None)
-            if not isinstance(kind, str) or kind not in _SPEC_CLASSES:
-                raise InvalidParameter(
-                    f'vectors[{name!r}] needs "kind": "dense", "sparse" or "multi", not {kind!r}'
-                )
-            spec = _SPEC_CLASSES[kind](**settings)
+        spec = spec_of(spec, where=f"vectors[{name!r}]")
         if isinstance(spec, Dense):
             dense[name] = spec
         elif isinstance(spec, Sparse):
             sparse[name] = spec
-        elif isinstance(spec, Multi):
-            multi[name] = spec
         else:
-            raise InvalidParameter(
-                f"vectors[{name!r}] must be vf.Dense(...), vf.Sparse(...) or vf.Multi(...), "
-                f"not {type(spec).__name__}"
-            )
+            multi[name] = spec
     if not dense:
         raise InvalidParameter(
             "a collection needs a dense vector for now (every point has the first vf.Dense of vectors=); "
