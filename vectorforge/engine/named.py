@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vectorforge.engine.validate import check_vectors
+from vectorforge.engine.validate import check_vectors, unit_rows
 from vectorforge.errors import DimensionMismatch, InvalidParameter, InvalidVector
 from vectorforge.index import index_class
 from vectorforge.index.dense_rows import DenseRows
@@ -298,11 +298,9 @@ def check_tokens(value: Any, spec: Multi, where: str = "multi vector") -> np.nda
     if not np.isfinite(arr).all():
         raise InvalidVector(f"{where} holds NaN or infinite values")
     if spec.metric == "cosine":
-        norms = np.linalg.norm(arr, axis=1, keepdims=True)
-        if (norms == 0).any():
+        arr, zeros = unit_rows(arr)
+        if len(zeros):
             raise InvalidVector(f"{where} has a zero token, which has no direction under the cosine metric")
-        if float(np.abs(norms - 1.0).max()) > 1e-6:  # already unit length (a copy, a repair): same bits
-            arr /= norms
     return arr
 
 

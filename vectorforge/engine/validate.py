@@ -23,6 +23,7 @@ __all__ = [
     "check_queries",
     "check_texts",
     "check_vectors",
+    "unit_rows",
 ]
 
 MAX_K = 10_000
@@ -124,15 +125,22 @@ def check_vectors(
             f"vectors at rows {bad[:5].tolist()} hold NaN or infinite values; all must be finite"
         )
     if metric is Metric.COSINE:
-        norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
-        if (norms == 0).any():
-            bad = np.flatnonzero(norms[:, 0] == 0)
+        arr, zeros = unit_rows(arr)
+        if len(zeros):
             raise InvalidVector(
-                f"vectors at rows {bad[:5].tolist()} are all zeros; a zero vector has no cosine similarity"
+                f"vectors at rows {zeros[:5].tolist()} are all zeros; a zero vector has no cosine similarity"
             )
-        if float(np.abs(norms - 1.0).max()) > 1e-6:  # already unit length: no copy
-            arr = arr / norms
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def unit_rows(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`arr` with each row scaled to unit length, and the rows that are all zeros (left as they are).
+    Rows already of unit length (a copy, a repair, a reshard) keep their bits: no copy is made."""
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
+    zeros = np.flatnonzero(norms[:, 0] == 0)
+    if len(zeros) or float(np.abs(norms - 1.0).max()) <= 1e-6:
+        return arr, zeros
+    return arr / norms, zeros
 
 
 def check_payloads(payloads: object, n: int) -> list[bytes | None]:

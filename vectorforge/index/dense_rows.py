@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,15 +24,6 @@ __all__ = ["DenseRows"]
 
 class DenseRows:
     """The rows of one segment for one optional dense vector (None: the point has none)."""
-
-    kind: ClassVar[str] = "flat"
-    vector_kinds: ClassVar[frozenset[str]] = frozenset({"dense-named"})
-    vectors_on_disk: ClassVar[bool] = False
-
-    @classmethod
-    def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
-        """RAM for `n` rows of `dim` float32s and their mask."""
-        return n * (4 * dim + 1)
 
     def __init__(self, dim: int, metric: Metric) -> None:
         self.dim = dim
