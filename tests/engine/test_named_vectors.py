@@ -265,6 +265,10 @@ def test_bad_searches_and_settings_say_what_is_wrong(db: vf.DatabaseAPI) -> None
         col.search([1.0] * DIM, using="title")
     with pytest.raises(vf.InvalidVector, match="SparseVector"):
         col.search([1.0] * DIM, using="splade")
+    with pytest.raises(vf.InvalidVector, match=r"is text; .*query\(text, using=\.\.\.\)"):
+        col.search("vitamin d", using="splade")
+    with pytest.raises(vf.InvalidVector, match=r"vectors\['splade'\]\[0\] is text; .*add\(texts\)"):
+        col.upsert([1], {"dense": np.ones((1, DIM)), "splade": ["some text"]})
     with pytest.raises(vf.InvalidVector, match=r"\(tokens, 4\) matrix"):
         col.search([1.0] * TOKEN_DIM, using="tokens")
     with pytest.raises(vf.InvalidParameter, match="needs a dense vector"):

@@ -236,6 +236,12 @@ def check_sparse(value: Any, spec: Any = None, where: str = "sparse vector") -> 
     non-negative int64, ascending; values finite, non-negative float32, zeros dropped."""
     if isinstance(value, dict) and set(value) == {"indices", "values"}:
         value = SparseVector(value["indices"], value["values"])
+    if isinstance(value, str):  # text: the analyzer makes its vector
+        raise InvalidVector(
+            f"{where} is text; a sparse vector is a vf.SparseVector(indices, values). Text goes through "
+            "add(texts) and query(text, using=...), which analyze it, or "
+            "vectorforge.embed.analyzer.get_analyzer('english').counts(text)"
+        )
     if not isinstance(value, SparseVector):
         raise InvalidVector(f"{where} must be a vf.SparseVector(indices, values), not {type(value).__name__}")
     try:

@@ -131,7 +131,8 @@ class _SearchOptions(_Body):
 
 class SearchBody(_SearchOptions):
     # A dense vector; a sparse one (with `using`); or a token matrix (with `using`, a multi vector).
-    vector: list[Number] | VectorBlob | SparseIn | SparseBlob | list[list[Number]]
+    # (text is taken too, for the engine to refuse with what to do instead)
+    vector: list[Number] | VectorBlob | SparseIn | SparseBlob | list[list[Number]] | StrictStr
     using: str | None = None
 
 
