@@ -11,11 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from vectorforge.types import Hit, PointId, Record, ScrollPage
 
-__all__ = ["CollectionAPI", "DatabaseAPI"]
+__all__ = ["CollectionAPI", "DatabaseAPI", "SearchOptions"]
+
+
+class SearchOptions(TypedDict, total=False):
+    """The keyword options every search takes (as in `CollectionAPI.search`); internal protocols
+    name them once with `**options: Unpack[SearchOptions]`."""
+
+    offset: int
+    filter: dict[str, Any] | None
+    params: dict[str, Any] | None
+    with_payload: bool
+    with_vectors: bool
+    consistency: str | None
 
 
 class CollectionAPI(Protocol):

@@ -44,6 +44,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from typing_extensions import Unpack
+
+from vectorforge.api import SearchOptions
 from vectorforge.cluster.clock import HybridLogicalClock, ts_to_seconds
 from vectorforge.cluster.repair import BUCKETS, Summary, diff, hashes_in, summarize
 from vectorforge.engine.filters import parse_delete_filter
@@ -91,6 +94,12 @@ class WriteQuorum(StrEnum):
         return {WriteQuorum.ONE: 1, WriteQuorum.MAJORITY: replicas // 2 + 1, WriteQuorum.ALL: replicas}[self]
 
 
+class SparseSearchOptions(SearchOptions, total=False):
+    """A shard's BM25 search also takes the statistics of every shard."""
+
+    stats: CorpusStats | None
+
+
 class ReplicaStore(Protocol):
     """What a replica set needs from one copy of a shard; an engine `Collection` is one."""
 
@@ -120,44 +129,13 @@ class ReplicaStore(Protocol):
     ) -> list[Record]: ...
     def sparse_stats(self, using: str, terms: Sequence[int]) -> CorpusStats: ...
     def search_sparse(
-        self,
-        using: str,
-        vector: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
-        stats: CorpusStats | None = None,
+        self, using: str, vector: Any, k: int = 10, **options: Unpack[SparseSearchOptions]
     ) -> list[Hit]: ...
     def search_multi(
-        self,
-        using: str,
-        query: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
+        self, using: str, query: Any, k: int = 10, **options: Unpack[SearchOptions]
     ) -> list[Hit]: ...
     def search_dense(
-        self,
-        using: str,
-        query: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
+        self, using: str, query: Any, k: int = 10, **options: Unpack[SearchOptions]
     ) -> list[Hit]: ...
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int: ...
     def scroll(

@@ -9,8 +9,9 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
+from typing_extensions import Unpack
 
-from vectorforge.api import CollectionAPI
+from vectorforge.api import CollectionAPI, SearchOptions
 from vectorforge.embed import Embedder
 from vectorforge.embed.analyzer import Analyzer, get_analyzer
 from vectorforge.engine.fusion import check_weights, fuse
@@ -39,43 +40,13 @@ class _Parts(CollectionAPI, Protocol):
     def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]: ...
     def search_named(self, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]: ...
     def search_sparse(
-        self,
-        using: str,
-        vector: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
+        self, using: str, vector: Any, k: int = 10, **options: Unpack[SearchOptions]
     ) -> list[Hit]: ...
     def search_multi(
-        self,
-        using: str,
-        query: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
+        self, using: str, query: Any, k: int = 10, **options: Unpack[SearchOptions]
     ) -> list[Hit]: ...
     def search_dense(
-        self,
-        using: str,
-        query: Any,
-        k: int = 10,
-        *,
-        offset: int = 0,
-        filter: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        with_payload: bool = True,
-        with_vectors: bool = False,
-        consistency: str | None = None,
+        self, using: str, query: Any, k: int = 10, **options: Unpack[SearchOptions]
     ) -> list[Hit]: ...
     def text_vectors(self) -> list[str]: ...
     def sparse_spec(self, using: str) -> Sparse: ...
