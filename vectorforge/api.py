@@ -50,9 +50,9 @@ class CollectionAPI(Protocol):
 
         Args:
             ids: one id per point (int from 0 to 2**63-1, or a non-empty str), unique within the call.
-            vectors: (n, dim) array or list of lists of numbers; or a dict by vector name: the dense
-                array, and for each other named vector a list with one `SparseVector`, token matrix
-                (tokens x dim) or None per id (a point may lack them).
+            vectors: (n, dim) array or list of lists of numbers; or a dict by vector name: for each
+                vector an (n, dim) array, or a list with one vector, `SparseVector` or token matrix
+                (tokens x dim) per id, None where a point lacks it (a name left out: every point).
             payloads: one JSON object (or None) per id.
             idempotency_key: unique to this write; a retry with the same key applies nothing and
                 returns the first result.

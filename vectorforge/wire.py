@@ -195,7 +195,13 @@ def _rows_of(value: Any, kind: Callable[[Any], bool]) -> bool:
 
 
 def _is_vector(value: Any) -> bool:
-    return isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuf"
+    if not isinstance(value, np.ndarray | list | tuple):
+        return False
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):  # ragged
+        return False
+    return arr.ndim == 1 and arr.dtype.kind in "iuf"
 
 
 def _is_matrix(value: Any) -> bool:

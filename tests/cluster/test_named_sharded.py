@@ -4,7 +4,7 @@ The oracle is one plain collection holding the same points: BM25 over shards mus
 because the coordinator gathers every shard's statistics before it searches (per-shard statistics
 give scores that cannot be compared, the distributed form of the silent merge bug; the pitfall test
 shows they would differ here). Writes, deletes, a lagging replica's catch-up, failover, anti-entropy
-and resharding all carry the named vectors.
+and resharding all carry the named vectors, and the points that lack the primary dense vector.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _specs() -> dict[str, Any]:
 
 def _points(rng: np.random.Generator, ids: list[int], vocabulary: int = 12) -> dict[str, Any]:
     """Term counts drawn from a Zipf-like law (a few common terms, many rare), token matrices of
-    1-5 tokens; every fifth point lacks its token matrix, every seventh its terms."""
+    1-5 tokens; every fifth point lacks its token matrix, every seventh its terms, every eighth its
+    primary dense vector."""
     weights = 1 / np.arange(1, vocabulary + 1)
     bm25: list[Any] = []
     tokens: list[Any] = []
@@ -46,7 +47,10 @@ def _points(rng: np.random.Generator, ids: list[int], vocabulary: int = 12) -> d
         bm25.append(None if pid % 7 == 0 else vf.SparseVector(terms, counts))
         tokens.append(None if pid % 5 == 0 else rng.normal(size=(int(rng.integers(1, 6)), TOKEN_DIM)))
     titles = [None if pid % 6 == 0 else rng.normal(size=TOKEN_DIM) for pid in ids]
-    return {"dense": rng.normal(size=(len(ids), DIM)), "bm25": bm25, "tokens": tokens, "title": titles}
+    dense = [
+        None if pid % 8 == 3 else v for pid, v in zip(ids, rng.normal(size=(len(ids), DIM)), strict=True)
+    ]
+    return {"dense": dense, "bm25": bm25, "tokens": tokens, "title": titles}
 
 
 def _same(a: list[vf.Hit], b: list[vf.Hit]) -> None:
@@ -68,7 +72,8 @@ def _compare(sharded: vf.CollectionAPI, plain: vf.CollectionAPI, rng: np.random.
                 sharded.search(sparse_query, k, using="bm25", offset=offset),
                 plain.search(sparse_query, k, using="bm25", offset=offset),
             )
-            for using, query in (("tokens", token_query), ("title", token_query[0])):
+            dense_query = np.append(token_query[0], 0.5)
+            for using, query in (("tokens", token_query), ("title", token_query[0]), ("dense", dense_query)):
                 got = sharded.search(query, k, using=using, offset=offset)
                 want = plain.search(query, k, using=using, offset=offset)
                 assert [h.id for h in got] == [h.id for h in want], using

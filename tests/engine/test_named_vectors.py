@@ -189,7 +189,6 @@ def test_the_unnamed_dense_vector_is_the_empty_name(db: vf.DatabaseAPI) -> None:
 
 BAD_UPSERTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"dense": np.ones((1, DIM)), "title": [None]}, vf.InvalidParameter, "no vector 'title'"),
-    ({"splade": [None]}, vf.InvalidParameter, "needs the dense vector 'dense'"),
     ({"dense": np.ones((1, DIM)), "splade": [None, None]}, vf.InvalidVector, "2 rows for 1 ids"),
     (
         {"dense": np.ones((1, DIM)), "splade": [vf.SparseVector([1, 1], [1.0, 2.0])]},

@@ -56,7 +56,6 @@ from vectorforge.engine.validate import (
     check_k_offset,
     check_payloads,
     check_queries,
-    check_vectors,
 )
 from vectorforge.errors import (
     InvalidParameter,
@@ -208,8 +207,7 @@ class ShardedCollection(CollectionFront):
         if key is not None and key in self._earlier_keys:  # made before a reshard
             return self._earlier_keys[key]
         checked = check_ids(ids)
-        dense, named = split_vectors(self.config, vectors, len(checked))
-        vecs = check_vectors(dense, self.dim, self.config.metric, expected_rows=len(checked))
+        vecs, named = split_vectors(self.config, vectors, len(checked))
         check_payloads(payloads, len(checked))
         plist = list(payloads) if payloads is not None else [None] * len(checked)
         self._settle_moves()

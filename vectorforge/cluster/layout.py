@@ -213,7 +213,12 @@ class ShardLayout:
             retried = op_id is not None and shard.recall(op_id) is not None
             part_named = {name: [values[r] for r in rows] for name, values in (named or {}).items()}
             ts = shard.upsert(
-                part_ids, vectors[rows], [payloads[r] for r in rows], op_id=op_id, named=part_named
+                part_ids,
+                vectors[rows],
+                [payloads[r] for r in rows],
+                op_id=op_id,
+                named=part_named,
+                checked_vectors=True,
             )
             for other, old_copies in moving.get(shard_no, {}).items():  # remove the copies that moved
                 if retried:  # only ids this shard still holds: a later write may have moved one away

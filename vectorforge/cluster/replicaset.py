@@ -51,7 +51,7 @@ from vectorforge.cluster.clock import HybridLogicalClock, ts_to_seconds
 from vectorforge.cluster.repair import BUCKETS, Summary, diff, hashes_in, summarize
 from vectorforge.engine.filters import parse_delete_filter
 from vectorforge.engine.named import pack_named, record_vectors, split_vectors
-from vectorforge.engine.validate import check_ids, check_payloads, check_vectors
+from vectorforge.engine.validate import check_ids, check_payloads
 from vectorforge.errors import (
     CorruptionError,
     ReplicaLost,
@@ -279,13 +279,14 @@ class ReplicaSet:
         *,
         op_id: str | None = None,
         named: dict[str, list[Any]] | None = None,
+        checked_vectors: bool = False,
     ) -> int:
         """Log, replicate and acknowledge at the quorum; returns the write's timestamp. `vectors`
-        may name each vector as the engine's `upsert` takes them; `named`: rows already checked."""
+        may name each vector as the engine's `upsert` takes them; `named`: rows already checked;
+        `checked_vectors`: `vectors` is `split_vectors`'s array (NaN rows: points without it)."""
         config = self.replicas[0].collection.config
         checked = check_ids(ids)
-        dense, more = split_vectors(config, vectors, len(checked))
-        vecs = check_vectors(dense, config.dim, config.metric, expected_rows=len(checked))
+        vecs, more = split_vectors(config, vectors, len(checked), absent_ok=checked_vectors)
         body: dict[str, Any] = {
             "op": "upsert",
             "ids": checked,

@@ -41,6 +41,7 @@ from vectorforge.engine.locks import RWLock
 from vectorforge.engine.merge import merge_topk
 from vectorforge.engine.named import (
     RowIndex,
+    absent_rows,
     load_named,
     named_file,
     new_named,
@@ -58,7 +59,6 @@ from vectorforge.engine.validate import (
     check_k_offset,
     check_payloads,
     check_queries,
-    check_vectors,
 )
 from vectorforge.errors import (
     CollectionFailed,
@@ -171,6 +171,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             data.max_seq,
             sealed=True,
             named=named,
+            absent=data.absent,
         )
         for row in data.dead_rows:
             seg.kill(row)
@@ -215,8 +216,8 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
 
         Args:
             ids: one id per point (int or str, unique within the call).
-            vectors: (n, dim) array or list of lists; or, by vector name, the dense array and a list
-                per other named vector (one `SparseVector`, token matrix or None per id).
+            vectors: (n, dim) array or list of lists; or, by vector name, an array or a list with
+                one vector, `SparseVector` or token matrix per id (None: a point lacks it).
             payloads: optional list of JSON objects (or None), one per id.
             idempotency_key: a key unique to this write (a UUID); a retry with the same key applies
                 nothing and returns the first result. The last 10,000 keys are kept durably.
@@ -231,8 +232,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         key: str | None,
     ) -> int:
         checked_ids = check_ids(ids)
-        dense, named = split_vectors(self.config, vectors, len(checked_ids))
-        vecs = check_vectors(dense, self.dim, self.config.metric, expected_rows=len(checked_ids))
+        vecs, named = split_vectors(self.config, vectors, len(checked_ids))
         blobs = check_payloads(payloads, len(checked_ids))
         # The array itself: the log packs it without a copy, and an in-memory database never copies it.
         op = {"op": "upsert", "ids": checked_ids, "vectors": vecs, "payloads": blobs}
@@ -353,9 +353,13 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             raw = op["vectors"]
             vecs = raw if isinstance(raw, np.ndarray) else np.frombuffer(raw, dtype=np.float32)
             vecs = vecs.reshape(len(ids), self.dim)
+            absent = absent_rows(vecs)
+            if absent.any():  # points without the primary dense vector: zero rows stand in the index
+                vecs = vecs.copy()
+                vecs[absent] = 0.0
             # "sparse": the log records of sparse vectors before multi vectors came
             named = unpack_named(self.config, op.get("named") or op.get("sparse"))
-            start = seg.append(ids, vecs, op["payloads"], named)
+            start = seg.append(ids, vecs, op["payloads"], named, absent)
             where = self._where
             for i, pid in enumerate(ids):
                 old = where.get(pid)
@@ -404,7 +408,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             return
         path = self.folder / "segments" / seg.name
         data = SegmentData(
-            list(seg.ids), list(seg.payloads), seg.dead_rows(), list(seg.tombstones), self._seq
+            list(seg.ids), list(seg.payloads), seg.dead_rows(), list(seg.tombstones), self._seq, seg.absent
         )
         manifest = Manifest(
             segments=[*self._manifest.segments, seg.name],
@@ -575,7 +579,8 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         with self._lock.read():
             self._check_open()
             found = []
-            for seg, mask, n_allowed in self._masks(where):
+            for seg, all_mask, all_allowed in self._masks(where):
+                mask, n_allowed = seg.dense_mask(where, all_mask, all_allowed)
                 if n_allowed == 0:
                     continue
                 kk = min(fetch, n_allowed)

@@ -70,9 +70,11 @@ class Compaction(CollectionState):
                 payloads: list[bytes | None] = []
                 vec_parts = []
                 sources: list[tuple[Segment, int]] = []
+                absent: list[int] = []  # rows of the merged segment without the primary dense vector
                 named_rows: dict[str, list[Any]] = {v: [] for v in self._growing.named}
                 for seg in run:
                     rows = np.flatnonzero(seg.live)
+                    absent.extend(len(ids) + i for i, r in enumerate(rows.tolist()) if not seg.has_dense(r))
                     ids.extend(seg.ids[r] for r in rows)
                     payloads.extend(seg.payloads[r] for r in rows)
                     for vector, kept in named_rows.items():
@@ -99,7 +101,9 @@ class Compaction(CollectionState):
             if path is not None:  # not yet in the manifest: a crash here leaves a folder that open() removes
                 try:
                     save = functools.partial(self._save_indexes, index, named)
-                    write_segment(path, SegmentData(ids, payloads, [], list(tombstones), max_seq), save)
+                    write_segment(
+                        path, SegmentData(ids, payloads, [], list(tombstones), max_seq, absent), save
+                    )
                 except OSError as exc:  # write_segment left nothing behind
                     raise WriteNotDurable(
                         f"collection {self.name!r}: a compaction could not write segment {name} ({exc}); "
@@ -116,7 +120,9 @@ class Compaction(CollectionState):
                         fsio.remove_tree(path)
                     return False
                 first = self._segments.index(run[0])
-                merged = Segment(name, index, ids, payloads, tombstones, max_seq, sealed=True, named=named)
+                merged = Segment(
+                    name, index, ids, payloads, tombstones, max_seq, sealed=True, named=named, absent=absent
+                )
                 segments = [*self._segments[:first], merged, *self._segments[first + len(run) :]]
                 if self.folder is not None and path is not None:
                     self._commit_compaction(segments, path)  # the memory changes only once the disk has

@@ -34,6 +34,7 @@ __all__ = [
     "load_named",
     "pack_named",
     "split_vectors",
+    "absent_rows",
     "unpack_named",
 ]
 
@@ -150,23 +151,22 @@ def unpack_named(config: CollectionConfig, packed: dict[str, list[Any]] | None) 
     return out
 
 
-def split_vectors(config: CollectionConfig, vectors: Any, n: int) -> tuple[Any, dict[str, list[Any]]]:
-    """An upsert's `vectors`: an array (the dense vector) or a dict by vector name. Returns the dense
-    vectors (still to be checked) and every other named vector's rows, checked: None where a point
-    lacks one."""
+def split_vectors(
+    config: CollectionConfig, vectors: Any, n: int, *, absent_ok: bool = False
+) -> tuple[np.ndarray, dict[str, list[Any]]]:
+    """An upsert's `vectors`: an array (the primary dense vector of every point) or a dict by vector
+    name. Returns the primary dense rows, checked, with NaN rows for the points that lack it (see
+    `absent_rows`), and every other named vector's rows, checked: None where a point lacks one.
+
+    `absent_ok`: `vectors` is such an array already (inside a cluster), whose NaN rows stay absent."""
     if not isinstance(vectors, dict):
-        return vectors, {}
+        return _checked_primary(vectors, config, n, absent_ok), {}
     specs = _specs(config)
     dense = config.dense_name
     unknown = [name for name in vectors if name != dense and name not in specs]
     if unknown:
         known = ", ".join(repr(v) for v in config.vector_names())
         raise InvalidParameter(f"collection {config.name!r} has no vector {unknown[0]!r} (it has: {known})")
-    if dense not in vectors:
-        raise InvalidParameter(
-            f"every point needs the dense vector {dense!r}: upsert(ids, vectors={{{dense!r}: array, ...}}); "
-            "the other named vectors may be left out"
-        )
     named: dict[str, list[Any]] = {}
     for name, rows in vectors.items():
         if name == dense:
@@ -177,15 +177,53 @@ def split_vectors(config: CollectionConfig, vectors: Any, n: int) -> tuple[Any, 
         if kind == "dense" and isinstance(rows, np.ndarray) and rows.ndim == 2:  # every point has one
             named[name] = list(_checked_batch(rows, spec, name, n))  # one check for the whole array
             continue
-        if isinstance(rows, np.ndarray | str | bytes | dict) or not isinstance(rows, Sequence):
-            raise InvalidVector(f"vectors[{name!r}] must be a list with one {kind} vector (or None) per id")
-        if len(rows) != n:
-            raise InvalidVector(f"vectors[{name!r}] has {len(rows)} rows for {n} ids")
+        _check_rows(rows, name, kind, n)
         check = _CHECKS[kind]
         named[name] = [
             None if v is None else check(v, spec, f"vectors[{name!r}][{i}]") for i, v in enumerate(rows)
         ]
-    return vectors[dense], named
+    if dense not in vectors:  # no point has the primary dense vector
+        return np.full((n, config.dim), np.nan, np.float32), named
+    rows = vectors[dense]
+    if isinstance(rows, np.ndarray) or not any(v is None for v in _as_rows(rows)):
+        return _checked_primary(rows, config, n, False), named
+    _check_rows(rows, dense, "dense", n)
+    present = [i for i, v in enumerate(rows) if v is not None]
+    out = np.full((n, config.dim), np.nan, np.float32)
+    if present:
+        out[present] = _checked_primary([rows[i] for i in present], config, len(present), False)
+    return out, named
+
+
+def absent_rows(vectors: np.ndarray) -> np.ndarray:
+    """Which rows of `split_vectors`'s dense array stand for points without the primary vector (a
+    user's NaN is refused at the check, so only a missing vector is NaN there)."""
+    if vectors.shape[1] == 0:
+        return np.zeros(len(vectors), dtype=bool)
+    absent: np.ndarray = np.isnan(vectors[:, 0])
+    return absent
+
+
+def _as_rows(rows: Any) -> Sequence[Any]:
+    return rows if isinstance(rows, list | tuple) else ()
+
+
+def _check_rows(rows: Any, name: str, kind: str, n: int) -> None:
+    if isinstance(rows, np.ndarray | str | bytes | dict) or not isinstance(rows, Sequence):
+        raise InvalidVector(f"vectors[{name!r}] must be a list with one {kind} vector (or None) per id")
+    if len(rows) != n:
+        raise InvalidVector(f"vectors[{name!r}] has {len(rows)} rows for {n} ids")
+
+
+def _checked_primary(rows: Any, config: CollectionConfig, n: int, absent_ok: bool) -> np.ndarray:
+    if not absent_ok:
+        return check_vectors(rows, config.dim, config.metric, expected_rows=n)
+    absent = absent_rows(rows)
+    if not absent.any():
+        return check_vectors(rows, config.dim, config.metric, expected_rows=n)
+    out = np.array(rows, dtype=np.float32)
+    out[~absent] = check_vectors(out[~absent], config.dim, config.metric)
+    return out
 
 
 def _checked_batch(rows: np.ndarray, spec: Dense, name: str, n: int) -> np.ndarray:
@@ -204,8 +242,11 @@ def _checked_batch(rows: np.ndarray, spec: Dense, name: str, n: int) -> np.ndarr
 
 def record_vectors(config: CollectionConfig, records: Sequence[Record]) -> dict[str, Any]:
     """The vectors of `records` (read with `with_vectors=True`) as `upsert` takes them back: by name,
-    the dense array and every other named vector's rows (None where a point has none)."""
-    dense = np.asarray([r.vector for r in records], dtype=np.float32).reshape(len(records), config.dim)
+    the primary dense array (a list with None where a point lacks it) and every other named vector's
+    rows (None where a point has none)."""
+    dense: Any = [r.vector for r in records]
+    if all(v is not None for v in dense):
+        dense = np.asarray(dense, dtype=np.float32).reshape(len(records), config.dim)
     out: dict[str, Any] = {config.dense_name: dense}
     for name in _specs(config):
         out[name] = [(r.vectors or {}).get(name) for r in records]
@@ -334,7 +375,7 @@ def parse_vectors(
 ) -> tuple[str, Dense, dict[str, Dense], dict[str, Sparse], dict[str, Multi]]:
     """`create_collection(vectors={...})`: name -> vf.Dense / vf.Sparse / vf.Multi (or, over JSON,
     {"kind": "dense" | "sparse" | "multi", ...settings}). The first vf.Dense is the primary one
-    (every point has it; any index); the others are optional per point and searched exactly."""
+    (any index); the others are searched exactly. A point may lack any of them."""
     if not isinstance(vectors, dict) or not vectors:
         raise InvalidParameter(
             "vectors= takes a dict of name -> vf.Dense(...), vf.Sparse(...) or vf.Multi(...), e.g. "

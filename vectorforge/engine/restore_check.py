@@ -163,6 +163,8 @@ def _check_segment(path: Path, config: CollectionConfig, place: str, checkpoint:
             raise InvalidParameter(f"snapshot's {place} holds a payload that is not a JSON object")
     if not all(type(r) is int and 0 <= r < n for r in data.dead_rows):
         raise InvalidParameter(f"snapshot's {place} lists dead rows outside its {n} rows")
+    if not isinstance(data.absent, list) or not all(type(r) is int and 0 <= r < n for r in data.absent):
+        raise InvalidParameter(f"snapshot's {place} lists rows without the dense vector outside its {n} rows")
     if type(data.max_seq) is not int or not 0 <= data.max_seq <= max(checkpoint, 0):
         raise InvalidParameter(f"snapshot's {place} covers log positions its manifest does not")
     _check_index(path, config, place, n, isolate)

@@ -1,5 +1,8 @@
 """A segment: a run of rows (id, vector, payload) with its own index and liveness bitmap.
 
+A point may lack the primary dense vector: its row holds zeros in the index (row numbers stay the
+index's labels) and is left out of every dense search by `dense_mask`.
+
 The newest segment of a collection grows; older ones are sealed and never change on disk. A row is
 live until its id is upserted again or deleted; which rows are live is derived state, rebuilt on
 open from the segments' ids, their rows dead at sealing and their tombstones, in segment order.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -40,6 +43,7 @@ class Segment:
         max_seq: int = 0,
         sealed: bool = False,
         named: dict[str, RowIndex] | None = None,
+        absent: Sequence[int] = (),
     ) -> None:
         self.name = name
         self.index = index
@@ -51,11 +55,16 @@ class Segment:
         self.sealed = sealed
         self._live = np.ones(max(len(self.ids), 1024), dtype=bool)
         self.n_live = len(self.ids)
+        # Rows without the primary dense vector; None while every row has it (the common case).
+        self._has_dense: np.ndarray | None = None
+        if len(absent):
+            self._has_dense = np.ones(self._live.shape[0], dtype=bool)
+            self._has_dense[list(absent)] = False
         self._fields: dict[str, FieldIndex] = {}
         # Recent filter masks: an application sends the same filter (a tenant, a language) again and
         # again, and evaluating it costs more than the search. Keyed by the parsed filter; valid while
         # (rows, live rows) is unchanged, which holds until the next append or kill of this segment.
-        self._masks: OrderedDict[Where, tuple[tuple[int, int], np.ndarray, int]] = OrderedDict()
+        self._masks: OrderedDict[Hashable, tuple[tuple[int, int], np.ndarray, int]] = OrderedDict()
         self._masks_lock = threading.Lock()
 
     @property
@@ -73,15 +82,24 @@ class Segment:
         vectors: np.ndarray,
         payloads: Sequence[bytes | None],
         named: dict[str, list[Any]] | None = None,
+        absent: np.ndarray | None = None,
     ) -> int:
-        """Add rows (and their named vectors by name; a row may lack them); the first new row number."""
+        """Add rows (and their named vectors by name; a row may lack them); the first new row number.
+        `absent`: which rows lack the primary dense vector (their `vectors` rows are zeros)."""
         start = self.n
         end = start + len(ids)
         if end > self._live.shape[0]:
-            grown = np.ones(max(end, 2 * self._live.shape[0]), dtype=bool)
-            grown[:start] = self._live[:start]
-            self._live = grown
+            size = max(end, 2 * self._live.shape[0])
+            self._live = _grown(self._live, start, size)
+            if self._has_dense is not None:
+                self._has_dense = _grown(self._has_dense, start, size)
         self._live[start:end] = True
+        if absent is not None and absent.any():
+            if self._has_dense is None:
+                self._has_dense = np.ones(self._live.shape[0], dtype=bool)
+            self._has_dense[start:end] = ~absent
+        elif self._has_dense is not None:
+            self._has_dense[start:end] = True
         self.index.add(vectors)
         for name, rows in self.named.items():
             rows.add((named or {}).get(name) or [None] * len(ids))
@@ -92,7 +110,29 @@ class Segment:
             field.extend(self.payload(r) for r in range(start, end))
         return start
 
-    def filter_mask(self, where: Where, compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, int]:
+    @property
+    def absent(self) -> list[int]:
+        """The rows without the primary dense vector."""
+        if self._has_dense is None:
+            return []
+        rows: list[int] = np.flatnonzero(~self._has_dense[: self.n]).tolist()
+        return rows
+
+    def has_dense(self, row: int) -> bool:
+        return self._has_dense is None or bool(self._has_dense[row])
+
+    def dense_mask(
+        self, where: Where | None, mask: np.ndarray | None, n_allowed: int
+    ) -> tuple[np.ndarray | None, int]:
+        """`mask` (None: every row; its count `n_allowed`) less the rows without the dense vector."""
+        has_dense = self._has_dense
+        if has_dense is None:
+            return mask, n_allowed
+        return self.filter_mask(
+            ("dense", where), lambda: (self.live if mask is None else mask) & has_dense[: self.n]
+        )
+
+    def filter_mask(self, where: Hashable, compute: Callable[[], np.ndarray]) -> tuple[np.ndarray, int]:
         """The rows matching `where` (live rows only) and their number, cached per segment state."""
         version = (self.n, self.n_live)
         with self._masks_lock:
@@ -134,7 +174,9 @@ class Segment:
         ids = self.ids
         return [Hit(ids[r], s) for s, r in zip(scores, rows, strict=True) if r >= 0]
 
-    def vector(self, row: int) -> list[float]:
+    def vector(self, row: int) -> list[float] | None:
+        if not self.has_dense(row):
+            return None
         return [float(x) for x in self.index.vectors()[row]]
 
     def named_vectors(self, row: int) -> dict[str, Any]:
@@ -147,3 +189,10 @@ class Segment:
             elif value is not None:
                 out[name] = value.tolist()
         return out
+
+
+def _grown(flags: np.ndarray, keep: int, size: int) -> np.ndarray:
+    """`flags` resized to `size`, its first `keep` kept and the rest True."""
+    grown = np.ones(size, dtype=bool)
+    grown[:keep] = flags[:keep]
+    return grown

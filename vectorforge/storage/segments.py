@@ -1,14 +1,15 @@
 """Sealed segment folders: written once into a temporary folder, fsynced, then renamed into place.
 
 A segment folder holds `points.msgpack` (ids, payloads, rows dead at sealing, tombstones for older
-segments, the last sequence number it covers) and the index files (`index.faiss`, and `vectors.npy`
-for indexes that keep full vectors outside FAISS). A folder is part of a collection only once the
-manifest lists it, so a failure anywhere here leaves nothing that counts: the folder is removed.
+segments, the last sequence number it covers, rows without the primary dense vector) and the index
+files (`index.faiss`, and `vectors.npy` for indexes that keep full vectors outside FAISS). A folder
+is part of a collection only once the manifest lists it, so a failure anywhere here leaves nothing
+that counts: the folder is removed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ class SegmentData:
     dead_rows: list[int]
     tombstones: list[PointId]
     max_seq: int
+    absent: list[int] = field(default_factory=list)  # rows without the primary dense vector
 
 
 def write_segment(folder: Path, data: SegmentData, save_index: Any) -> None:
@@ -45,6 +47,7 @@ def write_segment(folder: Path, data: SegmentData, save_index: Any) -> None:
                 "dead_rows": data.dead_rows,
                 "tombstones": data.tombstones,
                 "max_seq": data.max_seq,
+                "absent": data.absent,
             },
             use_bin_type=True,
         )
@@ -69,6 +72,7 @@ def read_points(folder: Path) -> SegmentData:
             dead_rows=raw["dead_rows"],
             tombstones=raw["tombstones"],
             max_seq=raw["max_seq"],
+            absent=raw.get("absent", []),  # segments written before points could lack it
         )
     except (OSError, ValueError, KeyError, msgpack.UnpackException) as exc:
         raise CorruptionError(f"segment {folder} cannot be read ({exc}); restore from a snapshot") from exc
