@@ -186,6 +186,9 @@ class CollectionConfig(BaseModel):
     n_probe: int | None = Field(default=None, ge=1)
     layout: int = Field(default=0, ge=0)  # the shard layout's generation: one more after each reshard
     # Named vectors. The dense vector's name ("": unnamed, the `dim=` form) and the others by kind.
+    # Without a dense vector (`has_dense` False: sparse or multi vectors alone) every point lacks the
+    # primary one, and a one-number zero row per point holds its place in the index (dim 1, flat).
+    has_dense: bool = True
     dense_name: str = ""
     extra_dense: dict[str, Dense] = Field(default_factory=dict)  # optional per point, searched exactly
     sparse: dict[str, Sparse] = Field(default_factory=dict)
@@ -215,8 +218,26 @@ class CollectionConfig(BaseModel):
             )
         return self
 
+    @property
+    def dense_dim(self) -> int | None:
+        """The primary dense vector's length (None: the collection has no dense vector)."""
+        return self.dim if self.has_dense else None
+
+    def dense_info(self) -> dict[str, Any]:
+        """The primary dense vector's settings as `info()` shows them (None without one)."""
+        if not self.has_dense:
+            return {"dim": None, "metric": None, "index": None, "index_params": {}}
+        return {
+            "dim": self.dim,
+            "metric": self.metric.value,
+            "index": self.index.value,
+            "index_params": self.index_params,
+        }
+
     def vector_kind(self, using: str | None) -> Literal["dense", "sparse", "multi"] | None:
         """The kind of the named vector `using` (None and the dense vector's name: "dense")."""
+        if (using is None or using == self.dense_name) and not self.has_dense:
+            return None
         if using is None or using == self.dense_name or using in self.extra_dense:
             return "dense"
         if using in self.sparse:
@@ -227,12 +248,15 @@ class CollectionConfig(BaseModel):
 
     def vector_names(self) -> list[str]:
         """Every vector's name: the dense one first ("" when unnamed), then the others, sorted."""
-        return [self.dense_name, *sorted([*self.extra_dense, *self.sparse, *self.multi])]
+        primary = [self.dense_name] if self.has_dense else []
+        return [*primary, *sorted([*self.extra_dense, *self.sparse, *self.multi])]
 
     def vectors_spec(self) -> dict[str, dict[str, Any]]:
         """Each named vector's kind and settings (what `info()` shows)."""
-        dense = Dense(dim=self.dim, metric=self.metric, index=self.index, index_params=self.index_params)
-        out = {self.dense_name: {"kind": "dense", **dense.model_dump(mode="json")}}
+        out = {}
+        if self.has_dense:
+            dense = Dense(dim=self.dim, metric=self.metric, index=self.index, index_params=self.index_params)
+            out[self.dense_name] = {"kind": "dense", **dense.model_dump(mode="json")}
         out.update({n: {"kind": "dense", **d.model_dump(mode="json")} for n, d in self.extra_dense.items()})
         out.update({n: {"kind": "sparse", **s.model_dump(mode="json")} for n, s in self.sparse.items()})
         out.update({n: {"kind": "multi", **m.model_dump(mode="json")} for n, m in self.multi.items()})

@@ -180,3 +180,92 @@ def test_a_snapshot_listing_rows_outside_its_segment_is_refused(tmp_path: Path) 
     (segment / "points.msgpack").write_bytes(msgpack.packb(raw, use_bin_type=True))
     with pytest.raises(vf.InvalidParameter, match="rows without the dense vector outside its 2 rows"):
         check_collection(folder, config)
+
+
+TEXTS = [
+    "vitamin d deficiency and depression",
+    "breast cancer and brca1",
+    "exercise treats depression",
+    "vitamin c and colds",
+    "the genetics of breast cancer",
+    "sleep and depression",
+]
+
+
+def test_a_collection_of_sparse_and_multi_vectors_alone(db: vf.DatabaseAPI) -> None:
+    """No vf.Dense at all (Qdrant's sparse-only collections): every point lacks the primary vector."""
+    col = db.create_collection(
+        "alone", vectors={"splade": vf.Sparse(modifier=None, analyzer=None), "tokens": vf.Multi(dim=3)}
+    )
+    info = col.info()
+    assert info["dim"] is None and set(info["vectors"]) == {"splade", "tokens"} and col.dim is None
+    col.upsert(
+        [1, 2, 3],
+        {
+            "splade": [vf.SparseVector([1, 5], [1.0, 2.0]), vf.SparseVector([5], [0.5]), None],
+            "tokens": [None, np.eye(3)[:2], np.ones((1, 3))],
+        },
+        [{"i": 1}, {"i": 2}, {"i": 3}],
+    )
+    hits = col.search(vf.SparseVector([5], [1.0]), 5, using="splade")
+    assert [(h.id, h.score) for h in hits] == [(1, 2.0), (2, 0.5)]
+    assert [h.id for h in col.search(np.eye(3)[:1], 5, using="tokens")] == [2, 3]
+    assert col.count({"must": [{"key": "i", "range": {"gte": 2}}]}) == 2
+    record = col.get([2], with_vectors=True)[0]
+    assert record.vector is None and set(record.vectors or {}) == {"splade", "tokens"}
+    with pytest.raises(vf.InvalidParameter, match="has no dense vector; search one of its named vectors"):
+        col.search(np.ones(1))
+    with pytest.raises(vf.InvalidParameter, match="has no dense vector; upsert its named vectors by name"):
+        col.upsert([4], [[1.0]])
+    with pytest.raises(vf.InvalidParameter, match="has no vector ''"):
+        col.upsert([4], {"": [[1.0]]})
+    assert col.count() == 3
+
+
+def test_without_a_dense_vector_add_fills_bm25_and_query_searches_it(db: vf.DatabaseAPI) -> None:
+    """add(texts) needs no embedder when the collection has no dense vector; BM25 answers as it
+    does beside a dense vector."""
+    from vectorforge.embed.analyzer import get_analyzer
+
+    alone = db.create_collection("bm25", vectors={"bm25": vf.Sparse()}, max_segment_points=4)
+    alone.add(TEXTS, ids=list(range(len(TEXTS))))
+    beside = db.create_collection("both", vectors={"d": vf.Dense(dim=2), "bm25": vf.Sparse()})
+    rows = list(get_analyzer("english").encode(TEXTS))
+    beside.upsert(list(range(len(TEXTS))), {"d": np.ones((len(TEXTS), 2)), "bm25": rows})
+    for text in ("depression", "breast cancer genetics", "vitamin"):
+        got = [(h.id, h.score) for h in alone.query(text, 4, using="bm25")]
+        assert got and got == [(h.id, h.score) for h in beside.query(text, 4, using="bm25")]
+    with pytest.raises(vf.InvalidParameter, match="has no dense vector; query one of its sparse vectors"):
+        alone.query("depression")
+    with pytest.raises(vf.InvalidParameter, match="makes dense vectors, and vectors= has no vf"):
+        db.create_collection("e", vectors={"bm25": vf.Sparse()}, embedder="minilm")
+
+
+def test_a_sharded_collection_without_a_dense_vector_equals_one(tmp_path: Path) -> None:
+    with vf.connect(tmp_path / "d") as db:
+        sharded = db.create_collection("s", vectors={"bm25": vf.Sparse()}, shards=3, replicas=2)
+        plain = db.create_collection("p", vectors={"bm25": vf.Sparse()})
+        for col in (sharded, plain):
+            col.add(TEXTS, ids=list(range(len(TEXTS))))
+        sharded.reshard(2)
+        for text in ("depression", "breast cancer", "vitamin c"):
+            got = [(h.id, h.score) for h in sharded.query(text, 5, using="bm25")]
+            assert got == [(h.id, h.score) for h in plain.query(text, 5, using="bm25")]
+        assert sharded.info()["dim"] is None
+        with pytest.raises(vf.InvalidParameter, match="semantic sharding places points by their dense"):
+            db.create_collection("sem", vectors={"bm25": vf.Sparse()}, shards=2, sharding="semantic")
+        with pytest.raises(vf.InvalidParameter, match="has no dense vector"):
+            sharded.search(np.ones(1))
+        sharded.snapshot(tmp_path / "s.tar")
+        restored = db.restore(tmp_path / "s.tar", name="again")
+        assert [h.id for h in restored.query("depression", 5, using="bm25")] == [
+            h.id for h in plain.query("depression", 5, using="bm25")
+        ]
+
+
+def test_a_restored_config_without_a_dense_vector_keeps_its_placeholder() -> None:
+    from vectorforge.engine.restore_check import check_config
+
+    config = vf.CollectionConfig(name="x", dim=3, has_dense=False, sparse={"b": vf.Sparse()})
+    with pytest.raises(vf.InvalidParameter, match="without a dense vector has dim 1, a flat index"):
+        check_config(config)

@@ -49,7 +49,14 @@ from vectorforge.engine.filters import parse_delete_filter, parse_filter
 from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock, StripedLock, TurnLock
 from vectorforge.engine.merge import merge_topk
-from vectorforge.engine.named import check_dense, check_sparse, check_tokens, record_vectors, split_vectors
+from vectorforge.engine.named import (
+    check_dense,
+    check_sparse,
+    check_tokens,
+    record_vectors,
+    require_dense,
+    split_vectors,
+)
 from vectorforge.engine.validate import (
     check_idempotency_key,
     check_ids,
@@ -168,8 +175,9 @@ class ShardedCollection(CollectionFront):
         return self.config.name
 
     @property
-    def dim(self) -> int:
-        return self.config.dim
+    def dim(self) -> int | None:
+        """The dense vector's length (None: the collection has no dense vector)."""
+        return self.config.dense_dim
 
     @property
     def shards(self) -> list[ReplicaSet]:
@@ -651,8 +659,9 @@ class ShardedCollection(CollectionFront):
     ) -> list[list[Hit]]:
         """Ask each shard for its own top k + offset, merge, then skip offset."""
         self._check_open()
+        require_dense(self.config)
         k, offset = check_k_offset(k, offset)
-        queries = check_queries(vectors, self.dim, self.config.metric, k + offset)
+        queries = check_queries(vectors, self.config.dim, self.config.metric, k + offset)
         parse_filter(filter)  # refused with the field named, before the router reads it
         with self._read_view(consistency) as guarantee:
             return self._search(queries, guarantee, k, offset, filter, params, with_payload, with_vectors)
@@ -705,10 +714,7 @@ class ShardedCollection(CollectionFront):
             sets = [shard.info() for shard in self.shards]
         return {
             "name": self.name,
-            "dim": self.dim,
-            "metric": self.config.metric.value,
-            "index": self.config.index.value,
-            "index_params": self.config.index_params,
+            **self.config.dense_info(),
             "vectors": self.config.vectors_spec(),
             "embedder": self.config.embedder.model_dump() if self.config.embedder else None,
             "max_segment_points": self.config.max_segment_points,

@@ -46,6 +46,7 @@ from vectorforge.engine.named import (
     named_file,
     new_named,
     pack_named,
+    require_dense,
     split_vectors,
     unpack_named,
 )
@@ -128,12 +129,13 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         return self.config.name
 
     @property
-    def dim(self) -> int:
-        return self.config.dim
+    def dim(self) -> int | None:
+        """The dense vector's length (None: the collection has no dense vector)."""
+        return self.config.dense_dim
 
     def __repr__(self) -> str:
         metric = self.config.metric.value
-        return f"Collection({self.name!r}, dim={self.dim}, metric={metric!r}, points={self.count()})"
+        return f"Collection({self.name!r}, dim={self.config.dim}, metric={metric!r}, points={self.count()})"
 
     # ------------------------------------------------------------------ opening
     def _open_from_disk(self, folder: Path, sync: bool) -> None:
@@ -160,7 +162,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
     def _load_segment(self, path: Path) -> Segment:
         data = read_points(path)
         cls = index_class(self.config.index)
-        index = cls.load(path, self.dim, self.config.metric, self.config.index_params)
+        index = cls.load(path, self.config.dim, self.config.metric, self.config.index_params)
         named = load_named(self.config, path, len(data.ids))
         seg = Segment(
             path.name,
@@ -195,7 +197,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
     def _new_segment(self, name: str) -> Segment:
         return Segment(
             name,
-            new_index(self.config.index, self.dim, self.config.metric, self.config.index_params),
+            new_index(self.config.index, self.config.dim, self.config.metric, self.config.index_params),
             named=new_named(self.config),
         )
 
@@ -352,7 +354,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         if op["op"] == "upsert":
             raw = op["vectors"]
             vecs = raw if isinstance(raw, np.ndarray) else np.frombuffer(raw, dtype=np.float32)
-            vecs = vecs.reshape(len(ids), self.dim)
+            vecs = vecs.reshape(len(ids), self.config.dim)
             absent = absent_rows(vecs)
             if absent.any():  # points without the primary dense vector: zero rows stand in the index
                 vecs = vecs.copy()
@@ -445,7 +447,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         if seg.index.vectors_on_disk:  # full vectors on disk (memory-mapped), not in RAM
             try:
                 seg.index = index_class(self.config.index).load(
-                    path, self.dim, self.config.metric, self.config.index_params
+                    path, self.config.dim, self.config.metric, self.config.index_params
                 )
             except (OSError, RuntimeError) as exc:  # the copy in memory serves until the next open
                 logger.warning("could not map segment %s of %r from disk: %s", seg.name, self.name, exc)
@@ -571,8 +573,9 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
     ) -> list[list[Hit]]:
         """`search` for each row of `vectors`; one list of hits per query."""
         check_consistency(consistency)
+        require_dense(self.config)
         k, offset = check_k_offset(k, offset)
-        queries = check_queries(vectors, self.dim, self.config.metric, k + offset)
+        queries = check_queries(vectors, self.config.dim, self.config.metric, k + offset)
         where = parse_filter(filter)
         search_params = SearchParams.parse(params)
         fetch = k + offset
@@ -650,10 +653,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             wal_bytes = sum(p.stat().st_size for p in self._wal.files()) if self._wal else 0
             return {
                 "name": self.name,
-                "dim": self.dim,
-                "metric": self.config.metric.value,
-                "index": self.config.index.value,
-                "index_params": self.config.index_params,
+                **self.config.dense_info(),
                 "vectors": self.config.vectors_spec(),
                 "embedder": self.config.embedder.model_dump() if self.config.embedder else None,
                 "max_segment_points": self.config.max_segment_points,

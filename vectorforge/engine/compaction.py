@@ -87,8 +87,10 @@ class Compaction(CollectionState):
                 )
                 max_seq = max(s.max_seq for s in run)
                 name = self._manifest.new_segment_name() if self.folder else f"mem-c{uuid.uuid4().hex[:8]}"
-            index = new_index(self.config.index, self.dim, self.config.metric, self.config.index_params)
-            vectors = np.concatenate(vec_parts) if vec_parts else np.empty((0, self.dim), np.float32)
+            index = new_index(
+                self.config.index, self.config.dim, self.config.metric, self.config.index_params
+            )
+            vectors = np.concatenate(vec_parts) if vec_parts else np.empty((0, self.config.dim), np.float32)
             for start in range(0, len(ids), 20_000):  # in steps, so that close() need not wait long
                 if self._closing:
                     return False
@@ -112,7 +114,7 @@ class Compaction(CollectionState):
                     ) from exc
                 if index.vectors_on_disk:  # full vectors stay on disk
                     index = index_class(index.kind).load(
-                        path, self.dim, self.config.metric, self.config.index_params
+                        path, self.config.dim, self.config.metric, self.config.index_params
                     )
             with self._lock.write():
                 if self._closed or self._failed is not None:

@@ -134,7 +134,7 @@ class Database:
                 "majority", "all") of them have it durably.
         """
         check_name(name)
-        dense_name, multi, extra_dense = "", dict[str, Multi](), dict[str, Any]()
+        dense_name, multi, extra_dense, has_dense = "", dict[str, Multi](), dict[str, Any](), True
         if vectors is not None:
             if dim is not None or index_params is not None or str(metric) != "cosine" or str(index) != "hnsw":
                 raise InvalidParameter(
@@ -142,6 +142,20 @@ class Database:
                     "index=...)} or as dim=/metric=/index=, not both"
                 )
             dense_name, dense, extra_dense, named_sparse, multi = parse_vectors(vectors)
+            if dense is None:  # sparse or multi vectors alone
+                if embedder is not None:
+                    raise InvalidParameter(
+                        f"embedder {embedder!r} makes dense vectors, and vectors= has no vf.Dense: add "
+                        "one, e.g. vectors={'dense': vf.Dense(dim=384), ...}, or leave the embedder out "
+                        "(add(texts) still fills every sparse vector that has an analyzer)"
+                    )
+                if sharding == "semantic":
+                    raise InvalidParameter(
+                        "semantic sharding places points by their dense vector, and vectors= has no "
+                        "vf.Dense: use sharding='hash' or 'key'"
+                    )
+                # a one-number zero row per point holds its place in the index
+                has_dense, dense = False, Dense(dim=1, metric=Metric.L2, index=IndexKind.FLAT)
             if embedder is not None and dense.dim != get_embedder(embedder).info.dim:
                 raise DimensionMismatch(
                     f"vf.Dense(dim={dense.dim}) but embedder {embedder!r} makes "
@@ -161,6 +175,8 @@ class Database:
         config = self._make_config(name, dim, metric, index, index_params, embedder, max_segment_points)
         config = _with_sharding(config, shards, sharding, shard_key, n_probe, replicas, write_quorum)
         config = _with_named(config, dense_name, sparse, multi, extra_dense)
+        if not has_dense:
+            config = config.model_copy(update={"has_dense": False})
         with self._lock:
             self._check_open()
             if name in self._collections or (self.path and (self.path / "collections" / name).exists()):

@@ -70,7 +70,9 @@ class CollectionFront:
         """Upsert what `add` embedded; each sparse vector with an analyzer (BM25) is made from the
         texts too."""
         named = {name: list(analyzer_of(self, name).encode(texts)) for name in self.text_vectors()}
-        if named:
+        if vectors is None:  # no dense vector: the analyzers make every vector
+            vectors = named
+        elif named:
             vectors = {self.config.dense_name: vectors, **named}
         return self.upsert(ids, vectors, payloads, idempotency_key=key)
 
@@ -162,7 +164,16 @@ class CollectionFront:
         key = check_idempotency_key(idempotency_key)
         if key is not None and (done := self._recalled(key)) is not None:
             return done
-        vectors = self.embedder().encode(text_list, batch_size=batch_size, progress=progress)
+        if not self.config.has_dense and not self.text_vectors():
+            raise InvalidParameter(
+                f"collection {self.name!r} has no dense vector and no sparse vector with an analyzer: "
+                "add(texts) has nothing to make; upsert vectors instead"
+            )
+        vectors = (
+            self.embedder().encode(text_list, batch_size=batch_size, progress=progress)
+            if self.config.has_dense
+            else None
+        )
         return self._write_texts(text_list, checked, vectors, merged, key)
 
     def query(
@@ -192,8 +203,14 @@ class CollectionFront:
         if weights is not None and (mode != "hybrid" or fusion != "weighted"):
             raise InvalidParameter("weights= goes with mode='hybrid', fusion='weighted'")
         check_weights(weights)
-        if using is not None and using != self.config.dense_name:
+        if using is not None and (using != self.config.dense_name or not self.config.has_dense):
             return self.search_text(using, text, k, **search_args)
+        if not self.config.has_dense:
+            names = ", ".join(repr(v) for v in self.text_vectors()) or "none"
+            raise InvalidParameter(
+                f"collection {self.name!r} has no dense vector; query one of its sparse vectors: "
+                f"query(text, using=...) with one of {names}"
+            )
         emb = self.embedder()
         if embedder is not None and embedder.info != emb.info:
             raise EmbedderMismatch(

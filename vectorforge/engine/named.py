@@ -35,6 +35,7 @@ __all__ = [
     "pack_named",
     "split_vectors",
     "absent_rows",
+    "require_dense",
     "unpack_named",
 ]
 
@@ -160,9 +161,14 @@ def split_vectors(
 
     `absent_ok`: `vectors` is such an array already (inside a cluster), whose NaN rows stay absent."""
     if not isinstance(vectors, dict):
+        if not config.has_dense and not absent_ok:
+            raise InvalidParameter(
+                f"collection {config.name!r} has no dense vector; upsert its named vectors by name: "
+                f"upsert(ids, {{{', '.join(repr(v) + ': [...]' for v in config.vector_names())}}})"
+            )
         return _checked_primary(vectors, config, n, absent_ok), {}
     specs = _specs(config)
-    dense = config.dense_name
+    dense = config.dense_name if config.has_dense else None
     unknown = [name for name in vectors if name != dense and name not in specs]
     if unknown:
         known = ", ".join(repr(v) for v in config.vector_names())
@@ -182,7 +188,7 @@ def split_vectors(
         named[name] = [
             None if v is None else check(v, spec, f"vectors[{name!r}][{i}]") for i, v in enumerate(rows)
         ]
-    if dense not in vectors:  # no point has the primary dense vector
+    if dense is None or dense not in vectors:  # no point has the primary dense vector
         return np.full((n, config.dim), np.nan, np.float32), named
     rows = vectors[dense]
     if isinstance(rows, np.ndarray) or not any(v is None for v in _as_rows(rows)):
@@ -222,7 +228,8 @@ def _checked_primary(rows: Any, config: CollectionConfig, n: int, absent_ok: boo
     if not absent.any():
         return check_vectors(rows, config.dim, config.metric, expected_rows=n)
     out = np.array(rows, dtype=np.float32)
-    out[~absent] = check_vectors(out[~absent], config.dim, config.metric)
+    if not absent.all():
+        out[~absent] = check_vectors(out[~absent], config.dim, config.metric)
     return out
 
 
@@ -244,13 +251,23 @@ def record_vectors(config: CollectionConfig, records: Sequence[Record]) -> dict[
     """The vectors of `records` (read with `with_vectors=True`) as `upsert` takes them back: by name,
     the primary dense array (a list with None where a point lacks it) and every other named vector's
     rows (None where a point has none)."""
+    out: dict[str, Any] = {name: [(r.vectors or {}).get(name) for r in records] for name in _specs(config)}
+    if not config.has_dense:
+        return out
     dense: Any = [r.vector for r in records]
     if all(v is not None for v in dense):
         dense = np.asarray(dense, dtype=np.float32).reshape(len(records), config.dim)
-    out: dict[str, Any] = {config.dense_name: dense}
-    for name in _specs(config):
-        out[name] = [(r.vectors or {}).get(name) for r in records]
-    return out
+    return {config.dense_name: dense, **out}
+
+
+def require_dense(config: CollectionConfig) -> None:
+    """Refuse a dense search of a collection that has no dense vector, naming the ones it has."""
+    if not config.has_dense:
+        known = ", ".join(repr(v) for v in config.vector_names())
+        raise InvalidParameter(
+            f"collection {config.name!r} has no dense vector; search one of its named vectors: "
+            f"search(query, using=...) with one of {known}, or query(text, using=...)"
+        )
 
 
 def check_dense(value: Any, spec: Dense, where: str = "dense vector") -> np.ndarray:
@@ -372,10 +389,11 @@ def spec_of(value: Any, cls: type[Dense | Sparse | Multi] | None = None, where: 
 
 def parse_vectors(
     vectors: Any,
-) -> tuple[str, Dense, dict[str, Dense], dict[str, Sparse], dict[str, Multi]]:
+) -> tuple[str, Dense | None, dict[str, Dense], dict[str, Sparse], dict[str, Multi]]:
     """`create_collection(vectors={...})`: name -> vf.Dense / vf.Sparse / vf.Multi (or, over JSON,
     {"kind": "dense" | "sparse" | "multi", ...settings}). The first vf.Dense is the primary one
-    (any index); the others are searched exactly. A point may lack any of them."""
+    (any index); the others are searched exactly. A point may lack any of them; without a vf.Dense
+    the primary dense vector is None (a collection of sparse or multi vectors alone)."""
     if not isinstance(vectors, dict) or not vectors:
         raise InvalidParameter(
             "vectors= takes a dict of name -> vf.Dense(...), vf.Sparse(...) or vf.Multi(...), e.g. "
@@ -397,10 +415,7 @@ def parse_vectors(
         else:
             multi[name] = spec
     if not dense:
-        raise InvalidParameter(
-            "a collection needs a dense vector for now (every point has the first vf.Dense of vectors=); "
-            "add one, e.g. vectors={'dense': vf.Dense(dim=384), ...}"
-        )
+        return "", None, {}, sparse, multi
     (dense_name, dense_spec), *others = dense.items()  # the rule for the others: engine/database.py
     return dense_name, dense_spec, dict(others), sparse, multi
 

@@ -32,7 +32,7 @@ from vectorforge.engine.validate import check_id
 from vectorforge.errors import InvalidInputError, InvalidParameter, UsageError, VectorForgeError
 from vectorforge.index import index_class, new_index
 from vectorforge.storage import Manifest, read_points
-from vectorforge.types import CollectionConfig, Metric
+from vectorforge.types import CollectionConfig, IndexKind, Metric
 
 __all__ = ["RestoreLimits", "check_collection", "plain_member", "sharded_member", "unpack"]
 
@@ -104,6 +104,10 @@ def check_config(config: CollectionConfig) -> None:
     """A restored config must be one that create_collection accepts."""
     from vectorforge.engine.database import _with_named, _with_sharding  # the one copy of the rules
 
+    if not config.has_dense and (config.dim, config.index, config.embedder) != (1, IndexKind.FLAT, None):
+        raise InvalidParameter(
+            "snapshot's config.json: a collection without a dense vector has dim 1, a flat index, no embedder"
+        )
     try:
         new_index(config.index, config.dim, config.metric, dict(config.index_params))
         _with_sharding(

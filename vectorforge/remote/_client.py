@@ -219,14 +219,19 @@ class RemoteCollection:
         self.session_ts = 0
 
     @property
-    def dim(self) -> int:
-        return int(self._info["dim"])
+    def dim(self) -> int | None:
+        """The dense vector's length (None: the collection has no dense vector)."""
+        dim = self._info["dim"]
+        return None if dim is None else int(dim)
 
     @property
     def config(self) -> CollectionConfig:
         """The collection's settings, as the server reported them."""
         keys = ("name", "dim", "metric", "index", "index_params", "embedder", "max_segment_points")
-        return CollectionConfig(**{k: self._info[k] for k in keys if k in self._info})
+        settings = {k: self._info[k] for k in keys if k in self._info}
+        if settings.get("dim") is None:  # no dense vector: the placeholder the server keeps
+            settings.update(dim=1, metric="l2", index="flat", has_dense=False)
+        return CollectionConfig(**settings)
 
     def __repr__(self) -> str:
         return f"RemoteCollection({self.name!r}, dim={self.dim}, server={self._db.url!r})"
