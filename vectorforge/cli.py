@@ -218,16 +218,22 @@ app.add_typer(keys_app, name="keys")
 @keys_app.command("create")
 def keys_create(
     data: DataOpt,
-    role: Annotated[str, typer.Option(help="admin, read-write or read-only")] = "read-only",
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="admin, read-write or read-only (default: admin for the first key, else read-only)"
+        ),
+    ] = None,
     collection: Annotated[
         list[str] | None, typer.Option("--collection", "-c", help="limit to (repeatable)")
     ] = None,
+    no_admin: Annotated[bool, typer.Option("--no-admin", help="allow a store without an admin key")] = False,
 ) -> None:
-    """Create a key; it is printed once and stored only as a hash."""
+    """Create a key; it is printed once and stored only as a hash. The first key turns keys on."""
     from vectorforge.server.auth import KeyStore
 
     try:
-        key, entry = KeyStore(data).create(role, collection)
+        key, entry = KeyStore(data).create(role, collection, allow_no_admin=no_admin)
     except VectorForgeError as exc:
         _fail(exc)
         return
@@ -249,12 +255,16 @@ def keys_list(data: DataOpt) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(data: DataOpt, key_id: Annotated[str, typer.Argument(help="the key's id")]) -> None:
+def keys_revoke(
+    data: DataOpt,
+    key_id: Annotated[str, typer.Argument(help="the key's id")],
+    no_admin: Annotated[bool, typer.Option("--no-admin", help="allow revoking the last admin key")] = False,
+) -> None:
     """Revoke a key; a running server refuses it from its next request."""
     from vectorforge.server.auth import KeyStore
 
     try:
-        KeyStore(data).revoke(key_id)
+        KeyStore(data).revoke(key_id, allow_no_admin=no_admin)
     except VectorForgeError as exc:
         _fail(exc)
     console.print(f"revoked {key_id}")

@@ -33,7 +33,7 @@ def test_revoking_the_last_key_does_not_open_the_server(tmp_path: Path) -> None:
 
 def test_keys_off_is_refused_while_a_key_exists(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    create_key(data, "read-only")
+    create_key(data, "admin")
     done = cli("keys", "off", "--data", data, check=False)
     assert done.returncode != 0 and "revoke them first" in done.stdout + done.stderr
 
@@ -119,3 +119,47 @@ def test_slow_headers_are_cut_off_with_408(tmp_path: Path) -> None:
                 time.sleep(0.3)
     finally:
         server.stop()
+
+
+def test_the_first_key_is_an_admin_key_unless_asked_otherwise(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = cli("keys", "create", "--data", data).stdout
+    second = cli("keys", "create", "--data", data).stdout
+    assert "(admin," in first and "(read-only," in second
+
+
+def test_a_first_key_that_would_leave_no_admin_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    """Before: following the README (serve without keys, then `keys create --role read-only -c
+    docs`) locked the owner out: the server required keys at once and the only one could not manage."""
+    data = tmp_path / "data"
+    server = start_server(data)
+    try:
+        done = cli("keys", "create", "--data", data, "--role", "read-only", "-c", "docs", check=False)
+        assert done.returncode != 0
+        message = done.stdout + done.stderr
+        assert "without an admin key" in message and "--role admin" in message and "--no-admin" in message
+        assert not (data / "keys.json").exists()  # nothing changed: the server still answers
+        assert httpx.get(f"{server.url}/collections").status_code == 200
+        _, admin = create_key(data, "admin")
+        create_key(data, "read-only", "docs")  # with an admin key in the store: fine
+        assert httpx.get(f"{server.url}/collections").status_code == 401
+        assert httpx.get(f"{server.url}/collections", headers={"api-key": admin}).status_code == 200
+        assert "API keys are now required" in server.output()  # the moment is in the server's log
+    finally:
+        server.stop()
+    other = tmp_path / "other"
+    done = cli("keys", "create", "--data", other, "--role", "read-only", "--no-admin")  # asked for
+    assert "(read-only," in done.stdout
+
+
+def test_the_last_admin_key_is_not_revoked_while_other_keys_remain(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    admin_id, _ = create_key(data, "admin")
+    create_key(data, "read-only")
+    done = cli("keys", "revoke", "--data", data, admin_id, check=False)
+    assert done.returncode != 0 and "last admin key" in done.stdout + done.stderr
+    assert admin_id in cli("keys", "list", "--data", data).stdout  # still there
+    second_id, _ = create_key(data, "admin")
+    cli("keys", "revoke", "--data", data, admin_id)  # another admin remains
+    cli("keys", "revoke", "--data", data, second_id, "--no-admin")  # asked for
+    assert second_id not in cli("keys", "list", "--data", data).stdout

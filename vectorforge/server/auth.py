@@ -8,6 +8,10 @@ Roles: `admin` may do everything; `read-write` may read and write points; `read-
 Managing collections (create, delete, snapshot, restore) is for admins. A key limited to some
 collections gets 403 for any other collection whether or not it exists, and sees only its own in
 `list_collections`, so it cannot learn that others exist.
+
+No key store locks its owner out: the first key is an admin key unless another role is asked for,
+a key that would leave the store without an unscoped admin key is refused unless `allow_no_admin`,
+and so is revoking the last admin key while other keys remain.
 """
 
 from __future__ import annotations
@@ -88,6 +92,11 @@ class Principal:
 OPEN_ACCESS = Principal(Role.ADMIN)
 
 
+def _is_admin(entry: ApiKey) -> bool:
+    """An admin key for every collection (a scoped admin cannot manage the others)."""
+    return entry.role is Role.ADMIN and not entry.collections
+
+
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -152,26 +161,47 @@ class KeyStore:
                 )
             self.path.unlink(missing_ok=True)
 
-    def create(self, role: str, collections: list[str] | None = None) -> tuple[str, ApiKey]:
-        """A new key; the returned string is shown once and never stored."""
+    def create(
+        self, role: str | None = None, collections: list[str] | None = None, *, allow_no_admin: bool = False
+    ) -> tuple[str, ApiKey]:
+        """A new key; the returned string is shown once and never stored. `role` None: admin while
+        the store has no admin key, else read-only."""
         try:
-            parsed = Role(role)
+            parsed = None if role is None else Role(role)
         except ValueError as exc:
             raise InvalidParameter(f"role {role!r} is unknown; use admin, read-write or read-only") from exc
         scope = [check_name(c) for c in collections] if collections else None
         key_id = secrets.token_hex(4)
         key = f"vf_{key_id}_{secrets.token_urlsafe(24)}"
-        entry = ApiKey(key_id, _hash(key), parsed, scope)
         with self._editing() as keys:
+            has_admin = any(_is_admin(k) for k in keys.values())
+            if parsed is None:
+                parsed = Role.READ_ONLY if has_admin else Role.ADMIN
+            entry = ApiKey(key_id, _hash(key), parsed, scope)
+            if not has_admin and not _is_admin(entry) and not allow_no_admin:
+                raise InvalidParameter(
+                    f"this {parsed.value} key would leave {self.path.parent} without an admin key: from "
+                    "the first key on the server requires keys, and no one could manage it. Create an "
+                    f"admin key first (`vectorforge keys create --data {self.path.parent} --role admin`), "
+                    "or pass --no-admin to create this one anyway"
+                )
             keys[key_id] = entry
             self._save(keys)
         return key, entry
 
-    def revoke(self, key_id: str) -> None:
+    def revoke(self, key_id: str, *, allow_no_admin: bool = False) -> None:
+        """Revoke a key; the last admin key only while no other key remains (or `allow_no_admin`)."""
         with self._editing() as keys:
             if key_id not in keys:
                 raise NotFoundError(f"no API key with id {key_id!r}; `vectorforge keys list` shows them")
-            del keys[key_id]
+            entry = keys.pop(key_id)
+            last_admin = _is_admin(entry) and not any(_is_admin(k) for k in keys.values())
+            if last_admin and keys and not allow_no_admin:
+                raise InvalidParameter(
+                    f"key {key_id} is the last admin key and {len(keys)} other keys remain: revoking "
+                    "it leaves no one to manage the server. Create another admin key first, revoke "
+                    "the others first, or pass --no-admin to revoke it anyway"
+                )
             self._save(keys)
 
     def authenticate(self, key: str | None) -> Principal:

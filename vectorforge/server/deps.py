@@ -3,6 +3,7 @@ key of a write, and the collection a route names (checked against the caller's s
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -20,6 +21,8 @@ __all__ = [
     "collection",
     "principal",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0  # seconds the next part of a request body may take to arrive
@@ -40,6 +43,7 @@ class ServerSettings:
         self.db = db
         self.keys = keys
         self.require_keys = require_keys
+        self.keys_were_required = require_keys or (keys is not None and keys.required)
         self.max_body = max_body
         self.body_timeout = body_timeout
 
@@ -60,7 +64,19 @@ async def principal(request: Request) -> Principal:
     settings: ServerSettings = request.app.state.settings
     # Keys are off only while none has ever existed: the first `keys create` turns them on in a
     # running server, and revoking the last one leaves them on (`vectorforge keys off` turns them off).
-    if settings.keys is None or (not settings.require_keys and not settings.keys.required):
+    if settings.keys is None:
+        return OPEN_ACCESS
+    required = settings.require_keys or settings.keys.required
+    if required != settings.keys_were_required:  # a key created or `keys off` while the server runs
+        settings.keys_were_required = required
+        if required:
+            logger.warning(
+                "API keys are now required (%s appeared): a request without a valid key gets 401",
+                settings.keys.path,
+            )
+        else:
+            logger.warning("API keys are OFF again (`vectorforge keys off`): loopback requests need no key")
+    if not required:
         return OPEN_ACCESS
     return settings.keys.authenticate(_bearer(request))
 
