@@ -154,6 +154,45 @@ def test_a_memory_database_cannot_use_ray(cluster: Any) -> None:
     db.close()
 
 
+def test_placement_counts_only_nodes_that_can_hold_a_replica(cluster: Any, tmp_path: Path) -> None:
+    """Before: with a head that has no CPUs and 2 workers, replicas=3 chose STRICT_SPREAD (3 nodes
+    alive), hung 60 s and failed. The head holds no replica, so 2 nodes count: SPREAD, at once."""
+    victim = next(iter(cluster.worker_nodes))
+    cluster.remove_node(victim)
+    wait_for(lambda: sum(n["Alive"] for n in ray.nodes()) == 3, 30, "a worker node gone")
+    try:
+        db = open_ray(tmp_path)
+        start = time.monotonic()
+        col = db.create_collection("two", dim=DIM, index="flat", shards=4, replicas=3)
+        assert time.monotonic() - start < 30
+        col.upsert(list(range(40)), vecs(40))
+        assert col.count(consistency="strong") == 40
+        db.close()
+    finally:
+        add_node(cluster)
+
+
+def test_a_create_ray_cannot_place_fails_fast_and_leaves_nothing(cluster: Any, tmp_path: Path) -> None:
+    """Before: the failed create stayed listed, a second create said it existed, and every
+    get_collection of it hung 60 s more."""
+    big = vf.Cluster(backend="ray", cpus_per_replica=2.0, placement_timeout=5.0, health_interval=0.2)
+    db = vf.connect(tmp_path, cluster=big)
+    start = time.monotonic()
+    with pytest.raises(vf.UnavailableError, match="have room for 3 at 2 CPU each; add a node"):
+        db.create_collection("c", dim=DIM, shards=1, replicas=4)  # 3 workers of 2 CPUs: room for 3
+    assert time.monotonic() - start < 5
+    # Room by the nodes' CPUs, but shard 0 takes every CPU and shard 1 waits for the timeout.
+    with pytest.raises(vf.UnavailableError, match="could not place 3 replicas"):
+        db.create_collection("c", dim=DIM, shards=2, replicas=3)
+    assert "c" not in db.list_collections() and not (tmp_path / "collections" / "c").exists()
+    with pytest.raises(vf.CollectionNotFound):
+        db.get_collection("c")
+    col = db.create_collection("c", dim=DIM, shards=1, replicas=3)  # shard 0's CPUs were given back
+    col.upsert([1], vecs(1))
+    assert col.count(consistency="strong") == 1
+    db.close()
+
+
 def test_node_loss_under_write_load_loses_no_acknowledged_write(cluster: Any, tmp_path: Path) -> None:
     db = open_ray(tmp_path)
     col = db.create_collection("load", dim=DIM, index="flat", shards=2, replicas=3)

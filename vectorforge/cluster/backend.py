@@ -24,6 +24,9 @@ class ShardBackend(Protocol):
         self, config: CollectionConfig, folder: Path | None, clock: HybridLogicalClock
     ) -> ReplicaSet: ...
 
+    def discard(self, replicas: ReplicaSet) -> None:
+        """Release what the backend holds for a shard that was opened and then given up."""
+
     def close(self) -> None: ...
 
 
@@ -43,6 +46,9 @@ class LocalBackend:
                 prepare_replica_folder(config, replica_folder)
             replicas.append(Collection(replica_config(config), replica_folder, sync=self.sync))
         return ReplicaSet(replicas, folder, clock, WriteQuorum(config.write_quorum))
+
+    def discard(self, replicas: ReplicaSet) -> None:
+        pass  # closing the replica set released everything
 
     def close(self) -> None:
         pass

@@ -23,6 +23,8 @@ class Cluster:
         health_interval: seconds between checks of which Ray nodes are alive.
         repair_interval: seconds between anti-entropy checks of each sharded or replicated
             collection (`repair()`); None (the default) checks only when asked.
+        connect_timeout: seconds to reach the Ray cluster at `address` before `UnavailableError`.
+        placement_timeout: seconds Ray may take to place a shard's replicas before the create fails.
     """
 
     backend: Literal["local", "ray"] = "local"
@@ -31,6 +33,8 @@ class Cluster:
     call_timeout: float = 30.0
     health_interval: float = 0.5
     repair_interval: float | None = None
+    connect_timeout: float = 10.0
+    placement_timeout: float = 60.0
 
     @classmethod
     def from_url(cls, url: str) -> Cluster:

@@ -142,9 +142,10 @@ class ShardLayout:
         try:
             for i in range(config.shards):
                 shards.append(backend.open_shard(config, base / str(i) if base else None, clock))
-        except BaseException:
+        except BaseException:  # all or nothing: a shard that opened is given back
             for shard in shards:
                 shard.close()
+                backend.discard(shard)
             raise
         return cls(config, router, shards, folder)
 

@@ -24,9 +24,11 @@ import io
 import json
 import logging
 import shutil
+import socket
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +58,11 @@ __all__ = ["ActorStore", "RayBackend", "ReplicaActor"]
 logger = logging.getLogger(__name__)
 
 GENERATIONS_FILE = "replicas.json"
-PLACEMENT_TIMEOUT = 60.0
+HOW_TO_START = (
+    "start one with `ray start --head --port=6379` (and `ray start --address=<head>:6379` on each "
+    'worker; docs/distributed.md, "Running on Ray"), or `vectorforge cluster local --workers 3` for '
+    "a drill on this machine"
+)
 
 
 class ReplicaActor:
@@ -246,6 +252,49 @@ def _alive_nodes() -> set[str]:
     return {str(n["NodeID"]) for n in nodes if n["Alive"]}
 
 
+def replica_room(cpus_per_replica: float) -> list[int]:
+    """How many replicas each alive node can hold by its CPUs (nodes that can hold none left out:
+    a head started with no CPUs runs no replica, so it must not count towards STRICT_SPREAD)."""
+    nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+    room = [int(float(n["Resources"].get("CPU", 0)) // cpus_per_replica) for n in nodes if n["Alive"]]
+    return [r for r in room if r > 0]
+
+
+def connect(address: str | None, timeout: float) -> None:
+    """Join the Ray cluster at `address` (None: start or reuse one here), or raise UnavailableError
+    within about `timeout` seconds. Ray itself would retry a dead address for minutes."""
+    target = address
+    if address == "auto":  # Ray's own lookup: $RAY_ADDRESS, else the cluster last started here
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            target = canonicalize_bootstrap_address("auto")
+        except ConnectionError as exc:
+            raise UnavailableError(f"no Ray cluster to join at 'auto' ({exc}); {HOW_TO_START}") from None
+    if target not in (None, "local"):
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise UnavailableError(f"Ray address {target!r} is not host:port; {HOW_TO_START}")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(
+                    (host, int(port)), timeout=max(0.1, deadline - time.monotonic())
+                ).close()
+                break
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise UnavailableError(
+                        f"no Ray cluster answers at {target} (tried for {timeout:g} s: {exc}); "
+                        + HOW_TO_START
+                    ) from None
+                time.sleep(0.2)
+    try:
+        ray.init(address=address, namespace="vectorforge", log_to_driver=False)
+    except ConnectionError as exc:  # address="auto" and no cluster here
+        raise UnavailableError(f"no Ray cluster to join at {address!r} ({exc}); {HOW_TO_START}") from None
+
+
 def _seed(source: ReplicaStore, target: ReplicaStore) -> None:
     assert isinstance(source, ActorStore) and isinstance(target, ActorStore)
     target.load(source.export())
@@ -259,7 +308,7 @@ class RayBackend:
         self.sync = sync
         self._started_ray = False
         if not ray.is_initialized():
-            ray.init(address=cluster.address, namespace="vectorforge", log_to_driver=False)
+            connect(cluster.address, cluster.connect_timeout)
             self._started_ray = True
         self._shards: list[_Shard] = []
         self._lock = threading.Lock()
@@ -280,22 +329,47 @@ class RayBackend:
         generations = [0] * config.replicas
         if (folder / GENERATIONS_FILE).exists():
             generations = json.loads((folder / GENERATIONS_FILE).read_text())["generations"]
-        alive = len(_alive_nodes())
-        strategy = "STRICT_SPREAD" if alive >= config.replicas else "SPREAD"
-        group = placement_group([{"CPU": self.cluster.cpus_per_replica}] * config.replicas, strategy=strategy)
+        cpus = self.cluster.cpus_per_replica
+        room = replica_room(cpus)
+        fixes = (
+            f"add a node (`ray start --address=<head>:6379`), ask for fewer replicas, or give each "
+            f"less CPU (vf.Cluster(cpus_per_replica=...), now {cpus:g})"
+        )
+        if sum(room) < config.replicas:  # Ray would wait for a node that may never come
+            raise UnavailableError(
+                f"Ray cannot place {config.replicas} replicas of {config.name!r}: its {len(room)} nodes "
+                f"that can hold one have room for {sum(room)} at {cpus:g} CPU each; {fixes}"
+            )
+        strategy = "STRICT_SPREAD" if len(room) >= config.replicas else "SPREAD"
+        if strategy == "SPREAD" and config.replicas > 1:
+            logger.warning(
+                "%s: %d nodes can hold a replica, fewer than its %d replicas: some share a node (SPREAD), "
+                "and losing that node loses more than one copy",
+                config.name,
+                len(room),
+                config.replicas,
+            )
+        group = placement_group([{"CPU": cpus}] * config.replicas, strategy=strategy)
+        timeout = self.cluster.placement_timeout
         try:
-            ray.get(group.ready(), timeout=PLACEMENT_TIMEOUT)
+            ray.get(group.ready(), timeout=timeout)
         except GetTimeoutError as exc:
             remove_placement_group(group)
             raise UnavailableError(
-                f"Ray could not place {config.replicas} replicas of {config.name!r} "
-                f"({strategy}, {self.cluster.cpus_per_replica} CPU each) within {PLACEMENT_TIMEOUT:.0f} s"
+                f"Ray could not place {config.replicas} replicas of {config.name!r} ({strategy}, {cpus:g} "
+                f"CPU each) within {timeout:g} s: other actors may hold the CPUs; {fixes}"
             ) from exc
-        stores: list[ReplicaStore] = []
-        for j in range(config.replicas):
-            actor, ready = self._start(config, folder, group, j, generations[j])
-            stores.append(ActorStore(actor, config, ray.get(ready), self.cluster.call_timeout))
-        replicas = ReplicaSet(stores, folder, clock, WriteQuorum(config.write_quorum))
+        stores: list[ActorStore] = []
+        try:
+            for j in range(config.replicas):
+                actor, ready = self._start(config, folder, group, j, generations[j])
+                stores.append(ActorStore(actor, config, ray.get(ready), self.cluster.call_timeout))
+            replicas = ReplicaSet(list(stores), folder, clock, WriteQuorum(config.write_quorum))
+        except BaseException:  # nothing of this shard stays behind
+            for store in stores:
+                ray.kill(store.actor, no_restart=True)
+            remove_placement_group(group)
+            raise
         with self._lock:
             self._shards.append(_Shard(replicas, config, folder, group, generations))
         return replicas
@@ -374,6 +448,16 @@ class RayBackend:
         logger.warning("replica %d of %s: replaced on node %s", index, shard.folder, node_id[:12])
 
     # ------------------------------------------------------------------ closing
+    def discard(self, replicas: ReplicaSet) -> None:
+        """Give back a shard opened for a collection whose create failed later: its group, its actors."""
+        with self._lock:
+            for shard in [s for s in self._shards if s.replicas is replicas]:
+                self._shards.remove(shard)
+                for replica in shard.replicas.replicas:
+                    if isinstance(replica.collection, ActorStore):
+                        ray.kill(replica.collection.actor, no_restart=True)
+                self._release(shard)
+
     @staticmethod
     def _release(shard: _Shard) -> None:
         """Stop what the replica set does not close itself: lost and pending actors, the group."""
