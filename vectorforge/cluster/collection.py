@@ -61,6 +61,7 @@ from vectorforge.engine.validate import (
     check_idempotency_key,
     check_ids,
     check_k_offset,
+    check_n_probe,
     check_payloads,
     check_queries,
 )
@@ -81,6 +82,7 @@ from vectorforge.types import (
     PointId,
     Record,
     ScrollPage,
+    Sharding,
     check_consistency,
 )
 
@@ -460,14 +462,21 @@ class ShardedCollection(CollectionFront):
         self._check_open()
         if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 1024:
             raise InvalidParameter(f"shards must be an integer from 1 to 1024, not {shards!r}")
-        if n_probe is not None and (isinstance(n_probe, bool) or not isinstance(n_probe, int) or n_probe < 1):
-            raise InvalidParameter(f"n_probe must be a positive integer, not {n_probe!r}")
+        semantic = self.config.sharding is Sharding.SEMANTIC
+        n_probe = check_n_probe(n_probe, semantic, shards)
+        if n_probe is None and semantic and self.config.n_probe is not None:
+            n_probe = min(self.config.n_probe, shards)  # unchanged, as far as the new count allows
+        if shards == self.config.shards and n_probe == self.config.n_probe:
+            raise InvalidParameter(
+                f"collection {self.name!r} already has {shards} shards; nothing to reshard "
+                "(give another count)"
+            )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidParameter(f"batch_size must be a positive integer, not {batch_size!r}")
         if not self._resharding.acquire(blocking=False):
             raise UsageError(f"collection {self.name!r} is already being resharded; wait for it to finish")
         try:
-            self._reshard(shards, n_probe or self.config.n_probe, batch_size, progress)
+            self._reshard(shards, n_probe, batch_size, progress)
         finally:
             self._resharding.release()
 

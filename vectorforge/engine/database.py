@@ -36,6 +36,7 @@ from vectorforge.engine.restore_check import (
     sharded_member,
     unpack,
 )
+from vectorforge.engine.validate import check_n_probe
 from vectorforge.errors import (
     CollectionAlreadyExists,
     CollectionNotFound,
@@ -196,8 +197,9 @@ class Database:
                     fsio.remove_tree(tmp)
                     fsio.remove_tree(final)
                     raise WriteNotDurable(f"collection {name!r} could not be created: {exc}") from exc
-                except BaseException:
+                except BaseException:  # e.g. replicas Ray cannot place: all or nothing
                     fsio.remove_tree(tmp)
+                    fsio.remove_tree(final)
                     raise
             self._collections[name] = col
             return col
@@ -456,10 +458,7 @@ def _with_sharding(
         raise InvalidParameter(f"sharding {sharding!r} is unknown; use 'hash', 'key' or 'semantic'") from exc
     if mode is Sharding.KEY and not shard_key:
         raise InvalidParameter("sharding='key' needs shard_key='<payload field>' (a tenant id, for example)")
-    if n_probe is not None and (
-        isinstance(n_probe, bool) or not isinstance(n_probe, int) or not n_probe >= 1
-    ):
-        raise InvalidParameter(f"n_probe must be a positive integer, not {n_probe!r}")
+    check_n_probe(n_probe, mode is Sharding.SEMANTIC, shards)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 16:
         raise InvalidParameter(f"replicas must be an integer from 1 to 16, not {replicas!r}")
     if str(write_quorum) not in ("1", "majority", "all"):

@@ -126,6 +126,11 @@ class CollectionFront:
         consistency: str | None = None,
     ) -> list[Hit]:
         """`search_batch` of one vector (`search_named` for a vector named by `using`)."""
+        if isinstance(vector, str):
+            raise InvalidParameter(
+                "search takes a vector; to search by text use query(text, k=...), which embeds it with "
+                "the collection's model (or query(text, using='bm25') for a sparse vector)"
+            )
         if using is None and isinstance(vector, SparseVector):
             raise InvalidParameter(
                 "a SparseVector searches a sparse vector: name it, search(..., using='bm25')"

@@ -250,3 +250,19 @@ def check_texts(
     merged = [{**(p or {}), "text": t} for p, t in zip(payloads or [None] * len(texts), texts, strict=True)]
     check_payloads(merged, len(texts))
     return list(texts), checked, merged
+
+
+def check_n_probe(n_probe: object, semantic: bool, shards: int) -> int | None:
+    """`n_probe`: how many of its nearest shards a semantically sharded query asks (None: all)."""
+    if n_probe is None:
+        return None
+    if isinstance(n_probe, bool) or not isinstance(n_probe, int) or n_probe < 1:
+        raise InvalidParameter(f"n_probe must be a positive integer, not {n_probe!r}")
+    if not semantic:
+        raise InvalidParameter(
+            "n_probe goes with sharding='semantic' (a query asks its n_probe nearest shards); a hash- or "
+            "key-sharded query always asks every shard"
+        )
+    if n_probe > shards:
+        raise InvalidParameter(f"n_probe={n_probe} is more than the {shards} shards; give 1 to {shards}")
+    return n_probe

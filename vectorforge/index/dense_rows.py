@@ -73,6 +73,8 @@ class DenseRows:
             else:
                 # row by row, not BLAS: a row's score must not depend on where it sits in the matrix
                 scores[candidates] = np.einsum("ij,j->i", rows, query)
+                if self.metric is Metric.COSINE:  # float32 rounding: a self-score of 1.0000001
+                    np.minimum(scores, 1.0, out=scores)
         return top_with_ties(scores, candidates, k)
 
     def save(self, path: Path) -> None:

@@ -16,10 +16,14 @@ def faiss_metric(metric: Metric) -> int:
 
 
 def distances_to_scores(distances: np.ndarray, metric: Metric) -> np.ndarray:
-    """FAISS output -> higher-is-better scores: -euclidean distance for l2, the similarity otherwise."""
+    """FAISS output -> higher-is-better scores: -euclidean distance for l2, the similarity otherwise
+    (cosine at most 1: float32 rounding puts a unit vector's self-score at 1.0000001)."""
     if metric is Metric.L2:
         scores: np.ndarray = -np.sqrt(np.maximum(distances, 0.0))
         return scores
+    if metric is Metric.COSINE:
+        capped: np.ndarray = np.minimum(distances, 1.0, out=distances)
+        return capped
     return distances
 
 

@@ -490,6 +490,8 @@ def _query_vector(vector: Any, using: str | None) -> Any:
     if isinstance(vector, SparseVector):
         wire = sparse_to_wire([vector])
         return wire if isinstance(wire, dict) else to_json(vector)
+    if isinstance(vector, str):  # text: the server's engine says where it goes
+        return vector
     if using is None:
         return _one_vector(vector)
     try:

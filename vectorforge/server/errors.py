@@ -82,7 +82,13 @@ def install_error_handlers(app: FastAPI, root: Path | None = None) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {"loc": (), "msg": "invalid"}
+        if first.get("type") == "json_invalid":  # loc is ("body", character offset), not a field
+            at = first.get("loc", ("body", "?"))[-1]
+            reason = first.get("ctx", {}).get("error", "not JSON")
+            return error_response(
+                e.InvalidParameter(f"the request body is not valid JSON: {reason} at character {at}")
+            )
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"request field {where or 'body'}: {first.get('msg')}; see /docs for the request schema"
         return error_response(e.InvalidParameter(message, errors=len(exc.errors())))
