@@ -85,7 +85,11 @@ def test_resharded_equals_unsharded(
         for col in (one, many):
             col.upsert(ids, vectors, payloads)
     probe = {"n_probe": after} if sharding == "semantic" else {}
-    if sharding == "semantic" and 0 < n < after:  # too few points for the new centroids: nothing changes
+    if after == before:  # nothing to do: said, and nothing copied
+        with pytest.raises(vf.InvalidParameter, match=f"already has {before} shards; nothing to reshard"):
+            many.reshard(after, batch_size=batch_size, **probe)
+        assert len(many.shards) == before and many.config.layout == 0
+    elif sharding == "semantic" and 0 < n < after:  # too few points for the new centroids: nothing changes
         with pytest.raises(vf.InvalidParameter, match="semantic sharding"):
             many.reshard(after, batch_size=batch_size, **probe)
         assert len(many.shards) == before and many.config.layout == 0

@@ -126,7 +126,7 @@ class CollectionFront:
         consistency: str | None = None,
     ) -> list[Hit]:
         """`search_batch` of one vector (`search_named` for a vector named by `using`)."""
-        if isinstance(vector, str):
+        if isinstance(vector, str) and self.config.vector_kind(using) in ("dense", None):
             raise InvalidParameter(
                 "search takes a vector; to search by text use query(text, k=...), which embeds it with "
                 "the collection's model (or query(text, using='bm25') for a sparse vector)"
