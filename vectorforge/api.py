@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypedDict
+from typing import Any, Protocol, TypedDict, Unpack
 
 from vectorforge.types import Hit, PointId, Record, ScrollPage
 
-__all__ = ["CollectionAPI", "DatabaseAPI", "SearchOptions"]
+__all__ = ["CollectionAPI", "CollectionSettings", "DatabaseAPI", "SearchOptions"]
 
 
 class SearchOptions(TypedDict, total=False):
@@ -28,6 +28,25 @@ class SearchOptions(TypedDict, total=False):
     with_payload: bool
     with_vectors: bool
     consistency: str | None
+
+
+class CollectionSettings(TypedDict, total=False):
+    """`create_collection`'s settings by keyword (`get_or_create_collection` takes them so)."""
+
+    dim: int | None
+    metric: Any
+    index: Any
+    index_params: dict[str, Any] | None
+    embedder: str | None
+    max_segment_points: int | None
+    shards: int
+    sharding: str
+    shard_key: str | None
+    n_probe: int | None
+    replicas: int
+    write_quorum: str
+    sparse: dict[str, Any] | None
+    vectors: dict[str, Any] | None
 
 
 class CollectionAPI(Protocol):
@@ -68,6 +87,40 @@ class CollectionAPI(Protocol):
     ) -> int:
         """Delete points by id and/or filter; returns how many existed and were deleted. A filter
         that matches every point is refused."""
+        ...
+
+    def set_payload(
+        self,
+        payload: dict[str, Any],
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Merge `payload` into the payload of the points chosen by `ids` and/or `filter` (its keys
+        replace theirs, the others stay); vectors are not sent again. Returns how many points changed."""
+        ...
+
+    def overwrite_payload(
+        self,
+        payload: dict[str, Any],
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Replace the whole payload of the chosen points with `payload`; how many points changed."""
+        ...
+
+    def delete_payload(
+        self,
+        keys: Sequence[str],
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Remove the payload keys `keys` from the chosen points; how many points changed."""
         ...
 
     def add(
@@ -220,6 +273,12 @@ class DatabaseAPI(Protocol):
 
     def get_collection(self, name: str) -> CollectionAPI:
         """The collection called `name`; CollectionNotFound if there is none."""
+        ...
+
+    def get_or_create_collection(self, name: str, **settings: Unpack[CollectionSettings]) -> CollectionAPI:
+        """The collection `name`, created with `settings` if there is none (Chroma's name for it).
+        An existing collection whose settings differ from those given is refused (ConflictError,
+        naming the setting), never silently returned."""
         ...
 
     def list_collections(self) -> list[str]:

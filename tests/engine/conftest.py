@@ -56,6 +56,11 @@ class ShardedByDefault:
         options.setdefault("replicas", 2)
         return self._db.create_collection(name, *args, **options)  # type: ignore[arg-type]
 
+    def get_or_create_collection(self, name: str, **options: object) -> object:
+        options.setdefault("shards", 2)
+        options.setdefault("replicas", 2)
+        return self._db.get_or_create_collection(name, **options)  # type: ignore[arg-type]
+
     def __getattr__(self, attr: str) -> object:
         return getattr(self._db, attr)
 

@@ -221,7 +221,19 @@ class ShardedCollection(CollectionFront):
         check_payloads(payloads, len(checked))
         plist = list(payloads) if payloads is not None else [None] * len(checked)
         self._settle_moves()
-        with self._ids.hold(checked), self._writes.read(), self._turns.group(_WRITERS):
+        with self._ids.hold(checked):
+            return self._write_held(checked, vecs, plist, named, key)
+
+    def _write_held(
+        self,
+        checked: list[PointId],
+        vecs: np.ndarray,
+        plist: list[Any],
+        named: dict[str, list[Any]],
+        key: str | None,
+    ) -> int:
+        """`upsert`'s write, its ids' locks held by the caller."""
+        with self._writes.read(), self._turns.group(_WRITERS):
             layouts = [self._layout] if self._next is None else [self._layout, self._next]
             # Every placement is known (and a bad payload refused) before any shard is written.
             placements = [layout.place(checked, vecs, plist) for layout in layouts]
@@ -277,6 +289,50 @@ class ShardedCollection(CollectionFront):
                 self._also_next(lambda: following.delete(checked, filter, key))
             self.session_ts = max(self.session_ts, self._layout.last_ts)
             return total
+
+    def _rewrite_payloads(
+        self,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        ids: list[PointId] | None,
+        filter: dict[str, Any] | None,
+        key: str | None,
+    ) -> int:
+        """A payload update: the chosen points (read strongly) are written again with their own
+        vectors and `change(payload)`, their ids' locks held from the read to the write, so no
+        write of them comes between; a changed shard key moves the point as an upsert does."""
+        self._check_open()
+        if key is not None and key in self._earlier_keys:  # made before a reshard
+            return self._earlier_keys[key]
+        targets = (
+            [r.id for r in self.get(list(dict.fromkeys(ids or [])), consistency="strong")] if ids else []
+        )
+        if filter is not None:
+            seen = set(targets)
+            targets += [pid for pid in self._matching(filter) if pid not in seen]
+        if not targets:
+            return 0
+        self._settle_moves()
+        with self._ids.hold(targets):
+            records = self.get(targets, with_payload=True, with_vectors=True, consistency="strong")
+            payloads = [change(r.payload) for r in records]
+            check_payloads(payloads, len(records))
+            found = [r.id for r in records]
+            if not found:  # deleted meanwhile
+                return 0
+            vecs, named = split_vectors(self.config, record_vectors(self.config, records), len(found))
+            self._write_held(found, vecs, payloads, named, key)
+            return len(found)
+
+    def _matching(self, filter: dict[str, Any]) -> list[PointId]:
+        """The ids of every point that matches `filter`, read strongly, page by page."""
+        out: list[PointId] = []
+        cursor: str | None = None
+        while True:
+            page = self.scroll(10_000, cursor, filter=filter, with_payload=False, consistency="strong")
+            out.extend(r.id for r in page.records)
+            if page.next_cursor is None:
+                return out
+            cursor = page.next_cursor
 
     def embedder(self) -> Any:
         """The collection's embedder (every shard has the same)."""

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from vectorforge.engine.named import (
     named_file,
     new_named,
     pack_named,
+    record_vectors,
     require_dense,
     split_vectors,
     unpack_named,
@@ -282,6 +283,41 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 if key is not None:
                     op["key"], op["result"] = key, len(targets)
                 self._write_locked(op)
+            return len(targets)
+
+    def _rewrite_payloads(
+        self,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        ids: list[PointId] | None,
+        filter: dict[str, Any] | None,
+        key: str | None,
+    ) -> int:
+        """A payload update (`CollectionFront.set_payload` and its kin): under the write lock, each
+        chosen point is written again with its own vectors and `change(payload)`, one logged upsert,
+        so the log, seals, replicas and snapshots need nothing new. Returns how many points."""
+        where = parse_filter(filter) if filter is not None else None
+        with self._lock.write():
+            self._check_writable()
+            if key is not None and key in self._keys:
+                return self._keys[key]
+            targets = [pid for pid in dict.fromkeys(ids or []) if pid in self._where]
+            if filter is not None:
+                seen = set(targets)
+                matching = list(self._where) if where is None else self._matching_ids(where)
+                targets += [pid for pid in matching if pid not in seen]
+            records = [self._record(pid, self._where[pid], True, True) for pid in targets]
+            blobs = check_payloads([change(r.payload) for r in records], len(records))
+            if not records:  # a keyed update of nothing is logged too: its key must stay
+                if key is not None:
+                    self._write_locked({"op": "delete", "ids": [], "key": key, "result": 0})
+                return 0
+            vecs, named = split_vectors(self.config, record_vectors(self.config, records), len(records))
+            op: dict[str, Any] = {"op": "upsert", "ids": targets, "vectors": vecs, "payloads": blobs}
+            if named:
+                op["named"] = pack_named(self.config, named)
+            if key is not None:  # a retry gets the count back, as a keyed delete does
+                op["key"], op["result"] = key, len(targets)
+            self._write_locked(op)
             return len(targets)
 
     def _recalled(self, key: str) -> int | None:

@@ -21,10 +21,11 @@ import tarfile
 import threading
 import uuid
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Unpack
 
 from pydantic import ValidationError
 
+from vectorforge.api import CollectionSettings
 from vectorforge.embed import DEFAULT_EMBEDDER, get_embedder
 from vectorforge.engine.collection import CONFIG_FILE, Collection
 from vectorforge.engine.named import parse_vectors, spec_of
@@ -40,6 +41,7 @@ from vectorforge.engine.validate import check_n_probe
 from vectorforge.errors import (
     CollectionAlreadyExists,
     CollectionNotFound,
+    ConflictError,
     CorruptionError,
     DataFolderLocked,
     DimensionMismatch,
@@ -127,13 +129,68 @@ class Database:
                 nearest k-means centroid; a query probes its `n_probe` nearest shards).
             sparse: named sparse vectors beside the dense one, e.g. {"bm25": vf.Sparse()} (BM25 over
                 the English analyzer); `add(texts)` fills them, `query(text, using="bm25")` and
-                `query(text, mode="hybrid")` search them. Plain collections only, for now.
+                `query(text, mode="hybrid")` search them.
             vectors: named vectors instead of dim=/metric=/index=: name -> vf.Dense(dim, metric,
-                index, index_params) (one, for now), vf.Sparse(...) or vf.Multi(dim) (token
-                matrices scored by MaxSim), e.g. {"dense": vf.Dense(dim=384), "bm25": vf.Sparse()}.
+                index, index_params), vf.Sparse(...) or vf.Multi(dim) (token matrices scored by
+                MaxSim), e.g. {"dense": vf.Dense(dim=384), "bm25": vf.Sparse()}; without a vf.Dense,
+                a collection of sparse or multi vectors alone.
             replicas: copies of each shard; a write is acknowledged once `write_quorum` ("1",
                 "majority", "all") of them have it durably.
         """
+        return self._create(
+            self._config_for(
+                name,
+                dim,
+                metric,
+                index,
+                index_params=index_params,
+                embedder=embedder,
+                max_segment_points=max_segment_points,
+                shards=shards,
+                sharding=sharding,
+                shard_key=shard_key,
+                n_probe=n_probe,
+                replicas=replicas,
+                write_quorum=write_quorum,
+                sparse=sparse,
+                vectors=vectors,
+            )
+        )
+
+    def get_or_create_collection(self, name: str, **settings: Unpack[CollectionSettings]) -> Collection:
+        """The collection `name`, created with `settings` if there is none; an existing one whose
+        settings differ from those given is refused (ConflictError, naming the setting)."""
+        with self._lock:
+            if not self.has_collection(name):
+                return self._create(self._config_for(name, **settings))
+            col = self.get_collection(name)
+            given: CollectionSettings = {**settings}
+            if not {"dim", "vectors", "embedder"} & set(given) and col.config.has_dense:
+                given["dim"] = col.config.dim  # the one setting a dense collection cannot go without
+            expected = self._config_for(name, **given)  # a bad setting is refused here too
+            check_same_settings(col.config, expected, set(settings))
+            return col
+
+    def _config_for(
+        self,
+        name: str,
+        dim: int | None = None,
+        metric: str | Metric = Metric.COSINE,
+        index: str | IndexKind = IndexKind.HNSW,
+        *,
+        index_params: dict[str, Any] | None = None,
+        embedder: str | None = None,
+        max_segment_points: int | None = None,
+        shards: int = 1,
+        sharding: str = "hash",
+        shard_key: str | None = None,
+        n_probe: int | None = None,
+        replicas: int = 1,
+        write_quorum: str = "majority",
+        sparse: dict[str, Any] | None = None,
+        vectors: dict[str, Any] | None = None,
+    ) -> CollectionConfig:
+        """The config `create_collection` would make (InvalidParameter for a bad setting)."""
         check_name(name)
         dense_name, multi, extra_dense, has_dense = "", dict[str, Multi](), dict[str, Any](), True
         if vectors is not None:
@@ -178,6 +235,10 @@ class Database:
         config = _with_named(config, dense_name, sparse, multi, extra_dense)
         if not has_dense:
             config = config.model_copy(update={"has_dense": False})
+        return config
+
+    def _create(self, config: CollectionConfig) -> Collection:
+        name = config.name
         with self._lock:
             self._check_open()
             if name in self._collections or (self.path and (self.path / "collections" / name).exists()):
@@ -498,3 +559,52 @@ def _with_named(
         return CollectionConfig.model_validate({**config.model_dump(), **update})
     except ValidationError as exc:
         raise InvalidParameter(f"invalid named vectors: {exc.errors()[0]['msg']}") from exc
+
+
+# Each setting of `create_collection` and the config fields it decides.
+_SETTING_FIELDS: dict[str, tuple[str, ...]] = {
+    "dim": ("dim",),
+    "metric": ("metric",),
+    "index": ("index",),
+    "index_params": ("index_params",),
+    "embedder": ("embedder",),
+    "max_segment_points": ("max_segment_points",),
+    "shards": ("shards",),
+    "sharding": ("sharding",),
+    "shard_key": ("shard_key",),
+    "n_probe": ("n_probe",),
+    "replicas": ("replicas",),
+    "write_quorum": ("write_quorum",),
+    "sparse": ("sparse",),
+    "vectors": (
+        "has_dense",
+        "dense_name",
+        "dim",
+        "metric",
+        "index",
+        "index_params",
+        "extra_dense",
+        "sparse",
+        "multi",
+    ),
+}
+
+
+def check_same_settings(existing: CollectionConfig, expected: CollectionConfig, given: set[str]) -> None:
+    """Refuse (ConflictError) an existing collection that differs from `expected` in a setting given."""
+    for setting in sorted(given):
+        for field in _SETTING_FIELDS.get(setting, ()):
+            have, want = getattr(existing, field), getattr(expected, field)
+            if have != want:
+                raise ConflictError(
+                    f"collection {existing.name!r} exists with {field}={_shown(have)}, not {_shown(want)}: "
+                    "get it with get_collection(name), or give another name"
+                )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return repr(
+            {k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v) for k, v in value.items()}
+        )
+    return repr(value.value if hasattr(value, "value") else value)

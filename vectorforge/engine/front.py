@@ -4,7 +4,7 @@ into supplies the rest of `CollectionAPI` and `embedder` (mypy checks it: the me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -14,9 +14,16 @@ from typing_extensions import Unpack
 from vectorforge.api import CollectionAPI, SearchOptions
 from vectorforge.embed import Embedder
 from vectorforge.embed.analyzer import Analyzer, get_analyzer
+from vectorforge.engine.filters import parse_filter
 from vectorforge.engine.fusion import check_weights, fuse
-from vectorforge.engine.validate import check_idempotency_key, check_k_offset, check_texts
-from vectorforge.errors import EmbedderMismatch, InvalidParameter
+from vectorforge.engine.validate import (
+    check_idempotency_key,
+    check_ids,
+    check_k_offset,
+    check_payloads,
+    check_texts,
+)
+from vectorforge.errors import EmbedderMismatch, InvalidParameter, InvalidPayload
 from vectorforge.types import CollectionConfig, Hit, Multi, PointId, Sparse, SparseVector
 
 __all__ = ["CollectionFront"]
@@ -50,10 +57,65 @@ class _Parts(CollectionAPI, Protocol):
     ) -> list[Hit]: ...
     def text_vectors(self) -> list[str]: ...
     def sparse_spec(self, using: str) -> Sparse: ...
+    def _rewrite_payloads(
+        self,
+        change: PayloadChange,
+        ids: list[PointId] | None,
+        filter: dict[str, Any] | None,
+        key: str | None,
+    ) -> int: ...
+
+
+PayloadChange = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
 
 class CollectionFront:
     """Mixed into `Collection` and `ShardedCollection` (docstrings: `vectorforge.api.CollectionAPI`)."""
+
+    def set_payload(
+        self: _Parts,
+        payload: dict[str, Any],
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        given = check_payload(payload)
+        return self._rewrite_payloads(
+            lambda old: {**(old or {}), **given},
+            *_chosen(ids, filter),
+            check_idempotency_key(idempotency_key),
+        )
+
+    def overwrite_payload(
+        self: _Parts,
+        payload: dict[str, Any],
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        given = check_payload(payload)
+        return self._rewrite_payloads(
+            lambda old: dict(given), *_chosen(ids, filter), check_idempotency_key(idempotency_key)
+        )
+
+    def delete_payload(
+        self: _Parts,
+        keys: Sequence[str],
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        if not isinstance(keys, list | tuple) or not keys or not all(isinstance(k, str) and k for k in keys):
+            raise InvalidParameter(f"keys must be a non-empty list of payload keys, not {keys!r}")
+        drop = set(keys)
+        return self._rewrite_payloads(
+            lambda old: {k: v for k, v in (old or {}).items() if k not in drop},
+            *_chosen(ids, filter),
+            check_idempotency_key(idempotency_key),
+        )
 
     def _recalled(self, key: str) -> int | None:
         """The first result of a write made with `key`, when it can be known cheaply (else None)."""
@@ -236,6 +298,27 @@ class CollectionFront:
         fused = fuse([{h.id: h.score for h in hits} for hits in lists], fusion, weights=weights)
         chosen = list(fused.items())[offset : offset + k]
         return [replace(by_id[pid], score=score) for pid, score in chosen]
+
+
+def check_payload(payload: Any) -> dict[str, Any]:
+    """A payload given to a payload update: one JSON object (checked as an upsert checks it)."""
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"payload must be a JSON object (a dict), not {type(payload).__name__}")
+    check_payloads([payload], 1)
+    return dict(payload)
+
+
+def _chosen(
+    ids: Sequence[PointId] | None, filter: dict[str, Any] | None
+) -> tuple[list[PointId] | None, dict[str, Any] | None]:
+    """The points a payload update names: ids and/or a filter (one at least; {} is every point),
+    both checked before anything is written."""
+    if ids is None and filter is None:
+        raise InvalidParameter("a payload update needs ids=[...] or filter={...}: the points to change")
+    checked = check_ids(ids, unique=False) if ids is not None else None
+    if filter is not None:
+        parse_filter(filter)
+    return checked, filter
 
 
 def analyzer_of(col: _Parts, using: str) -> Analyzer:

@@ -10,15 +10,17 @@ delete or restore a collection) are sent once.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from vectorforge import errors as e
+from vectorforge.api import CollectionSettings
 from vectorforge.engine.fusion import check_weights
 from vectorforge.types import (
     CollectionConfig,
@@ -94,6 +96,15 @@ class RemoteDatabase:
         """Send one request; map failures to vectorforge errors."""
         if self._closed:
             raise e.UsageError("the client is closed; connect again with vf.connect(url)")
+        if "json" in kwargs:  # encoded here: a NaN or a set in a payload is the caller's error, said so
+            try:
+                kwargs["content"] = json.dumps(kwargs.pop("json"), allow_nan=False).encode()
+            except (TypeError, ValueError) as exc:
+                raise e.InvalidPayload(
+                    f"the request cannot be sent as JSON ({exc}): payloads and filters hold JSON values "
+                    "only (no NaN or infinity, no sets or objects)"
+                ) from None
+            kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
         attempts = 1 + (self.retries if idempotent else 0)
         for attempt in range(attempts):
             try:
@@ -138,23 +149,31 @@ class RemoteDatabase:
     ) -> RemoteCollection:
         """Create a collection on the server (see `Database.create_collection`)."""
         check_name(name)
-        body = {
-            "dim": dim,
-            "metric": str(metric),
-            "index": str(index),
-            "index_params": index_params,
-            "embedder": embedder,
-            "max_segment_points": max_segment_points,
-            "shards": shards,
-            "sharding": sharding,
-            "shard_key": shard_key,
-            "n_probe": n_probe,
-            "replicas": replicas,
-            "write_quorum": write_quorum,
-            "sparse": None if sparse is None else {k: _plain_spec(v, kind=False) for k, v in sparse.items()},
-            "vectors": None if vectors is None else {k: _plain_spec(v) for k, v in vectors.items()},
-        }
+        body = _create_body(
+            dim=dim,
+            metric=metric,
+            index=index,
+            index_params=index_params,
+            embedder=embedder,
+            max_segment_points=max_segment_points,
+            shards=shards,
+            sharding=sharding,
+            shard_key=shard_key,
+            n_probe=n_probe,
+            replicas=replicas,
+            write_quorum=write_quorum,
+            sparse=sparse,
+            vectors=vectors,
+        )
         info = self._json("PUT", f"/collections/{name}", idempotent=False, json=body)
+        return self._handle(name, info)
+
+    def get_or_create_collection(self, name: str, **settings: Unpack[CollectionSettings]) -> RemoteCollection:
+        check_name(name)
+        body = _create_body(**settings)
+        info = self._json(
+            "PUT", f"/collections/{name}", idempotent=True, json=body, params={"exist_ok": "true"}
+        )
         return self._handle(name, info)
 
     def get_collection(self, name: str) -> RemoteCollection:
@@ -282,6 +301,57 @@ class RemoteCollection:
         body = {"ids": None if ids is None else _ids(ids), "filter": filter}
         answer = self._post("/points/delete", body, headers=_key(idempotency_key))
         return int(self._wrote(answer)["deleted"])
+
+    def set_payload(
+        self,
+        payload: dict[str, Any],
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        return self._payload("POST", "/points/payload", {"payload": payload}, ids, filter, idempotency_key)
+
+    def overwrite_payload(
+        self,
+        payload: dict[str, Any],
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        return self._payload("PUT", "/points/payload", {"payload": payload}, ids, filter, idempotency_key)
+
+    def delete_payload(
+        self,
+        keys: Sequence[str],
+        ids: Sequence[PointId] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        body = {"keys": keys if isinstance(keys, str) else list(keys)}  # a str: the server refuses it
+        return self._payload("POST", "/points/payload/delete", body, ids, filter, idempotency_key)
+
+    def _payload(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        ids: Sequence[PointId] | None,
+        filter: dict[str, Any] | None,
+        key: str | None,
+    ) -> int:
+        self._check_open()
+        body = {**body, "ids": None if ids is None else _ids(ids), "filter": filter}
+        answer = self._db._json(
+            method,
+            f"/collections/{self.name}{path}",
+            json=body,
+            headers=_key(key),
+            idempotent=key is not None,
+        )
+        return int(self._wrote(answer)["updated"])
 
     def add(
         self,
@@ -480,6 +550,19 @@ def _wire(vectors: Any) -> Any:
     if arr.dtype.kind in "iuf" and arr.ndim in (1, 2) and arr.size:
         return vectors_to_wire(arr)
     return arr.tolist() if arr.dtype.kind != "O" else to_json(vectors)
+
+
+def _create_body(**settings: Any) -> dict[str, Any]:
+    """The body of PUT /collections/{name}: the settings given, as JSON."""
+    body = dict(settings)
+    for key in ("metric", "index"):
+        if key in body:
+            body[key] = str(body[key])
+    if body.get("sparse") is not None:
+        body["sparse"] = {k: _plain_spec(v, kind=False) for k, v in body["sparse"].items()}
+    if body.get("vectors") is not None:
+        body["vectors"] = {k: _plain_spec(v) for k, v in body["vectors"].items()}
+    return body
 
 
 def _query_vector(vector: Any, using: str | None) -> Any:

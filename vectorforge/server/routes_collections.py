@@ -29,10 +29,15 @@ def collection_routes(db: Database) -> APIRouter:
         return {"collections": [n for n in db.list_collections() if who.may_see(n)]}
 
     @cols.put("/{name}")
-    def create_collection(name: str, body: CreateCollectionBody, who: Who) -> dict[str, Any]:
-        """Create a collection."""
+    def create_collection(
+        name: str, body: CreateCollectionBody, who: Who, exist_ok: bool = False
+    ) -> dict[str, Any]:
+        """Create a collection; `?exist_ok=true`: or return the one of that name if its settings are
+        those given (get_or_create_collection)."""
         check_name(name)
         who.require(Action.MANAGE, name)
+        if exist_ok:
+            return db.get_or_create_collection(name, **body.model_dump(exclude_unset=True)).info()
         col = db.create_collection(name, **body.model_dump())
         return col.info()
 

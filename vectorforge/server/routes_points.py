@@ -15,7 +15,9 @@ from vectorforge.server.schemas import (
     AddBody,
     CountBody,
     DeleteBody,
+    DeletePayloadBody,
     GetBody,
+    PayloadBody,
     QueryBody,
     ScrollBody,
     SearchBatchBody,
@@ -63,6 +65,27 @@ def point_routes(db: Database) -> APIRouter:
         col = collection(db, name, who, Action.WRITE)
         deleted = col.delete(ids=body.ids, filter=body.filter, idempotency_key=key)
         return {"deleted": deleted, "seq": getattr(col, "session_ts", 0)}
+
+    @points.post("/payload")
+    def set_payload(name: str, body: PayloadBody, who: Who, key: Key = None) -> dict[str, int]:
+        """Merge `payload` into the chosen points' payloads (Qdrant's set payload)."""
+        col = collection(db, name, who, Action.WRITE)
+        n = col.set_payload(body.payload, body.ids, body.filter, idempotency_key=key)
+        return {"updated": n, "seq": getattr(col, "session_ts", 0)}
+
+    @points.put("/payload")
+    def overwrite_payload(name: str, body: PayloadBody, who: Who, key: Key = None) -> dict[str, int]:
+        """Replace the chosen points' payloads with `payload`."""
+        col = collection(db, name, who, Action.WRITE)
+        n = col.overwrite_payload(body.payload, body.ids, body.filter, idempotency_key=key)
+        return {"updated": n, "seq": getattr(col, "session_ts", 0)}
+
+    @points.post("/payload/delete")
+    def delete_payload(name: str, body: DeletePayloadBody, who: Who, key: Key = None) -> dict[str, int]:
+        """Remove payload keys from the chosen points."""
+        col = collection(db, name, who, Action.WRITE)
+        n = col.delete_payload(body.keys, body.ids, body.filter, idempotency_key=key)
+        return {"updated": n, "seq": getattr(col, "session_ts", 0)}
 
     @points.post("/count")
     def count(name: str, body: CountBody, who: Who) -> dict[str, int]:

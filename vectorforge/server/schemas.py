@@ -102,6 +102,21 @@ class DeleteBody(_Body):
     filter: Filter = None
 
 
+class PayloadBody(_Body):
+    """Set or overwrite the payload of the points chosen by ids and/or filter."""
+
+    # Any: the engine checks them, so a bad value gets the same error embedded and over HTTP.
+    payload: Any
+    ids: Any = None
+    filter: Filter = None
+
+
+class DeletePayloadBody(_Body):
+    keys: Any
+    ids: Any = None
+    filter: Filter = None
+
+
 class CountBody(_Body):
     filter: Filter = None
     consistency: str | None = None
