@@ -194,7 +194,7 @@ def _parse_min_should(raw: object, path: str, in_nested: bool) -> MinShould:
 def _parse_condition(raw: object, path: str, in_nested: bool) -> Condition:
     if not isinstance(raw, dict):
         raise InvalidFilter(f"{path} must be a dict, not {type(raw).__name__}")
-    if set(raw) & set(_CLAUSES):
+    if not raw or set(raw) & set(_CLAUSES):  # {} is a filter without clauses, as in Qdrant
         return _parse_where(raw, path, in_nested)
     if "has_id" in raw:
         if in_nested:
