@@ -25,6 +25,7 @@ full-text index here). `is_empty`: the key is missing, null or []; `is_null`: th
 an array holding null). `values_count` counts a list's elements, 1 for any other value, 0 for missing
 or null. `nested` holds when one and the same object of the array at `key` satisfies its filter.
 `should` holds when at least one of its conditions does; `min_should` when `min_count` of them do.
+`{}` as a condition is a filter without clauses (true). Beyond Qdrant, `any`/`except` may mix types.
 
 Numbers are compared by value, exactly, as JSON has one number type: `match` 1 matches 1 and 1.0
 (and `range` agrees), integers beyond 2**53 compare exactly (2**53 + 1 > 2**53), and a bool is not
