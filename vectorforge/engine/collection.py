@@ -35,7 +35,8 @@ from vectorforge.embed import Embedder, get_embedder
 from vectorforge.engine import planner
 from vectorforge.engine.compaction import Compaction
 from vectorforge.engine.cursor import bisect_after, decode_cursor, encode_cursor, id_key
-from vectorforge.engine.filters import Where, evaluate, parse_delete_filter, parse_filter
+from vectorforge.engine.filter_index import evaluate
+from vectorforge.engine.filters import Where, parse_delete_filter, parse_filter
 from vectorforge.engine.front import CollectionFront
 from vectorforge.engine.locks import RWLock
 from vectorforge.engine.merge import merge_topk
@@ -667,7 +668,8 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 yield seg, *seg.filter_mask(where, functools.partial(self._filter_rows, seg, where))
 
     def _filter_rows(self, seg: Segment, where: Where) -> np.ndarray:
-        mask: np.ndarray = evaluate(where, seg.n, seg.field, functools.partial(self._rows_in, seg)) & seg.live
+        rows_in = functools.partial(self._rows_in, seg)
+        mask: np.ndarray = evaluate(where, seg.n, seg.payload_index, rows_in) & seg.live
         return mask
 
     def _rows_in(self, seg: Segment, ids: Iterable[PointId]) -> np.ndarray:

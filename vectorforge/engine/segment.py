@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import numpy as np
 
-from vectorforge.engine.filters import FieldIndex, Where
+from vectorforge.engine.filter_index import FieldIndex, PayloadIndex
+from vectorforge.engine.filters import Where
 from vectorforge.index import VectorIndex
 
 if TYPE_CHECKING:
@@ -60,7 +61,10 @@ class Segment:
         if len(absent):
             self._has_dense = np.ones(self._live.shape[0], dtype=bool)
             self._has_dense[list(absent)] = False
-        self._fields: dict[str, FieldIndex] = {}
+        # Payload indexes by key, built on first use and kept up to date by `append`.
+        self.payload_index = PayloadIndex(
+            lambda start, end: [self.payload(r) for r in range(start, end)], lambda: self.n
+        )
         # Recent filter masks: an application sends the same filter (a tenant, a language) again and
         # again, and evaluating it costs more than the search. Keyed by the parsed filter; valid while
         # (rows, live rows) is unchanged, which holds until the next append or kill of this segment.
@@ -106,8 +110,7 @@ class Segment:
         self.ids.extend(ids)
         self.payloads.extend(payloads)
         self.n_live += len(ids)
-        for field in self._fields.values():
-            field.extend(self.payload(r) for r in range(start, end))
+        self.payload_index.extend(start, end)
         return start
 
     @property
@@ -162,12 +165,7 @@ class Segment:
 
     def field(self, key: str) -> FieldIndex:
         """The payload index of `key`, built on first use and kept up to date by `append`."""
-        found = self._fields.get(key)
-        if found is None:
-            found = FieldIndex(key)
-            found.extend(self.payload(r) for r in range(self.n))
-            self._fields[key] = found
-        return found
+        return self.payload_index.field(key)
 
     def hits(self, scores: list[float], rows: list[int]) -> list[Hit]:
         """Hits of rows found by an index (a row below 0: FAISS found fewer than asked)."""
