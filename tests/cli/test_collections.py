@@ -21,7 +21,11 @@ def test_version(cli: Run) -> None:
     done = cli("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"vectorforge {version}"
     module = subprocess.run(
-        [sys.executable, "-m", "vectorforge.cli", "--version"], capture_output=True, text=True, env=cli_env()
+        [sys.executable, "-m", "vectorforge.cli", "--version"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
     )
     assert module.stdout == done.stdout
 
@@ -145,6 +149,9 @@ def test_count_snapshot_restore(cli: Run, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--filter is not JSON" in bad.stderr
     wrong = cli("count", "-c", "docs", "--filter", '{"bad": 1}')
     assert wrong.returncode == 2 and "unknown keys ['bad']" in wrong.stderr
+    by_text = cli("search", "-c", "docs", "hello")
+    assert by_text.returncode == 2 and "has no embedder to embed the query text" in by_text.stderr
+    assert "vectorforge collections create NAME --embedder minilm" in by_text.stderr
 
     snap = cli("snapshot", "-c", "docs", "docs.tar")
     assert snap.returncode == 0 and "(10 points of docs)" in snap.stdout

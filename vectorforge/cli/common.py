@@ -38,6 +38,7 @@ __all__ = [
     "announce_model_loading",
     "command_line",
     "console",
+    "embeds_texts",
     "err",
     "explain",
     "open_collection",
@@ -162,6 +163,13 @@ def open_collection(
         lines.append(f"did you mean {close[0]!r}?")
     lines.append(f"create it with {create}")
     raise CliError(f"collection {name!r} does not exist", "\n  ".join(lines))
+
+
+def embeds_texts(col: CollectionAPI) -> bool:
+    """Whether the collection turns texts into vectors: an embedder, or a sparse vector with an analyzer."""
+    stats = col.info()
+    analyzed = any(v.get("kind") == "sparse" and v.get("analyzer") for v in stats.get("vectors", {}).values())
+    return stats.get("embedder") is not None or analyzed
 
 
 def parse_filter(text: str | None) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from vectorforge.cli.common import (
     command_line,
     console,
     data_args,
+    embeds_texts,
     err,
     explain,
     open_collection,
@@ -118,9 +119,14 @@ def search(
     """Search a collection by text and show the hits."""
     flt = parse_filter(filter)
     with open_db(data) as db:
-        hits = open_collection(db, collection, data, create_hint="--embedder minilm").query(
-            text, k=k, filter=flt
-        )
+        col = open_collection(db, collection, data, create_hint="--embedder minilm")
+        if not embeds_texts(col):
+            raise CliError(
+                f"collection {collection!r} has no embedder to embed the query text",
+                "search by text needs a collection made with --embedder, e.g. "
+                + command_line("collections", "create", "NAME", "--embedder", "minilm", *data_args(data)),
+            )
+        hits = col.query(text, k=k, filter=flt)
     table = Table(title=f"{collection}: {text}")
     table.add_column("#", justify="right")
     table.add_column("id")

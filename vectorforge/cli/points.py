@@ -32,6 +32,7 @@ from vectorforge.cli.common import (
     DataOpt,
     command_line,
     console,
+    embeds_texts,
     err,
     explain,
     open_collection,
@@ -177,11 +178,7 @@ def _create_hint(source: Source, plan: _Plan) -> str:
 
 
 def _check_embeds(col: CollectionAPI, text_column: str) -> None:
-    stats = col.info()
-    sparse = [
-        k for k, v in stats.get("vectors", {}).items() if v.get("kind") == "sparse" and v.get("analyzer")
-    ]
-    if stats.get("embedder") is None and not sparse:
+    if not embeds_texts(col):
         raise CliError(
             f"column {text_column!r} holds texts, and collection {col.name!r} has no embedder to embed them",
             "import vectors with --vector-column, or create a collection with --embedder minilm",
