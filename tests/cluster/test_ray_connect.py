@@ -72,3 +72,52 @@ def test_serve_with_no_ray_head_exits_with_the_error(tmp_path: object) -> None:
     out = done.stdout + done.stderr
     assert "no Ray cluster answers at 127.0.0.1" in out and "ray start --head" in out
     assert "Failed to connect to GCS" not in out
+
+
+JOIN = """
+import os, sys
+os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled")
+import numpy as np
+import vectorforge as vf
+db = vf.connect(sys.argv[1], cluster=vf.Cluster(backend="ray", address=sys.argv[2], connect_timeout=5.0))
+col = db.create_collection("drill", dim=2, index="flat", shards=2, replicas=1)
+col.upsert([1, 2, 3], np.ones((3, 2)))
+print("count", col.count(consistency="strong"))
+db.close()
+"""
+
+
+def test_cluster_local_starts_a_cluster_to_join_and_stops_it_on_ctrl_c(tmp_path: object) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vectorforge.cli", "cluster", "local", "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**_env(), "COLUMNS": "200"},
+    )
+    try:
+        assert proc.stdout is not None
+        address = None
+        deadline = time.monotonic() + 90
+        while address is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if "Ray cluster up at" in line:
+                address = line.split("Ray cluster up at", 1)[1].split()[0]
+        assert address is not None, "no address printed"
+        joined = subprocess.run(
+            [sys.executable, "-c", JOIN, str(tmp_path), address],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=120,
+        )
+        assert "count 3" in joined.stdout, joined.stdout + joined.stderr
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

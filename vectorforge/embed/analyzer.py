@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import Stemmer
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from vectorforge.errors import InvalidParameter
 from vectorforge.types import SparseVector
@@ -25,6 +24,14 @@ from vectorforge.types import SparseVector
 __all__ = ["Analyzer", "get_analyzer", "register_analyzer", "term_id"]
 
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+
+
+def _english_stop_words() -> frozenset[str]:
+    # Imported when an analyzer is made, not with vectorforge: scikit-learn takes over a second to
+    # import, which every process (a CLI command, a server worker) would pay.
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
 
 
 def term_id(term: str) -> int:
@@ -39,7 +46,7 @@ class Analyzer:
     name: str
     version: str
     language: str = "english"
-    stopwords: frozenset[str] = field(default_factory=lambda: frozenset(ENGLISH_STOP_WORDS))
+    stopwords: frozenset[str] = field(default_factory=_english_stop_words)
     lowercase: bool = True
 
     def terms(self, text: str) -> list[str]:
@@ -76,7 +83,9 @@ def _stemmer(language: str) -> Callable[[list[str]], list[str]]:
     return found
 
 
-_ANALYZERS: dict[str, Analyzer] = {"english": Analyzer("english", "1")}
+_ANALYZERS: dict[str, Analyzer] = {}
+# Built-in analyzers are made on first use (see _english_stop_words).
+_BUILTIN: dict[str, Callable[[], Analyzer]] = {"english": lambda: Analyzer("english", "1")}
 
 
 def register_analyzer(analyzer: Analyzer) -> None:
@@ -86,6 +95,8 @@ def register_analyzer(analyzer: Analyzer) -> None:
 
 def get_analyzer(name: str) -> Analyzer:
     found = _ANALYZERS.get(name)
+    if found is None and name in _BUILTIN:
+        found = _ANALYZERS[name] = _BUILTIN[name]()
     if found is None:
-        raise InvalidParameter(f"analyzer {name!r} is unknown; known: {sorted(_ANALYZERS)}")
+        raise InvalidParameter(f"analyzer {name!r} is unknown; known: {sorted({*_BUILTIN, *_ANALYZERS})}")
     return found

@@ -8,6 +8,7 @@ name today is a different model or version, because its vectors would not be com
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 DEFAULT_EMBEDDER = "minilm"
+
+logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -87,6 +90,8 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                # One record per load: the CLI shows it as its only line about the model.
+                logger.info("loading model %s (%s)", self._info.model, self._info.name)
                 from sentence_transformers import SentenceTransformer
 
                 self._model = SentenceTransformer(self.model_path, device="cpu")
