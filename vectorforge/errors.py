@@ -177,6 +177,10 @@ class UnavailableError(VectorForgeError):
     """Transient: the same request may succeed later."""
 
 
+class EmbedderUnavailable(UnavailableError):
+    """An embedder's model cannot be loaded here (its files are missing or unreadable)."""
+
+
 class DataFolderLocked(UnavailableError):
     """Another process has the data folder open."""
 

@@ -93,3 +93,26 @@ def test_dim_must_agree_with_embedder() -> None:
     with pytest.raises(vf.InvalidParameter, match="no embedder"):
         col = vf.connect().create_collection("x", dim=4)
         col.query("hello")
+
+
+def test_an_embedder_whose_files_are_missing_is_refused_at_create(tmp_path: Path) -> None:
+    """Before: the collection was created, and the first add() raised a plain FileNotFoundError."""
+    missing = SentenceTransformerEmbedder("gone", str(tmp_path / "no-model"), "gone", "1", 384)
+    register_embedder("gone", lambda: missing)
+    db = vf.connect(tmp_path / "data")
+    with pytest.raises(vf.EmbedderUnavailable, match=r"no model files in .*no-model"):
+        db.create_collection("c", embedder="gone")
+    assert db.list_collections() == []
+    db.close()
+
+
+def test_model_files_damaged_after_create_give_a_vectorforge_error(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "modules.json").write_text("[")  # there, but not a model
+    register_embedder("damaged", lambda: SentenceTransformerEmbedder("damaged", str(folder), "d", "1", 384))
+    with vf.connect() as db:
+        col = db.create_collection("c", embedder="damaged")
+        with pytest.raises(vf.EmbedderUnavailable, match="cannot load its model"):
+            col.add(["a text that is not in the embedding cache 8c1f"])
+        assert col.count() == 0

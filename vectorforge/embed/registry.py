@@ -12,13 +12,14 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from vectorforge.embed.cache import EmbeddingCache, default_cache_path
-from vectorforge.errors import InvalidParameter
+from vectorforge.errors import EmbedderUnavailable, InvalidParameter
 from vectorforge.types import EmbedderInfo
 
 __all__ = [
@@ -43,6 +44,11 @@ class Embedder(Protocol):
     def info(self) -> EmbedderInfo: ...
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
+
+    def check(self) -> None:
+        """Raise EmbedderUnavailable unless the model can be loaded here (its files, not the weights:
+        a collection is refused at creation, not at its first query)."""
+        ...
 
 
 class SentenceTransformerEmbedder:
@@ -86,15 +92,31 @@ class SentenceTransformerEmbedder:
     def info(self) -> EmbedderInfo:
         return self._info
 
+    def check(self) -> None:
+        local = Path(self.model_path)
+        if not (local.is_absolute() or local.exists()):
+            return  # a hub id: loaded from the local hub cache, offline, when first used
+        if not any((local / name).is_file() for name in ("modules.json", "config.json")):
+            raise EmbedderUnavailable(
+                f"embedder {self._info.name!r}: no model files in {local} (modules.json or config.json); "
+                "reinstall the package that carries the model, or register the embedder with its folder"
+            )
+
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
+                self.check()
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 # One record per load: the CLI shows it as its only line about the model.
                 logger.info("loading model %s (%s)", self._info.model, self._info.name)
                 from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(self.model_path, device="cpu")
+                try:
+                    self._model = SentenceTransformer(self.model_path, device="cpu")
+                except (OSError, ValueError) as exc:  # files missing or damaged since the check
+                    raise EmbedderUnavailable(
+                        f"embedder {self._info.name!r} cannot load its model from {self.model_path}: {exc}"
+                    ) from exc
         return self._model
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
@@ -157,7 +179,10 @@ def get_embedder(name: str) -> Embedder:
         if name not in _FACTORIES:
             raise InvalidParameter(f"unknown embedder {name!r}; registered: {sorted(_FACTORIES)}")
         if name not in _INSTANCES:
-            _INSTANCES[name] = _FACTORIES[name]()
+            try:
+                _INSTANCES[name] = _FACTORIES[name]()
+            except ImportError as exc:  # the package that carries the model is not installed
+                raise EmbedderUnavailable(f"embedder {name!r} cannot be made here: {exc}") from exc
         return _INSTANCES[name]
 
 

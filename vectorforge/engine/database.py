@@ -287,7 +287,9 @@ class Database:
             ) from exc
         info = None
         if embedder is not None:
-            info = get_embedder(embedder).info
+            model = get_embedder(embedder)
+            model.check()  # its files are here: refused now, not at the first add or query
+            info = model.info
             if dim is not None and dim != info.dim:
                 raise DimensionMismatch(
                     f"dim={dim} but embedder {embedder!r} makes {info.dim}-dimensional vectors; omit dim",
