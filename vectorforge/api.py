@@ -218,6 +218,16 @@ class CollectionAPI(Protocol):
         `weights`: for "weighted", one per list, the dense one first, then the sparse ones by name)."""
         ...
 
+    def create_payload_index(self, field: str, schema: str = "keyword") -> None:
+        """Index payload key `field` on every segment now and from now on (listed in `info()`), so
+        no filter of it pays for the build. `schema`: Qdrant's names, recorded; the index serves
+        every filter of the key whatever its values. Keys without one are indexed on first use."""
+        ...
+
+    def delete_payload_index(self, field: str) -> None:
+        """Stop building `field`'s index up front (filters of it still work)."""
+        ...
+
     # -- upkeep ---------------------------------------------------------------------------------
     def flush(self) -> None:
         """Seal what is in memory into segments."""

@@ -166,6 +166,9 @@ class Multi(_VectorSpec):
     index: str = "flat"  # a kind the index registry has for multi vectors (checked at creation)
 
 
+PayloadSchema = Literal["keyword", "integer", "float", "bool", "datetime", "uuid", "text"]  # Qdrant's names
+
+
 class CollectionConfig(BaseModel):
     """Everything that defines a collection; stored as JSON next to its data."""
 
@@ -193,6 +196,8 @@ class CollectionConfig(BaseModel):
     extra_dense: dict[str, Dense] = Field(default_factory=dict)  # optional per point, searched exactly
     sparse: dict[str, Sparse] = Field(default_factory=dict)
     multi: dict[str, Multi] = Field(default_factory=dict)
+    # Payload keys indexed on every segment from the start (others: on the first filter of the key).
+    payload_indexes: dict[str, PayloadSchema] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod

@@ -43,7 +43,12 @@ from vectorforge.cluster.clock import HybridLogicalClock
 from vectorforge.cluster.layout import ROUTER_FILE, ShardLayout, remove_stale_layouts
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet, ReplicaStore
 from vectorforge.cluster.routing import Router, SemanticRouter
-from vectorforge.engine.collection import CONFIG_FILE, KEY_WINDOW
+from vectorforge.engine.collection import (
+    CONFIG_FILE,
+    KEY_WINDOW,
+    check_index_field,
+    checked_payload_indexes,
+)
 from vectorforge.engine.cursor import encode_cursor
 from vectorforge.engine.filters import parse_delete_filter, parse_filter
 from vectorforge.engine.front import CollectionFront
@@ -483,6 +488,34 @@ class ShardedCollection(CollectionFront):
         with self._reads.read():
             return any([shard.optimize() for shard in self.shards])
 
+    def create_payload_index(self, field: str, schema: str = "keyword") -> None:
+        self._payload_indexes({**self.config.payload_indexes, check_index_field(field): schema})
+        with self._reads.read():
+            for shard in self.shards:
+                shard.create_payload_index(field, schema)
+
+    def delete_payload_index(self, field: str) -> None:
+        indexes = dict(self.config.payload_indexes)
+        if indexes.pop(check_index_field(field), None) is None:
+            raise InvalidParameter(f"collection {self.name!r} has no payload index of {field!r}")
+        self._payload_indexes(indexes)
+        with self._reads.read():
+            for shard in self.shards:
+                shard.delete_payload_index(field)
+
+    def _payload_indexes(self, indexes: dict[str, Any]) -> None:
+        """Record them in config.json (new layouts and replicas take them from it), then here."""
+        config = checked_payload_indexes(self.config, indexes)
+        with self._writes.write():
+            if self._next is not None:
+                raise UsageError(
+                    f"collection {self.name!r} is being resharded; change its payload indexes after"
+                )
+            if self.folder is not None:
+                write_json_atomic(self.folder / CONFIG_FILE, json.loads(config.model_dump_json()))
+            self.config = config
+            self._layout.config = config
+
     def repair(self) -> dict[str, Any]:
         """Anti-entropy: check that the replicas of each shard hold the same points (a summary per
         range of ids first, points only where summaries differ) and rewrite any replica that
@@ -781,6 +814,7 @@ class ShardedCollection(CollectionFront):
             "name": self.name,
             **self.config.dense_info(),
             "vectors": self.config.vectors_spec(),
+            "payload_indexes": dict(self.config.payload_indexes),
             "embedder": self.config.embedder.model_dump() if self.config.embedder else None,
             "max_segment_points": self.config.max_segment_points,
             "shards": len(parts),

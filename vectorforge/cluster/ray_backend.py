@@ -211,6 +211,12 @@ class ActorStore:
     def optimize(self) -> bool:
         return bool(self._call("optimize"))
 
+    def create_payload_index(self, field: str, schema: str = "keyword") -> None:
+        self._call("create_payload_index", field, schema)
+
+    def delete_payload_index(self, field: str) -> None:
+        self._call("delete_payload_index", field)
+
     def embedder(self) -> Embedder:
         """Texts are embedded here, in the coordinator, not in the replica actors."""
         if self._embedder is None:

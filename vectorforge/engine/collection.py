@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from vectorforge.embed import Embedder, get_embedder
 from vectorforge.engine import planner
@@ -179,6 +180,12 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         )
         for row in data.dead_rows:
             seg.kill(row)
+        return self._indexed(seg)
+
+    def _indexed(self, seg: Segment) -> Segment:
+        """`seg` with the collection's declared payload indexes built (kept up to date by appends)."""
+        for key in self.config.payload_indexes:
+            seg.field(key)
         return seg
 
     def _index_rows(self, seg: Segment) -> None:
@@ -197,10 +204,12 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             self._where[pid] = (seg, row)
 
     def _new_segment(self, name: str) -> Segment:
-        return Segment(
-            name,
-            new_index(self.config.index, self.config.dim, self.config.metric, self.config.index_params),
-            named=new_named(self.config),
+        return self._indexed(
+            Segment(
+                name,
+                new_index(self.config.index, self.config.dim, self.config.metric, self.config.index_params),
+                named=new_named(self.config),
+            )
         )
 
     @property
@@ -684,6 +693,31 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         return out
 
     # ------------------------------------------------------------------ maintenance
+    def create_payload_index(self, field: str, schema: str = "keyword") -> None:
+        """Build `field`'s index on every segment now; new segments build it as they start."""
+        self._set_payload_indexes({**self.config.payload_indexes, check_index_field(field): schema})
+        with self._lock.read():
+            for seg in self._segments:
+                seg.field(field)
+
+    def delete_payload_index(self, field: str) -> None:
+        indexes = dict(self.config.payload_indexes)
+        if indexes.pop(check_index_field(field), None) is None:
+            raise InvalidParameter(
+                f"collection {self.name!r} has no payload index of {field!r} (it has: "
+                f"{', '.join(map(repr, self.config.payload_indexes)) or 'none'})"
+            )
+        self._set_payload_indexes(indexes)
+
+    def _set_payload_indexes(self, indexes: dict[str, Any]) -> None:
+        """Record the declared payload indexes in the config, on disk before in memory."""
+        config = checked_payload_indexes(self.config, indexes)
+        with self._lock.write():
+            self._check_writable()
+            if self.folder is not None:
+                write_json_atomic(self.folder / CONFIG_FILE, json.loads(config.model_dump_json()))
+            self.config = config
+
     def info(self) -> dict[str, Any]:
         """Counts and sizes, for `vectorforge info` and /metrics."""
         with self._lock.read():
@@ -693,6 +727,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 "name": self.name,
                 **self.config.dense_info(),
                 "vectors": self.config.vectors_spec(),
+                "payload_indexes": dict(self.config.payload_indexes),
                 "embedder": self.config.embedder.model_dump() if self.config.embedder else None,
                 "max_segment_points": self.config.max_segment_points,
                 "points": len(self._where),
@@ -793,3 +828,20 @@ def checked_embedder(config: CollectionConfig) -> Embedder:
             got=emb.info.model_dump(),
         )
     return emb
+
+
+def check_index_field(field: object) -> str:
+    """A payload key to index: a non-empty string, the form filters name it in ("meta.lang")."""
+    if not isinstance(field, str) or not field or len(field) > 256:
+        raise InvalidParameter(f"a payload index needs a payload key (1-256 characters), not {field!r}")
+    return field
+
+
+def checked_payload_indexes(config: CollectionConfig, indexes: dict[str, Any]) -> CollectionConfig:
+    """`config` with these payload indexes (InvalidParameter naming a schema that is unknown)."""
+    try:
+        return CollectionConfig.model_validate({**config.model_dump(), "payload_indexes": indexes})
+    except ValidationError:
+        known = "keyword, integer, float, bool, datetime, uuid, text"
+        bad = next(v for v in indexes.values() if v not in known.split(", "))
+        raise InvalidParameter(f"payload index schema {bad!r} is unknown; use one of {known}") from None

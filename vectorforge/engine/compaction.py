@@ -122,8 +122,18 @@ class Compaction(CollectionState):
                         fsio.remove_tree(path)
                     return False
                 first = self._segments.index(run[0])
-                merged = Segment(
-                    name, index, ids, payloads, tombstones, max_seq, sealed=True, named=named, absent=absent
+                merged = self._indexed(
+                    Segment(
+                        name,
+                        index,
+                        ids,
+                        payloads,
+                        tombstones,
+                        max_seq,
+                        sealed=True,
+                        named=named,
+                        absent=absent,
+                    )
                 )
                 segments = [*self._segments[:first], merged, *self._segments[first + len(run) :]]
                 if self.folder is not None and path is not None:

@@ -333,6 +333,17 @@ class RemoteCollection:
         body = {"keys": keys if isinstance(keys, str) else list(keys)}  # a str: the server refuses it
         return self._payload("POST", "/points/payload/delete", body, ids, filter, idempotency_key)
 
+    def create_payload_index(self, field: str, schema: str = "keyword") -> None:
+        self._check_open()
+        body = {"field_name": field, "field_schema": schema}
+        self._db._json("PUT", f"/collections/{self.name}/index", json=body)
+
+    def delete_payload_index(self, field: str) -> None:
+        self._check_open()
+        if not isinstance(field, str) or not field or "/" in field:
+            raise e.InvalidParameter(f"a payload index needs a payload key (1-256 characters), not {field!r}")
+        self._db._json("DELETE", f"/collections/{self.name}/index/{field}")
+
     def _payload(
         self,
         method: str,

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from vectorforge.engine import Database
 from vectorforge.server.auth import Action
 from vectorforge.server.deps import Who, collection
-from vectorforge.server.schemas import CreateCollectionBody, ReshardBody
+from vectorforge.server.schemas import CreateCollectionBody, PayloadIndexBody, ReshardBody
 from vectorforge.types import check_name
 
 __all__ = ["collection_routes"]
@@ -40,6 +40,20 @@ def collection_routes(db: Database) -> APIRouter:
             return db.get_or_create_collection(name, **body.model_dump(exclude_unset=True)).info()
         col = db.create_collection(name, **body.model_dump())
         return col.info()
+
+    @cols.put("/{name}/index")
+    def create_payload_index(name: str, body: PayloadIndexBody, who: Who) -> dict[str, Any]:
+        """Index a payload key on every segment now (Qdrant's create field index)."""
+        col = collection(db, name, who, Action.MANAGE)
+        col.create_payload_index(body.field_name, body.field_schema)
+        return {"payload_indexes": col.info()["payload_indexes"]}
+
+    @cols.delete("/{name}/index/{field_name}")
+    def delete_payload_index(name: str, field_name: str, who: Who) -> dict[str, Any]:
+        """Stop indexing a payload key up front."""
+        col = collection(db, name, who, Action.MANAGE)
+        col.delete_payload_index(field_name)
+        return {"payload_indexes": col.info()["payload_indexes"]}
 
     @cols.get("/{name}")
     def get_collection(name: str, who: Who) -> dict[str, Any]:

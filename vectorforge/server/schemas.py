@@ -111,6 +111,11 @@ class PayloadBody(_Body):
     filter: Filter = None
 
 
+class PayloadIndexBody(_Body):
+    field_name: Any  # checked by the engine, as embedded
+    field_schema: Any = "keyword"
+
+
 class DeletePayloadBody(_Body):
     keys: Any
     ids: Any = None
