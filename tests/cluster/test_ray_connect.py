@@ -39,11 +39,12 @@ def _env() -> dict[str, str]:
     return {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
-@pytest.mark.parametrize("address", ["port", "auto"])
+@pytest.mark.parametrize("address", ["port", "ray-url", "auto"])
 def test_no_cluster_at_the_address_is_an_unavailable_error_within_the_timeout(
     tmp_path: object, address: str
 ) -> None:
-    target = f"127.0.0.1:{_free_port()}" if address == "port" else "auto"
+    targets = {"port": f"127.0.0.1:{_free_port()}", "ray-url": f"ray://127.0.0.1:{_free_port()}"}
+    target = targets.get(address, "auto")
     start = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(tmp_path), target],
@@ -55,6 +56,8 @@ def test_no_cluster_at_the_address_is_an_unavailable_error_within_the_timeout(
     assert done.returncode == 3, done.stdout + done.stderr
     assert time.monotonic() - start < 20  # the 1 s timeout, plus starting Python and importing Ray
     assert "ray start --head" in done.stdout and "vectorforge cluster local" in done.stdout
+    if address != "auto":  # the address probed is host:port, whichever form was given
+        assert "no Ray cluster answers at 127.0.0.1:" in done.stdout
     assert "Failed to connect to GCS" not in done.stderr  # Ray's retry warnings are never reached
 
 

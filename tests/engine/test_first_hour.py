@@ -71,3 +71,14 @@ def test_a_body_that_is_not_json_names_the_position(api_server: ServerProcess) -
     assert response.status_code == 422
     message = response.json()["message"]
     assert "not valid JSON" in message and "at character 10" in message and "field" not in message
+
+
+def test_cosine_scores_of_a_trained_ivfpq_segment_do_not_exceed_one() -> None:
+    """The re-scoring of a compressed index computes its own products: capped the same way."""
+    vectors = np.random.default_rng(3).normal(size=(2100, 32)).astype(np.float32)
+    with vf.connect() as db:
+        col = db.create_collection("pq", dim=32, index="ivfpq")
+        col.upsert(list(range(2100)), vectors)
+        col.flush()  # sealed: the IVF-PQ index trains, and searches re-score from full vectors
+        for v in vectors[:200]:
+            assert all(h.score <= 1.0 for h in col.search(v, 3))

@@ -171,3 +171,47 @@ def test_get_or_create_returns_the_same_collection_and_refuses_other_settings(an
     with pytest.raises(vf.InvalidParameter, match="metric"):  # a bad setting: refused either way
         any_db.get_or_create_collection("g", dim=DIM, metric="manhattan")
     assert any_db.get_collection("g").count() == 1
+
+
+def test_a_sharded_payload_update_by_filter_rechecks_it_under_the_locks(tmp_path: Path) -> None:
+    """Before: a point that stopped matching between the scan and the locks was changed anyway
+    (a "claim it if unclaimed" update overwrote another writer's claim)."""
+    with vf.connect(tmp_path / "d") as db:
+        col = db.create_collection("c", dim=DIM, index="flat", shards=2)
+        col.upsert([1, 2], np.ones((2, DIM)), [{"owner": "none"}, {"owner": "none"}])
+        settle = col._settle_moves  # type: ignore[attr-defined]
+        injected: list[int] = []
+
+        def another_writer_first() -> None:  # runs after the scan, before the locks are taken
+            if not injected:
+                injected.append(1)
+                col.set_payload({"owner": "B"}, ids=[1])
+            settle()
+
+        col._settle_moves = another_writer_first  # type: ignore[attr-defined]
+        unclaimed = {"must": [{"key": "owner", "match": "none"}]}
+        assert col.set_payload({"owner": "A"}, filter=unclaimed) == 1  # point 2 only
+        assert [r.payload for r in col.get([1, 2])] == [{"owner": "B"}, {"owner": "A"}]
+
+
+def test_a_sharded_keyed_payload_update_retried_answers_as_the_first_time(tmp_path: Path) -> None:
+    with vf.connect(tmp_path / "d") as db:
+        col = db.create_collection("c", dim=DIM, index="flat", shards=3)
+        col.upsert(list(range(6)), np.ones((6, DIM)), [{"s": "todo"}] * 3 + [{"s": "done"}] * 3)
+        todo = {"must": [{"key": "s", "match": "todo"}]}
+        assert col.set_payload({"s": "done"}, filter=todo, idempotency_key="k1") == 3
+        assert col.set_payload({"s": "done"}, filter=todo, idempotency_key="k1") == 3  # not 0
+        assert col.set_payload({"x": 1}, ids=[4, 5], idempotency_key="k2") == 2
+        col.delete([5])
+        assert col.set_payload({"x": 1}, ids=[4, 5], idempotency_key="k2") == 2
+        col.reshard(2)  # the results travel with the keys
+        assert col.set_payload({"s": "done"}, filter=todo, idempotency_key="k1") == 3
+
+
+def test_get_or_create_of_a_collection_without_a_dense_vector(any_db: vf.DatabaseAPI) -> None:
+    made = any_db.get_or_create_collection("s", vectors={"bm25": vf.Sparse()})
+    made.upsert([1], {"bm25": [vf.SparseVector([3], [1.0])]})
+    assert any_db.get_or_create_collection("s").count() == 1
+    assert any_db.get_or_create_collection("s", vectors={"bm25": vf.Sparse()}).count() == 1
+    with pytest.raises(vf.ConflictError, match="exists with"):
+        any_db.get_or_create_collection("s", vectors={"bm25": vf.Sparse(k1=2.0)})

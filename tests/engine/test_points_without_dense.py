@@ -269,3 +269,22 @@ def test_a_restored_config_without_a_dense_vector_keeps_its_placeholder() -> Non
     config = vf.CollectionConfig(name="x", dim=3, has_dense=False, sparse={"b": vf.Sparse()})
     with pytest.raises(vf.InvalidParameter, match="without a dense vector has dim 1, a flat index"):
         check_config(config)
+
+
+def test_semantic_sharding_places_points_without_the_vector_by_id_and_keeps_them() -> None:
+    """Before: such a point went to shard -1 (the last one) and its next write deleted it."""
+    rng = np.random.default_rng(5)
+    specs = {"dense": vf.Dense(dim=DIM, metric="l2", index="flat"), "bm25": vf.Sparse(analyzer=None)}
+    with vf.connect() as db:
+        col = db.create_collection("sem", vectors=specs, shards=3, sharding="semantic")
+        with pytest.raises(vf.InvalidParameter, match="only 2 dense vectors"):  # trains on points with one
+            col.upsert([0, 1, 2], {"dense": [rng.normal(size=DIM), None, rng.normal(size=DIM)]})
+        col.upsert(list(range(300)), {"dense": rng.normal(size=(300, DIM))})
+        term = {"bm25": [vf.SparseVector([7], [1.0])]}
+        for _ in range(2):  # written twice: still there, once
+            col.upsert([1000], term, [{"a": 1}])
+        col.set_payload({"a": 2}, ids=[1000])
+        assert col.count() == 301
+        assert [r.payload for r in col.get([1000])] == [{"a": 2}]
+        assert [h.id for h in col.search(vf.SparseVector([7], [1.0]), 5, using="bm25")] == [1000]
+        assert 1000 not in {h.id for h in col.search(rng.normal(size=DIM), 301)}

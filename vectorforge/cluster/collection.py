@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from vectorforge.cluster.backend import ShardBackend
 from vectorforge.cluster.clock import HybridLogicalClock
-from vectorforge.cluster.layout import ROUTER_FILE, ShardLayout, remove_stale_layouts
+from vectorforge.cluster.layout import ROUTER_FILE, ShardLayout, _part, remove_stale_layouts
 from vectorforge.cluster.replicaset import ReadGuarantee, ReplicaSet, ReplicaStore
 from vectorforge.cluster.routing import Router, SemanticRouter
 from vectorforge.engine.collection import (
@@ -306,26 +306,32 @@ class ShardedCollection(CollectionFront):
         vectors and `change(payload)`, their ids' locks held from the read to the write, so no
         write of them comes between; a changed shard key moves the point as an upsert does."""
         self._check_open()
+        marker = None if key is None else _part(key, 0, "p")
         if key is not None and key in self._earlier_keys:  # made before a reshard
             return self._earlier_keys[key]
-        targets = (
-            [r.id for r in self.get(list(dict.fromkeys(ids or [])), consistency="strong")] if ids else []
-        )
+        if marker is not None and (done := self._layout.shards[0].recall(marker)) is not None:
+            return done
+        asked = list(dict.fromkeys(ids or []))
+        targets = [r.id for r in self.get(asked, with_payload=False, consistency="strong")] if asked else []
         if filter is not None:
             seen = set(targets)
             targets += [pid for pid in self._matching(filter) if pid not in seen]
-        if not targets:
-            return 0
         self._settle_moves()
         with self._ids.hold(targets):
+            if filter is not None:  # a point that stopped matching before the locks were taken is left
+                by_id = set(asked)
+                chosen = [pid for pid in targets if pid not in by_id]
+                still = set(self._matching({"must": [filter, {"has_id": chosen}]})) if chosen else set()
+                targets = [pid for pid in targets if pid in by_id or pid in still]
             records = self.get(targets, with_payload=True, with_vectors=True, consistency="strong")
             payloads = [change(r.payload) for r in records]
             check_payloads(payloads, len(records))
             found = [r.id for r in records]
-            if not found:  # deleted meanwhile
-                return 0
-            vecs, named = split_vectors(self.config, record_vectors(self.config, records), len(found))
-            self._write_held(found, vecs, payloads, named, key)
+            if found:
+                vecs, named = split_vectors(self.config, record_vectors(self.config, records), len(found))
+                self._write_held(found, vecs, payloads, named, key)
+            if marker is not None:  # what a retry answers, written once every part has landed
+                return self._layout.shards[0].remember(marker, len(found))
             return len(found)
 
     def _matching(self, filter: dict[str, Any]) -> list[PointId]:

@@ -45,15 +45,17 @@ logger = logging.getLogger(__name__)
 def _part(key: str | None, shard_no: int, step: str = "") -> str | None:
     """The idempotency key of one shard's part of a keyed write: `key:<shard>` for an upsert's part,
     `key:<shard>:d` and `:f` for a delete's (by ids, by filter), `key:<shard>:x<other>` for a move's
-    delete on another shard."""
+    delete on another shard, `key:0:p` for a payload update's total."""
     return None if key is None else f"{key}:{shard_no}{':' + step if step else ''}"
 
 
 def user_keys(parts: Iterable[tuple[str, int]]) -> dict[str, int]:
     """The keys callers gave, and what their writes returned, from shards' windows of part keys
-    (see `_part`): an upsert returned its parts' latest timestamp, a delete the sum of its counts."""
+    (see `_part`): an upsert returned its parts' latest timestamp, a delete the sum of its counts, a
+    payload update the total its marker (`key:0:p`) holds."""
     upserts: dict[str, int] = {}
     deletes: dict[str, int] = {}
+    totals: dict[str, int] = {}
     for part, result in parts:
         head, _, last = part.rpartition(":")
         if head and last.isdigit():
@@ -62,7 +64,9 @@ def user_keys(parts: Iterable[tuple[str, int]]) -> dict[str, int]:
         key, _, shard = head.rpartition(":")
         if key and shard.isdigit() and last in ("d", "f"):
             deletes[key] = deletes.get(key, 0) + result
-    return {**deletes, **upserts}
+        elif key and shard.isdigit() and last == "p":
+            totals[key] = result
+    return {**deletes, **upserts, **totals}
 
 
 _WRITES = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="vf-shard-write")

@@ -269,6 +269,8 @@ def replica_room(cpus_per_replica: float) -> list[int]:
 def connect(address: str | None, timeout: float) -> None:
     """Join the Ray cluster at `address` (None: start or reuse one here), or raise UnavailableError
     within about `timeout` seconds. Ray itself would retry a dead address for minutes."""
+    if address is not None and address.startswith("ray://"):  # the CLI's form, in Python too
+        address = address[len("ray://") :]
     target = address
     if address == "auto":  # Ray's own lookup: $RAY_ADDRESS, else the cluster last started here
         from ray._private.services import canonicalize_bootstrap_address
@@ -285,7 +287,7 @@ def connect(address: str | None, timeout: float) -> None:
         while True:
             try:
                 socket.create_connection(
-                    (host, int(port)), timeout=max(0.1, deadline - time.monotonic())
+                    (host.strip("[]"), int(port)), timeout=max(0.1, deadline - time.monotonic())
                 ).close()
                 break
             except OSError as exc:

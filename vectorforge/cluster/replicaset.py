@@ -333,6 +333,15 @@ class ReplicaSet:
                 self._write({"op": "delete", "ids": unique}, op_id, result=len(unique))
             return len(unique)
 
+    def remember(self, op_id: str, result: int) -> int:
+        """Log a write of nothing under `op_id` with `result`, so a retry finds the result of a write
+        that spanned shards (a payload update's total); the first result stays."""
+        with self._lock:
+            done = self._recall(self._leader(), op_id)
+            return (
+                done if done is not None else self._write({"op": "delete", "ids": []}, op_id, result=result)
+            )
+
     def recall(self, op_id: str) -> int | None:
         """The first result of the write made with `op_id`, if this shard has applied it."""
         with self._lock:

@@ -15,6 +15,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from vectorforge.engine.named import absent_rows
 from vectorforge.errors import InvalidParameter, InvalidPayload
 from vectorforge.types import Metric, PointId
 
@@ -97,10 +98,11 @@ class SemanticRouter(Router):
         return self.centroids is not None
 
     def train(self, vectors: np.ndarray) -> None:
+        vectors = vectors[~absent_rows(vectors)]  # points without the dense vector have no place yet
         if vectors.shape[0] < self.n_shards:
             raise InvalidParameter(
                 f"semantic sharding trains {self.n_shards} centroids on the first batch, which has only "
-                f"{vectors.shape[0]} vectors; send at least {self.n_shards} (ideally thousands) first"
+                f"{vectors.shape[0]} dense vectors; send at least {self.n_shards} (ideally thousands) first"
             )
         kmeans = faiss.Kmeans(
             vectors.shape[1], self.n_shards, niter=20, seed=1234, spherical=self.metric != Metric.L2
@@ -116,7 +118,13 @@ class SemanticRouter(Router):
         return nearest
 
     def place(self, ids: Sequence[PointId], vectors: np.ndarray, payloads: Sequence[Any]) -> np.ndarray:
-        return self._nearest(vectors, 1)[:, 0].astype(np.int64)
+        # A point without the dense vector has no nearest centroid: it is placed by its id, which
+        # stays its place until it gets a vector (dense searches never look for it).
+        out = super().place(ids, vectors, payloads)
+        present = ~absent_rows(vectors)
+        if present.any():
+            out[present] = self._nearest(vectors[present], 1)[:, 0]
+        return out
 
     def probe(self, queries: np.ndarray, filter: dict[str, Any] | None) -> list[list[int]]:
         if self.centroids is None:

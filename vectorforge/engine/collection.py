@@ -137,8 +137,8 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         return self.config.dense_dim
 
     def __repr__(self) -> str:
-        metric = self.config.metric.value
-        return f"Collection({self.name!r}, dim={self.config.dim}, metric={metric!r}, points={self.count()})"
+        metric = self.config.dense_info()["metric"]
+        return f"Collection({self.name!r}, dim={self.dim}, metric={metric!r}, points={self.count()})"
 
     # ------------------------------------------------------------------ opening
     def _open_from_disk(self, folder: Path, sync: bool) -> None:

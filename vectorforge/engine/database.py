@@ -165,8 +165,14 @@ class Database:
                 return self._create(self._config_for(name, **settings))
             col = self.get_collection(name)
             given: CollectionSettings = {**settings}
-            if not {"dim", "vectors", "embedder"} & set(given) and col.config.has_dense:
-                given["dim"] = col.config.dim  # the one setting a dense collection cannot go without
+            if not {"dim", "vectors", "embedder"} & set(given):  # what it cannot be made without
+                if col.config.has_dense:
+                    given["dim"] = col.config.dim
+                else:  # its vectors, less the sparse ones given on their own
+                    spec = col.config.vectors_spec()
+                    given["vectors"] = {
+                        k: v for k, v in spec.items() if k not in (settings.get("sparse") or {})
+                    }
             expected = self._config_for(name, **given)  # a bad setting is refused here too
             check_same_settings(col.config, expected, set(settings))
             return col

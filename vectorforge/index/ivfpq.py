@@ -155,6 +155,8 @@ class IVFPQIndex(VectorIndex):
             scores = -np.linalg.norm(vecs - queries[:, None, :], axis=2)
         else:
             scores = np.einsum("qcd,qd->qc", vecs, queries)
+            if self.metric is Metric.COSINE:  # as every index caps it (exact.distances_to_scores)
+                scores = np.minimum(scores, 1.0)
         scores = np.where(valid, scores, -np.inf).astype(np.float32)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         top_scores = np.take_along_axis(scores, order, axis=1)
