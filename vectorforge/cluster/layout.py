@@ -146,10 +146,14 @@ class ShardLayout:
         try:
             for i in range(config.shards):
                 shards.append(backend.open_shard(config, base / str(i) if base else None, clock))
-        except BaseException:  # all or nothing: a shard that opened is given back
+        except BaseException:  # all or nothing: every shard that opened is given back
             for shard in shards:
-                shard.close()
-                backend.discard(shard)
+                try:
+                    shard.close()
+                except Exception as exc:  # give back the others all the same
+                    logger.warning("closing shard of %r after a failed open: %s", config.name, exc)
+                finally:
+                    backend.discard(shard)
             raise
         return cls(config, router, shards, folder)
 
