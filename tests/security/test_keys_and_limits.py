@@ -148,6 +148,10 @@ def test_a_first_key_that_would_leave_no_admin_is_refused_naming_the_fix(tmp_pat
     finally:
         server.stop()
     other = tmp_path / "other"
+    scoped = cli("keys", "create", "--data", other, "--role", "admin", "-c", "docs", check=False)
+    assert (
+        scoped.returncode != 0 and "an admin key limited to some collections" in scoped.stdout + scoped.stderr
+    )
     done = cli("keys", "create", "--data", other, "--role", "read-only", "--no-admin")  # asked for
     assert "(read-only," in done.stdout
 

@@ -179,11 +179,16 @@ class KeyStore:
                 parsed = Role.READ_ONLY if has_admin else Role.ADMIN
             entry = ApiKey(key_id, _hash(key), parsed, scope)
             if not has_admin and not _is_admin(entry) and not allow_no_admin:
+                what = (
+                    "an admin key limited to some collections"
+                    if parsed is Role.ADMIN
+                    else f"this {parsed.value} key"
+                )
                 raise InvalidParameter(
-                    f"this {parsed.value} key would leave {self.path.parent} without an admin key: from "
-                    "the first key on the server requires keys, and no one could manage it. Create an "
-                    f"admin key first (`vectorforge keys create --data {self.path.parent} --role admin`), "
-                    "or pass --no-admin to create this one anyway"
+                    f"{what} would leave {self.path.parent} without an admin key for every collection: "
+                    "from the first key on the server requires keys, and no one could manage it. Create "
+                    f"an admin key first (`vectorforge keys create --data {self.path.parent} --role admin`, "
+                    "no -c), or pass --no-admin to create this one anyway"
                 )
             keys[key_id] = entry
             self._save(keys)
