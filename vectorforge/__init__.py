@@ -58,6 +58,7 @@ from vectorforge.types import (
     ScrollPage,
     Sparse,
     SparseVector,
+    UpdateResult,
 )
 
 __version__ = "0.1.0"
@@ -107,6 +108,7 @@ __all__ = [
     "StaleEpoch",
     "StorageError",
     "UnavailableError",
+    "UpdateResult",
     "UsageError",
     "VectorForgeError",
     "WriteNotDurable",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, Unpack
 
-from vectorforge.types import Hit, PointId, Record, ScrollPage
+from vectorforge.types import Hit, PointId, Record, ScrollPage, UpdateResult
 
 __all__ = ["CollectionAPI", "CollectionSettings", "DatabaseAPI", "SearchOptions"]
 
@@ -63,9 +63,9 @@ class CollectionAPI(Protocol):
         payloads: Sequence[dict[str, Any] | None] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
-        """Insert or replace points; returns once the write is durable (its sequence number, or its
-        timestamp on a sharded collection: a session token).
+    ) -> UpdateResult:
+        """Insert or replace points; returns once the write is durable: an `UpdateResult` (the
+        operation's id, a session token, and how many points were written).
 
         Args:
             ids: one id per point (int from 0 to 2**63-1, or a non-empty str), unique within the call.
@@ -75,6 +75,8 @@ class CollectionAPI(Protocol):
             payloads: one JSON object (or None) per id.
             idempotency_key: unique to this write; a retry with the same key applies nothing and
                 returns the first result.
+
+        Every write (upsert, add, delete, the payload updates) returns an `UpdateResult`.
         """
         ...
 
@@ -84,8 +86,8 @@ class CollectionAPI(Protocol):
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
-        """Delete points by id and/or filter; returns how many existed and were deleted. A filter
+    ) -> UpdateResult:
+        """Delete points by id and/or filter; `count`: how many existed and were deleted. A filter
         that matches every point is refused."""
         ...
 
@@ -96,9 +98,9 @@ class CollectionAPI(Protocol):
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         """Merge `payload` into the payload of the points chosen by `ids` and/or `filter` (its keys
-        replace theirs, the others stay); vectors are not sent again. Returns how many points changed."""
+        replace theirs, the others stay); vectors are not sent again. `count`: the points changed."""
         ...
 
     def overwrite_payload(
@@ -108,8 +110,8 @@ class CollectionAPI(Protocol):
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
-        """Replace the whole payload of the chosen points with `payload`; how many points changed."""
+    ) -> UpdateResult:
+        """Replace the whole payload of the chosen points with `payload`."""
         ...
 
     def delete_payload(
@@ -119,8 +121,8 @@ class CollectionAPI(Protocol):
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
-        """Remove the payload keys `keys` from the chosen points; how many points changed."""
+    ) -> UpdateResult:
+        """Remove the payload keys `keys` from the chosen points."""
         ...
 
     def add(
@@ -132,7 +134,7 @@ class CollectionAPI(Protocol):
         batch_size: int = 64,
         progress: bool = False,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         """Embed `texts` with the collection's embedder and upsert them (text in payload["text"])."""
         ...
 

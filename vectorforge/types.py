@@ -32,6 +32,7 @@ __all__ = [
     "Record",
     "ScrollPage",
     "Sharding",
+    "UpdateResult",
     "check_consistency",
     "check_name",
 ]
@@ -287,6 +288,21 @@ class SparseVector:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResult:
+    """What every write returns once it is durable (Qdrant's UpdateResult), wherever it ran.
+
+    `operation_id` grows with every write of the collection: a plain collection's sequence number,
+    a sharded one's hybrid-clock timestamp; it is the session token that `consistency="session"`
+    reads wait for. A retry with the same idempotency key returns the first write's `count` and an
+    `operation_id` that covers it. `count`: the points written (upsert, add, a payload update) or
+    deleted. `status` is always "completed": the write is durable (at its write quorum)."""
+
+    operation_id: int
+    count: int
+    status: Literal["completed"] = "completed"
 
 
 @dataclass(slots=True)

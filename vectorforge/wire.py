@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from vectorforge.errors import InvalidVector
-from vectorforge.types import Hit, Record, SparseVector
+from vectorforge.types import Hit, Record, SparseVector, UpdateResult
 
 __all__ = [
     "hit_from_dict",
@@ -37,6 +37,8 @@ __all__ = [
     "sparse_from_wire",
     "sparse_to_wire",
     "to_json",
+    "update_from_dict",
+    "update_to_dict",
     "vectors_from_wire",
     "vectors_to_wire",
 ]
@@ -162,6 +164,20 @@ def to_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
     return value
+
+
+def update_to_dict(result: UpdateResult) -> dict[str, Any]:
+    """A write's answer; "seq" (the same id) is what clients before 0.2 read as the session token."""
+    return {
+        "operation_id": result.operation_id,
+        "count": result.count,
+        "status": result.status,
+        "seq": result.operation_id,
+    }
+
+
+def update_from_dict(d: dict[str, Any]) -> UpdateResult:
+    return UpdateResult(int(d["operation_id"]), int(d["count"]))
 
 
 def hit_to_dict(hit: Hit) -> dict[str, Any]:

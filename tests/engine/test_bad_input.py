@@ -403,7 +403,7 @@ def test_bad_get_scroll_delete(col: vf.Collection) -> None:
         with pytest.raises(InvalidId, match="empty"):
             col.delete(ids=[])
     # and the valid counterparts work on the same collection
-    assert col.delete(ids=[0, 0, 999]) == 1  # repeats are fine in a delete; missing ids count 0
+    assert col.delete(ids=[0, 0, 999]).count == 1  # repeats are fine in a delete; missing ids count 0
 
 
 # ---------------------------------------------------------------------------------------------- collections

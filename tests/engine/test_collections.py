@@ -94,9 +94,11 @@ def _write_history(col: vf.Collection) -> None:
     for i in range(0, len(ids), 8):
         col.upsert(ids[i : i + 8], vectors[i : i + 8], payloads[i : i + 8])
     col.upsert([5, "s5", 100], rand(3, seed=2), [{"group": 1, "new": True}, None, {"group": 1}])
-    assert col.delete(ids=[7, "s7", 999]) == 2
+    assert col.delete(ids=[7, "s7", 999]).count == 2
     assert (
-        col.delete(filter={"must": [{"key": "group", "match": 2}, {"key": "name", "match_any": ["8", "11"]}]})
+        col.delete(
+            filter={"must": [{"key": "group", "match": 2}, {"key": "name", "match_any": ["8", "11"]}]}
+        ).count
         == 2
     )
 
@@ -207,7 +209,7 @@ def test_int_and_str_ids_are_different_points(any_db: vf.Database) -> None:
     assert [r.payload for r in c.get([1, "1", 0, "0"])] == [{"k": 0}, {"k": 1}, {"k": 2}, {"k": 3}]
     assert [r.id for r in c.scroll().records] == [0, 1, 2**63 - 1, "0", "1", "x" * 256]
     assert [h.id for h in c.search([0.0, 1.0, 0.0, 0.0], k=2)] == ["1", "x" * 256]
-    assert c.delete(ids=["1"]) == 1
+    assert c.delete(ids=["1"]).count == 1
     assert [r.id for r in c.get([1, "1"])] == [1]
     assert c.count(filter={"must": [{"has_id": ["1", "0"]}]}) == 1
 
@@ -234,12 +236,14 @@ def test_reupsert_replaces_vector_and_payload(any_db: vf.Database, flush_between
 def test_delete_counts(any_db: vf.Database) -> None:
     c = any_db.create_collection("d", dim=4, metric="l2", index="flat", max_segment_points=5)
     c.upsert(list(range(12)), rand(12, 4), [{"even": i % 2 == 0, "i": i} for i in range(12)])
-    assert c.delete(ids=[0, 1, 1, 999, "0"]) == 2
-    assert c.delete(ids=[0, 1]) == 0
-    assert c.delete(filter={"must": [{"key": "even", "match": True}]}) == 5  # 2, 4, 6, 8, 10
-    assert c.delete(filter={"must": [{"key": "even", "match": True}]}) == 0
+    assert c.delete(ids=[0, 1, 1, 999, "0"]).count == 2
+    assert c.delete(ids=[0, 1]).count == 0
+    assert c.delete(filter={"must": [{"key": "even", "match": True}]}).count == 5  # 2, 4, 6, 8, 10
+    assert c.delete(filter={"must": [{"key": "even", "match": True}]}).count == 0
     # ids and filter together: the union, each point counted once
-    assert c.delete(ids=[3, 5, 404], filter={"must": [{"key": "i", "range": {"gte": 5, "lte": 7}}]}) == 3
+    assert (
+        c.delete(ids=[3, 5, 404], filter={"must": [{"key": "i", "range": {"gte": 5, "lte": 7}}]}).count == 3
+    )
     assert [r.id for r in c.scroll().records] == [9, 11]
     assert c.count() == 2
 

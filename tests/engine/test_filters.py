@@ -205,10 +205,10 @@ def test_filter_semantics(col: vf.Collection, flt: dict[str, Any], expected: set
 
 def test_delete_by_filter_uses_the_same_semantics(col: vf.Collection) -> None:
     flt = {"should": [key("flag", match=True), key("tags", match=True)]}
-    assert col.delete(filter=flt) == 2
+    assert col.delete(filter=flt).count == 2
     assert col.get([2, 13]) == []
     assert col.count() == len(PAYLOADS) - 2
-    assert col.delete(filter=flt) == 0
+    assert col.delete(filter=flt).count == 0
     assert matching(col, {"must": [key("flag", match=1)]}) == {5}
 
 
@@ -449,5 +449,5 @@ def test_a_delete_that_would_match_everything_is_refused(col: vf.Collection, flt
 
 
 def test_a_delete_filter_that_spares_one_point_is_taken(col: vf.Collection) -> None:
-    assert col.delete(filter={"must_not": [{"has_id": [1]}]}) == len(ALL) - 1
+    assert col.delete(filter={"must_not": [{"has_id": [1]}]}).count == len(ALL) - 1
     assert [r.id for r in col.scroll().records] == [1]

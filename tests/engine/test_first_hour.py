@@ -82,3 +82,18 @@ def test_cosine_scores_of_a_trained_ivfpq_segment_do_not_exceed_one() -> None:
         col.flush()  # sealed: the IVF-PQ index trains, and searches re-score from full vectors
         for v in vectors[:200]:
             assert all(h.score <= 1.0 for h in col.search(v, 3))
+
+
+def test_every_write_returns_one_kind_of_result_everywhere(any_db: vf.DatabaseAPI) -> None:
+    """Before: upsert gave 1 on a plain collection and a clock timestamp on a sharded one, delete a
+    bare count, and an HTTP delete "seq": 0."""
+    col = any_db.create_collection("w", dim=4, index="flat")
+    first = col.upsert([1, 2, 3], np.ones((3, 4)), [{"g": 1}] * 3)
+    assert isinstance(first, vf.UpdateResult) and first.count == 3 and first.status == "completed"
+    deleted = col.delete(ids=[1, 99])
+    changed = col.set_payload({"g": 2}, ids=[2])
+    assert (deleted.count, changed.count) == (1, 1)
+    ids = [first.operation_id, deleted.operation_id, changed.operation_id]
+    assert ids == sorted(ids) and len(set(ids)) == 3 and ids[0] > 0  # grows with every write
+    again = col.delete(ids=[2], idempotency_key="once")
+    assert col.delete(ids=[2], idempotency_key="once").count == again.count == 1

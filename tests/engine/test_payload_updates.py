@@ -33,16 +33,19 @@ def test_set_overwrite_and_delete_payload_by_ids_and_filter(any_db: vf.DatabaseA
     col = any_db.create_collection("p", dim=DIM, index="flat")
     vectors, model = _fill(col)
     before = [(h.id, h.score) for h in col.search(vectors[0], 10, with_payload=False)]
-    assert col.set_payload({"g": 9, "new": True}, ids=[1, 2, 999]) == 2  # 999 does not exist
+    assert col.set_payload({"g": 9, "new": True}, ids=[1, 2, 999]).count == 2  # 999 does not exist
     for i in (1, 2):
         model[i] = {**model[i], "g": 9, "new": True}
-    assert col.set_payload({"seen": 1}, filter={"must": [{"key": "g", "match": 0}]}) == 10
+    assert col.set_payload({"seen": 1}, filter={"must": [{"key": "g", "match": 0}]}).count == 10
     for i in model:
         if model[i]["g"] == 0:
             model[i] = {**model[i], "seen": 1}
-    assert col.overwrite_payload({"only": "this"}, ids=[3]) == 1
+    assert col.overwrite_payload({"only": "this"}, ids=[3]).count == 1
     model[3] = {"only": "this"}
-    assert col.delete_payload(["name", "tags"], ids=[4, 5], filter={"must": [{"key": "g", "match": 9}]}) == 4
+    assert (
+        col.delete_payload(["name", "tags"], ids=[4, 5], filter={"must": [{"key": "g", "match": 9}]}).count
+        == 4
+    )
     for i in (4, 5, 1, 2):
         model[i] = {k: v for k, v in model[i].items() if k not in ("name", "tags")}
     assert _payloads(col, 30) == model
@@ -52,7 +55,7 @@ def test_set_overwrite_and_delete_payload_by_ids_and_filter(any_db: vf.DatabaseA
     assert np.allclose(
         [stored[i] for i in range(30)], vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     )
-    assert col.set_payload({"all": 1}, filter={}) == 30  # {} is every point
+    assert col.set_payload({"all": 1}, filter={}).count == 30  # {} is every point
     assert col.count({"must": [{"key": "all", "match": 1}]}) == 30
 
 
@@ -86,9 +89,11 @@ def test_bad_payload_updates_are_refused_and_change_nothing(
 def test_a_payload_update_with_a_key_applies_once(any_db: vf.DatabaseAPI) -> None:
     col = any_db.create_collection("k", dim=DIM, index="flat")
     _fill(col, 6)
-    assert col.set_payload({"n": 1}, ids=[1, 2], idempotency_key="pay-1") == 2
+    assert col.set_payload({"n": 1}, ids=[1, 2], idempotency_key="pay-1").count == 2
     col.set_payload({"n": 2}, ids=[1])  # a newer write
-    assert col.set_payload({"n": 1}, ids=[1, 2], idempotency_key="pay-1") == 2  # the retry applies nothing
+    assert (
+        col.set_payload({"n": 1}, ids=[1, 2], idempotency_key="pay-1").count == 2
+    )  # the retry applies nothing
     assert [r.payload["n"] for r in col.get([1, 2])] == [2, 1]
 
 
@@ -96,7 +101,7 @@ def test_changing_the_shard_key_moves_the_point(tmp_path: Path) -> None:
     with vf.connect(tmp_path / "d") as db:
         col = db.create_collection("t", dim=DIM, index="flat", shards=3, sharding="key", shard_key="tenant")
         col.upsert(list(range(12)), np.ones((12, DIM)), [{"tenant": "a"}] * 12)
-        assert col.set_payload({"tenant": "b"}, ids=[0, 1, 2]) == 3
+        assert col.set_payload({"tenant": "b"}, ids=[0, 1, 2]).count == 3
         assert col.count({"must": [{"key": "tenant", "match": "b"}]}) == 3
         assert col.count() == 12
         holders = [s.replicas[0].collection.count() for s in col.shards]
@@ -142,15 +147,17 @@ def test_payload_updates_match_a_model_through_seals_and_compaction(
             if not ids and flt is None:
                 continue
             if op == "set":
-                n = col.set_payload({"v": step}, ids=sorted(ids) if ids else None, filter=flt)
+                n = col.set_payload({"v": step}, ids=sorted(ids) if ids else None, filter=flt).count
                 for i in chosen:
                     model[i] = {**model[i], "v": step}
             elif op == "overwrite":
-                n = col.overwrite_payload({"g": 2, "v": step}, ids=sorted(ids) if ids else None, filter=flt)
+                n = col.overwrite_payload(
+                    {"g": 2, "v": step}, ids=sorted(ids) if ids else None, filter=flt
+                ).count
                 for i in chosen:
                     model[i] = {"g": 2, "v": step}
             else:
-                n = col.delete_payload(["g"], ids=sorted(ids) if ids else None, filter=flt)
+                n = col.delete_payload(["g"], ids=sorted(ids) if ids else None, filter=flt).count
                 for i in chosen:
                     model[i] = {k: v for k, v in model[i].items() if k != "g"}
             assert n == len(chosen)
@@ -190,7 +197,7 @@ def test_a_sharded_payload_update_by_filter_rechecks_it_under_the_locks(tmp_path
 
         col._settle_moves = another_writer_first  # type: ignore[attr-defined]
         unclaimed = {"must": [{"key": "owner", "match": "none"}]}
-        assert col.set_payload({"owner": "A"}, filter=unclaimed) == 1  # point 2 only
+        assert col.set_payload({"owner": "A"}, filter=unclaimed).count == 1  # point 2 only
         assert [r.payload for r in col.get([1, 2])] == [{"owner": "B"}, {"owner": "A"}]
 
 
@@ -199,13 +206,13 @@ def test_a_sharded_keyed_payload_update_retried_answers_as_the_first_time(tmp_pa
         col = db.create_collection("c", dim=DIM, index="flat", shards=3)
         col.upsert(list(range(6)), np.ones((6, DIM)), [{"s": "todo"}] * 3 + [{"s": "done"}] * 3)
         todo = {"must": [{"key": "s", "match": "todo"}]}
-        assert col.set_payload({"s": "done"}, filter=todo, idempotency_key="k1") == 3
-        assert col.set_payload({"s": "done"}, filter=todo, idempotency_key="k1") == 3  # not 0
-        assert col.set_payload({"x": 1}, ids=[4, 5], idempotency_key="k2") == 2
+        assert col.set_payload({"s": "done"}, filter=todo, idempotency_key="k1").count == 3
+        assert col.set_payload({"s": "done"}, filter=todo, idempotency_key="k1").count == 3  # not 0
+        assert col.set_payload({"x": 1}, ids=[4, 5], idempotency_key="k2").count == 2
         col.delete([5])
-        assert col.set_payload({"x": 1}, ids=[4, 5], idempotency_key="k2") == 2
+        assert col.set_payload({"x": 1}, ids=[4, 5], idempotency_key="k2").count == 2
         col.reshard(2)  # the results travel with the keys
-        assert col.set_payload({"s": "done"}, filter=todo, idempotency_key="k1") == 3
+        assert col.set_payload({"s": "done"}, filter=todo, idempotency_key="k1").count == 3
 
 
 def test_get_or_create_of_a_collection_without_a_dense_vector(any_db: vf.DatabaseAPI) -> None:

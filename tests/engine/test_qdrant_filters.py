@@ -378,7 +378,8 @@ def test_a_delete_whose_filter_matches_everything_is_still_refused(mem_db: vf.Da
         with pytest.raises(vf.InvalidParameter, match="would delete every point"):
             col.delete(filter=flt)
     assert (
-        col.delete(filter={"min_should": {"conditions": [{"is_empty": {"key": "a"}}], "min_count": 1}}) == 1
+        col.delete(filter={"min_should": {"conditions": [{"is_empty": {"key": "a"}}], "min_count": 1}}).count
+        == 1
     )
     assert [r.id for r in col.scroll().records] == [1]
 

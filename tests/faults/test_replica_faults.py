@@ -84,7 +84,7 @@ def test_a_lagging_leader_neither_decides_deletes_nor_feeds_a_reshard() -> None:
     _, col, rs = replicated(None)
     rs.lag(rs.leader)
     col.upsert(list(range(10)), vecs(10))
-    assert col.delete(ids=[0, 1]) == 2
+    assert col.delete(ids=[0, 1]).count == 2
     assert col.count(consistency="strong") == 8
     col.reshard(3)
     assert col.count(consistency="strong") == 8

@@ -140,11 +140,11 @@ def test_idempotency_keys_survive_a_reshard(tmp_path: Path) -> None:
     with vf.connect(str(tmp_path / "d")) as db:
         col = db.create_collection("h", dim=DIM, index="flat", shards=2, replicas=2)
         first = col.upsert([1, 2], np.ones((2, DIM)), [{"v": "A"}] * 2, idempotency_key="A-1")
-        deleted = col.delete(ids=[2], idempotency_key="A-2")
+        deleted = col.delete(ids=[2], idempotency_key="A-2").count
         col.reshard(3)
         col.upsert([1], one(2), [{"v": "B"}])  # a newer write of another client
         assert col.upsert([1, 2], np.ones((2, DIM)), [{"v": "A"}] * 2, idempotency_key="A-1") == first
-        assert col.delete(ids=[1], idempotency_key="A-2") == deleted == 1
+        assert col.delete(ids=[1], idempotency_key="A-2").count == deleted == 1
         assert [r.payload for r in col.get([1, 2])] == [{"v": "B"}]
     with vf.connect(str(tmp_path / "d")) as db:  # and after a restart
         col = db.get_collection("h")

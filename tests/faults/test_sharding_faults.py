@@ -77,12 +77,12 @@ def test_a_retried_write_with_the_same_key_applies_once(tmp_path: Path) -> None:
         col.upsert([1], np.ones((1, DIM)), [{"v": 2}])  # another client's newer write
         assert col.upsert([1, 2, 3], np.ones((3, DIM)), [{"v": 1}] * 3, idempotency_key="k-1") == first
         assert col.get([1])[0].payload == {"v": 2}  # the retry did not overwrite it
-        assert col.delete(ids=[2, 3], idempotency_key="d-1") == 2
+        assert col.delete(ids=[2, 3], idempotency_key="d-1").count == 2
     with vf.connect(str(tmp_path / "d")) as db:  # the keys are durable: a retry after a restart
         col = db.get_collection("h")
         assert col.upsert([1, 2, 3], np.ones((3, DIM)), [{"v": 1}] * 3, idempotency_key="k-1") == first
         col.upsert([2], np.ones((1, DIM)), [{"v": 3}])
-        assert col.delete(ids=[2, 3], idempotency_key="d-1") == 2  # the first answer, nothing deleted
+        assert col.delete(ids=[2, 3], idempotency_key="d-1").count == 2  # the first answer, nothing deleted
         assert [r.payload for r in col.get([1, 2])] == [{"v": 2}, {"v": 3}]
 
 

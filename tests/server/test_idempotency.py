@@ -47,7 +47,7 @@ def test_a_retry_after_a_lost_answer_is_applied_once(server: ServerProcess) -> N
     losing = LosingTransport()
     with RemoteDatabase(server.url, retries=3, transport=losing) as db:
         col = db.get_collection("lost")
-        seq = col.upsert([1], np.ones((1, DIM)), [{"v": 1}])  # applied, answer lost, retried
+        seq = col.upsert([1], np.ones((1, DIM)), [{"v": 1}]).operation_id  # applied, answer lost, retried
         assert losing.lost == 1
         assert col.info()["last_seq"] == seq == 1  # the retry was not applied a second time
 
@@ -68,7 +68,7 @@ def test_a_repeated_key_returns_the_first_result_and_overwrites_nothing(server: 
     deleted = httpx.post(f"{url}/delete", json={"ids": [1]}, headers={"Idempotency-Key": "d1"}).json()
     httpx.put(url, json=newer, headers={"Idempotency-Key": "client-b-call-2"}).raise_for_status()
     repeat = httpx.post(f"{url}/delete", json={"ids": [1]}, headers={"Idempotency-Key": "d1"}).json()
-    assert repeat["deleted"] == deleted["deleted"] == 1
+    assert repeat["count"] == deleted["count"] == 1
     with vf.connect(server.url) as db:
         assert db.get_collection("rep").count() == 1  # the retried delete did not delete the new point
 
@@ -76,6 +76,6 @@ def test_a_repeated_key_returns_the_first_result_and_overwrites_nothing(server: 
 def test_the_client_sends_a_fresh_key_per_call(server: ServerProcess, tmp_path: Path) -> None:
     with vf.connect(server.url) as db:
         col = db.create_collection("fresh", dim=DIM, metric="l2", index="flat")
-        a = col.upsert([1], np.ones((1, DIM)))
-        b = col.upsert([1], np.ones((1, DIM)))  # the same content, a new call: applied again
+        a = col.upsert([1], np.ones((1, DIM))).operation_id
+        b = col.upsert([1], np.ones((1, DIM))).operation_id  # the same content, a new call: applied again
         assert b == a + 1

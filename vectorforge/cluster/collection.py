@@ -88,6 +88,7 @@ from vectorforge.types import (
     Record,
     ScrollPage,
     Sharding,
+    UpdateResult,
     check_consistency,
 )
 
@@ -211,23 +212,24 @@ class ShardedCollection(CollectionFront):
         payloads: Sequence[dict[str, Any] | None] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
-        """Insert or replace points on their shards; returns once every shard has its part durably.
+    ) -> UpdateResult:
+        """Insert or replace points on their shards; returns once every shard has its part durably
+        (`operation_id`: the write's hybrid-clock timestamp).
 
         With `idempotency_key`, a retry writes only the shards' parts that did not land and returns
         the first result. While the collection is resharded, the write goes to the current layout
         first; if it then fails on the next one, the reshard is abandoned (the write stays)."""
         self._check_open()
         key = check_idempotency_key(idempotency_key)
-        if key is not None and key in self._earlier_keys:  # made before a reshard
-            return self._earlier_keys[key]
         checked = check_ids(ids)
+        if key is not None and key in self._earlier_keys:  # made before a reshard
+            return UpdateResult(self._earlier_keys[key], len(checked))
         vecs, named = split_vectors(self.config, vectors, len(checked))
         check_payloads(payloads, len(checked))
         plist = list(payloads) if payloads is not None else [None] * len(checked)
         self._settle_moves()
         with self._ids.hold(checked):
-            return self._write_held(checked, vecs, plist, named, key)
+            return UpdateResult(self._write_held(checked, vecs, plist, named, key), len(checked))
 
     def _write_held(
         self,
@@ -273,12 +275,12 @@ class ShardedCollection(CollectionFront):
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         """Delete by id and/or filter on every shard that may hold the points."""
         self._check_open()
         key = check_idempotency_key(idempotency_key)
         if key is not None and key in self._earlier_keys:  # made before a reshard
-            return self._earlier_keys[key]
+            return UpdateResult(self._layout.last_ts, self._earlier_keys[key])
         if ids is None and filter is None:
             raise InvalidParameter(
                 "delete needs ids=[...] or filter={...}; to drop everything use delete_collection"
@@ -293,7 +295,7 @@ class ShardedCollection(CollectionFront):
             if following is not None:
                 self._also_next(lambda: following.delete(checked, filter, key))
             self.session_ts = max(self.session_ts, self._layout.last_ts)
-            return total
+            return UpdateResult(self._layout.last_ts, total)
 
     def _rewrite_payloads(
         self,
@@ -301,16 +303,16 @@ class ShardedCollection(CollectionFront):
         ids: list[PointId] | None,
         filter: dict[str, Any] | None,
         key: str | None,
-    ) -> int:
+    ) -> UpdateResult:
         """A payload update: the chosen points (read strongly) are written again with their own
         vectors and `change(payload)`, their ids' locks held from the read to the write, so no
         write of them comes between; a changed shard key moves the point as an upsert does."""
         self._check_open()
         marker = None if key is None else _part(key, 0, "p")
         if key is not None and key in self._earlier_keys:  # made before a reshard
-            return self._earlier_keys[key]
+            return UpdateResult(self._layout.last_ts, self._earlier_keys[key])
         if marker is not None and (done := self._layout.shards[0].recall(marker)) is not None:
-            return done
+            return UpdateResult(self._layout.last_ts, done)
         asked = list(dict.fromkeys(ids or []))
         targets = [r.id for r in self.get(asked, with_payload=False, consistency="strong")] if asked else []
         if filter is not None:
@@ -330,9 +332,11 @@ class ShardedCollection(CollectionFront):
             if found:
                 vecs, named = split_vectors(self.config, record_vectors(self.config, records), len(found))
                 self._write_held(found, vecs, payloads, named, key)
+            count = len(found)
             if marker is not None:  # what a retry answers, written once every part has landed
-                return self._layout.shards[0].remember(marker, len(found))
-            return len(found)
+                count = self._layout.shards[0].remember(marker, count)
+            self.session_ts = max(self.session_ts, self._layout.last_ts)
+            return UpdateResult(self._layout.last_ts, count)
 
     def _matching(self, filter: dict[str, Any]) -> list[PointId]:
         """The ids of every point that matches `filter`, read strongly, page by page."""

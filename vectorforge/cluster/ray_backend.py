@@ -51,7 +51,7 @@ from vectorforge.errors import UnavailableError, UsageError
 from vectorforge.index.sparse import CorpusStats
 from vectorforge.storage import fsio
 from vectorforge.storage.fsio import write_json_atomic
-from vectorforge.types import CollectionConfig, Hit, PointId, Record, ScrollPage
+from vectorforge.types import CollectionConfig, Hit, PointId, Record, ScrollPage, UpdateResult
 
 __all__ = ["ActorStore", "RayBackend", "ReplicaActor"]
 
@@ -191,12 +191,18 @@ class ActorStore:
 
     def upsert(
         self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
-    ) -> int:
+    ) -> UpdateResult:
         """A direct write to this replica (anti-entropy repairs it), outside the shard's log."""
-        return int(self._call("upsert", list(ids), vectors, None if payloads is None else list(payloads)))
+        result: UpdateResult = self._call(
+            "upsert", list(ids), vectors, None if payloads is None else list(payloads)
+        )
+        return result
 
-    def delete(self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None) -> int:
-        return int(self._call("delete", None if ids is None else list(ids), filter))
+    def delete(
+        self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None
+    ) -> UpdateResult:
+        result: UpdateResult = self._call("delete", None if ids is None else list(ids), filter)
+        return result
 
     def recall(self, key: str) -> int | None:
         found = self._call("recall", key)

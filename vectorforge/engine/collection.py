@@ -82,6 +82,7 @@ from vectorforge.types import (
     PointId,
     Record,
     ScrollPage,
+    UpdateResult,
     check_consistency,
 )
 
@@ -224,8 +225,9 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         payloads: Sequence[dict[str, Any] | None] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
-        """Insert or replace points; returns the operation's sequence number once it is durable.
+    ) -> UpdateResult:
+        """Insert or replace points; once durable, an `UpdateResult` (`operation_id`: the sequence
+        number of the write).
 
         Args:
             ids: one id per point (int or str, unique within the call).
@@ -235,16 +237,17 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             idempotency_key: a key unique to this write (a UUID); a retry with the same key applies
                 nothing and returns the first result. The last 10,000 keys are kept durably.
         """
-        return self._upsert(ids, vectors, payloads, check_idempotency_key(idempotency_key))
+        checked = check_ids(ids)
+        seq = self._upsert(checked, vectors, payloads, check_idempotency_key(idempotency_key))
+        return UpdateResult(seq, len(checked))
 
     def _upsert(
         self,
-        ids: Sequence[PointId],
+        checked_ids: list[PointId],
         vectors: Any,
         payloads: Sequence[dict[str, Any] | None] | None,
         key: str | None,
     ) -> int:
-        checked_ids = check_ids(ids)
         vecs, named = split_vectors(self.config, vectors, len(checked_ids))
         blobs = check_payloads(payloads, len(checked_ids))
         # The array itself: the log packs it without a copy, and an in-memory database never copies it.
@@ -265,8 +268,8 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
-        """Delete points by id and/or by filter; returns how many existed and were deleted.
+    ) -> UpdateResult:
+        """Delete points by id and/or by filter; `count`: how many existed and were deleted.
 
         A filter that matches every point is refused (`InvalidParameter`): to empty a collection,
         delete it and create it again. `idempotency_key` as in `upsert`: a retry returns the first
@@ -280,8 +283,8 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         where = parse_delete_filter(filter) if filter is not None else None
         with self._lock.write():
             self._check_writable()
-            if key is not None and key in self._keys:
-                return self._keys[key]
+            if key is not None and key in self._keys:  # the latest id covers the first write
+                return UpdateResult(self._seq, self._keys[key])
             targets = [pid for pid in dict.fromkeys(checked) if pid in self._where]
             if where is not None:
                 seen = set(targets)
@@ -293,7 +296,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 if key is not None:
                     op["key"], op["result"] = key, len(targets)
                 self._write_locked(op)
-            return len(targets)
+            return UpdateResult(self._seq, len(targets))
 
     def _rewrite_payloads(
         self,
@@ -301,15 +304,15 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         ids: list[PointId] | None,
         filter: dict[str, Any] | None,
         key: str | None,
-    ) -> int:
+    ) -> UpdateResult:
         """A payload update (`CollectionFront.set_payload` and its kin): under the write lock, each
         chosen point is written again with its own vectors and `change(payload)`, one logged upsert,
         so the log, seals, replicas and snapshots need nothing new. Returns how many points."""
         where = parse_filter(filter) if filter is not None else None
         with self._lock.write():
             self._check_writable()
-            if key is not None and key in self._keys:
-                return self._keys[key]
+            if key is not None and key in self._keys:  # the latest id covers the first write
+                return UpdateResult(self._seq, self._keys[key])
             targets = [pid for pid in dict.fromkeys(ids or []) if pid in self._where]
             if filter is not None:
                 seen = set(targets)
@@ -320,15 +323,14 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             if not records:  # a keyed update of nothing is logged too: its key must stay
                 if key is not None:
                     self._write_locked({"op": "delete", "ids": [], "key": key, "result": 0})
-                return 0
+                return UpdateResult(self._seq, 0)
             vecs, named = split_vectors(self.config, record_vectors(self.config, records), len(records))
             op: dict[str, Any] = {"op": "upsert", "ids": targets, "vectors": vecs, "payloads": blobs}
             if named:
                 op["named"] = pack_named(self.config, named)
             if key is not None:  # a retry gets the count back, as a keyed delete does
                 op["key"], op["result"] = key, len(targets)
-            self._write_locked(op)
-            return len(targets)
+            return UpdateResult(self._write_locked(op), len(targets))
 
     def _recalled(self, key: str) -> int | None:
         return self.recall(key)

@@ -24,7 +24,7 @@ from vectorforge.engine.validate import (
     check_texts,
 )
 from vectorforge.errors import EmbedderMismatch, InvalidParameter, InvalidPayload
-from vectorforge.types import CollectionConfig, Hit, Multi, PointId, Sparse, SparseVector
+from vectorforge.types import CollectionConfig, Hit, Multi, PointId, Sparse, SparseVector, UpdateResult
 
 __all__ = ["CollectionFront"]
 
@@ -43,7 +43,7 @@ class _Parts(CollectionAPI, Protocol):
         vectors: Any,
         payloads: Sequence[dict[str, Any] | None],
         key: str | None,
-    ) -> int: ...
+    ) -> UpdateResult: ...
     def search_text(self, using: str, text: str, k: int = 10, **options: Any) -> list[Hit]: ...
     def search_named(self, using: str, query: Any, k: int = 10, **options: Any) -> list[Hit]: ...
     def search_sparse(
@@ -63,7 +63,7 @@ class _Parts(CollectionAPI, Protocol):
         ids: list[PointId] | None,
         filter: dict[str, Any] | None,
         key: str | None,
-    ) -> int: ...
+    ) -> UpdateResult: ...
 
 
 PayloadChange = Callable[[dict[str, Any] | None], dict[str, Any] | None]
@@ -79,7 +79,7 @@ class CollectionFront:
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         given = check_payload(payload)
         return self._rewrite_payloads(
             lambda old: {**(old or {}), **given},
@@ -94,7 +94,7 @@ class CollectionFront:
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         given = check_payload(payload)
         return self._rewrite_payloads(
             lambda old: dict(given), *_chosen(ids, filter), check_idempotency_key(idempotency_key)
@@ -107,7 +107,7 @@ class CollectionFront:
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         if not isinstance(keys, list | tuple) or not keys or not all(isinstance(k, str) and k for k in keys):
             raise InvalidParameter(f"keys must be a non-empty list of payload keys, not {keys!r}")
         drop = set(keys)
@@ -128,7 +128,7 @@ class CollectionFront:
         vectors: Any,
         payloads: Sequence[dict[str, Any] | None],
         key: str | None,
-    ) -> int:
+    ) -> UpdateResult:
         """Upsert what `add` embedded; each sparse vector with an analyzer (BM25) is made from the
         texts too."""
         named = {name: list(analyzer_of(self, name).encode(texts)) for name in self.text_vectors()}
@@ -225,12 +225,12 @@ class CollectionFront:
         batch_size: int = 64,
         progress: bool = False,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         """Embed `texts` and upsert them (text in payload["text"]); a retry is not embedded again."""
         text_list, checked, merged = check_texts(texts, ids, payloads)
         key = check_idempotency_key(idempotency_key)
         if key is not None and (done := self._recalled(key)) is not None:
-            return done
+            return UpdateResult(done, len(checked))  # a retry: nothing embedded again
         if not self.config.has_dense and not self.text_vectors():
             raise InvalidParameter(
                 f"collection {self.name!r} has no dense vector and no sparse vector with an analyzer: "

@@ -32,6 +32,7 @@ from vectorforge.types import (
     ScrollPage,
     Sparse,
     SparseVector,
+    UpdateResult,
     check_name,
 )
 from vectorforge.wire import (
@@ -40,6 +41,7 @@ from vectorforge.wire import (
     record_from_dict,
     sparse_to_wire,
     to_json,
+    update_from_dict,
     vectors_to_wire,
 )
 
@@ -282,14 +284,14 @@ class RemoteCollection:
         payloads: Sequence[dict[str, Any] | None] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         self._check_open()
         wire = named_to_wire(vectors) if isinstance(vectors, dict) else _wire(vectors)
         body = {"ids": _ids(ids), "vectors": wire, "payloads": _list_or_none(payloads)}
         answer = self._db._json(
             "PUT", f"/collections/{self.name}/points", json=body, headers=_key(idempotency_key)
         )
-        return int(self._wrote(answer)["seq"])
+        return update_from_dict(self._wrote(answer))
 
     def delete(
         self,
@@ -297,10 +299,10 @@ class RemoteCollection:
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         body = {"ids": None if ids is None else _ids(ids), "filter": filter}
         answer = self._post("/points/delete", body, headers=_key(idempotency_key))
-        return int(self._wrote(answer)["deleted"])
+        return update_from_dict(self._wrote(answer))
 
     def set_payload(
         self,
@@ -309,7 +311,7 @@ class RemoteCollection:
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         return self._payload("POST", "/points/payload", {"payload": payload}, ids, filter, idempotency_key)
 
     def overwrite_payload(
@@ -319,7 +321,7 @@ class RemoteCollection:
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         return self._payload("PUT", "/points/payload", {"payload": payload}, ids, filter, idempotency_key)
 
     def delete_payload(
@@ -329,7 +331,7 @@ class RemoteCollection:
         filter: dict[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         body = {"keys": keys if isinstance(keys, str) else list(keys)}  # a str: the server refuses it
         return self._payload("POST", "/points/payload/delete", body, ids, filter, idempotency_key)
 
@@ -352,7 +354,7 @@ class RemoteCollection:
         ids: Sequence[PointId] | None,
         filter: dict[str, Any] | None,
         key: str | None,
-    ) -> int:
+    ) -> UpdateResult:
         self._check_open()
         body = {**body, "ids": None if ids is None else _ids(ids), "filter": filter}
         answer = self._db._json(
@@ -362,7 +364,7 @@ class RemoteCollection:
             headers=_key(key),
             idempotent=key is not None,
         )
-        return int(self._wrote(answer)["updated"])
+        return update_from_dict(self._wrote(answer))
 
     def add(
         self,
@@ -373,13 +375,13 @@ class RemoteCollection:
         batch_size: int = 64,
         progress: bool = False,
         idempotency_key: str | None = None,
-    ) -> int:
+    ) -> UpdateResult:
         body = {
             "texts": list(texts),
             "ids": None if ids is None else _ids(ids),
             "payloads": _list_or_none(payloads),
         }
-        return int(self._wrote(self._post("/points/add", body, headers=_key(idempotency_key)))["seq"])
+        return update_from_dict(self._wrote(self._post("/points/add", body, headers=_key(idempotency_key))))
 
     def flush(self) -> None:
         self._post("/flush", {})

@@ -27,7 +27,14 @@ from vectorforge.server.schemas import (
     UpsertBody,
 )
 from vectorforge.types import SparseVector
-from vectorforge.wire import hit_to_dict, named_from_wire, record_to_dict, sparse_from_wire, vectors_from_wire
+from vectorforge.wire import (
+    hit_to_dict,
+    named_from_wire,
+    record_to_dict,
+    sparse_from_wire,
+    update_to_dict,
+    vectors_from_wire,
+)
 
 __all__ = ["point_routes"]
 
@@ -37,14 +44,14 @@ def point_routes(db: Database) -> APIRouter:
     points = APIRouter(prefix="/collections/{name}/points", tags=["points"])
 
     @points.put("")
-    def upsert(name: str, body: UpsertBody, who: Who, key: Key = None) -> dict[str, int]:
+    def upsert(name: str, body: UpsertBody, who: Who, key: Key = None) -> dict[str, Any]:
         """Insert or replace points; the answer comes once the write is durable."""
         col = collection(db, name, who, Action.WRITE)
         if isinstance(body.vectors, dict):
             vectors = named_from_wire(body.vectors)
         else:
             vectors = vectors_from_wire(_plain(body.vectors))
-        return {"seq": col.upsert(body.ids, vectors, body.payloads, idempotency_key=key)}
+        return update_to_dict(col.upsert(body.ids, vectors, body.payloads, idempotency_key=key))
 
     @points.post("/get")
     def get(name: str, body: GetBody, who: Who) -> dict[str, Any]:
@@ -60,32 +67,28 @@ def point_routes(db: Database) -> APIRouter:
         return {"records": [record_to_dict(r) for r in recs]}
 
     @points.post("/delete")
-    def delete(name: str, body: DeleteBody, who: Who, key: Key = None) -> dict[str, int]:
-        """Delete points by ids and/or filter; `seq` is a session token that covers the delete."""
+    def delete(name: str, body: DeleteBody, who: Who, key: Key = None) -> dict[str, Any]:
+        """Delete points by ids and/or filter; `count`: how many were deleted."""
         col = collection(db, name, who, Action.WRITE)
-        deleted = col.delete(ids=body.ids, filter=body.filter, idempotency_key=key)
-        return {"deleted": deleted, "seq": getattr(col, "session_ts", 0)}
+        return update_to_dict(col.delete(ids=body.ids, filter=body.filter, idempotency_key=key))
 
     @points.post("/payload")
-    def set_payload(name: str, body: PayloadBody, who: Who, key: Key = None) -> dict[str, int]:
+    def set_payload(name: str, body: PayloadBody, who: Who, key: Key = None) -> dict[str, Any]:
         """Merge `payload` into the chosen points' payloads (Qdrant's set payload)."""
         col = collection(db, name, who, Action.WRITE)
-        n = col.set_payload(body.payload, body.ids, body.filter, idempotency_key=key)
-        return {"updated": n, "seq": getattr(col, "session_ts", 0)}
+        return update_to_dict(col.set_payload(body.payload, body.ids, body.filter, idempotency_key=key))
 
     @points.put("/payload")
-    def overwrite_payload(name: str, body: PayloadBody, who: Who, key: Key = None) -> dict[str, int]:
+    def overwrite_payload(name: str, body: PayloadBody, who: Who, key: Key = None) -> dict[str, Any]:
         """Replace the chosen points' payloads with `payload`."""
         col = collection(db, name, who, Action.WRITE)
-        n = col.overwrite_payload(body.payload, body.ids, body.filter, idempotency_key=key)
-        return {"updated": n, "seq": getattr(col, "session_ts", 0)}
+        return update_to_dict(col.overwrite_payload(body.payload, body.ids, body.filter, idempotency_key=key))
 
     @points.post("/payload/delete")
-    def delete_payload(name: str, body: DeletePayloadBody, who: Who, key: Key = None) -> dict[str, int]:
+    def delete_payload(name: str, body: DeletePayloadBody, who: Who, key: Key = None) -> dict[str, Any]:
         """Remove payload keys from the chosen points."""
         col = collection(db, name, who, Action.WRITE)
-        n = col.delete_payload(body.keys, body.ids, body.filter, idempotency_key=key)
-        return {"updated": n, "seq": getattr(col, "session_ts", 0)}
+        return update_to_dict(col.delete_payload(body.keys, body.ids, body.filter, idempotency_key=key))
 
     @points.post("/count")
     def count(name: str, body: CountBody, who: Who) -> dict[str, int]:
@@ -140,10 +143,10 @@ def point_routes(db: Database) -> APIRouter:
         return {"results": [[hit_to_dict(h) for h in hits] for hits in results]}
 
     @points.post("/add")
-    def add(name: str, body: AddBody, who: Who, key: Key = None) -> dict[str, int]:
+    def add(name: str, body: AddBody, who: Who, key: Key = None) -> dict[str, Any]:
         """Embed texts with the collection's embedder and upsert them."""
         col = collection(db, name, who, Action.WRITE)
-        return {"seq": col.add(body.texts, ids=body.ids, payloads=body.payloads, idempotency_key=key)}
+        return update_to_dict(col.add(body.texts, ids=body.ids, payloads=body.payloads, idempotency_key=key))
 
     @points.post("/query")
     def query(name: str, body: QueryBody, who: Who) -> dict[str, Any]:
