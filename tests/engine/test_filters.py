@@ -451,3 +451,15 @@ def test_a_delete_that_would_match_everything_is_refused(col: vf.Collection, flt
 def test_a_delete_filter_that_spares_one_point_is_taken(col: vf.Collection) -> None:
     assert col.delete(filter={"must_not": [{"has_id": [1]}]}).count == len(ALL) - 1
     assert [r.id for r in col.scroll().records] == [1]
+
+
+def test_a_cached_mask_of_a_bool_never_answers_for_a_number() -> None:
+    """True == 1 and hash(True) == hash(1) in Python: the segment's mask cache, keyed by the parsed
+    filter, once gave `match: 0` the mask of `match: false` (found by the Qdrant property test)."""
+    with vf.connect() as db:
+        col = db.create_collection("b", dim=2, index="flat")
+        col.upsert([0, 1], np.ones((2, 2)), [{"a": False}, {"a": 1}])
+        for value, expected in ((False, 1), (0, 0), (True, 0), (1, 1), (0, 0), (False, 1)):
+            assert col.count({"must": [{"key": "a", "match": value}]}) == expected, value
+        assert col.count({"must": [{"key": "a", "match": {"any": [True]}}]}) == 0
+        assert col.count({"must": [{"key": "a", "match": {"any": [1]}}]}) == 1

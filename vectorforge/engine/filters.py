@@ -35,7 +35,7 @@ a number (True does not match 1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vectorforge.engine.filter_paths import parse_key
@@ -72,12 +72,24 @@ Number = int | float
 class Match:
     key: str
     values: tuple[Any, ...]
+    # True == 1 and hash(True) == hash(1): without this a cached mask of `match: true` would answer
+    # `match: 1` (the filter is the key of each segment's mask cache)
+    bools: tuple[bool, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bools", tuple(isinstance(v, bool) for v in self.values))
 
 
 @dataclass(frozen=True, slots=True)
 class Except:
     key: str
     values: tuple[Any, ...]
+    # True == 1 and hash(True) == hash(1): without this a cached mask of `match: true` would answer
+    # `match: 1` (the filter is the key of each segment's mask cache)
+    bools: tuple[bool, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bools", tuple(isinstance(v, bool) for v in self.values))
 
 
 @dataclass(frozen=True, slots=True)
