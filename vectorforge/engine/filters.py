@@ -69,7 +69,9 @@ Number = int | float
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
+class _KeyValues:
+    """A key and values to compare it with (the shape of `Match` and `Except`)."""
+
     key: str
     values: tuple[Any, ...]
     # True == 1 and hash(True) == hash(1): without this a cached mask of `match: true` would answer
@@ -81,15 +83,13 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
-class Except:
-    key: str
-    values: tuple[Any, ...]
-    # True == 1 and hash(True) == hash(1): without this a cached mask of `match: true` would answer
-    # `match: 1` (the filter is the key of each segment's mask cache)
-    bools: tuple[bool, ...] = field(init=False, default=())
+class Match(_KeyValues):
+    """The key holds one of `values`."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "bools", tuple(isinstance(v, bool) for v in self.values))
+
+@dataclass(frozen=True, slots=True)
+class Except(_KeyValues):
+    """The key holds none of `values` (and is there)."""
 
 
 @dataclass(frozen=True, slots=True)
