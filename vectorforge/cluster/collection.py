@@ -314,7 +314,7 @@ class ShardedCollection(CollectionFront):
         if marker is not None and (done := self._layout.shards[0].recall(marker)) is not None:
             return UpdateResult(self._layout.last_ts, done)
         asked = list(dict.fromkeys(ids or []))
-        targets = [r.id for r in self.get(asked, with_payload=False, consistency="strong")] if asked else []
+        targets = list(asked)  # ids that do not exist drop out at the read under the locks
         if filter is not None:
             seen = set(targets)
             targets += [pid for pid in self._matching(filter) if pid not in seen]
