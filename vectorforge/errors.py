@@ -14,7 +14,9 @@ caller (or the HTTP layer) can decide what to do without parsing messages::
     │   ├── InvalidParameter               k, offset, index parameters, batch shapes ...
     │   └── EmbedderMismatch               a query embedded by another model than the collection's
     ├── NotFoundError (LookupError)
-    │   └── CollectionNotFound
+    │   ├── CollectionNotFound
+    │   ├── GoldSetNotFound                no gold set, or no such version of it
+    │   └── RunNotFound                    no evaluation run has that id
     ├── ConflictError
     │   └── CollectionAlreadyExists
     ├── UnavailableError                   transient: retry later (a locked data folder, a shard down)
@@ -53,6 +55,7 @@ __all__ = [
     "DataFolderLocked",
     "DimensionMismatch",
     "EmbedderMismatch",
+    "GoldSetNotFound",
     "InvalidFilter",
     "InvalidId",
     "InvalidInputError",
@@ -64,6 +67,7 @@ __all__ = [
     "PermissionDenied",
     "ReplicaLost",
     "ReplicaOutOfSync",
+    "RunNotFound",
     "RequestTimeout",
     "RequestTooLarge",
     "ServerUnavailable",
@@ -155,6 +159,14 @@ class CollectionNotFound(NotFoundError):
             **details,
         )
         self.name = name
+
+
+class GoldSetNotFound(NotFoundError):
+    """No gold set, or no version of it, has that name."""
+
+
+class RunNotFound(NotFoundError):
+    """No evaluation run has that id."""
 
 
 class ConflictError(VectorForgeError):

@@ -32,6 +32,7 @@ from vectorforge.cli.common import (
     parse_filter,
     report,
 )
+from vectorforge.cli.evaluation import eval_app, goldset_app
 from vectorforge.cli.keys import keys_app
 from vectorforge.cli.points import points_app
 from vectorforge.errors import CollectionAlreadyExists, CollectionNotFound, VectorForgeError
@@ -54,6 +55,8 @@ app.add_typer(collections_app, name="collections")
 app.add_typer(points_app, name="points")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(goldset_app, name="goldset")
+app.add_typer(eval_app, name="eval")
 
 
 def _version(value: bool) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vectorforge.errors import InvalidParameter
 
-__all__ = ["BeirDataset", "load_beir"]
+__all__ = ["BeirDataset", "load_beir", "load_beir_queries"]
 
 
 @dataclass
@@ -36,6 +36,18 @@ def load_beir(folder: str | Path, split: str | None = "test") -> BeirDataset:
         for line in f:
             doc = json.loads(line)
             corpus[str(doc["_id"])] = {"title": doc.get("title", ""), "text": doc.get("text", "")}
+    queries, qrels = load_beir_queries(root, split)
+    return BeirDataset(corpus, queries, qrels)
+
+
+def load_beir_queries(
+    folder: str | Path, split: str | None = "test"
+) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """A BEIR folder's queries and the judgments of `split` (then only the judged queries), without
+    reading the corpus."""
+    root = Path(folder)
+    if not (root / "queries.jsonl").is_file() and not (root / "corpus.jsonl").is_file():
+        raise InvalidParameter(f"{root} is not a BEIR folder: queries.jsonl and corpus.jsonl are missing")
     queries = {}
     if (root / "queries.jsonl").is_file():
         with open(root / "queries.jsonl") as f:
@@ -51,4 +63,4 @@ def load_beir(folder: str | Path, split: str | None = "test") -> BeirDataset:
             for row in csv.DictReader(f, delimiter="\t"):
                 qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
         queries = {qid: text for qid, text in queries.items() if qid in qrels}
-    return BeirDataset(corpus, queries, qrels)
+    return queries, qrels

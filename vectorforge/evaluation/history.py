@@ -1,0 +1,324 @@
+"""The evaluation history: every recorded run, in an SQLite database in the data folder
+(`evaluation/history.sqlite`), queryable with any SQLite client.
+
+Tables (one row per ...):
+- `runs`: run — run_id, created_at (ISO, UTC), goldset, goldset_version, collection, label, pinned
+  (1 for a baseline), config, system and regressions as JSON;
+- `metrics`: run x segment x metric — mean, low, high (the bootstrap interval), n;
+- `query_scores`: run x query x metric — value (what paired tests compare).
+SQLite serializes writers itself, so the server and the CLI may record into one history at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from vectorforge.errors import InvalidParameter, RunNotFound
+from vectorforge.evaluation.goldsets import segment_order
+
+__all__ = ["EvalRun", "History", "SegmentScore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    goldset TEXT NOT NULL,
+    goldset_version TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    pinned INTEGER NOT NULL DEFAULT 0,
+    config TEXT NOT NULL,
+    system TEXT NOT NULL,
+    regressions TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS runs_by_goldset ON runs (goldset, collection, created_at);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    segment TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    mean REAL NOT NULL,
+    low REAL NOT NULL,
+    high REAL NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (run_id, segment, metric)
+);
+CREATE TABLE IF NOT EXISTS query_scores (
+    run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    qid TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, qid, metric)
+);
+"""
+
+
+@dataclass(frozen=True)
+class SegmentScore:
+    """A metric's mean over a segment's queries, its bootstrap interval and the number of queries."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n}
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """One recorded evaluation: what was measured, on what, how, and when."""
+
+    run_id: str
+    created_at: str
+    goldset: str
+    goldset_version: str
+    collection: str
+    segments: Mapping[str, Mapping[str, SegmentScore]]  # segment -> metric -> score; "all" first
+    per_query: Mapping[str, Mapping[str, float]]  # qid -> metric -> value
+    config: Mapping[str, Any] = field(default_factory=dict)
+    system: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+    pinned: bool = False
+    regressions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The overall mean of each metric."""
+        return {m: s.mean for m, s in self.segments.get("all", {}).items()}
+
+    def to_json(self, per_query: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "goldset": self.goldset,
+            "goldset_version": self.goldset_version,
+            "collection": self.collection,
+            "label": self.label,
+            "pinned": self.pinned,
+            "metrics": self.metrics,
+            "segments": {
+                seg: {m: s.to_json() for m, s in scores.items()} for seg, scores in self.segments.items()
+            },
+            "config": dict(self.config),
+            "system": dict(self.system),
+            "regressions": self.regressions,
+        }
+        if per_query:
+            out["per_query"] = {q: dict(v) for q, v in self.per_query.items()}
+        return out
+
+
+class History:
+    """Recorded runs in one SQLite file. Safe to share between threads and processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (sqlite3 connections are not shared between threads)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")  # readers (the dashboard) never block a writer
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA synchronous=FULL")  # a recorded run survives a power loss
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """One transaction on this thread's connection."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def record(self, run: EvalRun) -> None:
+        """Store `run` (all of it or nothing)."""
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.created_at,
+                    run.goldset,
+                    run.goldset_version,
+                    run.collection,
+                    run.label,
+                    int(run.pinned),
+                    json.dumps(dict(run.config), sort_keys=True),
+                    json.dumps(dict(run.system), sort_keys=True, default=str),
+                    json.dumps(run.regressions),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (run.run_id, seg, m, s.mean, s.low, s.high, s.n)
+                    for seg, scores in run.segments.items()
+                    for m, s in scores.items()
+                ],
+            )
+            db.executemany(
+                "INSERT INTO query_scores VALUES (?, ?, ?, ?)",
+                [(run.run_id, q, m, v) for q, values in run.per_query.items() for m, v in values.items()],
+            )
+
+    def get(self, run_id: str) -> EvalRun:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(
+                    f"no evaluation run {run_id!r}; `vectorforge eval history` lists them", run_id=run_id
+                )
+            metrics = db.execute(
+                "SELECT segment, metric, mean, low, high, n FROM metrics WHERE run_id = ?", (run_id,)
+            ).fetchall()
+            scores = db.execute(
+                "SELECT qid, metric, value FROM query_scores WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        return _run(row, metrics, scores)
+
+    def runs(
+        self,
+        goldset: str | None = None,
+        collection: str | None = None,
+        *,
+        limit: int | None = None,
+        with_scores: bool = False,
+    ) -> list[EvalRun]:
+        """Recorded runs, oldest first (the newest `limit` of them); per-query scores only if asked."""
+        where, args = _where(goldset=goldset, collection=collection)
+        sql = f"SELECT * FROM runs {where} ORDER BY created_at DESC, rowid DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._connect() as db:
+            rows = db.execute(sql, args).fetchall()[::-1]
+            out = []
+            for row in rows:
+                metrics = db.execute(
+                    "SELECT segment, metric, mean, low, high, n FROM metrics WHERE run_id = ?", (row[0],)
+                ).fetchall()
+                scores = (
+                    db.execute(
+                        "SELECT qid, metric, value FROM query_scores WHERE run_id = ?", (row[0],)
+                    ).fetchall()
+                    if with_scores
+                    else []
+                )
+                out.append(_run(row, metrics, scores))
+        return out
+
+    def latest(self, goldset: str, collection: str, *, pinned: bool = False) -> EvalRun | None:
+        """The newest run of `goldset` on `collection` (the newest pinned one with `pinned`)."""
+        where, args = _where(goldset=goldset, collection=collection)
+        if pinned:
+            where += " AND pinned = 1"
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT run_id FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT 1", args
+            ).fetchone()
+        return None if row is None else self.get(row[0])
+
+    def pin(self, run_id: str, pinned: bool = True) -> None:
+        """Make `run_id` the baseline of its gold set and collection (unpinning the previous one)."""
+        run = self.get(run_id)
+        with self._connect() as db:
+            if pinned:
+                db.execute(
+                    "UPDATE runs SET pinned = 0 WHERE goldset = ? AND collection = ?",
+                    (run.goldset, run.collection),
+                )
+            db.execute("UPDATE runs SET pinned = ? WHERE run_id = ?", (int(pinned), run_id))
+
+    def prune(self, *, keep_days: float | None = None, keep_last: int | None = None) -> int:
+        """Delete runs older than `keep_days` and beyond the newest `keep_last` of each gold set and
+        collection; pinned runs stay. Returns how many were deleted."""
+        if (keep_days is not None and keep_days < 0) or (keep_last is not None and keep_last < 1):
+            raise InvalidParameter("retention keeps at least one run and zero or more days")
+        doomed: set[str] = set()
+        with self._connect() as db:
+            if keep_days is not None:
+                cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
+                doomed |= {
+                    r[0]
+                    for r in db.execute(
+                        "SELECT run_id FROM runs WHERE pinned = 0 AND created_at < ?", (cutoff,)
+                    )
+                }
+            if keep_last is not None:
+                newest_first = "ORDER BY created_at DESC, rowid DESC"
+                rows = db.execute(
+                    f"SELECT run_id, goldset, collection, pinned FROM runs {newest_first}"
+                ).fetchall()
+                seen: dict[tuple[str, str], int] = {}
+                for run_id, goldset, collection, pinned in rows:
+                    n = seen[goldset, collection] = seen.get((goldset, collection), 0) + 1
+                    if n > keep_last and not pinned:
+                        doomed.add(run_id)
+            db.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in doomed])
+        return len(doomed)
+
+    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a read-only SQL query: (column names, rows)."""
+        uri = f"file:{self.path}?mode=ro"
+        with sqlite3.connect(uri, uri=True) as db:
+            try:
+                cursor = db.execute(query)
+            except sqlite3.Error as exc:
+                raise InvalidParameter(f"SQL query failed: {exc}") from exc
+            return [d[0] for d in cursor.description or []], cursor.fetchall()
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+def _where(**equal: str | None) -> tuple[str, list[str]]:
+    terms = [(k, v) for k, v in equal.items() if v is not None]
+    if not terms:
+        return "WHERE 1 = 1", []
+    return "WHERE " + " AND ".join(f"{k} = ?" for k, _ in terms), [v for _, v in terms]
+
+
+def _run(row: tuple[Any, ...], metrics: list[tuple[Any, ...]], scores: list[tuple[Any, ...]]) -> EvalRun:
+    run_id, created_at, goldset, version, collection, label, pinned, config, system, regressions = row
+    segments: dict[str, dict[str, SegmentScore]] = {}
+    for seg, m, mean, low, high, n in metrics:
+        segments.setdefault(seg, {})[m] = SegmentScore(mean, low, high, n)
+    per_query: dict[str, dict[str, float]] = {}
+    for qid, m, value in scores:
+        per_query.setdefault(qid, {})[m] = value
+    ordered = dict(sorted(segments.items(), key=lambda kv: segment_order(kv[0])))
+    return EvalRun(
+        run_id,
+        created_at,
+        goldset,
+        version,
+        collection,
+        ordered,
+        per_query,
+        json.loads(config),
+        json.loads(system),
+        label,
+        bool(pinned),
+        json.loads(regressions),
+    )

@@ -1,0 +1,72 @@
+"""Evaluations on a schedule (APScheduler's interval trigger): `vectorforge eval watch` in the
+foreground, and the server's own schedule in the background."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from vectorforge.errors import InvalidParameter
+
+__all__ = ["parse_interval", "run_every", "start_background"]
+
+log = logging.getLogger("vectorforge.evaluation")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str) -> float:
+    """ "30s", "15m", "1h", "1d" (or a number of seconds) in seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(text))
+    if match is None or float(match[1]) <= 0:
+        raise InvalidParameter(f"interval {text!r} is not understood; use e.g. 30s, 15m, 1h or 1d")
+    return float(match[1]) * _UNITS[match[2] or "s"]
+
+
+def _add(scheduler: BaseScheduler, job: Callable[[], object], seconds: float, name: str) -> None:
+    def guarded() -> None:
+        try:
+            job()
+        except Exception:  # one failed evaluation must not end the schedule
+            log.exception("scheduled evaluation %s failed", name)
+
+    scheduler.add_job(
+        guarded,
+        "interval",
+        seconds=seconds,
+        next_run_time=datetime.now(UTC),
+        id=name,
+        name=name,
+        max_instances=1,
+        coalesce=True,
+    )
+
+
+def run_every(job: Callable[[], bool], seconds: float, name: str = "evaluation") -> None:
+    """Run `job` now and every `seconds` in this thread until it returns False or Ctrl-C."""
+    scheduler = BlockingScheduler(timezone=UTC)
+
+    def step() -> None:
+        if not job():
+            scheduler.shutdown(wait=False)
+
+    _add(scheduler, step, seconds, name)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        scheduler.shutdown(wait=False)
+        raise
+
+
+def start_background(jobs: list[tuple[str, float, Callable[[], object]]]) -> BackgroundScheduler:
+    """Start a background scheduler running each (name, seconds, job); the caller shuts it down."""
+    scheduler = BackgroundScheduler(timezone=UTC, daemon=True)
+    for name, seconds, job in jobs:
+        _add(scheduler, job, seconds, name)
+    scheduler.start()
+    return scheduler
