@@ -1,0 +1,160 @@
+"""Continuous evaluation on a real collection: an unchanged re-run never alarms, a degraded system
+does (in the history, the log and a real webhook), through the library, the CLI and a server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+import vectorforge as vf
+from tests.cli.conftest import Run
+from tests.evaluation.conftest import HIDE_HALF, Receiver, SciFactSmall
+from tests.serverproc import start_server
+from vectorforge.evaluation.continuous import evaluate_and_record
+from vectorforge.evaluation.history import History
+from vectorforge.evaluation.runs import SearchConfig
+
+
+def test_rerun_is_quiet_and_degradation_alarms(
+    scifact_small: SciFactSmall, tmp_path: Path, webhook: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = History(tmp_path / "h.sqlite")
+    with vf.connect(scifact_small.data) as db:
+        col = db.get_collection("sci")
+        first = evaluate_and_record(col, scifact_small.goldset, history, webhook=webhook.url)
+        assert first.baseline is None and first.run.metrics["ndcg@10"] > 0.6
+        again = evaluate_and_record(col, scifact_small.goldset, history, webhook=webhook.url)
+        assert again.baseline is not None and again.baseline.run_id == first.run.run_id
+        assert not again.regressed and all(c.diff == 0 for c in again.changes)
+        assert webhook.bodies == []
+        history.pin(first.run.run_id)
+        webhook.fail_first = 1  # the receiver fails once: the alert is retried
+        with caplog.at_level(logging.WARNING, "vectorforge.evaluation"):
+            bad = evaluate_and_record(
+                col,
+                scifact_small.goldset,
+                history,
+                config=SearchConfig(filter=HIDE_HALF),
+                webhook=webhook.url,
+            )
+    assert bad.baseline is not None and bad.baseline.run_id == first.run.run_id  # the pinned one
+    assert bad.regressed
+    lost = {(c.segment, c.metric) for c in bad.changes if c.regression}
+    assert ("all", "ndcg@10") in lost and ("all", "recall@100") in lost
+    (body,) = webhook.bodies
+    assert body["event"] == "vectorforge.evaluation.regression"
+    assert body["run_id"] == bad.run.run_id and body["baseline_run_id"] == first.run.run_id
+    assert {(r["segment"], r["metric"]) for r in body["regressions"]} == lost
+    assert "regression on sci/sci segment all: ndcg@10" in caplog.text
+    recorded = history.get(bad.run.run_id)
+    assert recorded.regressions == bad.run.regressions and recorded.config["filter"] == HIDE_HALF
+    assert recorded.system["points"] == 400 and recorded.system["embedder"]["name"] == "minilm"
+
+
+def test_the_cli_records_reports_and_exits_1_on_a_regression(
+    scifact_small: SciFactSmall, cli: Run, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(scifact_small.data, data)
+    done = cli(
+        "goldset",
+        "import",
+        "sci",
+        "--data",
+        data,
+        "--jsonl",
+        scifact_small.queries_jsonl,
+        "--segment-field",
+        "half",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "half=a: 40 queries" in done.stdout and "new version" in done.stdout
+    again = cli(
+        "goldset",
+        "import",
+        "sci",
+        "--data",
+        data,
+        "--jsonl",
+        scifact_small.queries_jsonl,
+        "--segment-field",
+        "half",
+    )
+    assert "unchanged" in again.stdout
+    first = cli("eval", "run", "-d", data, "-c", "sci", "-g", "sci", "--json", tmp_path / "r1.json")
+    assert first.returncode == 0, first.stderr
+    assert "no baseline yet" in first.stderr
+    report = json.loads((tmp_path / "r1.json").read_text())
+    assert set(report["segments"]) >= {"all", "half=a", "half=b"} and report["metrics"]["ndcg@10"] > 0.6
+    second = cli("eval", "run", "-d", data, "-c", "sci", "-g", "sci", "--markdown", tmp_path / "r2.md")
+    assert second.returncode == 0, second.stderr
+    assert "0 regressions" in second.stderr and "| half=a |" in (tmp_path / "r2.md").read_text()
+    (tmp_path / "bad.yaml").write_text(json.dumps({"k": 100, "filter": HIDE_HALF}))
+    bad = cli(
+        "eval",
+        "run",
+        "-d",
+        data,
+        "-c",
+        "sci",
+        "-g",
+        "sci",
+        "--config",
+        tmp_path / "bad.yaml",
+        "--html",
+        tmp_path / "r3.html",
+    )
+    assert bad.returncode == 1, bad.stderr
+    assert "regression all ndcg@10" in bad.stderr
+    assert "Plotly" in (tmp_path / "r3.html").read_text()
+    history = cli("eval", "history", "-d", data, "-g", "sci")
+    assert history.returncode == 0 and history.stdout.count("sci@") == 3
+    rows = cli("eval", "sql", "-d", data, "SELECT run_id, regressions FROM runs ORDER BY created_at")
+    runs = [json.loads(line) for line in rows.stdout.splitlines()]
+    assert [len(json.loads(r["regressions"])) > 0 for r in runs] == [False, False, True]
+    shown = cli("eval", "show", runs[2]["run_id"], "-d", data, "--baseline", runs[0]["run_id"])
+    assert shown.returncode == 0 and "REGRESSION" in shown.stdout
+    (tmp_path / "typo.yaml").write_text("k: 10\nnprobe: 3\n")
+    typo = cli("eval", "run", "-d", data, "-c", "sci", "-g", "sci", "--config", tmp_path / "typo.yaml")
+    assert typo.returncode == 2 and "nprobe: Extra inputs are not permitted" in typo.stderr
+    missing = cli("eval", "run", "-d", data, "-c", "sci", "-g", "nope")
+    assert missing.returncode == 2 and "gold set 'nope' does not exist" in missing.stderr
+    assert len(History(data / "evaluation" / "history.sqlite").runs()) == 3  # refusals recorded nothing
+
+
+def test_eval_run_against_a_server_records_in_the_data_folder(
+    scifact_small: SciFactSmall, cli: Run, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(scifact_small.data, data)
+    assert (
+        cli("goldset", "import", "sci", "--data", data, "--jsonl", scifact_small.queries_jsonl).returncode
+        == 0
+    )
+    server = start_server(data)
+    try:
+        done = cli("eval", "run", "-d", data, "--server", server.url, "-c", "sci", "-g", "sci")
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.stop()
+    (run,) = History(data / "evaluation" / "history.sqlite").runs()
+    assert run.collection == "sci" and run.metrics["ndcg@10"] > 0.6
+
+
+def test_eval_watch_runs_on_its_schedule(scifact_small: SciFactSmall, cli: Run, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(scifact_small.data, data)
+    assert (
+        cli("goldset", "import", "sci", "--data", data, "--jsonl", scifact_small.queries_jsonl).returncode
+        == 0
+    )
+    done = cli("eval", "watch", "-d", data, "-c", "sci", "-g", "sci", "--every", "1s", "--times", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("ndcg@10") == 2
+    assert len(History(data / "evaluation" / "history.sqlite").runs()) == 2
+    bad = cli("eval", "watch", "-d", data, "-c", "sci", "-g", "sci", "--every", "soon")
+    assert bad.returncode == 2 and "interval 'soon' is not understood" in bad.stderr
