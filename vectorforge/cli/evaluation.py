@@ -37,22 +37,16 @@ eval_app = typer.Typer(
 GoldsetOpt = Annotated[str, typer.Option("--goldset", "-g", help="gold set name, or NAME@VERSION")]
 
 
-def _root(data: Path) -> Path:
-    from vectorforge.evaluation.store import evaluation_root
-
-    return evaluation_root(data)
-
-
 def _store(data: Path) -> GoldSetStore:
-    from vectorforge.evaluation.store import GoldSetStore
+    from vectorforge.evaluation.workspace import Workspace
 
-    return GoldSetStore(_root(data) / "goldsets")
+    return Workspace(data).goldsets
 
 
 def _history(data: Path) -> History:
-    from vectorforge.evaluation.history import History
+    from vectorforge.evaluation.workspace import Workspace
 
-    return History(_root(data) / "history.sqlite")
+    return Workspace(data).history
 
 
 # ------------------------------------------------------------------ goldset

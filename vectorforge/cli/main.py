@@ -284,6 +284,9 @@ def serve(
     cluster: Annotated[
         str, typer.Option(help="where replicas run: local, ray, ray://auto or ray://<head host:port>")
     ] = "local",
+    eval_schedule: Annotated[
+        Path | None, typer.Option(help="a YAML list of evaluations to run on a schedule (docs/evaluation.md)")
+    ] = None,
 ) -> None:
     """Serve a data folder over HTTP (OpenAPI at /docs, metrics at /metrics); created if missing."""
     from vectorforge.cluster.backend import Cluster
@@ -300,4 +303,5 @@ def serve(
         header_timeout=header_timeout,
         max_connections=max_connections,
         cluster=Cluster.from_url(cluster),
+        eval_schedule=eval_schedule,
     )

@@ -182,17 +182,23 @@ class History:
 
     def get(self, run_id: str) -> EvalRun:
         with self._connect() as db:
-            row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise RunNotFound(
-                    f"no evaluation run {run_id!r}; `vectorforge eval history` lists them", run_id=run_id
-                )
-            metrics = db.execute(
-                "SELECT segment, metric, mean, low, high, n FROM metrics WHERE run_id = ?", (run_id,)
-            ).fetchall()
-            scores = db.execute(
-                "SELECT qid, metric, value FROM query_scores WHERE run_id = ?", (run_id,)
-            ).fetchall()
+            return self._read(db, run_id, with_scores=True)
+
+    @staticmethod
+    def _read(db: sqlite3.Connection, run_id: str, *, with_scores: bool) -> EvalRun:
+        row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(
+                f"no evaluation run {run_id!r}; `vectorforge eval history` lists them", run_id=run_id
+            )
+        metrics = db.execute(
+            "SELECT segment, metric, mean, low, high, n FROM metrics WHERE run_id = ?", (run_id,)
+        ).fetchall()
+        scores = (
+            db.execute("SELECT qid, metric, value FROM query_scores WHERE run_id = ?", (run_id,)).fetchall()
+            if with_scores
+            else []
+        )
         return _run(row, metrics, scores)
 
     def runs(
@@ -205,25 +211,12 @@ class History:
     ) -> list[EvalRun]:
         """Recorded runs, oldest first (the newest `limit` of them); per-query scores only if asked."""
         where, args = _where(goldset=goldset, collection=collection)
-        sql = f"SELECT * FROM runs {where} ORDER BY created_at DESC, rowid DESC"
+        sql = f"SELECT run_id FROM runs {where} ORDER BY created_at DESC, rowid DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._connect() as db:
             rows = db.execute(sql, args).fetchall()[::-1]
-            out = []
-            for row in rows:
-                metrics = db.execute(
-                    "SELECT segment, metric, mean, low, high, n FROM metrics WHERE run_id = ?", (row[0],)
-                ).fetchall()
-                scores = (
-                    db.execute(
-                        "SELECT qid, metric, value FROM query_scores WHERE run_id = ?", (row[0],)
-                    ).fetchall()
-                    if with_scores
-                    else []
-                )
-                out.append(_run(row, metrics, scores))
-        return out
+            return [self._read(db, row[0], with_scores=with_scores) for row in rows]
 
     def latest(self, goldset: str, collection: str, *, pinned: bool = False) -> EvalRun | None:
         """The newest run of `goldset` on `collection` (the newest pinned one with `pinned`)."""
@@ -235,6 +228,22 @@ class History:
                 f"SELECT run_id FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT 1", args
             ).fetchone()
         return None if row is None else self.get(row[0])
+
+    def latest_each(self) -> list[EvalRun]:
+        """The newest run of every gold set and collection (without per-query scores)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT goldset, collection, MAX(created_at) FROM runs GROUP BY goldset, collection"
+            ).fetchall()
+            ids = [
+                db.execute(
+                    "SELECT run_id FROM runs WHERE goldset = ? AND collection = ? AND created_at = ? "
+                    "ORDER BY rowid DESC LIMIT 1",
+                    row,
+                ).fetchone()[0]
+                for row in rows
+            ]
+            return [self._read(db, run_id, with_scores=False) for run_id in ids]
 
     def pin(self, run_id: str, pinned: bool = True) -> None:
         """Make `run_id` the baseline of its gold set and collection (unpinning the previous one)."""

@@ -16,7 +16,7 @@ from vectorforge.errors import InvalidParameter
 from vectorforge.evaluation.goldsets import GoldSet
 from vectorforge.types import Hit
 
-__all__ = ["Run", "SearchConfig", "describe_collection", "search_goldset"]
+__all__ = ["Run", "SearchConfig", "describe_collection", "search_goldset", "validation_problems"]
 
 
 class Run(dict[str, dict[str, float]]):
@@ -69,10 +69,12 @@ class SearchConfig(BaseModel):
         try:
             return cls.model_validate(obj)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors()
-            )
-            raise InvalidParameter(f"{where}: {problems}") from None
+            raise InvalidParameter(f"{where}: {validation_problems(exc)}") from None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """pydantic's errors as one line: "field: problem; field: problem"."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
 
 
 def search_goldset(

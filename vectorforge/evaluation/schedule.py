@@ -7,14 +7,18 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
+import yaml
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vectorforge.errors import InvalidParameter
+from vectorforge.evaluation.runs import SearchConfig, validation_problems
 
-__all__ = ["parse_interval", "run_every", "start_background"]
+__all__ = ["ScheduledEvaluation", "load_schedule", "parse_interval", "run_every", "start_background"]
 
 log = logging.getLogger("vectorforge.evaluation")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -70,3 +74,47 @@ def start_background(jobs: list[tuple[str, float, Callable[[], object]]]) -> Bac
         _add(scheduler, job, seconds, name)
     scheduler.start()
     return scheduler
+
+
+class ScheduledEvaluation(BaseModel):
+    """One entry of a schedule file (`vectorforge serve --eval-schedule FILE`, a YAML list)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    collection: str
+    goldset: str = Field(description="NAME or NAME@VERSION")
+    every: str = Field(default="1h", description="30s, 15m, 1h, 1d")
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    baseline: str = "pinned"
+    min_effect: float = Field(default=0.02, ge=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    webhook: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return parse_interval(self.every)
+
+    @property
+    def name(self) -> str:
+        return f"{self.goldset} on {self.collection} every {self.every}"
+
+
+def load_schedule(path: str | Path) -> list[ScheduledEvaluation]:
+    """Read and check a schedule file; a bad entry is refused naming its place and field."""
+    p = Path(path)
+    try:
+        entries = yaml.safe_load(p.read_text()) or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidParameter(f"evaluation schedule {p}: {exc}") from exc
+    if not isinstance(entries, list):
+        raise InvalidParameter(f"evaluation schedule {p}: expected a list of entries")
+    out = []
+    for i, entry in enumerate(entries):
+        try:
+            job = ScheduledEvaluation.model_validate(entry)
+        except ValidationError as exc:
+            problems = validation_problems(exc)
+            raise InvalidParameter(f"evaluation schedule {p}, entry {i + 1}: {problems}") from None
+        job.seconds  # noqa: B018 - an interval it cannot parse is refused now, not at its first run
+        out.append(job)
+    return out

@@ -21,6 +21,7 @@ from vectorforge.server.errors import install_error_handlers
 from vectorforge.server.limits import BodyLimit
 from vectorforge.server.metrics import Metrics
 from vectorforge.server.routes_collections import collection_routes
+from vectorforge.server.routes_evaluation import evaluation_routes, start_schedule, workspace_of
 from vectorforge.server.routes_ops import ops_routes
 from vectorforge.server.routes_points import point_routes
 
@@ -42,7 +43,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = start_schedule(db, settings.eval_schedule) if settings.eval_schedule else None
         yield
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)  # a running evaluation finishes before the database closes
         db.close()  # runs after uvicorn has drained in-flight requests: seals and releases the folder
 
     app = FastAPI(
@@ -66,9 +70,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 continue
         return out
 
-    metrics = Metrics(stats)
+    metrics = Metrics(stats, workspace_of(db).history.latest_each if db.path is not None else None)
     app.add_middleware(BodyLimit, max_body=settings.max_body, read_timeout=settings.body_timeout)
     app.add_middleware(metrics.asgi)
-    for router in (ops_routes(db, metrics), collection_routes(db), point_routes(db)):
+    for router in (ops_routes(db, metrics), collection_routes(db), point_routes(db), evaluation_routes(db)):
         app.include_router(router)
     return app

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from vectorforge.engine import Collection, Database
+from vectorforge.evaluation.schedule import ScheduledEvaluation
 from vectorforge.server.auth import OPEN_ACCESS, Action, KeyStore, Principal
 from vectorforge.types import check_name
 
@@ -39,8 +40,10 @@ class ServerSettings:
         require_keys: bool,
         max_body: int = DEFAULT_MAX_BODY,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        eval_schedule: list[ScheduledEvaluation] | None = None,
     ) -> None:
         self.db = db
+        self.eval_schedule = eval_schedule or []
         self.keys = keys
         self.require_keys = require_keys
         self.keys_were_required = require_keys or (keys is not None and keys.required)

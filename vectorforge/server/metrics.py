@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vectorforge.evaluation.history import EvalRun
 
 __all__ = ["Metrics"]
 
@@ -56,10 +59,47 @@ class _CollectionStats(Collector):
         yield from (points, segments, wal, failed, behind, repaired)
 
 
+class _EvaluationStats(Collector):
+    """The newest run of each gold set and collection, read from the history at scrape time."""
+
+    def __init__(self, latest: Callable[[], list[EvalRun]]) -> None:
+        self._latest = latest
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["goldset", "collection", "segment", "metric"]
+        mean = GaugeMetricFamily("vectorforge_eval_metric", "Mean of the newest run", labels=labels)
+        low = GaugeMetricFamily("vectorforge_eval_metric_low", "Its 95% interval, low end", labels=labels)
+        high = GaugeMetricFamily("vectorforge_eval_metric_high", "Its 95% interval, high end", labels=labels)
+        queries = GaugeMetricFamily("vectorforge_eval_queries", "Queries in the segment", labels=labels[:3])
+        regressions = GaugeMetricFamily(
+            "vectorforge_eval_regressions",
+            "Regressions the newest run found against its baseline",
+            labels=labels[:2],
+        )
+        when = GaugeMetricFamily(
+            "vectorforge_eval_last_run_timestamp_seconds", "When the newest run was made", labels=labels[:2]
+        )
+        for run in self._latest():
+            key = [run.goldset, run.collection]
+            regressions.add_metric(key, len(run.regressions))
+            when.add_metric(key, datetime.fromisoformat(run.created_at).timestamp())
+            for segment, scores in run.segments.items():
+                for metric, score in scores.items():
+                    mean.add_metric([*key, segment, metric], score.mean)
+                    low.add_metric([*key, segment, metric], score.low)
+                    high.add_metric([*key, segment, metric], score.high)
+                queries.add_metric([*key, segment], next(iter(scores.values())).n if scores else 0)
+        yield from (mean, low, high, queries, regressions, when)
+
+
 class Metrics:
     """The server's registry and the middleware that fills it."""
 
-    def __init__(self, stats: Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], list[dict[str, Any]]],
+        latest_runs: Callable[[], list[EvalRun]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "vectorforge_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
@@ -72,6 +112,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_CollectionStats(stats))
+        if latest_runs is not None:
+            self.registry.register(_EvaluationStats(latest_runs))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

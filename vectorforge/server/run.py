@@ -15,6 +15,7 @@ import uvicorn
 from vectorforge.cluster import ClusterDatabase
 from vectorforge.cluster.backend import Cluster
 from vectorforge.errors import InvalidParameter
+from vectorforge.evaluation.schedule import load_schedule
 from vectorforge.server.app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, ServerSettings, create_app
 from vectorforge.server.auth import KeyStore
 from vectorforge.server.protocol import with_header_timeout
@@ -52,12 +53,15 @@ def serve(
     max_connections: int = 1000,
     log_level: str = "info",
     cluster: Cluster | None = None,
+    eval_schedule: Path | None = None,
 ) -> None:
     """Serve the data folder until SIGTERM/SIGINT; in-flight requests finish, then the database closes.
 
     API keys are required unless the server listens on loopback only and no key exists; on any other
     address it refuses to start without keys. `cluster` chooses where replicas run (default: here).
+    `eval_schedule`: a YAML list of evaluations to run on a schedule (see docs/evaluation.md).
     """
+    schedule = load_schedule(eval_schedule) if eval_schedule is not None else []  # bad file: no start
     keys = KeyStore(data)
     require_keys = keys.required  # once a key has existed, keys stay on (`keys off` turns them off)
     if not require_keys:
@@ -75,7 +79,12 @@ def serve(
         logger.warning("FAULT DRILL: disk calls fail as %r says (VECTORFORGE_FAULTS)", drill)
     db = ClusterDatabase(data, cluster=cluster)
     settings = ServerSettings(
-        db, keys, require_keys=require_keys, max_body=max_body, body_timeout=body_timeout
+        db,
+        keys,
+        require_keys=require_keys,
+        max_body=max_body,
+        body_timeout=body_timeout,
+        eval_schedule=schedule,
     )
     app = create_app(settings)
     config = uvicorn.Config(

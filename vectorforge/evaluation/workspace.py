@@ -1,0 +1,27 @@
+"""A data folder's evaluation data: its gold sets and its history, found in one place."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from vectorforge.evaluation.history import History
+from vectorforge.evaluation.store import GoldSetStore, evaluation_root
+
+__all__ = ["Workspace"]
+
+
+class Workspace:
+    """`data/evaluation/goldsets/` and `data/evaluation/history.sqlite`. Neither takes the data
+    folder's lock, so the CLI can import gold sets and record runs while a server holds the folder."""
+
+    def __init__(self, data: str | Path) -> None:
+        self.root = evaluation_root(data)
+
+    @cached_property
+    def goldsets(self) -> GoldSetStore:
+        return GoldSetStore(self.root / "goldsets")
+
+    @cached_property
+    def history(self) -> History:
+        return History(self.root / "history.sqlite")
