@@ -37,7 +37,7 @@ class Change:
     diff: float  # candidate - baseline
     p_value: float
     p_adjusted: float  # Holm, over every pair of the comparison
-    effect_size: float  # Cohen's d of the paired differences
+    effect_size: float | None  # Cohen's d of the paired differences (None: they have no spread)
     detectable: float  # the smallest change this segment can show (80% power at alpha)
     min_effect: float
     regression: bool
@@ -101,7 +101,7 @@ def compare_runs(
                 diff,
                 float(t.p_value),
                 float(p_adj),
-                float(t.effect_size),
+                t.effect_size,
                 float(detectable),
                 min_effect,
                 regression=significant and diff <= -min_effect,

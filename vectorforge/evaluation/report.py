@@ -90,6 +90,10 @@ def report_markdown(
                 verdict = f"underpowered (detects >= {c.detectable:.3f})"
             lines.append(
                 f"| {c.segment} | {c.metric} | {c.n} | {c.baseline:.4f} | {c.candidate:.4f} | "
-                f"{c.diff:+.4f} | {c.p_adjusted:.3g} | {c.effect_size:+.2f} | {verdict} |"
+                f"{c.diff:+.4f} | {c.p_adjusted:.3g} | {_d(c.effect_size)} | {verdict} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _d(effect: float | None) -> str:
+    return "-" if effect is None else f"{effect:+.2f}"
