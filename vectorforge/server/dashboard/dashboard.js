@@ -44,6 +44,11 @@
       .replace(/"/g, "&quot;");
   }
 
+  // "2026-11-14T09:30:00+00:00" -> "2026-11-14 09:30" (the time as recorded, UTC).
+  function when(iso) {
+    return String(iso).replace("T", " ").slice(0, 16);
+  }
+
   function fixed(value) {
     return typeof value === "number" && Number.isFinite(value) ? value.toFixed(3) : "\u2014";
   }
@@ -274,7 +279,7 @@
       for (const [segment, scores] of segmentsOf(run)) {
         const first = Object.values(scores)[0];
         const tr = row([
-          el("td", run.goldset), el("td", run.collection), el("td", run.created_at + " " + run.run_id),
+          el("td", run.goldset), el("td", run.collection), el("td", when(run.created_at) + " \u00b7 " + run.run_id),
           el("td", segment), el("td", first ? first.n : "\u2014", "num"),
           ...metrics.map((m) => {
             const s = scores[m];
@@ -289,7 +294,7 @@
   }
 
   function runLabel(run) {
-    return run.goldset + " \u00b7 " + run.collection + " \u00b7 " + run.created_at + " \u00b7 " + run.run_id;
+    return run.goldset + " \u00b7 " + run.collection + " \u00b7 " + when(run.created_at) + " \u00b7 " + run.run_id;
   }
 
   function fillRunSelect(select, runs, chosen) {
@@ -406,6 +411,12 @@
     });
     $("compare-a").addEventListener("change", renderComparison);
     $("compare-b").addEventListener("change", renderComparison);
+    // A `#key=` link opened on this page changes only the fragment: no reload, so take it here.
+    window.addEventListener("hashchange", () => {
+      if (!new URLSearchParams(window.location.hash.slice(1)).has("key")) return;
+      takeKeyFromAddress();
+      load();
+    });
     load();
   }
 
