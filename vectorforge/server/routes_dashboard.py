@@ -114,7 +114,8 @@ class _Asset:
 
     @classmethod
     def of(cls, body: bytes, media_type: str, cache: str) -> _Asset:
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        # Weak: the gzipped and the plain body are one representation to a cache that revalidates.
+        etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return cls(body, gzip.compress(body, compresslevel=6, mtime=0), media_type, cache, etag)
 
     def response(self, request: Request, headers: dict[str, str] | None = None) -> Response:
