@@ -4,6 +4,7 @@ PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
 SHARED  ?= $(or $(VECTORFORGE_SHARED),../shared)
 DATA    ?= ./vf-data
+PORT    ?= 6333
 
 .PHONY: help setup run test lint typecheck bench clean
 
@@ -21,10 +22,13 @@ $(STAMP): pyproject.toml requirements.txt
 
 setup: $(STAMP)  ## create .venv and install pinned dependencies
 
-run: setup  ## import SciFact into $(DATA), show it, and search it
+run: setup  ## import SciFact into $(DATA), evaluate it on its test gold set, search it, serve the dashboard
 	HF_HUB_OFFLINE=1 .venv/bin/vectorforge import --data $(DATA) --collection scifact --beir $(SHARED)/data/scifact
-	.venv/bin/vectorforge info --data $(DATA) --collection scifact
+	.venv/bin/vectorforge goldset import scifact --data $(DATA) --beir $(SHARED)/data/scifact --split test
+	# exit 1 means a regression against the previous run: shown, and the server still starts
+	-HF_HUB_OFFLINE=1 .venv/bin/vectorforge eval run --data $(DATA) --collection scifact --goldset scifact --markdown $(DATA)/scifact-report.md
 	HF_HUB_OFFLINE=1 .venv/bin/vectorforge search --data $(DATA) --collection scifact -k 5 "vitamin D deficiency increases the risk of depression"
+	HF_HUB_OFFLINE=1 .venv/bin/vectorforge serve --data $(DATA) --host 127.0.0.1 --port $(PORT)
 
 lint: setup  ## ruff
 	.venv/bin/ruff check vectorforge tests bench

@@ -14,6 +14,7 @@ from rich.table import Table
 from vectorforge.cli.common import (
     DEFAULT_DATA,
     FAILURE,
+    INTERRUPTED,
     CliError,
     CollectionOpt,
     DataOpt,
@@ -211,7 +212,11 @@ def eval_run(
         "webhook": webhook,
         "record": not no_record,
     }
-    outcome = _Job(data, collection, goldset, server, api_key, config, options).run()
+    try:
+        outcome = _Job(data, collection, goldset, server, api_key, config, options).run()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]: nothing was recorded")
+        raise typer.Exit(INTERRUPTED) from None
     _write_reports(outcome, json_out, markdown, html)
     run = outcome.run
     table = Table(title=f"{run.goldset}@{run.goldset_version} on {run.collection}: run {run.run_id}")
@@ -411,4 +416,8 @@ def eval_watch(
         err.print(f"{outcome.run.run_id}: ndcg@10 {ndcg:.4f}, {regressed} regressions")
         return not times or done < times
 
-    run_every(once, seconds, f"watch {goldset} on {collection}")
+    try:
+        run_every(once, seconds, f"watch {goldset} on {collection}")
+    except KeyboardInterrupt:
+        err.print(f"[yellow]stopped[/yellow] after {done} runs")
+        raise typer.Exit(INTERRUPTED) from None

@@ -103,6 +103,9 @@ def serve(
         access_log=False,
     )
     server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+    scheme = "https" if tls_cert else "http"
+    print(f"vectorforge: dashboard at {scheme}://{shown}:{port}/dashboard", file=sys.stderr, flush=True)
     # uvicorn drains and shuts down on SIGTERM, then re-raises the signal; a clean stop exits 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
