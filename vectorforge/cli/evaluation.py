@@ -132,23 +132,18 @@ def goldset_list(data: DataOpt = DEFAULT_DATA) -> None:
     console.print(table)
 
 
-def _split_ref(ref: str) -> tuple[str, str | None]:
-    name, _, version = ref.partition("@")
-    return name, version or None
-
-
 @goldset_app.command("show")
 def goldset_show(
     ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION")], data: DataOpt = DEFAULT_DATA
 ) -> None:
     """A version's segments and every version of the gold set."""
-    store = _store(data)
-    name, version = _split_ref(ref)
-    gold = store.get(name, version)
-    console.print(f"gold set {name} version {gold.version}: {gold.description}")
+    from vectorforge.evaluation.workspace import Workspace
+
+    gold = Workspace(data).goldset(ref)
+    console.print(f"gold set {gold.name} version {gold.version}: {gold.description}")
     for seg, qids in gold.segment_queries().items():
         console.print(f"  {seg}: {len(qids)} queries")
-    for v in store.versions(name):
+    for v in _store(data).versions(gold.name):
         console.print(f"  version {v['version']} saved {v['saved_at']}: {v['queries']} queries")
 
 
@@ -261,8 +256,9 @@ class _Job:
         from vectorforge.evaluation.runs import SearchConfig
 
         self.options.setdefault("progress", True)
-        name, version = _split_ref(self.goldset)
-        gold = _store(self.data).get(name, version)
+        from vectorforge.evaluation.workspace import Workspace
+
+        gold = Workspace(self.data).goldset(self.goldset)
         cfg = SearchConfig.from_file(self.config) if self.config else SearchConfig()
         history = _history(self.data)
         if self.server:

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TypedDict, Unpack
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from vectorforge.api import CollectionAPI
 from vectorforge.evaluation.alerts import alert_payload, notify
 from vectorforge.evaluation.evaluator import DEFAULT_METRICS, evaluate_collection
@@ -14,8 +16,9 @@ from vectorforge.evaluation.goldsets import GoldSet
 from vectorforge.evaluation.history import EvalRun, History
 from vectorforge.evaluation.regression import Change, compare_runs
 from vectorforge.evaluation.runs import SearchConfig
+from vectorforge.evaluation.workspace import Workspace
 
-__all__ = ["Outcome", "RecordOptions", "evaluate_and_record", "pick_baseline"]
+__all__ = ["EvaluationSpec", "Outcome", "RecordOptions", "evaluate_and_record", "pick_baseline"]
 
 
 class RecordOptions(TypedDict, total=False):
@@ -76,3 +79,35 @@ def evaluate_and_record(
     if base is not None and run.regressions:
         notify(alert_payload(run, base, changes), options.get("webhook"))
     return Outcome(run, base, changes)
+
+
+class EvaluationSpec(BaseModel):
+    """What to evaluate and how to judge it, as data: a schedule entry and `POST /evaluation/runs`
+    extend it. An unknown field is refused by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    collection: str
+    goldset: str = Field(description="NAME or NAME@VERSION")
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    baseline: str = "pinned"
+    min_effect: float = Field(default=0.02, ge=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    label: str = ""
+    webhook: str | None = None
+
+    def run(self, collection: CollectionAPI, workspace: Workspace, *, record: bool = True) -> Outcome:
+        return evaluate_and_record(
+            collection,
+            workspace.goldset(self.goldset),
+            workspace.history,
+            config=self.search,
+            metrics=self.metrics,
+            baseline=self.baseline,
+            min_effect=self.min_effect,
+            alpha=self.alpha,
+            label=self.label,
+            webhook=self.webhook,
+            record=record,
+        )

@@ -13,10 +13,11 @@ import yaml
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from vectorforge.errors import InvalidParameter
-from vectorforge.evaluation.runs import SearchConfig, validation_problems
+from vectorforge.evaluation.continuous import EvaluationSpec
+from vectorforge.evaluation.runs import validation_problems
 
 __all__ = ["ScheduledEvaluation", "load_schedule", "parse_interval", "run_every", "start_background"]
 
@@ -76,19 +77,11 @@ def start_background(jobs: list[tuple[str, float, Callable[[], object]]]) -> Bac
     return scheduler
 
 
-class ScheduledEvaluation(BaseModel):
+class ScheduledEvaluation(EvaluationSpec):
     """One entry of a schedule file (`vectorforge serve --eval-schedule FILE`, a YAML list)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    collection: str
-    goldset: str = Field(description="NAME or NAME@VERSION")
     every: str = Field(default="1h", description="30s, 15m, 1h, 1d")
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    baseline: str = "pinned"
-    min_effect: float = Field(default=0.02, ge=0)
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    webhook: str | None = None
+    label: str = "scheduled"
 
     @property
     def seconds(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from vectorforge.evaluation.goldsets import GoldSet
 from vectorforge.evaluation.history import History
 from vectorforge.evaluation.store import GoldSetStore, evaluation_root
 
@@ -25,3 +26,8 @@ class Workspace:
     @cached_property
     def history(self) -> History:
         return History(self.root / "history.sqlite")
+
+    def goldset(self, ref: str) -> GoldSet:
+        """`NAME` (the current version) or `NAME@VERSION` (a version or a prefix of one)."""
+        name, _, version = ref.partition("@")
+        return self.goldsets.get(name, version or None)

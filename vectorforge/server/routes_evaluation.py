@@ -8,16 +8,13 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 from vectorforge.engine import Database
 from vectorforge.errors import RunNotFound, UsageError
-from vectorforge.evaluation.continuous import evaluate_and_record
-from vectorforge.evaluation.evaluator import DEFAULT_METRICS
+from vectorforge.evaluation.continuous import EvaluationSpec
 from vectorforge.evaluation.history import EvalRun
 from vectorforge.evaluation.regression import compare_runs
 from vectorforge.evaluation.report import report_json
-from vectorforge.evaluation.runs import SearchConfig
 from vectorforge.evaluation.schedule import ScheduledEvaluation, start_background
 from vectorforge.evaluation.workspace import Workspace
 from vectorforge.server.auth import Action, Principal
@@ -26,19 +23,9 @@ from vectorforge.server.deps import Who, collection
 __all__ = ["EvaluateRequest", "evaluation_routes", "start_schedule", "workspace_of"]
 
 
-class EvaluateRequest(BaseModel):
+class EvaluateRequest(EvaluationSpec):
     """`POST /evaluation/runs`: evaluate a collection on a gold set now and record the run."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    collection: str
-    goldset: str = Field(description="NAME or NAME@VERSION")
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
-    baseline: str = "pinned"
-    min_effect: float = Field(default=0.02, ge=0)
-    alpha: float = Field(default=0.05, gt=0, lt=1)
-    label: str = ""
     record: bool = True
 
 
@@ -54,21 +41,7 @@ def start_schedule(db: Database, jobs: list[ScheduledEvaluation]) -> BackgroundS
     ws = workspace_of(db)
 
     def job(entry: ScheduledEvaluation) -> Callable[[], object]:
-        def run() -> object:
-            name, _, version = entry.goldset.partition("@")
-            return evaluate_and_record(
-                db.get_collection(entry.collection),
-                ws.goldsets.get(name, version or None),
-                ws.history,
-                config=entry.search,
-                baseline=entry.baseline,
-                min_effect=entry.min_effect,
-                alpha=entry.alpha,
-                label="scheduled",
-                webhook=entry.webhook,
-            )
-
-        return run
+        return lambda: entry.run(db.get_collection(entry.collection), ws)
 
     return start_background([(entry.name, entry.seconds, job(entry)) for entry in jobs])
 
@@ -121,7 +94,7 @@ def evaluation_routes(db: Database) -> APIRouter:
         ws = workspace_of(db)
         base = visible(ws.history.get(baseline), who)
         cand = visible(ws.history.get(candidate), who)
-        gold = ws.goldsets.get(cand.goldset, cand.goldset_version)
+        gold = ws.goldset(f"{cand.goldset}@{cand.goldset_version}")
         changes = compare_runs(base, cand, gold, min_effect=min_effect, alpha=alpha)
         return report_json(cand, changes, base, per_query=False)
 
@@ -130,20 +103,7 @@ def evaluation_routes(db: Database) -> APIRouter:
         """Evaluate now (the server searches its own collection) and record the run; the answer
         is its report with the comparison against the baseline."""
         col = collection(db, body.collection, who, Action.WRITE)
-        ws = workspace_of(db)
-        name, _, version = body.goldset.partition("@")
-        outcome = evaluate_and_record(
-            col,
-            ws.goldsets.get(name, version or None),
-            ws.history,
-            config=body.search,
-            metrics=body.metrics,
-            baseline=body.baseline,
-            min_effect=body.min_effect,
-            alpha=body.alpha,
-            label=body.label,
-            record=body.record,
-        )
+        outcome = body.run(col, workspace_of(db), record=body.record)
         return report_json(outcome.run, outcome.changes, outcome.baseline, per_query=False)
 
     return routes
