@@ -17,6 +17,7 @@ from tests.serverproc import start_server
 from vectorforge.evaluation.continuous import evaluate_and_record
 from vectorforge.evaluation.history import History
 from vectorforge.evaluation.runs import SearchConfig
+from vectorforge.evaluation.workspace import Workspace
 
 
 def test_rerun_is_quiet_and_degradation_alarms(
@@ -110,7 +111,8 @@ def test_the_cli_records_reports_and_exits_1_on_a_regression(
     )
     assert bad.returncode == 1, bad.stderr
     assert "regression all ndcg@10" in bad.stderr
-    assert "Plotly" in (tmp_path / "r3.html").read_text()
+    page = (tmp_path / "r3.html").read_text()
+    assert "Plotly" in page and "<script src=" not in page  # self-contained: plotly.js inlined
     history = cli("eval", "history", "-d", data, "-g", "sci")
     assert history.returncode == 0 and history.stdout.count("sci@") == 3
     rows = cli("eval", "sql", "-d", data, "SELECT run_id, regressions FROM runs ORDER BY created_at")
@@ -158,3 +160,28 @@ def test_eval_watch_runs_on_its_schedule(scifact_small: SciFactSmall, cli: Run, 
     assert len(History(data / "evaluation" / "history.sqlite").runs()) == 2
     bad = cli("eval", "watch", "-d", data, "-c", "sci", "-g", "sci", "--every", "soon")
     assert bad.returncode == 2 and "interval 'soon' is not understood" in bad.stderr
+
+
+def test_goldset_commands_and_retention(scifact_small: SciFactSmall, cli: Run, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(scifact_small.data, data)
+    jsonl = scifact_small.queries_jsonl
+    assert cli("goldset", "import", "sci", "-d", data, "--jsonl", jsonl).returncode == 0
+    lines = jsonl.read_text().splitlines()[:-1]  # one query fewer: a new version
+    (tmp_path / "v2.jsonl").write_text("\n".join(lines) + "\n")
+    assert cli("goldset", "import", "sci", "-d", data, "--jsonl", tmp_path / "v2.jsonl").returncode == 0
+    listed = cli("goldset", "list", "-d", data)
+    assert listed.returncode == 0 and "sci" in listed.stdout and "│ 2 " in listed.stdout
+    v1, v2 = (v["version"] for v in Workspace(data).goldsets.versions("sci"))
+    shown = cli("goldset", "show", f"sci@{v1[:6]}", "-d", data)
+    assert f"version {v1}" in shown.stdout and "all: 80 queries" in shown.stdout
+    changed = json.loads(cli("goldset", "diff", "sci", v1, "-d", data).stdout)
+    assert changed["from"] == v1 and changed["to"] == v2 and len(changed["queries_removed"]) == 1
+    for _ in range(3):
+        done = cli("eval", "run", "-d", data, "-c", "sci", "-g", "sci", "--keep-last", "2")
+        assert done.returncode == 0, done.stderr
+    old = cli("eval", "run", "-d", data, "-c", "sci", "-g", f"sci@{v1}", "--keep-last", "2")
+    assert old.returncode == 0, old.stderr
+    runs = History(data / "evaluation" / "history.sqlite").runs()
+    assert len(runs) == 2  # the retention setting applied as runs came
+    assert runs[-1].goldset_version == v1 and runs[0].goldset_version == v2  # old versions stay usable

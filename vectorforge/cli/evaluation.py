@@ -193,6 +193,10 @@ def eval_run(
     no_record: Annotated[
         bool, typer.Option("--no-record", help="report only; keep it out of the history")
     ] = False,
+    keep_days: Annotated[
+        float | None, typer.Option(help="retention: then delete runs older than this")
+    ] = None,
+    keep_last: Annotated[int | None, typer.Option(help="retention: keep this many runs per gold set")] = None,
 ) -> None:
     """Evaluate a collection on a gold set and record the run; exit 1 on a regression."""
     from vectorforge.evaluation.evaluator import DEFAULT_METRICS
@@ -206,6 +210,8 @@ def eval_run(
         "label": label,
         "webhook": webhook,
         "record": not no_record,
+        "keep_days": keep_days,
+        "keep_last": keep_last,
     }
     try:
         outcome = _Job(data, collection, goldset, server, api_key, config, options).run()

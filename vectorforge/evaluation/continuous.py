@@ -32,6 +32,8 @@ class RecordOptions(TypedDict, total=False):
     webhook: str | None
     record: bool
     progress: bool
+    keep_days: float | None
+    keep_last: int | None
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ def evaluate_and_record(
     **options: Unpack[RecordOptions],
 ) -> Outcome:
     """Evaluate `collection` on `goldset`, compare with `baseline` (see `pick_baseline`; default
-    "pinned"), record the run with its regressions (unless `record=False`), and alert the log and
-    `webhook` when there are any. A regression: see `vectorforge.evaluation.regression`."""
+    "pinned"), record the run with its regressions (unless `record=False`), apply the retention
+    setting (`keep_days`, `keep_last`: see `History.prune`), and alert the log and `webhook` when
+    there are regressions. A regression: see `vectorforge.evaluation.regression`."""
     metrics = options.get("metrics", DEFAULT_METRICS)
     min_effect, alpha = options.get("min_effect", 0.02), options.get("alpha", 0.05)
     label, progress = options.get("label", ""), options.get("progress", False)
@@ -76,6 +79,9 @@ def evaluate_and_record(
     run = replace(run, regressions=[c.to_json() for c in changes if c.regression])
     if options.get("record", True):
         history.record(run)
+        keep_days, keep_last = options.get("keep_days"), options.get("keep_last")
+        if keep_days is not None or keep_last is not None:  # the retention setting, applied as runs come
+            history.prune(keep_days=keep_days, keep_last=keep_last)
     if base is not None and run.regressions:
         notify(alert_payload(run, base, changes), options.get("webhook"))
     return Outcome(run, base, changes)
@@ -96,6 +102,8 @@ class EvaluationSpec(BaseModel):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     label: str = ""
     webhook: str | None = None
+    keep_days: float | None = Field(default=None, ge=0, description="retention: delete older runs")
+    keep_last: int | None = Field(default=None, ge=1, description="retention: runs kept per gold set")
 
     def run(self, collection: CollectionAPI, workspace: Workspace, *, record: bool = True) -> Outcome:
         return evaluate_and_record(
@@ -110,4 +118,6 @@ class EvaluationSpec(BaseModel):
             label=self.label,
             webhook=self.webhook,
             record=record,
+            keep_days=self.keep_days,
+            keep_last=self.keep_last,
         )

@@ -48,27 +48,29 @@ def report_markdown(
         f"Run `{run.run_id}` at {run.created_at}; gold set version `{run.goldset_version}`"
         + (f"; label {run.label!r}" if run.label else ""),
         "",
-        f"System: {system.get('points', '?')} points, index {system.get('index', '?')} "
-        f"{system.get('index_params') or ''}, embedder "
+        f"System: {system.get('points', '?')} points, index {system.get('index', '?')}"
+        f"{' ' + str(system['index_params']) if system.get('index_params') else ''}, embedder "
         f"{(system.get('embedder') or {}).get('name', 'none')}; search {dict(run.config)}",
         "",
         "| segment | queries | " + " | ".join(metrics) + " |",
         "|---|---:|" + "---:|" * len(metrics),
     ]
-    flagged = []
+    flagged = False
     for seg, scores in run.segments.items():
         n = next(iter(scores.values())).n if scores else 0
-        cells = [f"{scores[m].mean:.4f} [{scores[m].low:.3f}, {scores[m].high:.3f}]" for m in metrics]
-        small = any(too_small(s, max_halfwidth) for s in scores.values())
-        if small:
-            flagged.append(seg)
-        lines.append(f"| {seg}{' (!)' if small else ''} | {n} | " + " | ".join(cells) + " |")
+        cells = []
+        for m in metrics:
+            s = scores[m]
+            small = too_small(s, max_halfwidth)
+            flagged |= small
+            cells.append(f"{s.mean:.4f} [{s.low:.3f}, {s.high:.3f}]{' (!)' if small else ''}")
+        lines.append(f"| {seg} | {n} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Intervals: 95% bootstrap (percentile) of the mean over the segment's queries.")
     if flagged:
         lines.append(
-            f"(!) too small to judge: the interval is wider than +-{max_halfwidth} "
-            f"({', '.join(flagged)}); compare such segments with paired tests only."
+            f"(!) too few queries to judge by the mean alone: the interval is wider than +-{max_halfwidth}; "
+            "compare runs on such a segment with the paired test (below), not by their means."
         )
     if baseline is not None:
         lines += ["", f"## Against `{baseline.run_id}` ({baseline.created_at})", ""]
