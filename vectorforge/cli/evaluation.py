@@ -55,7 +55,8 @@ def _history(data: Path) -> History:
 
 @goldset_app.command("import")
 def goldset_import(
-    name: Annotated[str, typer.Argument(help="the gold set's name")],
+    name_arg: Annotated[str | None, typer.Argument(metavar="NAME", help="the gold set's name")] = None,
+    name_opt: Annotated[str | None, typer.Option("--name", help="the name, as an option")] = None,
     data: DataOpt = DEFAULT_DATA,
     beir: Annotated[Path | None, typer.Option(help="a BEIR folder (queries.jsonl, qrels/SPLIT.tsv)")] = None,
     split: Annotated[str, typer.Option(help="the BEIR split to import")] = "test",
@@ -78,6 +79,11 @@ def goldset_import(
 ) -> None:
     """Import a gold set; new content becomes a new version, older versions stay."""
     from vectorforge.evaluation import goldsets as gs
+
+    if (name_arg is None) == (name_opt is None):
+        raise CliError("name the gold set once: `goldset import NAME ...` or `--name NAME`")
+    name = name_arg or name_opt
+    assert name is not None
 
     sources = [s for s in (beir, jsonl, tsv) if s is not None]
     if len(sources) != 1:
