@@ -131,3 +131,16 @@ def test_compare_pairs_queries_by_id_and_refuses_different_sets() -> None:
         compare(a, {"q1": {"ndcg@10": 0.1}}, "ndcg@10")
     with pytest.raises(InvalidParameter, match="'mrr@10' is not in both"):
         compare(a, b, "mrr@10")
+
+
+def test_paired_test_pairs_score_dicts_by_query_id() -> None:
+    a = {"q1": 0.2, "q2": 0.4, "q3": 0.6, "q4": 0.1}
+    b = {"q4": 0.3, "q3": 0.65, "q1": 0.3, "q2": 0.4}  # another order: paired by id, not position
+    by_id = paired_test(a, b, test="randomization")
+    aligned = paired_test([0.2, 0.4, 0.6, 0.1], [0.3, 0.4, 0.65, 0.3], test="randomization")
+    assert by_id == aligned and by_id.diff == pytest.approx(0.35 / 4)
+    assert bootstrap_ci(a) == bootstrap_ci(list(a.values()))
+    with pytest.raises(InvalidParameter, match=r"different queries .*only in b, e.g. \['q9'\]"):
+        paired_test(a, {**b, "q9": 0.5})
+    with pytest.raises(InvalidParameter, match="not one of each"):
+        paired_test(a, [0.1, 0.2, 0.3, 0.4])
