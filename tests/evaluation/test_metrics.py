@@ -170,3 +170,12 @@ def test_exponential_gain_weighs_high_grades_more() -> None:
     assert scores["ndcg@2"] == pytest.approx((1 + 3 / math.log2(3)) / ideal_lin)
     assert scores["ndcg_exp@2"] == pytest.approx((1 + 7 / math.log2(3)) / ideal_exp)
     assert scores["ndcg_exp@2"] < scores["ndcg@2"]
+
+
+def test_the_package_exports_the_metrics_and_the_statistics() -> None:
+    import vectorforge.evaluation as evaluation
+
+    assert evaluation.__all__ == sorted(evaluation.__all__)
+    for name in ("METRICS", "evaluate", "compare", "paired_test", "bootstrap_ci", "holm", "PairedTest"):
+        assert name in evaluation.__all__ and hasattr(evaluation, name)
+    assert {"ndcg_exp", "rprec", "recip_rank"} <= set(evaluation.METRICS)
