@@ -22,8 +22,15 @@ def exact_sign_flip_p(diff: np.ndarray) -> float:
     return float(np.mean([f >= observed - 1e-12 for f in flips]))
 
 
+# multiples of 1/64: differences and sums are exact in binary floating point, so a flip's mean
+# either equals the observed one or differs by 1/640 at least. With arbitrary floats a flip can
+# differ by 1e-16 (diff = [0.5, 2e-16]), and whether that is "as extreme" is a tolerance convention
+# (scipy's is relative, 100 eps), not what this test is about.
+dyadic = st.integers(0, 64).map(lambda i: i / 64)
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=2, max_size=10))
+@given(st.lists(st.tuples(dyadic, dyadic), min_size=2, max_size=10))
 def test_randomization_test_is_the_exact_sign_flip_test(pairs: list[tuple[float, float]]) -> None:
     a, b = (np.array(x) for x in zip(*pairs, strict=True))
     diff = b - a
@@ -123,3 +130,16 @@ def test_compare_pairs_queries_by_id_and_refuses_different_sets() -> None:
         compare(a, {"q1": {"ndcg@10": 0.1}}, "ndcg@10")
     with pytest.raises(InvalidParameter, match="'mrr@10' is not in both"):
         compare(a, b, "mrr@10")
+
+
+def test_paired_test_pairs_score_dicts_by_query_id() -> None:
+    a = {"q1": 0.2, "q2": 0.4, "q3": 0.6, "q4": 0.1}
+    b = {"q4": 0.3, "q3": 0.65, "q1": 0.3, "q2": 0.4}  # another order: paired by id, not position
+    by_id = paired_test(a, b, test="randomization")
+    aligned = paired_test([0.2, 0.4, 0.6, 0.1], [0.3, 0.4, 0.65, 0.3], test="randomization")
+    assert by_id == aligned and by_id.diff == pytest.approx(0.35 / 4)
+    assert bootstrap_ci(a) == bootstrap_ci(list(a.values()))
+    with pytest.raises(InvalidParameter, match=r"different queries .*only in b, e.g. \['q9'\]"):
+        paired_test(a, {**b, "q9": 0.5})
+    with pytest.raises(InvalidParameter, match="not one of each"):
+        paired_test(a, [0.1, 0.2, 0.3, 0.4])

@@ -1,8 +1,10 @@
-"""Offline evaluation: IR metrics with trec_eval's definitions (gold sets, continuous evaluation and
-the rest of issue 11 come next)."""
+"""Offline evaluation: IR metrics with trec_eval's definitions (`evaluate`) and the statistics that
+compare two runs on the same queries (`compare`, `paired_test`, `bootstrap_ci`, `holm`); gold sets,
+the history and continuous evaluation are in the submodules. See docs/evaluation.md."""
 
 from __future__ import annotations
 
 from vectorforge.evaluation.metrics import METRICS, evaluate
+from vectorforge.evaluation.stats import PairedTest, bootstrap_ci, compare, holm, paired_test
 
-__all__ = ["METRICS", "evaluate"]
+__all__ = ["METRICS", "PairedTest", "bootstrap_ci", "compare", "evaluate", "holm", "paired_test"]

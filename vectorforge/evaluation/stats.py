@@ -2,8 +2,10 @@
 correction, effect sizes. scipy does the work; this module fixes the conventions.
 
 Two runs are compared on the same queries, so the tests are paired: the unit is a query's
-difference `b - a`. The effect size is Cohen's d of those differences (d_z = mean / sd), reported
-beside the p-value because with many queries a negligible change can be "significant".
+difference `b - a`. Scores come as {qid: score} dicts (paired by query id; runs over different
+queries are refused) or as arrays already in the same query order. The effect size is Cohen's d
+of those differences (d_z = mean / sd), reported beside the p-value because with many queries a
+negligible change can be "significant".
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ TESTS = ("t", "randomization")
 def bootstrap_ci(
     values: Any, *, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
-    """The percentile bootstrap interval of the mean (equal values, or one, give a zero-width one)."""
+    """The percentile bootstrap interval of the mean of `values` (a sequence, or {qid: score});
+    equal values, or one, give a zero-width one."""
     arr = _array(values)
     if not 0 < confidence < 1:
         raise InvalidParameter(f"confidence must be between 0 and 1, got {confidence}")
@@ -67,8 +70,9 @@ def paired_test(
 ) -> PairedTest:
     """Paired two-sided test of "b and a have the same mean": Student's paired t-test ("t"), or
     Fisher's randomization test ("randomization": the sign of each query's difference flipped at
-    random; exact when 2**n <= n_resamples)."""
-    x, y = _array(a), _array(b)
+    random; exact when 2**n <= n_resamples). `a` and `b`: {qid: score} dicts of the same queries,
+    or sequences in the same query order."""
+    x, y = _paired(a, b)
     if len(x) != len(y):
         raise InvalidParameter(f"paired samples need equal lengths, got {len(x)} and {len(y)}")
     if test not in TESTS:
@@ -137,15 +141,7 @@ def compare(
 ) -> PairedTest:
     """Two runs' per-query scores (`evaluate(..., per_query=True)`) compared on `metric`. Both must
     hold the same queries: a paired test pairs each query with itself."""
-    if set(per_query_a) != set(per_query_b):
-        only_a, only_b = (
-            sorted(set(per_query_a) - set(per_query_b)),
-            sorted(set(per_query_b) - set(per_query_a)),
-        )
-        raise InvalidParameter(
-            f"the runs scored different queries ({len(only_a)} only in a, e.g. {only_a[:3]}; "
-            f"{len(only_b)} only in b, e.g. {only_b[:3]}); evaluate both on the same qrels"
-        )
+    _same_queries(per_query_a, per_query_b)
     qids = sorted(per_query_a)
     try:
         a = [per_query_a[q][metric] for q in qids]
@@ -155,7 +151,31 @@ def compare(
     return paired_test(a, b, test=test, seed=seed)
 
 
+def _same_queries(a: Mapping[str, Any], b: Mapping[str, Any]) -> None:
+    if set(a) != set(b):
+        only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        raise InvalidParameter(
+            f"the runs scored different queries ({len(only_a)} only in a, e.g. {only_a[:3]}; "
+            f"{len(only_b)} only in b, e.g. {only_b[:3]}); evaluate both on the same qrels"
+        )
+
+
+def _paired(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Two score arrays in one query order: dicts are paired by query id."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        _same_queries(a, b)
+        qids = sorted(a)
+        return _array([a[q] for q in qids]), _array([b[q] for q in qids])
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        raise InvalidParameter(
+            "pair two {qid: score} dicts, or two sequences in the same query order, not one of each"
+        )
+    return _array(a), _array(b)
+
+
 def _array(values: Any) -> np.ndarray:
+    if isinstance(values, Mapping):
+        values = list(values.values())
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1:
         raise InvalidParameter(f"expected a flat sequence of scores, got shape {arr.shape}")
