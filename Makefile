@@ -51,6 +51,7 @@ bench: setup  ## all benchmarks (long); results in bench/results/
 	HF_HUB_OFFLINE=1 $(PY) bench/write_path.py
 	HF_HUB_OFFLINE=1 $(PY) bench/faults.py
 	HF_HUB_OFFLINE=1 $(PY) bench/sparse.py
+	HF_HUB_OFFLINE=1 $(PY) bench/eval_report.py
 	HF_HUB_OFFLINE=1 $(PY) bench/metrics.py
 
 clean:  ## remove the venv and caches
