@@ -6,15 +6,20 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 import vectorforge as vf
-from tests.cli.conftest import Run
+from tests.cli.conftest import BIN, Run, cli_env
 from tests.evaluation.conftest import HIDE_HALF, Receiver, SciFactSmall
 from tests.serverproc import start_server
+from vectorforge.errors import InvalidParameter
 from vectorforge.evaluation.continuous import evaluate_and_record
+from vectorforge.evaluation.goldsets import GoldSet
 from vectorforge.evaluation.history import History
 from vectorforge.evaluation.runs import SearchConfig
 from vectorforge.evaluation.workspace import Workspace
@@ -185,3 +190,56 @@ def test_goldset_commands_and_retention(scifact_small: SciFactSmall, cli: Run, t
     runs = History(data / "evaluation" / "history.sqlite").runs()
     assert len(runs) == 2  # the retention setting applied as runs came
     assert runs[-1].goldset_version == v1 and runs[0].goldset_version == v2  # old versions stay usable
+
+
+def test_a_new_gold_set_version_starts_without_a_baseline(
+    scifact_small: SciFactSmall, tmp_path: Path
+) -> None:
+    history = History(tmp_path / "h.sqlite")
+    gold = scifact_small.goldset
+    fewer = GoldSet(gold.name, gold.queries, {q: gold.qrels[q] for q in gold.judged[:-1]}, {})
+    with vf.connect(scifact_small.data) as db:
+        col = db.get_collection("sci")
+        first = evaluate_and_record(col, gold, history)
+        other = evaluate_and_record(col, fewer, history)
+        assert other.baseline is None  # scores under other judgments do not pair
+        again = evaluate_and_record(col, gold, history)
+        assert again.baseline is not None and again.baseline.run_id == first.run.run_id
+        with pytest.raises(InvalidParameter, match="a baseline must be a run of sci@"):
+            evaluate_and_record(col, gold, history, baseline=other.run.run_id)
+
+
+def test_ctrl_c_stops_eval_watch_mid_search(scifact_small: SciFactSmall, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(scifact_small.data, data)
+    gold = scifact_small.goldset
+    many = {f"{q}-{i}": q for q in gold.judged for i in range(200)}
+    lines = [json.dumps({"id": c, "text": gold.queries[q], "qrels": gold.qrels[q]}) for c, q in many.items()]
+    (tmp_path / "many.jsonl").write_text("\n".join(lines) + "\n")
+    env = cli_env()
+    imported = subprocess.run(
+        [str(BIN), "goldset", "import", "many", "-d", data, "--jsonl", tmp_path / "many.jsonl"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert imported.returncode == 0, imported.stderr
+    proc = subprocess.Popen(
+        [str(BIN), "eval", "watch", "-d", str(data), "-c", "sci", "-g", "many", "--every", "1h"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "searching many" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.read(1)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 130, seen + rest
+    assert "stopped after 0 runs" in rest
+    assert History(data / "evaluation" / "history.sqlite").runs() == []  # the interrupted run is not kept

@@ -112,3 +112,43 @@ def test_threads_record_into_one_history(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert {r.run_id for r in h.runs()} == {r.run_id for r in runs}
+
+
+def test_retention_of_one_gold_set_and_collection_leaves_the_others(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.sqlite")
+    mine = [make_run() for _ in range(3)]
+    theirs = [make_run(collection="other") for _ in range(2)]
+    for r in [*mine, *theirs]:
+        h.record(r)
+    assert h.prune(keep_last=1, goldset="g", collection="c") == 2
+    assert {r.run_id for r in h.runs()} == {mine[-1].run_id, *(r.run_id for r in theirs)}
+
+
+def test_the_collection_filter_applies_before_the_limit(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.sqlite")
+    mine = make_run(collection="a")
+    h.record(mine)
+    for _ in range(3):
+        h.record(make_run(collection="b"))  # newer runs of another collection
+    assert [r.run_id for r in h.runs(limit=1, collections={"a"})] == [mine.run_id]
+    assert (
+        h.runs(collections=set()) == []
+        and h.goldset_names({"a"}) == {"g"}
+        and h.goldset_names(set()) == set()
+    )
+
+
+def test_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.sqlite")
+    h.record(make_run())
+    writer = sqlite3.connect(tmp_path / "h.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of recording a run
+    try:
+        done: list[float] = []
+        reader = threading.Thread(target=lambda: done.append(len(h.runs())))
+        reader.start()
+        reader.join(timeout=5)
+        assert done == [1]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

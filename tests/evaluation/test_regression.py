@@ -86,11 +86,33 @@ def test_underpowered_segments_are_named() -> None:
     assert change.underpowered and not change.regression
 
 
-def test_runs_without_common_queries_are_refused() -> None:
+def test_runs_of_another_gold_set_are_refused() -> None:
     a = run_with_ranks(ranks(0))
     other = GoldSet("h", {"z": "t"}, {"z": {"d": 1}})
     b = score_run(Run({"z": {"d": 1.0}}), other, ["ndcg@10"])
-    with pytest.raises(InvalidParameter, match="share no query"):
+    with pytest.raises(InvalidParameter, match="pair only under the same judgments"):
         compare_runs(a, b, GOLD)
     with pytest.raises(InvalidParameter, match="alpha"):
         compare_runs(a, a, GOLD, alpha=1.5)
+
+
+def test_a_one_query_segment_never_alarms() -> None:
+    gold = GoldSet(
+        "g",
+        {f"q{i}": "t" for i in range(40)},
+        {f"q{i}": {f"rel{i}": 1} for i in range(40)},
+        {"q0": {"lang": "de"}},
+    )
+    good = Run({f"q{i}": {f"rel{i}": 2.0, "x": 1.0} for i in range(40)})
+    worse = Run({**good, "q0": {"x": 2.0, "rel0": 1.0}})  # only q0 falls, from rank 1 to 2
+    changes = compare_runs(score_run(good, gold, ["ndcg@10"]), score_run(worse, gold, ["ndcg@10"]), gold)
+    (de,) = [c for c in changes if c.segment == "lang=de"]
+    assert de.n == 1 and de.diff < -0.3 and de.p_value == 1.0 and not de.regression and de.underpowered
+
+
+def test_runs_on_different_gold_set_versions_are_not_paired() -> None:
+    other = GoldSet("g", GOLD.queries, {**GOLD.qrels, "q0": {"rel0": 1, "x1": 2}}, GOLD.segments)
+    a = run_with_ranks(ranks(0))
+    b = score_run(Run({q: dict(v) for q, v in a.per_query.items()}), other, ["ndcg@10"])
+    with pytest.raises(InvalidParameter, match="pair only under the same judgments"):
+        compare_runs(a, b, other)

@@ -105,10 +105,15 @@ def test_ctrl_c_in_the_library_records_nothing(scifact_small: SciFactSmall, tmp_
     history = History(tmp_path / "h.sqlite")
     gold = many_queries(scifact_small.goldset, 200)  # 16,000 queries: seconds, not milliseconds
     timer = threading.Timer(0.5, _thread.interrupt_main)
-    with vf.connect(scifact_small.data) as db:
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            evaluate_and_record(db.get_collection("sci"), gold, history)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as a terminal sends it
+    try:
+        with vf.connect(scifact_small.data) as db:
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                evaluate_and_record(db.get_collection("sci"), gold, history)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert history.runs() == []
 
 

@@ -75,6 +75,7 @@ def test_keys_scope_the_runs(data: Path) -> None:
     Workspace(data).history  # noqa: B018 - the history exists before the server starts
     _, admin = create_key(data, "admin")
     _, reader = create_key(data, "read-only")
+    _, writer = create_key(data, "read-write", "sci")
     _, other = create_key(data, "read-only", "elsewhere")
     server = start_server(data)
     try:
@@ -92,6 +93,23 @@ def test_keys_scope_the_runs(data: Path) -> None:
             assert len(http.get("/evaluation/runs", headers={"api-key": reader}).json()) == 1
             assert http.get("/evaluation/runs", headers={"api-key": other}).json() == []
             assert http.get(f"/evaluation/runs/{run_id}", headers={"api-key": other}).status_code == 404
+            # gold sets: a key limited to other collections sees none of this one's queries
+            assert [
+                g["name"] for g in http.get("/evaluation/goldsets", headers={"api-key": reader}).json()
+            ] == ["sci"]
+            assert http.get("/evaluation/goldsets", headers={"api-key": other}).json() == []
+            assert http.get("/evaluation/goldsets/sci", headers={"api-key": other}).status_code == 404
+            assert http.get("/evaluation/goldsets/sci", headers={"api-key": reader}).status_code == 200
+            # a webhook or a retention setting is the admin's to set (the server would POST anywhere)
+            body = {"collection": "sci", "goldset": "sci", "webhook": "http://127.0.0.1:9/x"}
+            assert http.post("/evaluation/runs", json=body, headers={"api-key": writer}).status_code == 403
+            body = {"collection": "sci", "goldset": "sci", "keep_last": 1}
+            assert http.post("/evaluation/runs", json=body, headers={"api-key": writer}).status_code == 403
+            body = {"collection": "sci", "goldset": "sci", "baseline": "20200101T000000-abcdef"}
+            assert http.post("/evaluation/runs", json=body, headers={"api-key": writer}).status_code == 404
+            body = {"collection": "sci", "goldset": "sci", "metrics": ["ndcg@010"]}
+            done = http.post("/evaluation/runs", json=body, headers={"api-key": writer})
+            assert done.status_code == 200 and list(done.json()["metrics"]) == ["ndcg@10"]
     finally:
         server.stop()
 

@@ -63,11 +63,15 @@ def test_t_test_is_the_textbook_formula() -> None:
 def test_degenerate_samples_give_clean_answers() -> None:
     same = paired_test([0.5, 0.2, 0.9], [0.5, 0.2, 0.9])
     assert (same.p_value, same.diff, same.effect_size, same.ci_low, same.ci_high) == (1.0, 0, 0, 0, 0)
+    # every query moved by the same amount: both tests give the exact sign-flip p, 2 / 2**n
     shifted = paired_test([0.1, 0.2, 0.3], [0.2, 0.3, 0.4])
-    assert shifted.p_value == 0.0 and shifted.diff == pytest.approx(0.1) and shifted.effect_size is None
+    assert shifted.p_value == pytest.approx(2 / 8) and shifted.diff == pytest.approx(0.1)
+    assert shifted.effect_size is None
     exact = paired_test([0.1, 0.2, 0.3], [0.2, 0.3, 0.4], test="randomization")
     assert exact.p_value == pytest.approx(2 / 8)  # the smallest p three sign flips can give
+    assert paired_test([0.1] * 12, [0.2] * 12).p_value == pytest.approx(2 / 4096)
     assert paired_test([0.3], [0.3]).p_value == 1.0
+    assert paired_test([0.9], [0.1]).p_value == 1.0  # one query: no test can tell it from chance
     with pytest.raises(InvalidParameter, match="equal lengths"):
         paired_test([1, 2], [1])
     with pytest.raises(InvalidParameter, match="not one of"):

@@ -10,10 +10,12 @@ from typing import TypedDict, Unpack
 from pydantic import BaseModel, ConfigDict, Field
 
 from vectorforge.api import CollectionAPI
+from vectorforge.errors import InvalidParameter
 from vectorforge.evaluation.alerts import alert_payload, notify
 from vectorforge.evaluation.evaluator import DEFAULT_METRICS, evaluate_collection
 from vectorforge.evaluation.goldsets import GoldSet
 from vectorforge.evaluation.history import EvalRun, History
+from vectorforge.evaluation.metrics import canonical_metrics
 from vectorforge.evaluation.regression import Change, compare_runs
 from vectorforge.evaluation.runs import SearchConfig
 from vectorforge.evaluation.workspace import Workspace
@@ -47,15 +49,25 @@ class Outcome:
         return any(c.regression for c in self.changes)
 
 
-def pick_baseline(history: History, goldset: str, collection: str, baseline: str) -> EvalRun | None:
-    """ "pinned" (the pinned run, else the previous one), "previous", or a run id."""
-    if baseline == "previous":
-        return history.latest(goldset, collection)
-    if baseline == "pinned":
-        return history.latest(goldset, collection, pinned=True) or history.latest(goldset, collection)
+def pick_baseline(history: History, goldset: GoldSet, collection: str, baseline: str) -> EvalRun | None:
+    """ "pinned" (the pinned run, else the previous one), "previous", "none", or a run id; always a
+    run of this gold set version on this collection, because scores under other judgments do not
+    pair (a new version starts without a baseline)."""
+    version = goldset.version
     if baseline == "none":
         return None
-    return history.get(baseline)
+    if baseline == "previous":
+        return history.latest(goldset.name, collection, version=version)
+    if baseline == "pinned":
+        pinned = history.latest(goldset.name, collection, pinned=True, version=version)
+        return pinned or history.latest(goldset.name, collection, version=version)
+    run = history.get(baseline)
+    if (run.goldset, run.goldset_version, run.collection) != (goldset.name, version, collection):
+        raise InvalidParameter(
+            f"baseline {baseline!r} is a run of {run.goldset}@{run.goldset_version} on {run.collection!r}; "
+            f"a baseline must be a run of {goldset.name}@{version} on {collection!r}"
+        )
+    return run
 
 
 def evaluate_and_record(
@@ -73,7 +85,8 @@ def evaluate_and_record(
     min_effect, alpha = options.get("min_effect", 0.02), options.get("alpha", 0.05)
     label, progress = options.get("label", ""), options.get("progress", False)
     baseline = options.get("baseline", "pinned")
-    base = pick_baseline(history, goldset.name, collection.name, baseline)
+    metrics = canonical_metrics(metrics)  # "ndcg@010" is "ndcg@10": one name in scores and reports
+    base = pick_baseline(history, goldset, collection.name, baseline)
     run = evaluate_collection(collection, goldset, metrics, config, label=label, progress=progress)
     changes = compare_runs(base, run, goldset, metrics, min_effect=min_effect, alpha=alpha) if base else []
     run = replace(run, regressions=[c.to_json() for c in changes if c.regression])
@@ -81,7 +94,9 @@ def evaluate_and_record(
         history.record(run)
         keep_days, keep_last = options.get("keep_days"), options.get("keep_last")
         if keep_days is not None or keep_last is not None:  # the retention setting, applied as runs come
-            history.prune(keep_days=keep_days, keep_last=keep_last)
+            history.prune(
+                keep_days=keep_days, keep_last=keep_last, goldset=run.goldset, collection=run.collection
+            )
     if base is not None and run.regressions:
         notify(alert_payload(run, base, changes), options.get("webhook"))
     return Outcome(run, base, changes)

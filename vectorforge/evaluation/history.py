@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -138,10 +138,11 @@ class History:
         return db
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """One transaction on this thread's connection."""
+    def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction on this thread's connection: a writer takes the write lock at once
+        (IMMEDIATE), a reader reads a snapshot (DEFERRED) and, under WAL, never waits for a writer."""
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
         try:
             yield db
         except BaseException:
@@ -151,7 +152,7 @@ class History:
 
     def record(self, run: EvalRun) -> None:
         """Store `run` (all of it or nothing)."""
-        with self._connect() as db:
+        with self._connect(write=True) as db:
             db.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -208,9 +209,15 @@ class History:
         *,
         limit: int | None = None,
         with_scores: bool = False,
+        collections: Collection[str] | None = None,
     ) -> list[EvalRun]:
-        """Recorded runs, oldest first (the newest `limit` of them); per-query scores only if asked."""
+        """Recorded runs, oldest first (the newest `limit` of them); per-query scores only if asked.
+        `collections`: only runs of these (what a scoped key may see), filtered before the limit."""
         where, args = _where(goldset=goldset, collection=collection)
+        if collections is not None:
+            names = sorted(collections)
+            where += f" AND collection IN ({', '.join('?' * len(names))})" if names else " AND 0"
+            args += names
         sql = f"SELECT run_id FROM runs {where} ORDER BY created_at DESC, rowid DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -218,9 +225,12 @@ class History:
             rows = db.execute(sql, args).fetchall()[::-1]
             return [self._read(db, row[0], with_scores=with_scores) for row in rows]
 
-    def latest(self, goldset: str, collection: str, *, pinned: bool = False) -> EvalRun | None:
-        """The newest run of `goldset` on `collection` (the newest pinned one with `pinned`)."""
-        where, args = _where(goldset=goldset, collection=collection)
+    def latest(
+        self, goldset: str, collection: str, *, pinned: bool = False, version: str | None = None
+    ) -> EvalRun | None:
+        """The newest run of `goldset` on `collection` (the newest pinned one with `pinned`; of
+        gold set version `version` when given)."""
+        where, args = _where(goldset=goldset, collection=collection, goldset_version=version)
         if pinned:
             where += " AND pinned = 1"
         with self._connect() as db:
@@ -228,6 +238,16 @@ class History:
                 f"SELECT run_id FROM runs {where} ORDER BY created_at DESC, rowid DESC LIMIT 1", args
             ).fetchone()
         return None if row is None else self.get(row[0])
+
+    def goldset_names(self, collections: Collection[str] | None = None) -> set[str]:
+        """The gold sets that have runs (on `collections`, when given)."""
+        where, args = "", []
+        if collections is not None:
+            names = sorted(collections)
+            where = f"WHERE collection IN ({', '.join('?' * len(names))})" if names else "WHERE 0"
+            args = names
+        with self._connect() as db:
+            return {r[0] for r in db.execute(f"SELECT DISTINCT goldset FROM runs {where}", args)}
 
     def latest_each(self) -> list[EvalRun]:
         """The newest run of every gold set and collection (without per-query scores)."""
@@ -248,7 +268,7 @@ class History:
     def pin(self, run_id: str, pinned: bool = True) -> None:
         """Make `run_id` the baseline of its gold set and collection (unpinning the previous one)."""
         run = self.get(run_id)
-        with self._connect() as db:
+        with self._connect(write=True) as db:
             if pinned:
                 db.execute(
                     "UPDATE runs SET pinned = 0 WHERE goldset = ? AND collection = ?",
@@ -256,25 +276,34 @@ class History:
                 )
             db.execute("UPDATE runs SET pinned = ? WHERE run_id = ?", (int(pinned), run_id))
 
-    def prune(self, *, keep_days: float | None = None, keep_last: int | None = None) -> int:
+    def prune(
+        self,
+        *,
+        keep_days: float | None = None,
+        keep_last: int | None = None,
+        goldset: str | None = None,
+        collection: str | None = None,
+    ) -> int:
         """Delete runs older than `keep_days` and beyond the newest `keep_last` of each gold set and
-        collection; pinned runs stay. Returns how many were deleted."""
+        collection (only those of `goldset` and `collection` when given); pinned runs stay. Returns
+        how many were deleted."""
         if (keep_days is not None and keep_days < 0) or (keep_last is not None and keep_last < 1):
             raise InvalidParameter("retention keeps at least one run and zero or more days")
         doomed: set[str] = set()
-        with self._connect() as db:
+        where, args = _where(goldset=goldset, collection=collection)
+        with self._connect(write=True) as db:
             if keep_days is not None:
                 cutoff = (datetime.now(UTC) - timedelta(days=keep_days)).isoformat(timespec="seconds")
                 doomed |= {
                     r[0]
                     for r in db.execute(
-                        "SELECT run_id FROM runs WHERE pinned = 0 AND created_at < ?", (cutoff,)
+                        f"SELECT run_id FROM runs {where} AND pinned = 0 AND created_at < ?", (*args, cutoff)
                     )
                 }
             if keep_last is not None:
                 newest_first = "ORDER BY created_at DESC, rowid DESC"
                 rows = db.execute(
-                    f"SELECT run_id, goldset, collection, pinned FROM runs {newest_first}"
+                    f"SELECT run_id, goldset, collection, pinned FROM runs {where} {newest_first}", args
                 ).fetchall()
                 seen: dict[tuple[str, str], int] = {}
                 for run_id, goldset, collection, pinned in rows:

@@ -26,7 +26,7 @@ import numpy as np
 
 from vectorforge.errors import InvalidParameter
 
-__all__ = ["METRICS", "evaluate"]
+__all__ = ["METRICS", "canonical_metrics", "evaluate"]
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
@@ -67,6 +67,11 @@ def evaluate(
         names = list(columns)
         return {qid: dict(zip(names, row, strict=True)) for qid, row in zip(qids, rows, strict=True)}
     return {m: float(c.mean()) if len(qids) else 0.0 for m, c in columns.items()}
+
+
+def canonical_metrics(metrics: Iterable[str]) -> list[str]:
+    """The names as `evaluate` reports them ("ndcg@010" -> "ndcg@10"); an unknown one is refused."""
+    return [_parse(m)[0] for m in metrics]
 
 
 def _parse(metric: str) -> tuple[str, str, int]:

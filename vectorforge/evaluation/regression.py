@@ -65,6 +65,13 @@ def compare_runs(
     """Every segment of `goldset` and metric both runs have, on the queries both runs scored."""
     if not 0 < alpha < 1 or min_effect < 0:
         raise InvalidParameter(f"alpha must be in (0, 1) and min_effect >= 0; got {alpha}, {min_effect}")
+    versions = (baseline.goldset, baseline.goldset_version), (candidate.goldset, candidate.goldset_version)
+    if versions[0] != versions[1]:
+        raise InvalidParameter(
+            f"runs {baseline.run_id} and {candidate.run_id} were scored on {'@'.join(versions[0])} and "
+            f"{'@'.join(versions[1])}: per-query scores pair only under the same judgments; compare "
+            "runs of one gold set version (re-run the baseline system on the new version)"
+        )
     common = set(baseline.per_query) & set(candidate.per_query)
     if not common:
         raise InvalidParameter(

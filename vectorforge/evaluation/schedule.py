@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from apscheduler.executors.debug import DebugExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -53,19 +55,36 @@ def _add(scheduler: BaseScheduler, job: Callable[[], object], seconds: float, na
 
 
 def run_every(job: Callable[[], bool], seconds: float, name: str = "evaluation") -> None:
-    """Run `job` now and every `seconds` in this thread until it returns False or Ctrl-C."""
-    scheduler = BlockingScheduler(timezone=UTC)
+    """Run `job` now and every `seconds` in this thread until it returns False or Ctrl-C. Jobs run
+    in the calling thread (APScheduler's DebugExecutor), so Ctrl-C stops a job where it is: an
+    evaluation interrupted mid-search records nothing."""
+    scheduler = BlockingScheduler(timezone=UTC, executors={"default": DebugExecutor()})
+    interrupted = stopping = False
 
     def step() -> None:
-        if not job():
+        nonlocal interrupted, stopping
+        try:
+            again = job()
+        except KeyboardInterrupt:  # APScheduler would log it as a failed job and go on
+            interrupted, again = True, False
+        if not again:
+            stopping = True
             scheduler.shutdown(wait=False)
 
     _add(scheduler, step, seconds, name)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
-        scheduler.shutdown(wait=False)
-        raise
+        interrupted = True
+    except JobLookupError:
+        # The scheduler, shut down from inside the job (it runs in this thread), cannot file the
+        # job's next run any more; that is the stop we asked for.
+        if not stopping:
+            raise
+    if interrupted:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        raise KeyboardInterrupt
 
 
 def start_background(jobs: list[tuple[str, float, Callable[[], object]]]) -> BackgroundScheduler:

@@ -83,9 +83,11 @@ def paired_test(
     sd = float(diff.std(ddof=1)) if n > 1 else 0.0
     flat = sd <= 1e-12 * max(1.0, abs(mean))  # rounding noise is no spread
     if np.all(diff == 0) or n < 2:
-        p = 1.0 if mean == 0 else 0.0  # identical runs; or one query, which cannot be tested
+        p = 1.0  # identical runs; or one query, which no test can tell from chance
     elif test == "t" and flat:
-        p = 0.0  # every query moved by the same amount: t is infinite
+        # Every query moved by the same amount: t is infinite, but with few queries that proves
+        # little. The exact sign-flip p (2 of 2**n flips are as extreme) is what n queries can show.
+        p = min(1.0, 2.0 / 2.0**n)
     elif test == "t":
         p = float(stats.ttest_rel(y, x).pvalue)
     else:

@@ -30,6 +30,7 @@ from vectorforge.errors import NotFoundError, VectorForgeError
 from vectorforge.evaluation.workspace import Workspace
 from vectorforge.server.auth import Action
 from vectorforge.server.deps import Who
+from vectorforge.server.routes_evaluation import visible_goldsets
 
 __all__ = ["CollectionSummary", "EvaluationAnswer", "EvaluationRun", "dashboard_routes"]
 
@@ -247,12 +248,11 @@ def dashboard_routes(db: Database) -> APIRouter:
         ws = Workspace(db.path)
         goldsets = [
             GoldsetSummary(name=name, version=ws.goldsets.versions(name)[-1]["version"])
-            for name in ws.goldsets.names()
+            for name in visible_goldsets(ws, who)
         ]
         runs = [
             EvaluationRun.model_validate(run.to_json(per_query=False))
-            for run in ws.history.runs(limit=limit)
-            if who.may_see(run.collection)
+            for run in ws.history.runs(limit=limit, collections=who.collections)
         ]
         return EvaluationAnswer(goldsets=goldsets, runs=runs)
 

@@ -10,7 +10,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import APIRouter, Query
 
 from vectorforge.engine import Database
-from vectorforge.errors import RunNotFound, UsageError
+from vectorforge.errors import GoldSetNotFound, RunNotFound, UsageError
 from vectorforge.evaluation.continuous import EvaluationSpec
 from vectorforge.evaluation.history import EvalRun
 from vectorforge.evaluation.regression import compare_runs
@@ -20,7 +20,7 @@ from vectorforge.evaluation.workspace import Workspace
 from vectorforge.server.auth import Action, Principal
 from vectorforge.server.deps import Who, collection
 
-__all__ = ["EvaluateRequest", "evaluation_routes", "start_schedule", "workspace_of"]
+__all__ = ["EvaluateRequest", "evaluation_routes", "start_schedule", "visible_goldsets", "workspace_of"]
 
 
 class EvaluateRequest(EvaluationSpec):
@@ -46,6 +46,15 @@ def start_schedule(db: Database, jobs: list[ScheduledEvaluation]) -> BackgroundS
     return start_background([(entry.name, entry.seconds, job(entry)) for entry in jobs])
 
 
+def visible_goldsets(ws: Workspace, who: Principal) -> list[str]:
+    """The gold sets `who` may read: all for an unscoped key, else those with runs on its collections."""
+    names = ws.goldsets.names()
+    if who.collections is None:
+        return names
+    used = ws.history.goldset_names(who.collections)
+    return [n for n in names if n in used]
+
+
 def evaluation_routes(db: Database) -> APIRouter:
     routes = APIRouter(prefix="/evaluation", tags=["evaluation"])
 
@@ -56,16 +65,20 @@ def evaluation_routes(db: Database) -> APIRouter:
 
     @routes.get("/goldsets")
     def goldsets(who: Who) -> list[dict[str, Any]]:
-        """Every gold set with its versions (oldest first; the last is the current one)."""
+        """Every gold set with its versions (oldest first; the last is the current one). A key
+        limited to some collections sees the gold sets that have runs on them."""
         who.require(Action.READ)
-        store = workspace_of(db).goldsets
-        return [{"name": name, "versions": store.versions(name)} for name in store.names()]
+        ws = workspace_of(db)
+        return [{"name": name, "versions": ws.goldsets.versions(name)} for name in visible_goldsets(ws, who)]
 
     @routes.get("/goldsets/{name}")
     def goldset(name: str, who: Who, version: str | None = None) -> dict[str, Any]:
         """One version (default: the current one) with its queries, judgments and segments."""
         who.require(Action.READ)
-        return workspace_of(db).goldsets.get(name, version).to_json()
+        ws = workspace_of(db)
+        if name not in visible_goldsets(ws, who):  # the same answer as for one that does not exist
+            raise GoldSetNotFound(f"gold set {name!r} does not exist", name=name)
+        return ws.goldsets.get(name, version).to_json()
 
     @routes.get("/runs")
     def runs(
@@ -76,8 +89,10 @@ def evaluation_routes(db: Database) -> APIRouter:
     ) -> list[dict[str, Any]]:
         """Recorded runs, oldest first (the newest `limit`), without per-query scores."""
         who.require(Action.READ)
-        found = workspace_of(db).history.runs(goldset, collection_name, limit=limit)
-        return [r.to_json(per_query=False) for r in found if who.may_see(r.collection)]
+        found = workspace_of(db).history.runs(
+            goldset, collection_name, limit=limit, collections=who.collections
+        )
+        return [r.to_json(per_query=False) for r in found]
 
     @routes.get("/runs/{run_id}")
     def run(run_id: str, who: Who) -> dict[str, Any]:
@@ -103,6 +118,9 @@ def evaluation_routes(db: Database) -> APIRouter:
         """Evaluate now (the server searches its own collection) and record the run; the answer
         is its report with the comparison against the baseline."""
         col = collection(db, body.collection, who, Action.WRITE)
+        if body.webhook is not None or body.keep_days is not None or body.keep_last is not None:
+            # The server would POST to any URL, or delete history: the admin's to choose.
+            who.require(Action.MANAGE)
         outcome = body.run(col, workspace_of(db), record=body.record)
         return report_json(outcome.run, outcome.changes, outcome.baseline, per_query=False)
 
