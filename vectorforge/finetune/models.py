@@ -1,0 +1,34 @@
+"""Embedders for fine-tuned models: a saved sentence-transformers folder registered under a name,
+with a version made from its weights, so a collection embedded by it records exactly which."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from vectorforge.embed import SentenceTransformerEmbedder, register_embedder
+
+__all__ = ["register_model", "weights_version"]
+
+
+def weights_version(model_dir: str | Path) -> str:
+    """The first 12 hex digits of the SHA-256 of the model's weight files."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).rglob("*.safetensors")) or sorted(Path(model_dir).rglob("*.bin")):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def register_model(name: str, model_dir: str | Path, *, dim: int = 384, precision: str = "bfloat16") -> str:
+    """Register `model_dir` as embedder `name`; returns its version."""
+    version = weights_version(model_dir)
+    path = str(Path(model_dir).resolve())
+    register_embedder(
+        name,
+        lambda: SentenceTransformerEmbedder(
+            name, path, f"finetuned:{name}", version, dim, precision=precision
+        ),
+    )
+    return version
