@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import signal
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +19,11 @@ from typing import Any
 import pytest
 
 import vectorforge as vf
-from tests.cli.conftest import cli  # noqa: F401 - the real binary, for the eval commands' tests
+from tests.cli.conftest import (
+    BIN,
+    cli,  # noqa: F401 - the real binary, for the eval commands' tests
+    cli_env,
+)
 from vectorforge.datasets import load_beir
 from vectorforge.evaluation.goldsets import GoldSet, from_beir, segments_by_length
 
@@ -93,3 +101,40 @@ def webhook() -> Iterator[Receiver]:
     yield receiver
     server.shutdown()
     server.server_close()
+
+
+def interrupted_command(scifact_small: SciFactSmall, tmp_path: Path, *command: str) -> tuple[Path, int, str]:
+    """Copy the collection, import a gold set of 16,000 queries (each real query 200 times), run
+    `vectorforge COMMAND -d DATA -c sci -g many`, send SIGINT once it is searching: (data folder,
+    exit code, stderr)."""
+    data = tmp_path / "data"
+    shutil.copytree(scifact_small.data, data)
+    gold = scifact_small.goldset
+    many = {f"{q}-{i}": q for q in gold.judged for i in range(200)}
+    lines = [json.dumps({"id": c, "text": gold.queries[q], "qrels": gold.qrels[q]}) for c, q in many.items()]
+    (tmp_path / "many.jsonl").write_text("\n".join(lines) + "\n")
+    env = cli_env()
+    imported = subprocess.run(
+        [str(BIN), "goldset", "import", "many", "-d", str(data), "--jsonl", str(tmp_path / "many.jsonl")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert imported.returncode == 0, imported.stderr
+    proc = subprocess.Popen(
+        [str(BIN), *command, "-d", str(data), "-c", "sci", "-g", "many"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "searching many" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.read(1)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    return data, proc.returncode, seen + rest

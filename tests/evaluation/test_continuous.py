@@ -6,16 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 import vectorforge as vf
-from tests.cli.conftest import BIN, Run, cli_env
-from tests.evaluation.conftest import HIDE_HALF, Receiver, SciFactSmall
+from tests.cli.conftest import Run
+from tests.evaluation.conftest import HIDE_HALF, Receiver, SciFactSmall, interrupted_command
 from tests.serverproc import start_server
 from vectorforge.errors import InvalidParameter
 from vectorforge.evaluation.continuous import evaluate_and_record
@@ -210,36 +207,7 @@ def test_a_new_gold_set_version_starts_without_a_baseline(
 
 
 def test_ctrl_c_stops_eval_watch_mid_search(scifact_small: SciFactSmall, tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    shutil.copytree(scifact_small.data, data)
-    gold = scifact_small.goldset
-    many = {f"{q}-{i}": q for q in gold.judged for i in range(200)}
-    lines = [json.dumps({"id": c, "text": gold.queries[q], "qrels": gold.qrels[q]}) for c, q in many.items()]
-    (tmp_path / "many.jsonl").write_text("\n".join(lines) + "\n")
-    env = cli_env()
-    imported = subprocess.run(
-        [str(BIN), "goldset", "import", "many", "-d", data, "--jsonl", tmp_path / "many.jsonl"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert imported.returncode == 0, imported.stderr
-    proc = subprocess.Popen(
-        [str(BIN), "eval", "watch", "-d", str(data), "-c", "sci", "-g", "many", "--every", "1h"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 60
-    while "searching many" not in seen and time.monotonic() < deadline:
-        seen += proc.stderr.read(1)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=60)
-    assert proc.returncode == 130, seen + rest
-    assert "stopped after 0 runs" in rest
+    data, code, stderr = interrupted_command(scifact_small, tmp_path, "eval", "watch", "--every", "1h")
+    assert code == 130, stderr
+    assert "stopped after 0 runs" in stderr
     assert History(data / "evaluation" / "history.sqlite").runs() == []  # the interrupted run is not kept

@@ -4,18 +4,14 @@
 from __future__ import annotations
 
 import _thread
-import json
 import signal
-import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 import vectorforge as vf
-from tests.cli.conftest import BIN, cli_env
-from tests.evaluation.conftest import SciFactSmall
+from tests.evaluation.conftest import SciFactSmall, interrupted_command
 from vectorforge.datasets import load_beir
 from vectorforge.errors import InvalidParameter
 from vectorforge.evaluation.continuous import evaluate_and_record
@@ -120,37 +116,7 @@ def test_ctrl_c_in_the_library_records_nothing(scifact_small: SciFactSmall, tmp_
 def test_ctrl_c_on_the_command_line_exits_130_and_records_nothing(
     scifact_small: SciFactSmall, tmp_path: Path
 ) -> None:
-    import shutil
-
-    data = tmp_path / "data"
-    shutil.copytree(scifact_small.data, data)
-    gold = many_queries(scifact_small.goldset, 200)
-    lines = [json.dumps({"id": q, "text": gold.queries[q], "qrels": gold.qrels[q]}) for q in gold.judged]
-    (tmp_path / "many.jsonl").write_text("\n".join(lines) + "\n")
-    env = cli_env()
-    done = subprocess.run(
-        [str(BIN), "goldset", "import", "many", "-d", data, "--jsonl", tmp_path / "many.jsonl"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    proc = subprocess.Popen(
-        [str(BIN), "eval", "run", "-d", str(data), "-c", "sci", "-g", "many"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    buffer = ""
-    deadline = time.monotonic() + 60
-    while "searching many" not in buffer and time.monotonic() < deadline:
-        buffer += proc.stderr.read(1)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=60)
-    assert proc.returncode == 130, buffer + rest
-    assert "interrupted: nothing was recorded" in rest
+    data, code, stderr = interrupted_command(scifact_small, tmp_path, "eval", "run")
+    assert code == 130, stderr
+    assert "interrupted: nothing was recorded" in stderr
     assert History(data / "evaluation" / "history.sqlite").runs() == []

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from vectorforge.datasets.jsonl import read_records
 from vectorforge.errors import InvalidParameter
 
 __all__ = ["ALL", "GoldSet", "from_beir", "from_jsonl", "from_tsv"]
@@ -207,24 +208,19 @@ def from_jsonl(
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
     segments: dict[str, dict[str, str]] = {}
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                qid, text, judged = str(row["id"]), str(row["text"]), row["qrels"]
-                if qid in queries:
-                    raise InvalidParameter(f"query id {qid!r} appears twice")
-                qrels[qid] = {str(doc): _grade(g) for doc, g in judged.items()}
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise InvalidParameter(
-                    f'{path} line {n}: {exc}; each line is {{"id", "text", "qrels": {{docid: grade}}}}'
-                ) from exc
-            queries[qid] = text
-            tags = {fld: str(row[fld]) for fld in fields if row.get(fld) not in (None, "")}
-            if tags:
-                segments[qid] = tags
+
+    def parse(row: Any) -> None:
+        qid, text, judged = str(row["id"]), str(row["text"]), row["qrels"]
+        if qid in queries:
+            raise ValueError(f"query id {qid!r} appears twice")
+        qrels[qid] = {str(doc): _grade(g) for doc, g in judged.items()}
+        queries[qid] = text
+        tags = {fld: str(row[fld]) for fld in fields if row.get(fld) not in (None, "")}
+        if tags:
+            segments[qid] = tags
+
+    for _ in read_records(path, parse, '{"id", "text", "qrels": {docid: grade}}'):
+        pass
     return GoldSet(name, queries, qrels, segments, description)
 
 

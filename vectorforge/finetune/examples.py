@@ -3,11 +3,12 @@ Never from the split that reports: the evaluation split is named, and training o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from vectorforge.datasets.jsonl import read_records
 from vectorforge.errors import InvalidParameter
 
 __all__ = ["TrainingExample", "examples_from_beir", "examples_from_jsonl", "examples_from_qrels"]
@@ -72,22 +73,15 @@ def examples_from_beir(
 
 def examples_from_jsonl(path: str | Path) -> list[TrainingExample]:
     """One example a line: `{"query": ..., "positive": ..., "negatives": [...]}` (negatives optional)."""
-    out = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                query, positive = row["query"], row["positive"]
-                negatives = tuple(row.get("negatives") or ())
-                if not all(isinstance(x, str) and x for x in (query, positive, *negatives)):
-                    raise TypeError("query, positive and negatives are non-empty strings")
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InvalidParameter(
-                    f'{path} line {n}: {exc}; each line is {{"query", "positive", "negatives": [...]}}'
-                ) from exc
-            out.append(TrainingExample(query, positive, negatives=negatives))
+
+    def parse(row: Any) -> TrainingExample:
+        query, positive = row["query"], row["positive"]
+        negatives = tuple(row.get("negatives") or ())
+        if not all(isinstance(x, str) and x for x in (query, positive, *negatives)):
+            raise TypeError("query, positive and negatives are non-empty strings")
+        return TrainingExample(query, positive, negatives=negatives)
+
+    out = list(read_records(path, parse, '{"query", "positive", "negatives": [...]}'))
     if not out:
         raise InvalidParameter(f"{path} holds no example")
     return out
