@@ -33,6 +33,7 @@ from vectorforge.cli.common import (
     report,
 )
 from vectorforge.cli.evaluation import eval_app, goldset_app
+from vectorforge.cli.finetune import finetune
 from vectorforge.cli.keys import keys_app
 from vectorforge.cli.points import points_app
 from vectorforge.errors import CollectionAlreadyExists, CollectionNotFound, VectorForgeError
@@ -57,6 +58,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(goldset_app, name="goldset")
 app.add_typer(eval_app, name="eval")
+app.command("finetune")(finetune)
 
 
 def _version(value: bool) -> None:
