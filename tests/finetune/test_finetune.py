@@ -158,3 +158,13 @@ def test_the_finetune_command(tmp_path: Path, shared: Path) -> None:
         timeout=120,
     )
     assert bad.returncode == 2 and "the one results are reported on" in bad.stderr
+
+
+def test_the_cached_loss_trains_in_mini_batches(tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=1, batch_size=8, max_seq_length=32, cached=True, mini_batch_size=4)
+    result = train(BASE, _tiny(), tmp_path / "cached", cfg)
+    assert (
+        result.steps == 2
+        and result.config["cached"]
+        and weights_version(result.model_path) != weights_version(BASE)
+    )
