@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import _thread
-import signal
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,6 @@ import vectorforge as vf
 from tests.evaluation.conftest import SciFactSmall, interrupted_command
 from vectorforge.datasets import load_beir
 from vectorforge.errors import InvalidParameter
-from vectorforge.evaluation.continuous import evaluate_and_record
 from vectorforge.evaluation.goldsets import GoldSet
 from vectorforge.evaluation.history import History
 from vectorforge.evaluation.runs import Run, SearchConfig, search_goldset
@@ -95,22 +91,6 @@ def many_queries(gold: GoldSet, copies: int) -> GoldSet:
     queries = {f"{q}-{i}": gold.queries[q] for q in gold.judged for i in range(copies)}
     qrels = {f"{q}-{i}": dict(gold.qrels[q]) for q in gold.judged for i in range(copies)}
     return GoldSet("many", queries, qrels)
-
-
-def test_ctrl_c_in_the_library_records_nothing(scifact_small: SciFactSmall, tmp_path: Path) -> None:
-    history = History(tmp_path / "h.sqlite")
-    gold = many_queries(scifact_small.goldset, 200)  # 16,000 queries: seconds, not milliseconds
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as a terminal sends it
-    try:
-        with vf.connect(scifact_small.data) as db:
-            timer.start()
-            with pytest.raises(KeyboardInterrupt):
-                evaluate_and_record(db.get_collection("sci"), gold, history)
-    finally:
-        timer.cancel()
-        signal.signal(signal.SIGINT, previous)
-    assert history.runs() == []
 
 
 def test_ctrl_c_on_the_command_line_exits_130_and_records_nothing(
