@@ -111,6 +111,7 @@ def test_many_queries_with_ties_and_one_long_run_equal_pytrec_eval() -> None:
 def test_ndcg_and_ndcg_exp_equal_ranx() -> None:
     """ranx breaks ties its own way: scores here are distinct."""
     import ranx  # a dev dependency (requirements.txt): a missing one fails here, never skips
+
     rng = np.random.default_rng(3)
     qrels, run = {}, {}
     for i in range(200):

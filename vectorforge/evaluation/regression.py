@@ -89,7 +89,7 @@ def compare_runs(
             a = np.array([baseline.per_query[q][m] for q in picked])
             b = np.array([candidate.per_query[q][m] for q in picked])
             rows.append((segment, m, a, b))
-    tests = [paired_test(a, b, test=test) for _, _, a, b in rows]
+    tests = [paired_test(a, b, test=test, interval=False) for _, _, a, b in rows]
     adjusted = holm([t.p_value for t in tests])
     z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(0.8)
     changes = []

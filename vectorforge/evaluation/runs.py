@@ -54,6 +54,10 @@ class SearchConfig(BaseModel):
     filter: dict[str, Any] | None = None
     params: dict[str, Any] | None = Field(default=None, description="index parameters, e.g. {'ef': 128}")
 
+    def query_args(self) -> dict[str, Any]:
+        """The keyword arguments of `CollectionAPI.query` this configuration stands for (k aside)."""
+        return self.model_dump(exclude={"k"})
+
     @classmethod
     def from_file(cls, path: str | Path) -> SearchConfig:
         """Read a YAML (or JSON) file; an unknown or bad key is refused by name."""
@@ -91,17 +95,7 @@ def search_goldset(
     hits: dict[str, list[Hit]] = {}
     qids = goldset.judged
     for qid in tqdm(qids, desc=f"searching {goldset.name}", unit="query", disable=not progress):
-        hits[qid] = collection.query(
-            goldset.queries[qid],
-            cfg.k,
-            using=cfg.using,
-            mode=cfg.mode,
-            fusion=cfg.fusion,
-            weights=cfg.weights,
-            filter=cfg.filter,
-            params=cfg.params,
-            with_payload=False,
-        )
+        hits[qid] = collection.query(goldset.queries[qid], cfg.k, **cfg.query_args(), with_payload=False)
     return Run.from_hits(hits)
 
 
