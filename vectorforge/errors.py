@@ -16,7 +16,8 @@ caller (or the HTTP layer) can decide what to do without parsing messages::
     ├── NotFoundError (LookupError)
     │   ├── CollectionNotFound
     │   ├── GoldSetNotFound                no gold set, or no such version of it
-    │   └── RunNotFound                    no evaluation run has that id
+    │   ├── RunNotFound                    no evaluation run has that id
+    │   └── ModelNotFound                  no registered model, or no such version of it
     ├── ConflictError
     │   └── CollectionAlreadyExists
     ├── UnavailableError                   transient: retry later (a locked data folder, a shard down)
@@ -63,6 +64,7 @@ __all__ = [
     "InvalidParameter",
     "InvalidPayload",
     "InvalidVector",
+    "ModelNotFound",
     "NotFoundError",
     "PermissionDenied",
     "ReplicaLost",
@@ -167,6 +169,10 @@ class GoldSetNotFound(NotFoundError):
 
 class RunNotFound(NotFoundError):
     """No evaluation run has that id."""
+
+
+class ModelNotFound(NotFoundError):
+    """No registered model, or no such version of it."""
 
 
 class ConflictError(VectorForgeError):

@@ -35,6 +35,7 @@ from vectorforge.cli.common import (
 from vectorforge.cli.evaluation import eval_app, goldset_app
 from vectorforge.cli.finetune import finetune
 from vectorforge.cli.keys import keys_app
+from vectorforge.cli.models import models_app
 from vectorforge.cli.points import points_app
 from vectorforge.errors import CollectionAlreadyExists, CollectionNotFound, VectorForgeError
 
@@ -58,6 +59,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(goldset_app, name="goldset")
 app.add_typer(eval_app, name="eval")
+app.add_typer(models_app, name="models")
 app.command("finetune")(finetune)
 
 

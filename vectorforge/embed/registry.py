@@ -25,10 +25,13 @@ from vectorforge.types import EmbedderInfo
 __all__ = [
     "DEFAULT_EMBEDDER",
     "Embedder",
+    "EmbedderSource",
     "SentenceTransformerEmbedder",
+    "add_embedder_source",
     "get_embedder",
     "list_embedders",
     "register_embedder",
+    "remove_embedder_source",
 ]
 
 DEFAULT_EMBEDDER = "minilm"
@@ -161,6 +164,23 @@ _FACTORIES: dict[str, Callable[[], Embedder]] = {}
 _INSTANCES: dict[str, Embedder] = {}
 _REG_LOCK = threading.Lock()
 
+EmbedderSource = Callable[[str], tuple[str, Callable[[], Embedder]] | None]
+"""Resolves a name it knows (e.g. `docs-model` or `docs-model@2` of a model registry) to the full
+name the embedder records and a factory; None for names it does not know."""
+_SOURCES: list[EmbedderSource] = []
+
+
+def add_embedder_source(source: EmbedderSource) -> None:
+    """Consult `source` for names that are not registered (a data folder's model registry)."""
+    with _REG_LOCK:
+        _SOURCES.append(source)
+
+
+def remove_embedder_source(source: EmbedderSource) -> None:
+    with _REG_LOCK:
+        if source in _SOURCES:
+            _SOURCES.remove(source)
+
 
 def register_embedder(name: str, factory: Callable[[], Embedder]) -> None:
     """Make `factory()` available as `name` (replacing an earlier registration)."""
@@ -174,10 +194,17 @@ def list_embedders() -> list[str]:
 
 
 def get_embedder(name: str) -> Embedder:
-    """The embedder registered as `name` (one shared instance per name)."""
+    """The embedder registered as `name`, or that a source resolves it to (one shared instance per
+    full name). A source is asked every time, so `name` without a version follows the latest."""
     with _REG_LOCK:
         if name not in _FACTORIES:
-            raise InvalidParameter(f"unknown embedder {name!r}; registered: {sorted(_FACTORIES)}")
+            for source in reversed(_SOURCES):  # the database opened last wins
+                if (found := source(name)) is not None:
+                    name, factory = found
+                    _FACTORIES.setdefault(name, factory)
+                    break
+            else:
+                raise InvalidParameter(f"unknown embedder {name!r}; registered: {sorted(_FACTORIES)}")
         if name not in _INSTANCES:
             try:
                 _INSTANCES[name] = _FACTORIES[name]()

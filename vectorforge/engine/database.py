@@ -8,6 +8,7 @@ Layout of a data folder::
     <root>/collections/<name>/manifest.json
     <root>/collections/<name>/wal/*.log
     <root>/collections/<name>/segments/seg-NNNNNN/
+    <root>/models/<name>/<version>/       registered models (vectorforge/models/registry.py)
 
 Collection names are checked against [A-Za-z0-9_-]{1,64} before they touch the file system, and
 snapshots are unpacked with tarfile's 'data' filter into a fresh folder, so nothing escapes the root.
@@ -26,7 +27,13 @@ from typing import IO, Any, Unpack
 from pydantic import ValidationError
 
 from vectorforge.api import CollectionSettings
-from vectorforge.embed import DEFAULT_EMBEDDER, get_embedder
+from vectorforge.embed import (
+    DEFAULT_EMBEDDER,
+    EmbedderSource,
+    add_embedder_source,
+    get_embedder,
+    remove_embedder_source,
+)
 from vectorforge.engine.collection import CONFIG_FILE, Collection
 from vectorforge.engine.named import parse_vectors, spec_of
 from vectorforge.engine.restore_check import (
@@ -69,6 +76,7 @@ class Database:
         self._collections: dict[str, Collection] = {}
         self._lock = threading.RLock()
         self._lock_file: IO[bytes] | None = None
+        self._models: EmbedderSource | None = None
         self._closed = False
         self.restore_limits = RestoreLimits()  # the server lowers them to a multiple of its upload limit
         if self.path is not None:
@@ -93,6 +101,11 @@ class Database:
         for leftover in (root / "collections").iterdir():
             if leftover.name.startswith("."):  # a create, restore or delete that a crash interrupted
                 fsio.remove_tree(leftover)
+        from vectorforge.models import ModelRegistry
+
+        # The folder's registered models become embedders ("name@version") while it is open.
+        self._models = ModelRegistry(root / "models").resolve
+        add_embedder_source(self._models)
 
     # ------------------------------------------------------------------ collections
     def create_collection(
@@ -489,6 +502,8 @@ class Database:
             for col in self._collections.values():
                 col.close()
             self._collections.clear()
+            if self._models is not None:
+                remove_embedder_source(self._models)
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
                 self._lock_file.close()

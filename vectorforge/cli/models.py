@@ -1,0 +1,71 @@
+"""`vectorforge models ...`: the data folder's registered models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from vectorforge.cli.common import DEFAULT_DATA, CliError, DataOpt, console
+
+if TYPE_CHECKING:  # imported lazily, so that `vectorforge --help` stays fast
+    from vectorforge.models import ModelRegistry
+
+__all__ = ["models_app"]
+
+models_app = typer.Typer(
+    help="Registered models: versions with their training record, loaded by NAME@VERSION.",
+    no_args_is_help=True,
+)
+
+
+def registry(data: Path) -> ModelRegistry:
+    from vectorforge.models import ModelRegistry
+
+    if not (data / "vectorforge.json").is_file():
+        raise CliError(f"no data folder at {data}", "models live in a data folder: pass --data")
+    return ModelRegistry(data / "models")
+
+
+@models_app.command("list")
+def models_list(
+    name: Annotated[str | None, typer.Argument(help="only this model's versions")] = None,
+    data: DataOpt = DEFAULT_DATA,
+) -> None:
+    """Every registered version, oldest first."""
+    cards = registry(data).list(name)
+    table = Table(title=f"models in {data}")
+    for column in ("model", "weights", "base", "dim", "pooling", "trained", "registered"):
+        table.add_column(column)
+    for card in cards:
+        trained = f"{card.training_seconds:.0f} s" if card.training_seconds is not None else "-"
+        base = Path(card.base).name if card.base else "-"
+        table.add_row(card.ref, card.weights, base, str(card.dim), card.pooling, trained, card.registered_at)
+    console.print(table if cards else f"{data} has no registered models")
+
+
+@models_app.command("show")
+def models_show(
+    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]", help="a model, or one version of it")],
+    data: DataOpt = DEFAULT_DATA,
+) -> None:
+    """A version's card (as JSON) and where its files are."""
+    reg = registry(data)
+    card = reg.get(ref)
+    console.print_json(json.dumps({**card.model_dump(mode="json"), "path": str(reg.model_path(card))}))
+
+
+@models_app.command("register")
+def models_register(
+    name: Annotated[str, typer.Argument(help="the model's name")],
+    folder: Annotated[Path, typer.Argument(help="a saved sentence-transformers model folder")],
+    data: DataOpt = DEFAULT_DATA,
+    base: Annotated[str | None, typer.Option(help="the model it was tuned from")] = None,
+    description: Annotated[str, typer.Option(help="a note kept with the version")] = "",
+) -> None:
+    """Copy a model folder in as the next version of NAME (the same weights: the same version)."""
+    card = registry(data).register(name, folder, record={"base": base, "description": description})
+    console.print(f"model {card.ref} (weights {card.weights}, {card.dim}-d, {card.pooling} pooling)")
