@@ -123,43 +123,6 @@ def test_wise_ft_interpolates_between_base_and_tuned(tmp_path: Path) -> None:
         interpolate(BASE, tuned, 1.5, tmp_path / "bad")
 
 
-def test_the_finetune_command(tmp_path: Path, shared: Path) -> None:
-    import subprocess
-
-    from tests.cli.conftest import BIN, cli_env
-
-    lines = [
-        json.dumps({"query": e.query, "positive": e.positive, "negatives": list(e.negatives)})
-        for e in _tiny()
-    ]
-    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
-    args = ["--train-jsonl", tmp_path / "train.jsonl", "--out", tmp_path / "out", "--batch-size", "8"]
-    done = subprocess.run(
-        [str(BIN), "finetune", *map(str, args)], env=cli_env(), capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    assert "tuned model in" in done.stdout and (tmp_path / "out" / "model" / "modules.json").is_file()
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["training"]["steps"] == 2 and report["training"]["examples"] == 16
-    bad = subprocess.run(
-        [
-            str(BIN),
-            "finetune",
-            "--train-beir",
-            str(shared / "data" / "scifact"),
-            "--split",
-            "test",
-            "--out",
-            str(tmp_path / "x"),
-        ],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode == 2 and "the one results are reported on" in bad.stderr
-
-
 def test_the_cached_loss_trains_in_mini_batches(tmp_path: Path) -> None:
     cfg = TrainConfig(epochs=1, batch_size=8, max_seq_length=32, cached=True, mini_batch_size=4)
     result = train(BASE, _tiny(), tmp_path / "cached", cfg)

@@ -6,12 +6,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from vectorforge.api import CollectionAPI
 from vectorforge.datasets.jsonl import read_records
 from vectorforge.errors import InvalidParameter
 
-__all__ = ["TrainingExample", "examples_from_beir", "examples_from_jsonl", "examples_from_qrels"]
+if TYPE_CHECKING:
+    from vectorforge.evaluation.goldsets import GoldSet
+
+__all__ = [
+    "TrainingExample",
+    "corpus_from_collection",
+    "examples_from_beir",
+    "examples_from_goldset",
+    "examples_from_jsonl",
+    "examples_from_qrels",
+]
 
 
 @dataclass(frozen=True)
@@ -85,3 +96,41 @@ def examples_from_jsonl(path: str | Path) -> list[TrainingExample]:
     if not out:
         raise InvalidParameter(f"{path} holds no example")
     return out
+
+
+def examples_from_goldset(
+    goldset: GoldSet, corpus: Mapping[str, str], *, reported: Sequence[GoldSet] = ()
+) -> list[TrainingExample]:
+    """The examples of a gold set kept for training (e.g. one imported from a `train` split).
+    Refused if it shares a query, by id or by text, with a gold set that results are `reported` on."""
+    for other in reported:
+        shared_ids = set(goldset.queries) & set(other.queries)
+        texts = {t.strip().lower() for t in other.queries.values()}
+        shared_texts = [q for q, t in goldset.queries.items() if t.strip().lower() in texts]
+        if shared_ids or shared_texts:
+            shown = sorted(shared_ids or set(shared_texts))[:3]
+            raise InvalidParameter(
+                f"gold set {goldset.name!r} shares {len(shared_ids or shared_texts)} queries with "
+                f"{other.name!r}, which results are reported on (e.g. {shown}); train on a split of its own"
+            )
+    return examples_from_qrels(goldset.queries, goldset.qrels, corpus)
+
+
+def corpus_from_collection(collection: CollectionAPI, text_field: str = "text") -> dict[str, str]:
+    """Every point's `payload[field]` by id (as str): the texts `add()` stored."""
+    corpus: dict[str, str] = {}
+    cursor: str | None = None
+    while True:
+        page = collection.scroll(1000, cursor, with_payload=True)
+        for rec in page.records:
+            text = (rec.payload or {}).get(text_field)
+            if isinstance(text, str) and text:
+                corpus[str(rec.id)] = text
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    if not corpus:
+        raise InvalidParameter(
+            f"collection {collection.name!r} has no texts in payload[{text_field!r}]; add them with add()"
+        )
+    return corpus

@@ -3,22 +3,17 @@ with a version made from its weights, so a collection embedded by it records exa
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from vectorforge.embed import SentenceTransformerEmbedder, register_embedder
+from vectorforge.models.card import weights_hash
 
 __all__ = ["register_model", "weights_version"]
 
 
 def weights_version(model_dir: str | Path) -> str:
-    """The first 12 hex digits of the SHA-256 of the model's weight files."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(model_dir).rglob("*.safetensors")) or sorted(Path(model_dir).rglob("*.bin")):
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
+    """The first 12 hex digits of the SHA-256 of the model's weight files (as the registry's cards)."""
+    return weights_hash(model_dir)
 
 
 def register_model(name: str, model_dir: str | Path, *, dim: int = 384, precision: str = "bfloat16") -> str:

@@ -5,14 +5,22 @@ other document of the batch; NO_DUPLICATES batches keep a text from being its ow
 `cached=True` takes CachedMultipleNegativesRankingLoss (GradCache): a large effective batch at the
 memory of `mini_batch_size`, which is what makes big batches possible on a CPU. Seeds are fixed,
 checkpoints are written every `save_steps`, `resume=True` continues from the last one, and Ctrl-C
-stops after saving a checkpoint.
+stops at the end of the current step with a full checkpoint (weights, optimizer, scheduler and RNG
+states: the Trainer's own), so a resumed run continues as if it had not stopped; a second Ctrl-C
+stops at once. `matryoshka_dims` wraps the loss in MatryoshkaLoss, so that the first 256, 128, ...
+dimensions are embeddings of their own.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +28,7 @@ from typing import Any
 from vectorforge.errors import InvalidParameter
 from vectorforge.finetune.examples import TrainingExample
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "examples_hash", "train"]
 
 log = logging.getLogger("vectorforge.finetune")
 
@@ -41,10 +49,19 @@ class TrainConfig:
     scale: float = 20.0  # MNRL's temperature: similarity x scale
     save_steps: int = 50
     bf16: bool = False  # autocast the training step (CPU bfloat16): faster, slightly noisier
+    matryoshka_dims: tuple[int, ...] = ()  # e.g. (384, 256, 128, 64): MatryoshkaLoss over these
 
     def check(self) -> None:
         if self.epochs <= 0 or self.batch_size < 2 or self.learning_rate <= 0:
             raise InvalidParameter("training needs epochs > 0, batch_size >= 2 and learning_rate > 0")
+        dims = self.matryoshka_dims
+        if dims and (any(d < 1 for d in dims) or list(dims) != sorted(set(dims), reverse=True)):
+            raise InvalidParameter(f"matryoshka_dims must be distinct and decreasing, not {dims}")
+
+    @property
+    def loss_name(self) -> str:
+        name = "CachedMultipleNegativesRankingLoss" if self.cached else "MultipleNegativesRankingLoss"
+        return f"MatryoshkaLoss({name})" if self.matryoshka_dims else name
 
 
 @dataclass
@@ -97,6 +114,13 @@ def train(
         if cfg.cached
         else losses.MultipleNegativesRankingLoss(model, scale=cfg.scale)
     )
+    if cfg.matryoshka_dims:
+        dim = model.get_embedding_dimension()
+        if cfg.matryoshka_dims[0] > dim:
+            raise InvalidParameter(
+                f"matryoshka_dims {cfg.matryoshka_dims} exceed the model's {dim} dimensions"
+            )
+        loss = losses.MatryoshkaLoss(model, loss, list(cfg.matryoshka_dims))
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=cfg.epochs,
@@ -111,12 +135,14 @@ def train(
         save_steps=cfg.save_steps,
         save_total_limit=2,
         logging_steps=1,
+        disable_tqdm=False,  # a progress bar on stderr, not a dict a step on stdout
         report_to="none",
         use_cpu=True,
         bf16=cfg.bf16,
         dataloader_num_workers=0,
     )
     history: list[tuple[int, float]] = []
+    stop = threading.Event()  # set by Ctrl-C: save and stop at the end of the step
 
     class Record(TrainerCallback):  # type: ignore[misc]
         def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -124,20 +150,21 @@ def train(
             if logs and "loss" in logs:
                 history.append((int(state.global_step), float(logs["loss"])))
 
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if stop.is_set():
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Record()]
     )
     last = _last_checkpoint(out / "checkpoints") if resume else None
     start = time.perf_counter()
-    interrupted = False
-    try:
+    with _stop_on_interrupt(stop):
         trainer.train(resume_from_checkpoint=str(last) if last else None)
-    except KeyboardInterrupt:
-        interrupted = True
-        trainer.save_model(str(out / "checkpoints" / f"checkpoint-{trainer.state.global_step}"))
-        trainer.state.save_to_json(
-            str(out / "checkpoints" / f"checkpoint-{trainer.state.global_step}" / "trainer_state.json")
-        )
+    interrupted = stop.is_set()
+    if interrupted:
         log.warning(
             "interrupted at step %d: checkpoint saved; resume=True continues", trainer.state.global_step
         )
@@ -147,6 +174,36 @@ def train(
     return TrainResult(
         out / "model", seconds, int(trainer.state.global_step), history, asdict(cfg), interrupted
     )
+
+
+def examples_hash(examples: Sequence[TrainingExample]) -> str:
+    """SHA-256 (12 hex) of the examples' texts, in order: what a model card records as its data."""
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(json.dumps([ex.query, ex.positive, *ex.negatives]).encode())
+    return digest.hexdigest()[:12]
+
+
+@contextmanager
+def _stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
+    """While training: the first SIGINT sets `stop` (the Trainer saves a checkpoint and stops after
+    the step), a second one interrupts at once. Off the main thread signals cannot be caught, and
+    Ctrl-C behaves as usual."""
+
+    def handle(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log.warning("Ctrl-C: saving a checkpoint after this step (press again to stop at once)")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
