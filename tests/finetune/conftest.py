@@ -78,7 +78,7 @@ def llm(llm_process: LLMServer) -> LLMServer:
 
 @dataclass
 class RecordedSciFact:
-    data: Path  # a data folder holding collection "sci" (MiniLM and a "bm25" sparse vector)
+    data: Path  # collections "sci" (all the passages) and "rec" (the recorded ones), MiniLM and "bm25"
     recorded: dict[str, str]  # the passages (doc id -> "title text") whose answers are recorded
     corpus: dict[str, str]  # every passage of the collection
 
@@ -96,4 +96,10 @@ def recorded_scifact(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> 
     with vf.connect(data) as db:
         col = db.create_collection("sci", embedder="minilm", sparse={"bm25": vf.Sparse()})
         col.add(list(corpus.values()), ids=docs, payloads=[{"title": ds.corpus[d]["title"]} for d in docs])
+        only = db.create_collection("rec", embedder="minilm", sparse={"bm25": vf.Sparse()})
+        only.add(
+            list(recorded.values()),
+            ids=list(recorded),
+            payloads=[{"title": ds.corpus[d]["title"]} for d in recorded],
+        )
     return RecordedSciFact(data, recorded, corpus)

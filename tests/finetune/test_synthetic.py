@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
+import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import vectorforge as vf
+from tests.cli.conftest import BIN, cli_env
+from tests.conftest import shared_path
 from tests.finetune.conftest import LLMServer, RecordedSciFact
 from vectorforge.errors import InvalidParameter
 from vectorforge.finetune import (
@@ -20,11 +25,13 @@ from vectorforge.finetune import (
     TrainingExample,
     consistency_filter,
     examples_from_beir,
+    examples_from_jsonl,
     generate_queries,
 )
 from vectorforge.finetune.synthetic import _draw, build_messages
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "llm_recorded.json").read_text())["answers"]
+SHARED = shared_path()
 BY_DOC = {row["doc"]: row["queries"] for row in RECORDED.values()}
 
 
@@ -199,3 +206,79 @@ def test_the_round_trip_filter_keeps_queries_that_find_their_passage(
     assert report.kept == report.kept_by_dense + report.kept_by_bm25_only
     assert dense_report.kept == report.kept_by_dense == len(dense_kept) <= report.kept
     assert report.to_json()["kept_share"] == pytest.approx(report.kept / len(examples))
+
+
+def _synthesize(recorded_scifact: RecordedSciFact, llm: LLMServer, out: Path, *extra: str) -> list[str]:
+    return [
+        str(BIN),
+        "synthesize",
+        "-d",
+        str(recorded_scifact.data),
+        "-c",
+        "rec",
+        "--out",
+        str(out),
+        "--few-shot-beir",
+        str(SHARED / "data" / "scifact"),
+        "--base-url",
+        llm.base_url,
+        "--model",
+        "recorded",
+        *extra,
+    ]
+
+
+def test_the_command_writes_jsonl_that_finetune_reads(
+    llm: LLMServer, recorded_scifact: RecordedSciFact, tmp_path: Path
+) -> None:
+    out = tmp_path / "queries.jsonl"
+    command = _synthesize(recorded_scifact, llm, out, "--rpm", "60000", "--price-in", "1", "--price-out", "2")
+    done = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "queries.jsonl.report.json").read_text())
+    generation, kept = report["generation"], report["filter"]
+    assert generation["requests"] == llm.stats()["requests"] == len(BY_DOC) and generation["cost"] > 0
+    assert kept["examples"] == len(BY_DOC) and 0 < kept["dropped"] < 6 and kept["bm25"] == "bm25"
+    examples = examples_from_jsonl(out)
+    assert len(examples) == kept["kept"] and f"wrote {kept['kept']} training queries" in done.stdout
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(r["query"] in BY_DOC[r["positive_id"]] for r in rows)
+    assert all(r["positive"] == recorded_scifact.recorded[r["positive_id"]] for r in rows)
+    again = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and llm.stats()["requests"] == len(BY_DOC)  # the re-run asked nothing
+    assert [json.loads(line) for line in out.read_text().splitlines()] == rows
+
+
+def test_ctrl_c_stops_the_command_and_a_rerun_continues(
+    llm: LLMServer, recorded_scifact: RecordedSciFact, tmp_path: Path
+) -> None:
+    out = tmp_path / "queries.jsonl"
+    slow = _synthesize(recorded_scifact, llm, out, "--rpm", "120", "--concurrency", "2")
+    proc = subprocess.Popen(slow, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while llm.stats()["requests"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "re-run the same command" in stderr and "Traceback" not in stderr
+    assert not out.exists()
+    before = llm.stats()["asked"]
+    llm.reset()
+    done = subprocess.run(
+        _synthesize(recorded_scifact, llm, out, "--rpm", "60000"),
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    generation = json.loads((tmp_path / "queries.jsonl.report.json").read_text())["generation"]
+    after = llm.stats()["asked"]
+    assert f"{generation['cached']} of {len(BY_DOC)} passages are answered" in stderr
+    assert (
+        generation["cached"] >= 4
+        and len(after) == generation["requests"] == len(BY_DOC) - generation["cached"]
+    )
+    # only an answer cut off in flight by Ctrl-C (at most --concurrency) is asked again
+    assert len(set(before) & set(after)) <= 2 and set(before) | set(after) == set(RECORDED)

@@ -36,6 +36,7 @@ from vectorforge.cli.evaluation import eval_app, goldset_app
 from vectorforge.cli.finetune import finetune
 from vectorforge.cli.keys import keys_app
 from vectorforge.cli.points import points_app
+from vectorforge.cli.synthetic import synthesize
 from vectorforge.errors import CollectionAlreadyExists, CollectionNotFound, VectorForgeError
 
 __all__ = ["VectorForgeApp", "app"]
@@ -59,6 +60,7 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(goldset_app, name="goldset")
 app.add_typer(eval_app, name="eval")
 app.command("finetune")(finetune)
+app.command("synthesize")(synthesize)
 
 
 def _version(value: bool) -> None:
