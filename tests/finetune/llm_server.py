@@ -5,7 +5,8 @@ the last "Document: "). A prompt about an unrecorded passage gets HTTP 400 (an O
 `invalid_request_error`), which the client counts as a failure of that passage: a recording never
 pretends to know an answer.
 
-For the tests, `/admin/*` sets faults (fail the next N requests with a status, add latency) and
+For the tests, `/admin/*` sets faults (fail the next N requests with a status, add latency, make the
+next N slower than a client's timeout) and
 reports what the server saw: requests, the passages asked, arrival times, the most requests in
 flight at once and the tokens it billed.
 
@@ -47,6 +48,8 @@ def _fresh() -> dict[str, Any]:
         "fail_status": 500,
         "fail_after": -1,  # with >= 0: answer the first N requests, then fail every one
         "latency": 0.0,
+        "slow_next": 0,  # the next N requests take slow_seconds more (past a client's timeout)
+        "slow_seconds": 0.0,
     }
 
 
@@ -74,6 +77,9 @@ async def chat_completions(request: Request) -> JSONResponse:
     try:
         if state["latency"]:
             await asyncio.sleep(state["latency"])
+        if state["slow_next"] > 0:
+            state["slow_next"] -= 1
+            await asyncio.sleep(state["slow_seconds"])
         failing = 0 <= state["fail_after"] < state["requests"]
         if state["fail_next"] > 0 or failing:
             state["fail_next"] = max(0, state["fail_next"] - 1)
@@ -119,12 +125,14 @@ async def chat_completions(request: Request) -> JSONResponse:
 
 @app.post("/admin/faults")
 async def faults(request: Request) -> dict[str, Any]:
-    """{"fail_next": N, "fail_status": 429, "fail_after": N, "latency": seconds}: any of them."""
+    """Any of {"fail_next": N, "fail_status": 429, "fail_after": N, "latency": s, "slow_next": N,
+    "slow_seconds": s}."""
     settings = await request.json()
-    for name in ("fail_next", "fail_status", "fail_after", "latency"):
+    names = ("fail_next", "fail_status", "fail_after", "latency", "slow_next", "slow_seconds")
+    for name in names:
         if name in settings:
             state[name] = settings[name]
-    return {name: state[name] for name in ("fail_next", "fail_status", "fail_after", "latency")}
+    return {name: state[name] for name in names}
 
 
 @app.post("/admin/reset")

@@ -91,6 +91,13 @@ def test_retries_recover_from_rate_limits_and_server_errors(
     assert report.retries == seen["retried"] == 3 and report.requests == seen["requests"] == 7
 
 
+def test_timeouts_are_retried(llm: LLMServer, recorded_scifact: RecordedSciFact) -> None:
+    llm.faults(slow_next=2, slow_seconds=1.0)
+    config = _config(llm, concurrency=1, timeout=0.3)
+    examples, report = generate_queries(_some(recorded_scifact, 3), config, progress=False)
+    assert len(examples) == 3 and report.failures == 0 and report.retries == 2 and report.requests == 5
+
+
 def test_a_request_that_keeps_failing_is_a_counted_failure_and_others_go_on(
     llm: LLMServer, recorded_scifact: RecordedSciFact
 ) -> None:
