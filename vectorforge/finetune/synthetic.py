@@ -18,7 +18,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,13 +157,17 @@ def generate_queries(
         logger.warning("no few-shot examples: zero-shot prompts give queries less like your users'")
     started = time.monotonic()
     report = GenerationReport(passages=len(corpus), model=str(config.model))
-    asks = {doc: build_messages(text, _draw(pool, shots, doc, text, seed)) for doc, text in corpus.items()}
-    keys = {doc: _cache_key(config, messages, per_doc) for doc, messages in asks.items()}
+
+    def ask_about(doc: str) -> list[dict[str, str]]:
+        # Made again when asked rather than kept: a million prompts would not fit in memory.
+        return build_messages(corpus[doc], _draw(pool, shots, doc, corpus[doc], seed))
+
+    keys = {doc: _cache_key(config, ask_about(doc), per_doc) for doc in corpus}
     with _Cache(cache) as store:
         todo = [doc for doc in corpus if store.get(keys[doc]) is None]
         report.cached = len(corpus) - len(todo)
         try:
-            asyncio.run(_ask_all(todo, asks, keys, config, per_doc, store, report, progress))
+            asyncio.run(_ask_all(todo, ask_about, keys, config, per_doc, store, report, progress))
         except KeyboardInterrupt:
             report.interrupted = True
         examples = []
@@ -180,7 +184,7 @@ def generate_queries(
 
 async def _ask_all(
     todo: Sequence[str],
-    asks: Mapping[str, list[dict[str, str]]],
+    ask_about: Callable[[str], list[dict[str, str]]],
     keys: Mapping[str, str],
     config: LLMConfig,
     per_doc: int,
@@ -209,7 +213,7 @@ async def _ask_all(
         try:
             response = await client.chat.completions.create(
                 model=str(config.model),
-                messages=asks[doc],  # type: ignore[arg-type]
+                messages=ask_about(doc),  # type: ignore[arg-type]
                 temperature=config.temperature,
                 max_tokens=config.max_tokens,
                 n=per_doc,
