@@ -289,3 +289,22 @@ def test_ctrl_c_stops_the_command_and_a_rerun_continues(
     )
     # only an answer cut off in flight by Ctrl-C (at most --concurrency) is asked again
     assert len(set(before) & set(after)) <= 2 and set(before) | set(after) == set(RECORDED)
+
+
+def test_the_command_without_an_endpoint_says_what_to_set(
+    recorded_scifact: RecordedSciFact, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in cli_env().items() if k not in ("VECTORFORGE_LLM_BASE_URL", "OPENAI_BASE_URL")}
+    command = [
+        str(BIN),
+        "synthesize",
+        "-d",
+        str(recorded_scifact.data),
+        "-c",
+        "rec",
+        "--out",
+        str(tmp_path / "q"),
+    ]
+    done = subprocess.run([*command, "--model", "m"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no LLM endpoint: set VECTORFORGE_LLM_BASE_URL" in done.stderr and "--offline" in done.stderr

@@ -71,13 +71,13 @@ class LLMConfig:
         if not self.base_url:
             raise InvalidParameter(
                 "no LLM endpoint: set VECTORFORGE_LLM_BASE_URL (or OPENAI_BASE_URL), e.g. "
-                "https://api.openai.com/v1 or http://localhost:8000/v1, or pass base_url=; "
-                "with no LLM at all, use the offline queries (vectorforge.finetune.offline)"
+                "https://api.openai.com/v1 or http://localhost:8000/v1, or give it (base_url=, --base-url); "
+                "with no LLM at all, use the offline queries (--offline, vectorforge.finetune.offline)"
             )
         if not self.base_url.startswith(("http://", "https://")):
             raise InvalidParameter(f"base_url {self.base_url!r} is not an http:// or https:// URL")
         if not self.model:
-            raise InvalidParameter("no LLM model: set VECTORFORGE_LLM_MODEL or pass model=")
+            raise InvalidParameter("no LLM model: set VECTORFORGE_LLM_MODEL or give it (model=, --model)")
         if self.concurrency < 1 or self.requests_per_minute <= 0 or self.max_tokens < 1:
             raise InvalidParameter(
                 "LLMConfig needs concurrency >= 1, requests_per_minute > 0, max_tokens >= 1"
