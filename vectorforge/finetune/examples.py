@@ -83,16 +83,23 @@ def examples_from_beir(
 
 
 def examples_from_jsonl(path: str | Path) -> list[TrainingExample]:
-    """One example a line: `{"query": ..., "positive": ..., "negatives": [...]}` (negatives optional)."""
+    """One example a line: `{"query": ..., "positive": ..., "negatives": [...]}` (negatives optional;
+    `positive_id`, the passage's id in the collection, lets negatives be mined for the example)."""
 
     def parse(row: Any) -> TrainingExample:
         query, positive = row["query"], row["positive"]
         negatives = tuple(row.get("negatives") or ())
+        positive_id = row.get("positive_id", "")
         if not all(isinstance(x, str) and x for x in (query, positive, *negatives)):
             raise TypeError("query, positive and negatives are non-empty strings")
-        return TrainingExample(query, positive, negatives=negatives)
+        if not isinstance(positive_id, str | int):
+            raise TypeError("positive_id is a string or an integer")
+        pid = str(positive_id)
+        return TrainingExample(
+            query, positive, positive_id=pid, negatives=negatives, judged=frozenset({pid} if pid else ())
+        )
 
-    out = list(read_records(path, parse, '{"query", "positive", "negatives": [...]}'))
+    out = list(read_records(path, parse, '{"query", "positive", "negatives": [...], "positive_id"}'))
     if not out:
         raise InvalidParameter(f"{path} holds no example")
     return out
