@@ -34,6 +34,10 @@ DATABASE_METHODS = [
     "has_collection",
     "delete_collection",
     "restore",
+    "create_alias",
+    "switch_alias",
+    "delete_alias",
+    "list_aliases",
     "close",
 ]
 

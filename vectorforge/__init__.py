@@ -15,6 +15,8 @@ from vectorforge.connect import connect
 from vectorforge.engine import Collection, Database
 from vectorforge.errors import (
     AccessError,
+    AliasAlreadyExists,
+    AliasNotFound,
     AuthenticationError,
     CollectionAlreadyExists,
     CollectionFailed,
@@ -67,6 +69,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessError",
+    "AliasAlreadyExists",
+    "AliasNotFound",
     "AuthenticationError",
     "Cluster",
     "Collection",

@@ -284,7 +284,9 @@ class DatabaseAPI(Protocol):
         ...
 
     def get_collection(self, name: str) -> CollectionAPI:
-        """The collection called `name`; CollectionNotFound if there is none."""
+        """The collection called `name`, or that the alias `name` points at (its `.name` is the
+        collection's own); CollectionNotFound if there is none. Every call that takes a collection
+        name takes an alias."""
         ...
 
     def get_or_create_collection(self, name: str, **settings: Unpack[CollectionSettings]) -> CollectionAPI:
@@ -300,12 +302,38 @@ class DatabaseAPI(Protocol):
     def has_collection(self, name: str) -> bool: ...
 
     def delete_collection(self, name: str) -> None:
-        """Delete a collection and its data."""
+        """Delete a collection and its data. Refused (ConflictError) for an alias, and for a
+        collection that aliases point at: the error names them; switch or delete them first."""
         ...
 
     def restore(self, path: str | Path, name: str | None = None) -> CollectionAPI:
         """Bring back a collection from a snapshot file, as `name` (default: its own name); the
         snapshot is checked part against part, within limits, before it opens."""
+        ...
+
+    # -- aliases --------------------------------------------------------------------------------
+    # An alias is a second name for a collection (Qdrant's and Milvus's aliases): clients query
+    # "docs" while "docs" moves from one collection to the next in one write. Aliases and
+    # collections share one namespace and follow the same name rules.
+
+    def create_alias(self, alias: str, collection: str) -> None:
+        """Name `collection` also `alias`. Refused if `alias` is an alias already
+        (AliasAlreadyExists) or a collection's name (ConflictError); `collection` must be a
+        collection that exists (CollectionNotFound), not another alias (InvalidParameter)."""
+        ...
+
+    def switch_alias(self, alias: str, collection: str) -> None:
+        """Point the existing `alias` at `collection` instead: one durable write, after which every
+        lookup of `alias` finds `collection`; a lookup during it finds the old one or the new one,
+        never none. AliasNotFound if `alias` is not an alias."""
+        ...
+
+    def delete_alias(self, alias: str) -> None:
+        """Remove `alias`; its collection stays. AliasNotFound if `alias` is not an alias."""
+        ...
+
+    def list_aliases(self) -> dict[str, str]:
+        """Every alias (that the caller may see) and the collection it points at, sorted by alias."""
         ...
 
     def close(self) -> None:

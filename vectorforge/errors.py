@@ -15,11 +15,13 @@ caller (or the HTTP layer) can decide what to do without parsing messages::
     │   └── EmbedderMismatch               a query embedded by another model than the collection's
     ├── NotFoundError (LookupError)
     │   ├── CollectionNotFound
+    │   ├── AliasNotFound                  no alias has that name
     │   ├── GoldSetNotFound                no gold set, or no such version of it
     │   ├── RunNotFound                    no evaluation run has that id
     │   └── ModelNotFound                  no registered model, or no such version of it
     ├── ConflictError
-    │   └── CollectionAlreadyExists
+    │   ├── CollectionAlreadyExists
+    │   └── AliasAlreadyExists             create_alias with a name an alias has
     ├── UnavailableError                   transient: retry later (a locked data folder, a shard down)
     │   ├── DataFolderLocked
     │   ├── ServerUnavailable              the server could not be reached or timed out
@@ -47,6 +49,8 @@ from typing import Any
 
 __all__ = [
     "AccessError",
+    "AliasAlreadyExists",
+    "AliasNotFound",
     "AuthenticationError",
     "CollectionAlreadyExists",
     "CollectionFailed",
@@ -163,6 +167,18 @@ class CollectionNotFound(NotFoundError):
         self.name = name
 
 
+class AliasNotFound(NotFoundError):
+    """No alias has that name (switch_alias, delete_alias)."""
+
+    def __init__(self, message: str | None = None, *, name: str, **details: Any) -> None:
+        super().__init__(
+            message or f"alias {name!r} does not exist; list_aliases() shows the ones that do",
+            name=name,
+            **details,
+        )
+        self.name = name
+
+
 class GoldSetNotFound(NotFoundError):
     """No gold set, or no version of it, has that name."""
 
@@ -185,6 +201,19 @@ class CollectionAlreadyExists(ConflictError):
     def __init__(self, message: str | None = None, *, name: str, **details: Any) -> None:
         super().__init__(
             message or f"collection {name!r} already exists; use get_collection({name!r}) or delete it first",
+            name=name,
+            **details,
+        )
+        self.name = name
+
+
+class AliasAlreadyExists(ConflictError):
+    """create_alias was called with a name that an alias has (switch_alias moves an alias)."""
+
+    def __init__(self, message: str | None = None, *, name: str, **details: Any) -> None:
+        super().__init__(
+            message
+            or f"alias {name!r} already exists; switch_alias({name!r}, collection) points it elsewhere",
             name=name,
             **details,
         )

@@ -132,18 +132,34 @@ def test_reshard_on_ray_moves_points_to_new_actors_and_frees_the_old(cluster: An
     db.close()
 
 
-def test_snapshot_and_restore_on_ray(cluster: Any, tmp_path: Path) -> None:
+def test_snapshot_and_restore_on_ray_and_an_alias_switched_to_the_copy(cluster: Any, tmp_path: Path) -> None:
     db = open_ray(tmp_path / "data")
     col = db.create_collection("snap", dim=DIM, index="flat", shards=2, replicas=2)
     base = vecs(200)
     col.upsert(list(range(200)), base, [{"i": i} for i in range(200)])
+    db.create_alias("live", "snap")
+    assert db.get_collection("live") is col
     path = col.snapshot(tmp_path / "snap.snapshot")  # each shard's leader exports from its actor
+    with pytest.raises(vf.CollectionAlreadyExists, match="'live' is an alias"):
+        db.restore(path, name="live")
     copy = db.restore(path, name="copy")
     assert isinstance(copy, ShardedCollection)
     assert copy.count(consistency="strong") == 200
     assert copy.scroll(300).records == col.scroll(300).records
     for rs in copy.shards:  # the restored replicas are actors on two nodes
         assert len({node_of(rs, j) for j in range(2)}) == 2
+    # blue/green on Ray: the alias moves to the copy; its actors serve the queries through it
+    copy.upsert([500], vecs(1))
+    db.switch_alias("live", "copy")
+    live = db.get_collection("live")
+    assert live.name == "copy" and live.count(consistency="strong") == 201
+    assert live.search(base[3], k=1)[0].id == 3
+    with pytest.raises(vf.ConflictError, match="target of alias 'live'"):
+        db.delete_collection("copy")
+    db.close()
+    db = open_ray(tmp_path / "data")  # the alias is in the data folder, the actors come back
+    assert db.list_aliases() == {"live": "copy"}
+    assert db.get_collection("live").count(consistency="strong") == 201
     db.close()
 
 

@@ -82,6 +82,8 @@ def any_db(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[vf.Databa
         server = request.getfixturevalue("api_server")
         db = vf.connect(server.url)
         yield db  # type: ignore[misc]
+        for alias in db.list_aliases():  # aliases first: a collection they point at is not deleted
+            db.delete_alias(alias)
         for name in db.list_collections():
             db.delete_collection(name)
         db.close()
@@ -104,6 +106,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[vf.DatabaseAP
         server = request.getfixturevalue("api_server")
         remote = vf.connect(server.url)
         yield remote
+        for alias in remote.list_aliases():
+            remote.delete_alias(alias)
         for name in remote.list_collections():
             remote.delete_collection(name)
         remote.close()

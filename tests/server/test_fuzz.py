@@ -58,7 +58,9 @@ class Target:
 
 
 def _reset(db: Any) -> None:
-    """Only the fixed collection, with its original points."""
+    """Only the fixed collection, with its original points, and no aliases."""
+    for alias in db.list_aliases():  # first: a collection an alias points at is not deleted
+        db.delete_alias(alias)
     for name in db.list_collections():
         if name != FIXED:
             db.delete_collection(name)

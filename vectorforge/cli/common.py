@@ -83,7 +83,7 @@ def explain(exc: BaseException) -> CliError:
     """The CLI's words for an exception from the library or the file system."""
     if isinstance(exc, CliError):
         return exc
-    if isinstance(exc, CollectionAlreadyExists):
+    if isinstance(exc, CollectionAlreadyExists) and "alias_of" not in exc.details:
         name = exc.details.get("name", "?")
         return CliError(
             f"collection {name!r} already exists",

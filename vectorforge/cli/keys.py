@@ -22,7 +22,8 @@ def keys_create(
         typer.Option(help="admin, read-write or read-only (default: the first key admin, then read-only)"),
     ] = None,
     collection: Annotated[
-        list[str] | None, typer.Option("--collection", "-c", help="limit to (repeatable)")
+        list[str] | None,
+        typer.Option("--collection", "-c", help="limit to these collections or aliases (repeatable)"),
     ] = None,
     no_admin: Annotated[bool, typer.Option("--no-admin", help="allow a store without an admin key")] = False,
 ) -> None:

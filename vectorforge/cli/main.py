@@ -1,5 +1,5 @@
 """The `vectorforge` app: its top-level commands (BEIR import, search, info, count, snapshot, restore,
-reshard, serve) and the `collections`, `points` and `keys` groups."""
+reshard, serve) and the `collections`, `alias`, `points` and `keys` groups."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from vectorforge.cli.aliases import alias_app
 from vectorforge.cli.cluster import cluster_app
 from vectorforge.cli.collections import collections_app
 from vectorforge.cli.common import (
@@ -55,6 +56,7 @@ class VectorForgeApp(typer.Typer):
 
 app = VectorForgeApp(help="vectorforge: a vector database for production retrieval.", no_args_is_help=True)
 app.add_typer(collections_app, name="collections")
+app.add_typer(alias_app, name="alias")
 app.add_typer(points_app, name="points")
 app.add_typer(keys_app, name="keys")
 app.add_typer(cluster_app, name="cluster")

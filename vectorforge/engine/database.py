@@ -4,6 +4,7 @@ Layout of a data folder::
 
     <root>/vectorforge.json               format marker
     <root>/.lock                          held (flock) by the process that has the folder open
+    <root>/aliases.json                   alias -> collection (engine/aliases.py)
     <root>/collections/<name>/config.json
     <root>/collections/<name>/manifest.json
     <root>/collections/<name>/wal/*.log
@@ -34,6 +35,7 @@ from vectorforge.embed import (
     get_embedder,
     remove_embedder_source,
 )
+from vectorforge.engine.aliases import ALIASES_FILE, AliasTable
 from vectorforge.engine.collection import CONFIG_FILE, Collection
 from vectorforge.engine.named import parse_vectors, spec_of
 from vectorforge.engine.restore_check import (
@@ -46,6 +48,8 @@ from vectorforge.engine.restore_check import (
 )
 from vectorforge.engine.validate import check_n_probe
 from vectorforge.errors import (
+    AliasAlreadyExists,
+    AliasNotFound,
     CollectionAlreadyExists,
     CollectionNotFound,
     ConflictError,
@@ -79,6 +83,7 @@ class Database:
         self._models: EmbedderSource | None = None
         self._closed = False
         self.restore_limits = RestoreLimits()  # the server lowers them to a multiple of its upload limit
+        self._aliases = AliasTable(None)
         if self.path is not None:
             self._open_folder(self.path)
 
@@ -101,6 +106,12 @@ class Database:
         for leftover in (root / "collections").iterdir():
             if leftover.name.startswith("."):  # a create, restore or delete that a crash interrupted
                 fsio.remove_tree(leftover)
+        try:
+            self._aliases = AliasTable(root / ALIASES_FILE)
+        except BaseException:
+            self._lock_file.close()
+            self._lock_file = None
+            raise
         from vectorforge.models import ModelRegistry
 
         # The folder's registered models become embedders ("name@version") while it is open.
@@ -262,6 +273,7 @@ class Database:
             self._check_open()
             if name in self._collections or (self.path and (self.path / "collections" / name).exists()):
                 raise CollectionAlreadyExists(name=name)
+            self._refuse_alias_name(name)
             if self.path is None:
                 col = self._open_collection(config, None)
             else:
@@ -335,15 +347,24 @@ class Database:
             raise InvalidParameter(f"invalid collection settings: {exc.errors()[0]['msg']}") from exc
 
     def get_collection(self, name: str) -> Collection:
-        """The collection called `name`; CollectionNotFound if there is none."""
+        """The collection called `name`, or that the alias `name` points at; CollectionNotFound if
+        there is none."""
         check_name(name)
         with self._lock:
             self._check_open()
+            alias, name = name, self._aliases.resolve(name)
             col = self._collections.get(name)
             if col is not None:
                 return col
             folder = self.path / "collections" / name if self.path else None
             if folder is None or not (folder / CONFIG_FILE).exists():
+                if alias != name:  # only if its folder was removed by hand: deletes keep targets
+                    raise CollectionNotFound(
+                        f"alias {alias!r} points at collection {name!r}, which does not exist; "
+                        f"switch_alias({alias!r}, ...) to another or delete_alias({alias!r})",
+                        name=name,
+                        alias=alias,
+                    )
                 raise CollectionNotFound(name=name)
             try:
                 config = CollectionConfig.model_validate_json((folder / CONFIG_FILE).read_text())
@@ -382,15 +403,36 @@ class Database:
             return sorted(names)
 
     def has_collection(self, name: str) -> bool:
-        return check_name(name) in self.list_collections()
+        with self._lock:
+            return check_name(name) in self._aliases or name in self.list_collections()
 
     def delete_collection(self, name: str) -> None:
-        """Delete a collection and its data; CollectionNotFound if there is none."""
+        """Delete a collection and its data; CollectionNotFound if there is none. Refused for an
+        alias and for a collection that aliases point at (ConflictError, naming them)."""
         check_name(name)
         with self._lock:
             self._check_open()
+            target = self._aliases.target(name)
+            if target is not None:
+                raise ConflictError(
+                    f"{name!r} is an alias of collection {target!r}, not a collection: "
+                    f"delete_alias({name!r}) removes the alias, delete_collection({target!r}) the "
+                    "collection (once no alias points at it)",
+                    name=name,
+                    alias_of=target,
+                )
             if name not in self.list_collections():
                 raise CollectionNotFound(name=name)
+            pointing = self._aliases.aliases_of(name)
+            if pointing:
+                shown = ", ".join(repr(a) for a in pointing)
+                raise ConflictError(
+                    f"collection {name!r} is the target of alias{'es' if len(pointing) > 1 else ''} "
+                    f"{shown}: switch them to another collection (switch_alias) or delete them "
+                    "(delete_alias) first",
+                    name=name,
+                    aliases=pointing,
+                )
             col = self._collections.pop(name, None)
             if col is not None:
                 col.close()
@@ -413,6 +455,8 @@ class Database:
         source = Path(path)
         if name is not None:
             check_name(name)  # before anything is unpacked
+            with self._lock:
+                self._refuse_alias_name(name)
             if self.has_collection(name):
                 raise CollectionAlreadyExists(name=name)
         if not source.is_file():
@@ -426,8 +470,9 @@ class Database:
             raise
         with self._lock:
             self._check_open()
-            if config.name in self.list_collections():
+            if config.name in self.list_collections() or config.name in self._aliases:
                 fsio.remove_tree(tmp)
+                self._refuse_alias_name(config.name)
                 raise CollectionAlreadyExists(name=config.name)
             final = self.path / "collections" / config.name
             try:
@@ -468,6 +513,8 @@ class Database:
                 if name is not None:
                     config = config.model_copy(update={"name": name})
                 elif self.has_collection(config.name):  # before anything is unpacked
+                    with self._lock:
+                        self._refuse_alias_name(config.name)
                     raise CollectionAlreadyExists(name=config.name)
                 check_config(config)
                 sharded = config.shards > 1 or config.replicas > 1
@@ -492,6 +539,80 @@ class Database:
         else:
             check_collection(tmp, config, isolate=limits.isolate_readers)
         return config
+
+    # ------------------------------------------------------------------ aliases
+    def create_alias(self, alias: str, collection: str) -> None:
+        """Name `collection` also `alias`; refused if `alias` is taken (AliasAlreadyExists, or
+        ConflictError for a collection's name) or `collection` does not exist."""
+        check_name(alias, "alias")
+        with self._lock:
+            self._check_open()
+            if alias in self._aliases:
+                raise AliasAlreadyExists(name=alias, collection=self._aliases.target(alias))
+            if alias in self.list_collections():
+                raise ConflictError(
+                    f"{alias!r} is the name of a collection; an alias may not share it (they are one "
+                    "namespace): choose another alias name",
+                    name=alias,
+                )
+            self._aliases.set(alias, self._alias_target(alias, collection))
+
+    def switch_alias(self, alias: str, collection: str) -> None:
+        """Point `alias` at `collection` instead, in one write; AliasNotFound if there is none."""
+        check_name(alias, "alias")
+        with self._lock:
+            self._check_open()
+            self._existing_alias(alias)
+            self._aliases.set(alias, self._alias_target(alias, collection))
+
+    def delete_alias(self, alias: str) -> None:
+        """Remove `alias` (its collection stays); AliasNotFound if there is none."""
+        check_name(alias, "alias")
+        with self._lock:
+            self._check_open()
+            self._existing_alias(alias)
+            self._aliases.remove(alias)
+
+    def list_aliases(self) -> dict[str, str]:
+        """Every alias and the collection it points at, sorted by alias."""
+        with self._lock:
+            self._check_open()
+            return self._aliases.mapping()
+
+    def _existing_alias(self, alias: str) -> None:
+        if alias in self._aliases:
+            return
+        if alias in self.list_collections():
+            raise AliasNotFound(
+                f"{alias!r} is a collection, not an alias; create_alias(alias, {alias!r}) names it anew",
+                name=alias,
+            )
+        raise AliasNotFound(name=alias)
+
+    def _alias_target(self, alias: str, collection: str) -> str:
+        """`collection`, if an alias may point at it: a collection that exists, not another alias."""
+        check_name(collection)
+        target = self._aliases.target(collection)
+        if target is not None:  # chains would make a switch of one silently move the other
+            raise InvalidParameter(
+                f"{collection!r} is an alias (of {target!r}); point alias {alias!r} at a collection, "
+                f"e.g. {target!r}",
+                name=collection,
+            )
+        if collection not in self.list_collections():
+            raise CollectionNotFound(name=collection)
+        return collection
+
+    def _refuse_alias_name(self, name: str) -> None:
+        """CollectionAlreadyExists if `name` is an alias (a collection may not take its name)."""
+        target = self._aliases.target(name)
+        if target is not None:
+            raise CollectionAlreadyExists(
+                f"{name!r} is an alias of collection {target!r}; a collection may not take an alias's "
+                f"name: choose another name, or delete_alias({name!r}) first",
+                name=name,
+                alias_of=target,
+            )
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

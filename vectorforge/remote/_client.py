@@ -176,17 +176,19 @@ class RemoteDatabase:
         info = self._json(
             "PUT", f"/collections/{name}", idempotent=True, json=body, params={"exist_ok": "true"}
         )
-        return self._handle(name, info)
+        return self._handle(str(info.get("name", name)), info)
 
     def get_collection(self, name: str) -> RemoteCollection:
         check_name(name)
-        return self._handle(name, self._json("GET", f"/collections/{name}"))
+        info = self._json("GET", f"/collections/{name}")
+        # Through an alias: the handle of the collection it points at now, as embedded.
+        return self._handle(str(info.get("name", name)), info)
 
     def list_collections(self) -> list[str]:
         return list(self._json("GET", "/collections")["collections"])
 
     def has_collection(self, name: str) -> bool:
-        return check_name(name) in self.list_collections()
+        return check_name(name) in self.list_collections() or name in self.list_aliases()
 
     def delete_collection(self, name: str) -> None:
         check_name(name)
@@ -211,6 +213,25 @@ class RemoteDatabase:
             headers={"Content-Type": "application/x-tar"},
         )
         return self._handle(name, info)
+
+    # -- aliases --------------------------------------------------------------------------------
+    def create_alias(self, alias: str, collection: str) -> None:
+        check_name(alias, "alias")
+        check_name(collection)
+        self._json("PUT", f"/aliases/{alias}", idempotent=False, json={"collection": collection})
+
+    def switch_alias(self, alias: str, collection: str) -> None:
+        check_name(alias, "alias")
+        check_name(collection)
+        # Idempotent: the same switch twice leaves the same state, so a lost answer may be retried.
+        self._json("POST", f"/aliases/{alias}/switch", json={"collection": collection})
+
+    def delete_alias(self, alias: str) -> None:
+        check_name(alias, "alias")
+        self._json("DELETE", f"/aliases/{alias}", idempotent=False)
+
+    def list_aliases(self) -> dict[str, str]:
+        return dict(self._json("GET", "/aliases")["aliases"])
 
     def close(self) -> None:
         if not self._closed:

@@ -3,8 +3,8 @@
 Handlers are plain `def`s: FastAPI runs them in its thread pool, and the collection's readers-writer
 lock lets searches proceed side by side while FAISS works outside the GIL. One module per job:
 `deps` (settings, keys, the collection a route names), `routes_ops`, `routes_collections`,
-`routes_points`, `routes_dashboard` (the dashboard page and its JSON), `limits` (body size and
-time), `errors`, `metrics`, `auth`.
+`routes_aliases`, `routes_points`, `routes_dashboard` (the dashboard page and its JSON), `limits`
+(body size and time), `errors`, `metrics`, `auth`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from vectorforge.server.deps import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, Serv
 from vectorforge.server.errors import install_error_handlers
 from vectorforge.server.limits import BodyLimit
 from vectorforge.server.metrics import Metrics
+from vectorforge.server.routes_aliases import alias_routes
 from vectorforge.server.routes_collections import collection_routes
 from vectorforge.server.routes_dashboard import dashboard_routes
 from vectorforge.server.routes_evaluation import evaluation_routes, start_schedule, workspace_of
@@ -75,7 +76,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
     metrics = Metrics(stats, workspace_of(db).history.latest_each if db.path is not None else None)
     app.add_middleware(BodyLimit, max_body=settings.max_body, read_timeout=settings.body_timeout)
     app.add_middleware(metrics.asgi)
-    routers = (ops_routes(db, metrics), collection_routes(db), point_routes(db), evaluation_routes(db))
+    routers = (
+        ops_routes(db, metrics),
+        collection_routes(db),
+        alias_routes(db),
+        point_routes(db),
+        evaluation_routes(db),
+    )
     for router in (*routers, dashboard_routes(db)):
         app.include_router(router)
     return app

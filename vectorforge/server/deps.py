@@ -21,6 +21,7 @@ __all__ = [
     "Who",
     "collection",
     "principal",
+    "scope_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,26 @@ Who = Annotated[Principal, Depends(principal)]
 Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
+def scope_name(db: Database, name: str, who: Principal) -> str:
+    """The name to hold against `who`'s collections for a request naming `name`: `name` itself,
+    or, for an alias outside the scope, the collection it points at.
+
+    A key scoped to an alias follows it across switches (the blue/green case: the application's key
+    names "docs", and only an admin, who could issue any key anyway, moves "docs"); a key scoped to
+    a collection reaches it by any alias too, as it could by its own name. An alias whose target is
+    outside the scope gets the same 403 as a name that does not exist: a scoped key learns nothing.
+    """
+    if who.may_see(name):
+        return name
+    target = db.list_aliases().get(name)
+    return target if target is not None and who.may_see(target) else name
+
+
 def collection(db: Database, name: str, who: Principal, action: Action) -> Collection:
-    """The collection `name`, if `who` may do `action` on it (the same answer whether or not it exists)."""
+    """The collection `name` (or that the alias `name` points at), if `who` may do `action` on it
+    (the same answer whether or not it exists)."""
     check_name(name)
-    who.require(action, name)
-    return db.get_collection(name)
+    checked = scope_name(db, name, who)
+    who.require(action, checked)
+    # Opened by the name checked: an alias switched meanwhile cannot lead outside the scope.
+    return db.get_collection(checked)

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vectorforge.engine import Database
 from vectorforge.server.auth import Action
-from vectorforge.server.deps import Who, collection
+from vectorforge.server.deps import Who, collection, scope_name
 from vectorforge.server.schemas import CreateCollectionBody, PayloadIndexBody, ReshardBody
 from vectorforge.types import check_name
 
@@ -35,9 +35,10 @@ def collection_routes(db: Database) -> APIRouter:
         """Create a collection; `?exist_ok=true`: or return the one of that name if its settings are
         those given (get_or_create_collection)."""
         check_name(name)
-        who.require(Action.MANAGE, name)
+        checked = scope_name(db, name, who)  # an existing collection may be named by an alias
+        who.require(Action.MANAGE, checked)
         if exist_ok:
-            return db.get_or_create_collection(name, **body.model_dump(exclude_unset=True)).info()
+            return db.get_or_create_collection(checked, **body.model_dump(exclude_unset=True)).info()
         col = db.create_collection(name, **body.model_dump())
         return col.info()
 

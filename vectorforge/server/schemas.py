@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, StrictStr
 
 __all__ = [
     "AddBody",
+    "AliasBody",
     "CountBody",
     "CreateCollectionBody",
     "DeleteBody",
@@ -39,6 +40,12 @@ class VectorBlob(_Body):
 Number = Annotated[float, Strict()]
 Vectors = list[list[Number]] | VectorBlob
 Filter = dict[str, Any] | None
+
+
+class AliasBody(_Body):
+    """The collection an alias points at (`PUT /aliases/{alias}`, `POST /aliases/{alias}/switch`)."""
+
+    collection: StrictStr
 
 
 class CreateCollectionBody(_Body):
