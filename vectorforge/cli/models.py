@@ -69,3 +69,51 @@ def models_register(
     """Copy a model folder in as the next version of NAME (the same weights: the same version)."""
     card = registry(data).register(name, folder, record={"base": base, "description": description})
     console.print(f"model {card.ref} (weights {card.weights}, {card.dim}-d, {card.pooling} pooling)")
+
+
+@models_app.command("promote")
+def models_promote(
+    alias: Annotated[str, typer.Option(help="the alias whose collection is re-embedded")],
+    model: Annotated[str, typer.Option(help="the registered model, NAME@VERSION")],
+    data: DataOpt = DEFAULT_DATA,
+    goldset: Annotated[
+        str | None, typer.Option("--goldset", "-g", help="gate: no regression on this gold set")
+    ] = None,
+    queries: Annotated[
+        Path | None, typer.Option(help="logged queries, one a line: their top-k overlap is reported")
+    ] = None,
+    min_overlap: Annotated[float, typer.Option(help="gate: the mean top-k overlap required")] = 0.0,
+    batch_size: Annotated[int, typer.Option(help="points re-embedded per page")] = 128,
+) -> None:
+    """Re-embed the alias's collection with MODEL into a new collection (blue/green), compare the
+    two, and switch the alias only if the gates pass; the old collection stays for `rollback`.
+    Resumable: run it again after a crash or Ctrl-C. Exit 1 when the gates hold the switch."""
+    from vectorforge.cli.common import open_db
+    from vectorforge.evaluation.workspace import Workspace
+    from vectorforge.finetune.promote import Gates, promote
+
+    gold = Workspace(data).goldset(goldset) if goldset else None
+    lines = [q.strip() for q in queries.read_text().splitlines() if q.strip()] if queries else []
+    gates = Gates(goldset=gold, queries=lines, min_overlap=min_overlap)
+    registry(data)  # a clear error when there is no data folder
+    with open_db(data) as db:
+        report = promote(db, alias, model, gates=gates, batch_size=batch_size)
+    console.print(report.to_markdown())
+    if not report.switched:
+        raise typer.Exit(1)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    alias: Annotated[str, typer.Option(help="the alias to switch back")],
+    data: DataOpt = DEFAULT_DATA,
+) -> None:
+    """Switch the alias back to the collection it had before its last promotion (writes made since
+    are copied back first, re-embedded by the old model)."""
+    from vectorforge.cli.common import open_db
+    from vectorforge.finetune.promote import rollback
+
+    registry(data)
+    with open_db(data) as db:
+        report = rollback(db, alias)
+    console.print(f"alias {alias} -> {report.target} again ({report.copied} points brought up to date)")

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import numpy as np
 from pydantic import ValidationError
 
@@ -86,7 +87,12 @@ from vectorforge.types import (
     check_consistency,
 )
 
-__all__ = ["CONFIG_FILE", "KEY_WINDOW", "MANIFEST_FILE", "Collection"]
+__all__ = ["CONFIG_FILE", "KEY_WINDOW", "MANIFEST_FILE", "Collection", "WriteListener"]
+
+WriteListener = Callable[[str, list[PointId], list[dict[str, Any] | None] | None], None]
+"""Told of every applied write, inside the collection's write lock: ("upsert", ids, payloads) or
+("delete", ids, None). A promotion mirrors writes with it (finetune/promote.py). It must not raise:
+the write is durable and applied by then (an exception is logged, not passed to the writer)."""
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +128,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         self._seal_retry_at = 0.0
         # Idempotency key -> the result its write returned; the newest KEY_WINDOW, oldest first.
         self._keys: OrderedDict[str, int] = OrderedDict()
+        self._listeners: list[WriteListener] = []
         if folder is not None:
             self._open_from_disk(folder, sync)
         else:
@@ -384,6 +391,14 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             else:
                 self._wal.append(op)  # durable from here on
         self._apply(op)
+        if self._listeners:
+            blobs = op.get("payloads")
+            payloads = None if blobs is None else [None if b is None else msgpack.unpackb(b) for b in blobs]
+            for listener in self._listeners:
+                try:
+                    listener(op["op"], op["ids"], payloads)
+                except Exception:  # the write is applied: a listener's failure is its own
+                    logger.exception("a write listener of collection %r failed", self.name)
         if self._growing.n >= self.config.max_segment_points and time.monotonic() >= self._seal_retry_at:
             # The write is durable and applied: a seal that fails must not make it look failed.
             try:
@@ -394,6 +409,16 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 self._seal_error = self._seal_error or str(exc)
                 self._seal_retry_at = time.monotonic() + 1.0
         return int(op["seq"])
+
+    def add_write_listener(self, listener: WriteListener) -> None:
+        """Tell `listener` of every write from now on (see `WriteListener`)."""
+        with self._lock.write():
+            self._listeners.append(listener)
+
+    def remove_write_listener(self, listener: WriteListener) -> None:
+        with self._lock.write():
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def _apply(self, op: dict[str, Any]) -> None:
         """Apply one logged operation to memory. Used by writes and by replay, identically."""
@@ -741,6 +766,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 "wal_bytes": wal_bytes,
                 "failed": self._writable_reason(),
                 "seal_error": self._seal_error,
+                "mirrors": [str(listener) for listener in self._listeners],  # e.g. a promotion's copy
             }
 
     def reshard(
