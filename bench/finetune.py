@@ -15,7 +15,7 @@
 
 Writes bench/results/finetune.json (or finetune_offline.json) and the run's report to docs/reports/.
 
-    python bench/finetune.py [--source qrels|offline] [--epochs 2] [--batch-size 32]
+    python bench/finetune.py [--source qrels|offline] [--epochs 2] [--batch-size 32] [--alphas 0.5,1.0]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--cached", action="store_true", help="CachedMultipleNegativesRankingLoss")
     ap.add_argument("--max-examples", type=int, default=4000, help="offline: at most this many, sampled")
+    ap.add_argument("--alphas", default="0.3,0.5,0.7,1.0", help="the WiSE-FT mixes the guard sweeps")
     args = ap.parse_args()
     shared = shared_path()
     work = Path(tempfile.mkdtemp(prefix="vf-finetune-"))
@@ -97,6 +98,7 @@ def main() -> None:
             config=cfg,
             domain=domain,
             general=general,
+            alphas=[float(a) for a in args.alphas.split(",")],
             source=source,
         )
         report = result.report
