@@ -20,6 +20,7 @@ import pytest
 
 import vectorforge as vf
 from tests.evaluation.conftest import scifact_small  # noqa: F401 - the real MiniLM collection to mine from
+from tests.models.conftest import two_models  # noqa: F401 - MiniLM saved again, and a noisy copy
 from vectorforge.datasets import load_beir
 
 HERE = Path(__file__).parent

