@@ -74,7 +74,7 @@ def models_register(
 @models_app.command("promote")
 def models_promote(
     alias: Annotated[str, typer.Option(help="the alias whose collection is re-embedded")],
-    model: Annotated[str, typer.Option(help="the registered model, NAME@VERSION")],
+    model: Annotated[str | None, typer.Option(help="the registered model, NAME@VERSION")] = None,
     data: DataOpt = DEFAULT_DATA,
     goldset: Annotated[
         str | None, typer.Option("--goldset", "-g", help="gate: no regression on this gold set")
@@ -84,14 +84,24 @@ def models_promote(
     ] = None,
     min_overlap: Annotated[float, typer.Option(help="gate: the mean top-k overlap required")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="points re-embedded per page")] = 128,
+    abort_it: Annotated[
+        bool, typer.Option("--abort", help="give up an unfinished or gated promotion of the alias")
+    ] = False,
 ) -> None:
     """Re-embed the alias's collection with MODEL into a new collection (blue/green), compare the
     two, and switch the alias only if the gates pass; the old collection stays for `rollback`.
     Resumable: run it again after a crash or Ctrl-C. Exit 1 when the gates hold the switch."""
     from vectorforge.cli.common import open_db
     from vectorforge.evaluation.workspace import Workspace
-    from vectorforge.finetune.promote import Gates, promote
+    from vectorforge.finetune.promote import Gates, abort, promote
 
+    if abort_it:
+        with open_db(data) as db:
+            deleted = abort(db, alias)
+        console.print(f"promotion of {alias} aborted" + (f"; {deleted} deleted" if deleted else ""))
+        return
+    if model is None:
+        raise CliError("--model NAME@VERSION is needed (or --abort)")
     gold = Workspace(data).goldset(goldset) if goldset else None
     lines = [q.strip() for q in queries.read_text().splitlines() if q.strip()] if queries else []
     gates = Gates(goldset=gold, queries=lines, min_overlap=min_overlap)

@@ -165,9 +165,11 @@ _INSTANCES: dict[str, Embedder] = {}
 _REG_LOCK = threading.Lock()
 
 EmbedderSource = Callable[[str], tuple[str, Callable[[], Embedder]] | None]
-"""Resolves a name it knows (e.g. `docs-model` or `docs-model@2` of a model registry) to the full
-name the embedder records and a factory; None for names it does not know."""
+"""Resolves a name it knows (e.g. `docs-model` or `docs-model@2` of a model registry) to a key that
+names those exact weights (their folder and hash: two data folders may both have a `docs-model@1`)
+and a factory; None for names it does not know."""
 _SOURCES: list[EmbedderSource] = []
+_SOURCED: dict[str, Embedder] = {}  # by the source's key
 
 
 def add_embedder_source(source: EmbedderSource) -> None:
@@ -180,6 +182,8 @@ def remove_embedder_source(source: EmbedderSource) -> None:
     with _REG_LOCK:
         if source in _SOURCES:
             _SOURCES.remove(source)
+        if not _SOURCES:
+            _SOURCED.clear()  # no folder is open: free the loaded models
 
 
 def register_embedder(name: str, factory: Callable[[], Embedder]) -> None:
@@ -194,23 +198,28 @@ def list_embedders() -> list[str]:
 
 
 def get_embedder(name: str) -> Embedder:
-    """The embedder registered as `name`, or that a source resolves it to (one shared instance per
-    full name). A source is asked every time, so `name` without a version follows the latest."""
+    """The embedder registered as `name`, or else the one a source resolves it to (one shared
+    instance per name, or per source key). Sources are asked every time, so `name` without a
+    version follows the latest, and a folder's models are never mistaken for another folder's."""
     with _REG_LOCK:
         if name not in _FACTORIES:
             for source in reversed(_SOURCES):  # the database opened last wins
                 if (found := source(name)) is not None:
-                    name, factory = found
-                    _FACTORIES.setdefault(name, factory)
-                    break
-            else:
-                raise InvalidParameter(f"unknown embedder {name!r}; registered: {sorted(_FACTORIES)}")
+                    key, factory = found
+                    if key not in _SOURCED:
+                        _SOURCED[key] = _made(name, factory)
+                    return _SOURCED[key]
+            raise InvalidParameter(f"unknown embedder {name!r}; registered: {sorted(_FACTORIES)}")
         if name not in _INSTANCES:
-            try:
-                _INSTANCES[name] = _FACTORIES[name]()
-            except ImportError as exc:  # the package that carries the model is not installed
-                raise EmbedderUnavailable(f"embedder {name!r} cannot be made here: {exc}") from exc
+            _INSTANCES[name] = _made(name, _FACTORIES[name])
         return _INSTANCES[name]
+
+
+def _made(name: str, factory: Callable[[], Embedder]) -> Embedder:
+    try:
+        return factory()
+    except ImportError as exc:  # the package that carries the model is not installed
+        raise EmbedderUnavailable(f"embedder {name!r} cannot be made here: {exc}") from exc
 
 
 def _minilm() -> Embedder:

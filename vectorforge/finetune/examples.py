@@ -92,7 +92,7 @@ def examples_from_jsonl(path: str | Path) -> list[TrainingExample]:
         positive_id = row.get("positive_id", "")
         if not all(isinstance(x, str) and x for x in (query, positive, *negatives)):
             raise TypeError("query, positive and negatives are non-empty strings")
-        if not isinstance(positive_id, str | int):
+        if isinstance(positive_id, bool) or not isinstance(positive_id, str | int):
             raise TypeError("positive_id is a string or an integer")
         pid = str(positive_id)
         return TrainingExample(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vectorforge.embed import SentenceTransformerEmbedder, register_embedder
-from vectorforge.models.card import weights_hash
+from vectorforge.models.card import read_embedding_settings, weights_hash
 
 __all__ = ["register_model", "weights_version"]
 
@@ -16,9 +16,11 @@ def weights_version(model_dir: str | Path) -> str:
     return weights_hash(model_dir)
 
 
-def register_model(name: str, model_dir: str | Path, *, dim: int = 384, precision: str = "bfloat16") -> str:
-    """Register `model_dir` as embedder `name`; returns its version."""
+def register_model(name: str, model_dir: str | Path, *, precision: str = "bfloat16") -> str:
+    """Register `model_dir` as embedder `name` in this process (the registry, vectorforge.models,
+    keeps versions in a data folder); returns its version, the hash of its weights."""
     version = weights_version(model_dir)
+    dim = read_embedding_settings(model_dir)["dim"]
     path = str(Path(model_dir).resolve())
     register_embedder(
         name,

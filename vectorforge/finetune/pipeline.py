@@ -103,6 +103,15 @@ def finetune(
     if chosen_path is None:
         report.write(work)
         return FinetuneResult(report, None, None)
+
+    def files(card: ModelCard) -> dict[str, str]:
+        report.model = card.ref  # the report names the version it made
+        return {
+            "report.json": report.json_text(),
+            "report.md": report.to_markdown(),
+            "report.html": report.to_html(),
+        }
+
     card = registry.register(
         name,
         chosen_path,
@@ -115,8 +124,8 @@ def finetune(
             "training_seconds": result.seconds,
             "description": f"{len(examples)} examples from {data.get('source', 'the caller')}",
         },
+        files=files,
     )
     report.model = card.ref
     report.write(work)
-    report.write(registry.version_folder(card))  # the version keeps the record of how it was made
     return FinetuneResult(report, card, chosen_path)

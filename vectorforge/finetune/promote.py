@@ -23,6 +23,7 @@ Promotion needs an embedded (unsharded) collection whose points keep their text 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -45,7 +46,9 @@ from vectorforge.models import parse_ref
 from vectorforge.storage.fsio import make_dirs, write_json_atomic
 from vectorforge.types import PointId
 
-__all__ = ["Gates", "PromotionReport", "promote", "promotion_state", "rollback"]
+__all__ = ["Gates", "PromotionReport", "abort", "promote", "promotion_state", "rollback"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,35 +104,60 @@ class PromotionReport:
 
 
 class _Mirror:
-    """The source's write listener: every write made during the promotion, re-embedded into the target."""
+    """The source's write listener: every write, re-embedded into the target before the writer's
+    call returns. `clock` counts mirrored writes; `touched` says at which count each id last was."""
 
-    def __init__(self, target: Collection, model: str) -> None:
+    def __init__(self, source: Collection, target: Collection, model: str) -> None:
+        self.source = source
         self.target = target
         self.model = model
         self.lock = threading.Lock()
-        self.versions: dict[PointId, int] = {}
+        self.clock = 0
+        self.touched: dict[PointId, int] = {}
         self.mirrored = 0
         self.failed: str | None = None
 
     def __call__(self, kind: str, ids: list[PointId], payloads: list[dict[str, Any] | None] | None) -> None:
         with self.lock:
+            self.clock += 1
             for pid in ids:
-                self.versions[pid] = self.versions.get(pid, 0) + 1
+                self.touched[pid] = self.clock
             try:
                 if kind == "delete":
                     self.target.delete(list(ids))
                 else:
-                    texts = _texts(ids, payloads or [None] * len(ids))
-                    self.target.add(texts, ids=list(ids), payloads=list(payloads or [None] * len(ids)))
+                    rows = payloads or [None] * len(ids)
+                    self.target.add(_texts(ids, rows), ids=list(ids), payloads=list(rows))
                 self.mirrored += 1
-            except Exception as exc:  # the source's write stands; the promotion must not switch
-                self.failed = f"a write during the copy could not be mirrored: {exc}"
+            except Exception as exc:  # the source's write stands; the alias must not move to the target
+                self.failed = f"a write could not be mirrored into {self.target.name}: {exc}"
+                logger.error("promotion: %s", self.failed)
 
     def __str__(self) -> str:
-        return (
-            f"promotion into {self.target.name} ({self.model}): memory holds both collections "
-            "until the promotion ends"
-        )
+        return f"mirror into {self.target.name} ({self.model}): both collections are in memory"
+
+
+# Mirrors still attached after their switch, by (database, alias): a client that resolved the alias
+# before the switch and writes after it still reaches the collection the alias points to now. The
+# next promotion or rollback of the alias detaches it (never two mirrors in a cycle).
+_ATTACHED: dict[tuple[int, str], _Mirror] = {}
+_ATTACHED_LOCK = threading.Lock()
+
+
+def _attach(db: Database, alias: str, mirror: _Mirror) -> None:
+    _detach(db, alias)
+    mirror.source.add_write_listener(mirror)
+    with _ATTACHED_LOCK:
+        _ATTACHED[(id(db), alias)] = mirror
+
+
+def _detach(db: Database, alias: str, mirror: _Mirror | None = None) -> None:
+    with _ATTACHED_LOCK:
+        current = _ATTACHED.get((id(db), alias))
+        if current is None or (mirror is not None and current is not mirror):
+            return
+        del _ATTACHED[(id(db), alias)]
+    current.source.remove_write_listener(current)
 
 
 def _texts(ids: Sequence[PointId], payloads: Sequence[dict[str, Any] | None]) -> list[str]:
@@ -163,49 +191,61 @@ def promote(
     the module)."""
     db = _local(db)
     gates = gates or Gates()
+    _check_settings(gates, batch_size)
     name, _ = parse_ref(model)
     if alias not in db.list_aliases():
         raise UsageError(
             f"{alias!r} is not an alias: create one for the collection first, e.g. "
             f"db.create_alias('{alias}-live', {alias!r}) (vectorforge alias create), and promote that"
         )
+    card = _card(db, model)
+    target_name = f"{alias}-{name}-v{card.version}"
+    if len(target_name) > 64:
+        raise InvalidParameter(
+            f"the new collection's name {target_name!r} is over 64 characters: shorten the alias or model"
+        )
+    state = _settled(db, alias)
     source = db.get_collection(alias)
     if not isinstance(source, Collection):
         raise UsageError(f"collection {source.name!r} is sharded: promotion needs an unsharded collection")
-    card = _card(db, model)
-    target_name = f"{alias}-{name}-v{card.version}"[:64]
     if target_name == source.name:
         raise InvalidParameter(f"alias {alias!r} already points to {target_name!r}, embedded by {model}")
-    state = promotion_state(db, alias)
     if state and state["status"] == "copying" and state["target"] != target_name:
         raise UsageError(
-            f"a promotion of {alias!r} to {state['model']} is unfinished: run it again to resume it"
+            f"a promotion of {alias!r} to {state['model']} is unfinished: run it again to resume it, "
+            "or abort it (vectorforge models promote --abort)"
         )
-    started = time.perf_counter()
+    settings = _settings(source, card.dim)
     ours = state is not None and target_name in (state["target"], state["previous"])  # e.g. rolled back
-    if db.has_collection(target_name) and not ours:
-        raise InvalidParameter(f"collection {target_name!r} exists and is not this promotion's: delete it")
-    if not db.has_collection(target_name):
-        target = db.create_collection(target_name, embedder=card.ref, **_settings(source, card.dim))
-    else:
+    if db.has_collection(target_name):
         target = db.get_collection(target_name)
+        recorded = target.info()["embedder"]
+        if not ours or not recorded or recorded["name"] != card.ref:
+            raise InvalidParameter(
+                f"collection {target_name!r} exists and is not this promotion's: delete it"
+            )
+    else:
+        target = db.create_collection(target_name, embedder=card.ref, **settings)
+        for field, schema in source.config.payload_indexes.items():
+            target.create_payload_index(field, schema)
     assert isinstance(target, Collection)
+    started = time.perf_counter()
     report = PromotionReport(alias, source.name, target_name, card.ref)
-    _save_state(db, report.alias, {"status": "copying", "previous": source.name, **_brief(report)})
-    mirror = _Mirror(target, card.ref)
-    source.add_write_listener(mirror)
+    _save_state(db, alias, {"status": "copying", "previous": source.name, **_brief(report)})
+    mirror = _Mirror(source, target, card.ref)
+    _attach(db, alias, mirror)
     try:
         _copy(source, target, mirror, report, batch_size, progress)
         report.mirrored = mirror.mirrored
         _gate(source, target, gates, report, mirror)
         if report.passed:
-            db.switch_alias(alias, target_name)
-            report.switched = True
+            report.switched = _switch(db, alias, mirror, report)
     finally:
-        source.remove_write_listener(mirror)
+        if not report.switched:
+            _detach(db, alias, mirror)
         report.seconds = time.perf_counter() - started
         status = "switched" if report.switched else ("gated" if report.reasons else "copying")
-        _save_state(db, report.alias, {"status": status, "previous": source.name, **_brief(report)})
+        _save_state(db, alias, {"status": status, "previous": source.name, **_brief(report)})
     return report
 
 
@@ -213,28 +253,80 @@ def rollback(db: DatabaseAPI, alias: str, *, batch_size: int = 128, progress: bo
     """Switch `alias` back to the collection it pointed to before its last promotion, after copying
     into it every write the promoted collection took since (re-embedded by the old model)."""
     db = _local(db)
-    state = promotion_state(db, alias)
+    state = _settled(db, alias)
     if not state or state["status"] != "switched":
         raise UsageError(f"alias {alias!r} has no switched promotion to roll back")
     current = db.get_collection(alias)
     previous = db.get_collection(state["previous"])
     assert isinstance(current, Collection) and isinstance(previous, Collection)
+    if current.name == previous.name:  # switched back already (by hand, or a crash before the state)
+        _save_state(db, alias, {**state, "status": "rolled-back"})
+        raise UsageError(f"alias {alias!r} points to {previous.name!r} already: nothing to roll back")
     started = time.perf_counter()
     report = PromotionReport(alias, current.name, previous.name, "rollback")
-    mirror = _Mirror(previous, "rollback")
-    current.add_write_listener(mirror)
+    mirror = _Mirror(current, previous, "rollback")
+    _attach(db, alias, mirror)  # detaches the promotion's mirror first: no cycle
     try:
         _copy(current, previous, mirror, report, batch_size, progress)
         report.mirrored = mirror.mirrored
-        if mirror.failed:
-            raise UsageError(f"rollback of {alias!r} stopped: {mirror.failed}")
-        db.switch_alias(alias, previous.name)
-        report.passed = report.switched = True
+        report.passed = mirror.failed is None
+        report.reasons = [mirror.failed] if mirror.failed else []
+        if report.passed:
+            report.switched = _switch(db, alias, mirror, report)
+        if not report.switched:
+            raise UsageError(f"rollback of {alias!r} stopped: {'; '.join(report.reasons)}")
     finally:
-        current.remove_write_listener(mirror)
+        if not report.switched:
+            _detach(db, alias, mirror)
     report.seconds = time.perf_counter() - started
     _save_state(db, alias, {"status": "rolled-back", "previous": current.name, **_brief(report)})
     return report
+
+
+def abort(db: DatabaseAPI, alias: str) -> str | None:
+    """Give up the unfinished or gated promotion of `alias`: its new collection is deleted (unless an
+    alias points to it) and its state cleared; returns the deleted collection's name."""
+    db = _local(db)
+    state = _settled(db, alias)
+    if not state or state["status"] not in ("copying", "gated"):
+        raise UsageError(f"alias {alias!r} has no unfinished or gated promotion to abort")
+    _detach(db, alias)
+    target = state["target"]
+    deleted = None
+    if db.has_collection(target) and target not in db.list_aliases().values():
+        db.delete_collection(target)
+        deleted = target
+    _state_path(db, alias).unlink()
+    return deleted
+
+
+def _switch(db: Database, alias: str, mirror: _Mirror, report: PromotionReport) -> bool:
+    """Move the alias unless a write failed to mirror. Under the mirror's lock: no mirrored write
+    completes meanwhile, so none can fail unseen between the check and the switch."""
+    with mirror.lock:
+        if mirror.failed:
+            report.reasons.append(mirror.failed)
+            report.passed = False
+            return False
+        db.switch_alias(alias, mirror.target.name)
+    return True
+
+
+def _settled(db: Database, alias: str) -> dict[str, Any] | None:
+    """The state, corrected for a crash between the switch and the state's write: if the alias
+    points to the target already, the promotion did switch."""
+    state = promotion_state(db, alias)
+    if state and state["status"] in ("copying", "gated") and db.list_aliases().get(alias) == state["target"]:
+        state = {**state, "status": "switched"}
+        _save_state(db, alias, state)
+    return state
+
+
+def _check_settings(gates: Gates, batch_size: int) -> None:
+    if not 1 <= batch_size <= 10_000:
+        raise InvalidParameter(f"batch_size must be from 1 to 10000, not {batch_size}")
+    if gates.k < 1 or not 0 <= gates.min_overlap <= 1 or gates.min_effect < 0:
+        raise InvalidParameter("gates need k >= 1, min_overlap in [0, 1] and min_effect >= 0")
 
 
 # ---------------------------------------------------------------------------------------- parts
@@ -252,19 +344,20 @@ def _copy(
     )
     cursor: str | None = None
     seen: set[PointId] = set()
+    with mirror.lock:
+        began = mirror.clock
     try:
         while True:
+            with mirror.lock:  # before the read: a write that lands during it is newer than it
+                read_at = mirror.clock
             page = source.scroll(batch_size, cursor, with_payload=True)
-            with mirror.lock:
-                read_at = {r.id: mirror.versions.get(r.id, 0) for r in page.records}
             ids = [r.id for r in page.records]
             payloads = [r.payload for r in page.records]
             texts = _texts(ids, payloads)
             embedder.encode(texts, batch_size=64)  # outside the lock: add() below hits the cache
             with mirror.lock:
-                fresh = [
-                    i for i, r in enumerate(page.records) if mirror.versions.get(r.id, 0) == read_at[r.id]
-                ]
+                touched = mirror.touched
+                fresh = [i for i, pid in enumerate(ids) if touched.get(pid, 0) <= read_at]
                 if fresh:
                     target.add(
                         [texts[i] for i in fresh],
@@ -280,9 +373,11 @@ def _copy(
     finally:
         bar.close()
     # What the target holds and the source does not: deleted while a crashed copy was not watching.
+    # (not seen in the source, and not written since the copy began: a point added meanwhile is
+    # in the target by the mirror, after its page went by)
     stale = [pid for pid in _all_ids(target) if pid not in seen]
     with mirror.lock:
-        stale = [pid for pid in stale if pid not in mirror.versions]
+        stale = [pid for pid in stale if mirror.touched.get(pid, 0) <= began]
         if stale:
             target.delete(stale)
     report.deleted = len(stale)
@@ -326,7 +421,7 @@ def _gate(
         for q in gates.queries:
             a = {h.id for h in source.query(q, gates.k, with_payload=False)}
             b = {h.id for h in target.query(q, gates.k, with_payload=False)}
-            overlaps.append(len(a & b) / gates.k)
+            overlaps.append(len(a & b) / max(1, min(gates.k, len(a))))
         arr = np.asarray(overlaps)
         report.overlap = {
             "k": gates.k,
@@ -344,16 +439,29 @@ def _gate(
 
 
 def _settings(source: Collection, dim: int) -> dict[str, Any]:
-    """The source's vectors and index settings, with the dense vector sized for the new model."""
+    """The source's vectors and index settings, with the dense vector sized for the new model. Only
+    what `add()` makes from a text can be made again: the embedder's dense vector and sparse
+    vectors with an analyzer; a collection with any other vector is refused."""
     spec = source.config.vectors_spec()
+    dense = [n for n, v in spec.items() if v["kind"] == "dense"]
+    others = [
+        n
+        for n, v in spec.items()
+        if v["kind"] != "dense" and not (v["kind"] == "sparse" and v.get("analyzer"))
+    ]
+    if len(dense) > 1 or others:
+        raise UsageError(
+            f"collection {source.name!r} has vectors a promotion cannot make again from its texts "
+            f"({', '.join(dense[1:] + others)}): only the embedder's dense vector and BM25 are re-made"
+        )
     settings: dict[str, Any] = {"max_segment_points": source.config.max_segment_points}
     if list(spec) == [""]:
-        dense = spec[""]
+        primary = spec[""]
         return {
             **settings,
-            "metric": dense["metric"],
-            "index": dense["index"],
-            "index_params": dense["index_params"],
+            "metric": primary["metric"],
+            "index": primary["index"],
+            "index_params": primary["index_params"],
         }
     vectors = {n: ({**v, "dim": dim} if v["kind"] == "dense" else v) for n, v in spec.items()}
     return {**settings, "vectors": vectors}

@@ -54,6 +54,9 @@ class FinetuneReport:
             **self.extra,
         }
 
+    def json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=1, default=str)
+
     def to_markdown(self) -> str:
         t = self.training
         lines = [f"# Fine-tuning report: {self.model}", "", f"Base model: `{self.base}`", "", "## Data", ""]
@@ -135,7 +138,7 @@ class FinetuneReport:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
-        paths["json"].write_text(json.dumps(self.to_json(), indent=1, default=str))
+        paths["json"].write_text(self.json_text())
         paths["md"].write_text(self.to_markdown())
         paths["html"].write_text(self.to_html())
         return paths

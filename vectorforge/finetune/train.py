@@ -163,7 +163,8 @@ def train(
     start = time.perf_counter()
     with _stop_on_interrupt(stop):
         trainer.train(resume_from_checkpoint=str(last) if last else None)
-    interrupted = stop.is_set()
+    # a Ctrl-C after the last step stopped nothing: the run is complete
+    interrupted = stop.is_set() and trainer.state.global_step < trainer.state.max_steps
     if interrupted:
         log.warning(
             "interrupted at step %d: checkpoint saved; resume=True continues", trainer.state.global_step
@@ -202,12 +203,14 @@ def _stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, handle)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    finally:  # None: a handler installed from C, which Python cannot put back; the default then
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
-    steps = [
-        (int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit()
+    steps = [  # trainer_state.json is written last: a checkpoint without it was cut short
+        (int(p.name.split("-")[1]), p)
+        for p in folder.glob("checkpoint-*")
+        if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file()
     ]
     return max(steps)[1] if steps else None

@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vectorforge.embed import Embedder, SentenceTransformerEmbedder
-from vectorforge.errors import CorruptionError, InvalidParameter, ModelNotFound
+from vectorforge.errors import CorruptionError, InvalidInputError, InvalidParameter, ModelNotFound
 from vectorforge.models.card import ModelCard, read_embedding_settings, weights_hash
 from vectorforge.storage import fsio
 from vectorforge.storage.fsio import fsync_dir, write_json_atomic
@@ -98,14 +98,14 @@ class ModelRegistry:
         return _embedder(card, self.model_path(card))
 
     def resolve(self, name: str) -> tuple[str, Callable[[], Embedder]] | None:
-        """An embedder source (`embed.add_embedder_source`): the full name and a factory for a
-        registered `name[@version]`, or None when this registry has no such model."""
+        """An embedder source (`embed.add_embedder_source`): a key for the exact weights (folder
+        and hash) and a factory, for a registered `name[@version]`; None when there is no such model."""
         try:
             card = self.get(name)
-        except (InvalidParameter, ModelNotFound):
+        except (InvalidInputError, ModelNotFound):
             return None
         path = self.model_path(card)
-        return card.ref, lambda: _embedder(card, path)
+        return f"{path.resolve()}#{card.weights}", lambda: _embedder(card, path)
 
     # ------------------------------------------------------------------ writing
     def register(
@@ -114,21 +114,26 @@ class ModelRegistry:
         model_dir: str | Path,
         *,
         record: Mapping[str, Any] | None = None,
+        files: Callable[[ModelCard], Mapping[str, str]] | None = None,
     ) -> ModelCard:
         """Copy a saved sentence-transformers folder in as the next version of `name`.
 
         Args:
             record: the training record (base, data_hash, loss, params, metrics, training_seconds,
                 description); dimension, pooling, normalize and prompts are read from the folder.
+            files: texts kept beside the version (e.g. its report), made from its card, written
+                before the version appears.
 
-        Weights that a version of `name` already holds are not copied again: that version is returned.
+        Weights that a version of `name` already holds are not copied again: that version is
+        returned, unchanged (its files too).
         """
         check_name(name, "model")
         source = Path(model_dir)
         settings = read_embedding_settings(source)
         weights = weights_hash(source)
         given = dict(record or {})
-        refused = set(given) - set(ModelCard.model_fields) | set(given) & {"name", "version", "weights"}
+        made_here = {"name", "version", "weights", "registered_at", *settings}  # read from the folder
+        refused = set(given) - set(ModelCard.model_fields) | set(given) & made_here
         if refused:
             raise InvalidParameter(f"the model record cannot set {sorted(refused)}")
         fields = {**settings, **given}
@@ -150,9 +155,13 @@ class ModelRegistry:
             tmp = self.root / name / f".tmp-{uuid.uuid4().hex[:8]}"
             try:
                 shutil.copytree(source, tmp / "model")
+                for file_name, text in (files(card) if files else {}).items():
+                    (tmp / Path(file_name).name).write_text(text)
+                fsio.fsync_tree(tmp)  # the weights are on disk before the version can be seen
                 write_json_atomic(tmp / CARD, card.model_dump(mode="json"))
                 fsio.replace(tmp, self.root / name / str(version))
                 fsync_dir(self.root / name)
+                fsync_dir(self.root)
             finally:
                 if tmp.exists():
                     fsio.remove_tree(tmp)
