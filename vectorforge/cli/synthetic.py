@@ -1,6 +1,6 @@
 """`vectorforge synthesize ...`: training queries for a collection that has no labelled ones, from an
 LLM or, with --offline, from the passages themselves; JSONL that `vectorforge finetune
---train-jsonl` reads."""
+--train jsonl --jsonl FILE` reads."""
 
 from __future__ import annotations
 
