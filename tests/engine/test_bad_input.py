@@ -726,3 +726,10 @@ def test_info_on_a_closed_collection_is_a_usage_error() -> None:
     db.close()
     with pytest.raises(vf.UsageError, match="closed"):
         col.info()
+
+
+@pytest.mark.parametrize("ragged", [[[], [0.0]], [[1.0], [2.0, 3.0]]])
+def test_a_ragged_search_vector_is_a_clear_error(col: vf.Collection, ragged: Any) -> None:
+    # found by the HTTP fuzz test: numpy's ValueError on ragged lists was a 500
+    with pytest.raises(vf.InvalidVector, match="one vector, a flat list of numbers"):
+        col.search(ragged, k=3)

@@ -23,7 +23,7 @@ from vectorforge.engine.validate import (
     check_payloads,
     check_texts,
 )
-from vectorforge.errors import EmbedderMismatch, InvalidParameter, InvalidPayload
+from vectorforge.errors import EmbedderMismatch, InvalidParameter, InvalidPayload, InvalidVector
 from vectorforge.types import CollectionConfig, Hit, Multi, PointId, Sparse, SparseVector, UpdateResult
 
 __all__ = ["CollectionFront"]
@@ -202,7 +202,10 @@ class CollectionFront:
             return self.search_named(
                 using, vector, k, with_payload=with_payload, with_vectors=with_vectors, **options
             )
-        arr = vector if isinstance(vector, np.ndarray) else np.asarray(vector)
+        try:
+            arr = vector if isinstance(vector, np.ndarray) else np.asarray(vector)
+        except ValueError as exc:  # ragged lists: numpy cannot make an array of them
+            raise InvalidVector(f"search takes one vector, a flat list of numbers: {exc}") from exc
         if arr.ndim != 1:
             raise InvalidParameter(f"search takes one vector (1-D); got shape {arr.shape}; use search_batch")
         return self.search_batch(
