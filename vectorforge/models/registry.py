@@ -55,6 +55,9 @@ class ModelRegistry:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        # name@version never changes once registered: resolved once, not per query (a collection's
+        # every query asks for its embedder by that name)
+        self._pinned: dict[str, tuple[str, Callable[[], Embedder]]] = {}
 
     # ------------------------------------------------------------------ reading
     def list(self, name: str | None = None) -> list[ModelCard]:
@@ -100,12 +103,17 @@ class ModelRegistry:
     def resolve(self, name: str) -> tuple[str, Callable[[], Embedder]] | None:
         """An embedder source (`embed.add_embedder_source`): a key for the exact weights (folder
         and hash) and a factory, for a registered `name[@version]`; None when there is no such model."""
+        if (pinned := self._pinned.get(name)) is not None:
+            return pinned
         try:
             card = self.get(name)
         except (InvalidInputError, ModelNotFound):
             return None
         path = self.model_path(card)
-        return f"{path.resolve()}#{card.weights}", lambda: _embedder(card, path)
+        found = (f"{path.resolve()}#{card.weights}", lambda: _embedder(card, path))
+        if "@" in name:
+            self._pinned[name] = found
+        return found
 
     # ------------------------------------------------------------------ writing
     def register(
