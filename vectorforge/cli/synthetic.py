@@ -82,6 +82,7 @@ def synthesize(
         generate_queries,
         offline_queries,
     )
+    from vectorforge.finetune.examples import payload_texts
 
     report: dict[str, Any] = {}
     with open_db(data) as db:
@@ -91,7 +92,8 @@ def synthesize(
             passages = {d: ds.doc_text(d) for d in ds.corpus}
             titles = {d: doc.get("title", "") for d, doc in ds.corpus.items()}
         else:
-            passages, titles = _texts(col)
+            found = payload_texts(col, "text", "title")
+            passages, titles = found["text"], found["title"]
             if not passages:
                 raise CliError(
                     f"collection {collection!r} keeps no passage texts (payload 'text')",
@@ -147,22 +149,6 @@ def synthesize(
     summary = out.with_name(out.name + ".report.json")
     summary.write_text(json.dumps(report, indent=1))
     console.print(f"wrote {len(examples)} training queries to {out}; {_line(report)}; report: {summary}")
-
-
-def _texts(col: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """The collection's passages (payload "text", which `add(texts)` keeps) and titles, by id."""
-    passages, titles = {}, {}
-    cursor = None
-    while True:
-        page = col.scroll(1000, cursor)
-        for r in page.records:
-            payload = r.payload or {}
-            if isinstance(payload.get("text"), str) and payload["text"]:
-                passages[str(r.id)] = payload["text"]
-                titles[str(r.id)] = str(payload.get("title") or "")
-        cursor = page.next_cursor
-        if cursor is None:
-            return passages, titles
 
 
 def _line(report: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "examples_from_goldset",
     "examples_from_jsonl",
     "examples_from_qrels",
+    "payload_texts",
 ]
 
 
@@ -123,19 +124,27 @@ def examples_from_goldset(
     return examples_from_qrels(goldset.queries, goldset.qrels, corpus)
 
 
-def corpus_from_collection(collection: CollectionAPI, text_field: str = "text") -> dict[str, str]:
-    """Every point's `payload[field]` by id (as str): the texts `add()` stored."""
-    corpus: dict[str, str] = {}
+def payload_texts(collection: CollectionAPI, *fields: str) -> dict[str, dict[str, str]]:
+    """For each field, `payload[field]` by id (as str) of the points that have it as a non-empty
+    str: one scroll of the collection for all of them."""
+    out: dict[str, dict[str, str]] = {f: {} for f in fields}
     cursor: str | None = None
     while True:
         page = collection.scroll(1000, cursor, with_payload=True)
         for rec in page.records:
-            text = (rec.payload or {}).get(text_field)
-            if isinstance(text, str) and text:
-                corpus[str(rec.id)] = text
+            payload = rec.payload or {}
+            for f in fields:
+                value = payload.get(f)
+                if isinstance(value, str) and value:
+                    out[f][str(rec.id)] = value
         if page.next_cursor is None:
-            break
+            return out
         cursor = page.next_cursor
+
+
+def corpus_from_collection(collection: CollectionAPI, text_field: str = "text") -> dict[str, str]:
+    """Every point's `payload[text_field]` by id (as str): the texts `add()` stored."""
+    corpus = payload_texts(collection, text_field)[text_field]
     if not corpus:
         raise InvalidParameter(
             f"collection {collection.name!r} has no texts in payload[{text_field!r}]; add them with add()"
