@@ -234,6 +234,12 @@ def test_the_finetune_command_registers_the_model(tmp_path: Path, shared: Path) 
         timeout=120,
     )
     assert missing.returncode == 2 and "--train goldset needs --goldset" in missing.stderr
+    nowhere = tmp_path / "never-made"
+    no_file = subprocess.run(
+        _finetune_cmd(nowhere, tmp_path / "absent.jsonl"), env=cli_env(), capture_output=True, text=True
+    )
+    assert no_file.returncode == 2 and "no such file" in no_file.stderr
+    assert not nowhere.exists()  # a bad input makes no data folder
 
 
 def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes_the_same_model(tmp_path: Path) -> None:

@@ -91,6 +91,14 @@ def finetune(
     if given[train_from.value] is None:
         flag = {"qrels": "--beir", "jsonl": "--jsonl", "goldset": "--goldset"}[train_from.value]
         raise CliError(f"--train {train_from.value} needs {flag}", "e.g. --train qrels --beir ./scifact")
+    # checked before the data folder is opened (and made): a bad input creates nothing
+    if jsonl is not None and not jsonl.is_file():
+        raise CliError(f"no such file: {jsonl}", '--jsonl takes a file of {"query", "positive"} lines')
+    if beir is not None and not (beir / "corpus.jsonl").is_file():
+        raise CliError(f"{beir} is not a BEIR folder (no corpus.jsonl)", "e.g. --beir ../shared/data/scifact")
+    for folder in guard_general or []:
+        if not (folder / "corpus.jsonl").is_file():
+            raise CliError(f"--guard-general {folder} is not a BEIR folder (no corpus.jsonl)")
     try:
         alpha_list = [float(a) for a in alphas.split(",")]
         dims = tuple(int(d) for d in matryoshka.split(",")) if matryoshka else ()
