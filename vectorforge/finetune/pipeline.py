@@ -104,13 +104,12 @@ def finetune(
         report.write(work)
         return FinetuneResult(report, None, None)
 
+    rendered: dict[str, str] = {}  # rendered once, for the version and the work folder
+
     def files(card: ModelCard) -> dict[str, str]:
         report.model = card.ref  # the report names the version it made
-        return {
-            "report.json": report.json_text(),
-            "report.md": report.to_markdown(),
-            "report.html": report.to_html(),
-        }
+        rendered.update(report.files())
+        return rendered
 
     card = registry.register(
         name,
@@ -127,5 +126,5 @@ def finetune(
         files=files,
     )
     report.model = card.ref
-    report.write(work)
+    report.write(work, rendered or None)  # None: the weights were a version already, render anew
     return FinetuneResult(report, card, chosen_path)

@@ -133,12 +133,20 @@ class FinetuneReport:
             f"<pre>{html.escape(self.to_markdown())}</pre></body></html>"
         )
 
-    def write(self, folder: str | Path) -> dict[str, Path]:
-        """report.json, report.md and report.html in `folder`."""
+    def files(self) -> dict[str, str]:
+        """report.json, report.md and report.html, rendered."""
+        return {
+            "report.json": self.json_text(),
+            "report.md": self.to_markdown(),
+            "report.html": self.to_html(),
+        }
+
+    def write(self, folder: str | Path, files: dict[str, str] | None = None) -> dict[str, Path]:
+        """The report's files (`files()`, or ones rendered already) in `folder`."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
-        paths["json"].write_text(self.json_text())
-        paths["md"].write_text(self.to_markdown())
-        paths["html"].write_text(self.to_html())
+        paths = {}
+        for name, text in (files or self.files()).items():
+            paths[name.removeprefix("report.")] = out / name
+            (out / name).write_text(text)
         return paths
