@@ -165,6 +165,8 @@ class Multi(_VectorSpec):
     dim: int = Field(gt=0, le=65536)
     metric: Literal["cosine", "dot"] = "cosine"
     index: str = "flat"  # a kind the index registry has for multi vectors (checked at creation)
+    index_params: dict[str, Any] = Field(default_factory=dict)  # parsed by the index kind
+    encoder: str | None = None  # a token encoder's name (embed/tokens.py): add(texts) and query(text)
 
 
 PayloadSchema = Literal["keyword", "integer", "float", "bool", "datetime", "uuid", "text"]  # Qdrant's names
