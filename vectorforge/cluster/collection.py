@@ -412,7 +412,8 @@ class ShardedCollection(CollectionFront):
         with_vectors: bool = False,
         consistency: str | None = None,
     ) -> list[Hit]:
-        """Exact MaxSim on every shard, merged (a score depends on the point alone)."""
+        """MaxSim on every shard (exact, or PLAID re-scored exactly), merged (a score depends on the
+        point alone)."""
         self._check_open()
         check_tokens(query, self.multi_spec(using), "the multi-vector query")  # refused here, sent as given
         return self._on_each_shard(
@@ -425,6 +426,7 @@ class ShardedCollection(CollectionFront):
             with_payload,
             with_vectors,
             consistency,
+            params,
         )
 
     def search_dense(
@@ -456,6 +458,7 @@ class ShardedCollection(CollectionFront):
             with_payload,
             with_vectors,
             consistency,
+            params,
         )
 
     def _on_each_shard(
@@ -469,11 +472,18 @@ class ShardedCollection(CollectionFront):
         with_payload: bool,
         with_vectors: bool,
         consistency: str | None,
+        params: dict[str, Any] | None = None,
     ) -> list[Hit]:
-        """A named vector's search (`method` of a replica) on every shard, merged."""
+        """A named vector's search (`method` of a replica) on every shard, merged: scores are exact
+        on every shard (a PLAID index re-scores its candidates), so they merge without loss."""
         k, offset = check_k_offset(k, offset)
         parse_filter(filter)
-        options = {"filter": filter, "with_payload": with_payload, "with_vectors": with_vectors}
+        options = {
+            "filter": filter,
+            "with_payload": with_payload,
+            "with_vectors": with_vectors,
+            "params": params,
+        }
         with self._read_view(consistency) as guarantee:
             return self._merged(
                 guarantee, lambda c: method(c)(using, query, k + offset, **options), k, offset

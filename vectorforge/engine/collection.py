@@ -46,10 +46,12 @@ from vectorforge.engine.named import (
     RowIndex,
     absent_rows,
     load_named,
+    multi_info,
     named_file,
     new_named,
     pack_named,
     record_vectors,
+    reload_named,
     require_dense,
     split_vectors,
     unpack_named,
@@ -524,6 +526,17 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 )
             except (OSError, RuntimeError) as exc:  # the copy in memory serves until the next open
                 logger.warning("could not map segment %s of %r from disk: %s", seg.name, self.name, exc)
+        self._map_named(seg, path)
+
+    def _map_named(self, seg: Segment, path: Path) -> None:
+        """Read back from `path` the named vectors that keep their full tokens on disk (a PLAID
+        index: codes in RAM, tokens memory-mapped), in place of the copy built in memory."""
+        for vector, rows in list(seg.named.items()):
+            if getattr(rows, "vectors_on_disk", False):
+                try:
+                    seg.named[vector] = reload_named(self.config, path, vector, seg.n)
+                except (OSError, StorageError) as exc:  # the copy in memory serves until the next open
+                    logger.warning("could not map %s of segment %s from disk: %s", vector, seg.name, exc)
 
     def _fail(self, reason: str) -> CollectionFailed:
         """Refuse writes from now on (reads go on); opening the collection again recovers. Returns
@@ -759,7 +772,13 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 "max_segment_points": self.config.max_segment_points,
                 "points": len(self._where),
                 "segments": [
-                    {"name": s.name, "rows": s.n, "live": s.n_live, "sealed": s.sealed}
+                    {
+                        "name": s.name,
+                        "rows": s.n,
+                        "live": s.n_live,
+                        "sealed": s.sealed,
+                        **multi_info(s.named, self.config),
+                    }
                     for s in self._segments
                 ],
                 "last_seq": self._seq,

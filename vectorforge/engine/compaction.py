@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vectorforge.engine.named import new_named
+from vectorforge.engine.named import new_named, reload_named
 from vectorforge.engine.parts import MANIFEST_FILE, CollectionState
 from vectorforge.engine.segment import Segment
 from vectorforge.errors import WriteNotDurable
@@ -116,6 +116,9 @@ class Compaction(CollectionState):
                     index = index_class(index.kind).load(
                         path, self.config.dim, self.config.metric, self.config.index_params
                     )
+                for vector, held in list(named.items()):
+                    if getattr(held, "vectors_on_disk", False):  # a PLAID index: tokens memory-mapped
+                        named[vector] = reload_named(self.config, path, vector, len(ids))
             with self._lock.write():
                 if self._closed or self._failed is not None:
                     if path is not None:

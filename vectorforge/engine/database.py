@@ -687,7 +687,8 @@ def _with_named(
     sparse_specs = {name: spec_of(spec, Sparse, f"sparse[{name!r}]") for name, spec in (sparse or {}).items()}
     multi_specs = {name: spec_of(spec, Multi, f"multi[{name!r}]") for name, spec in (multi or {}).items()}
     for spec in multi_specs.values():
-        index_class(spec.index, "multi")  # a kind the registry has (InvalidParameter names the known)
+        # a kind the registry has (InvalidParameter names the known), with parameters it takes
+        index_class(spec.index, "multi")(spec.dim, spec.index_params)
     try:
         update = {"dense_name": dense_name, "sparse": sparse_specs, "multi": multi_specs}
         extra = {

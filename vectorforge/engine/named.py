@@ -32,6 +32,8 @@ __all__ = [
     "named_file",
     "new_named",
     "load_named",
+    "multi_info",
+    "reload_named",
     "pack_named",
     "split_vectors",
     "absent_rows",
@@ -96,8 +98,10 @@ KINDS: dict[str, _Kind] = {
     ),
     "multi": _Kind(
         "multi-{}.npz",
-        lambda spec: index_class(spec.index, "multi")(spec.dim),
-        lambda path, rows, spec: index_class(spec.index, "multi").load(path, rows, spec.dim),
+        lambda spec: index_class(spec.index, "multi")(spec.dim, spec.index_params),
+        lambda path, rows, spec: index_class(spec.index, "multi").load(
+            path, rows, spec.dim, spec.index_params
+        ),
         lambda m: [np.ascontiguousarray(m, np.float32).tobytes()],
         _unpack_tokens,
     ),
@@ -129,6 +133,24 @@ def load_named(config: CollectionConfig, folder: Path, rows: int) -> dict[str, R
         name: KINDS[kind].load(folder / KINDS[kind].file.format(name), rows, spec)
         for name, (kind, spec) in _specs(config).items()
     }
+
+
+def reload_named(config: CollectionConfig, folder: Path, name: str, rows: int) -> RowIndex:
+    """Named vector `name` of the sealed segment at `folder`, read from its file."""
+    kind, spec = _specs(config)[name]
+    return KINDS[kind].load(folder / KINDS[kind].file.format(name), rows, spec)
+
+
+def describe(rows: RowIndex) -> dict[str, Any]:
+    """What a multi-vector index says of itself (its `describe()`)."""
+    out: dict[str, Any] = rows.describe()  # type: ignore[attr-defined]
+    return out
+
+
+def multi_info(named: dict[str, RowIndex], config: CollectionConfig) -> dict[str, Any]:
+    """How a segment searches its multi vectors ({"multi": {name: ...}}, or nothing if it has none)."""
+    found = {name: describe(named[name]) for name in config.multi if name in named}
+    return {"multi": found} if found else {}
 
 
 def pack_named(config: CollectionConfig, named: dict[str, list[Any]]) -> dict[str, list[Any]]:

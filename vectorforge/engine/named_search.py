@@ -115,14 +115,15 @@ class NamedSearch(CollectionState):
         with_vectors: bool = False,
         consistency: str | None = None,
     ) -> list[Hit]:
-        """The top `k` points of multi vector `using` by exact MaxSim with `query` (tokens x dim);
-        points without that vector are left out; `filter` as in `search`."""
+        """The top `k` points of multi vector `using` by MaxSim with `query` (tokens x dim), exact
+        or through its PLAID index (`params`: ncells, centroid_score_threshold, ndocs, rescore,
+        exact); points without that vector are left out; `filter` as in `search`."""
         tokens = check_tokens(query, self.multi_spec(using), "the multi-vector query")
 
         def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:
             index = seg.named[using]
             assert isinstance(index, MultiVectorIndex)
-            return index.search(tokens, fetch, mask)
+            return index.search(tokens, fetch, mask, params)
 
         return self._search_rows(score, k, offset, filter, with_payload, with_vectors, consistency)
 

@@ -39,7 +39,7 @@ __all__ = ["RestoreLimits", "check_collection", "plain_member", "sharded_member"
 _SEGMENT = r"seg-\d{6}"
 _PLAIN = re.compile(
     rf"config\.json|manifest\.json|segments|segments/{_SEGMENT}|"
-    rf"segments/{_SEGMENT}/(points\.msgpack|index\.faiss|vectors\.npy|(sparse|multi|dense)-[a-z][a-z0-9_]{{0,31}}\.npz)"
+    rf"segments/{_SEGMENT}/(points\.msgpack|index\.faiss|vectors\.npy|(sparse|multi|dense)-[a-z][a-z0-9_]{{0,31}}\.npz|multi-[a-z][a-z0-9_]{{0,31}}\.tokens\.npy)"
 )
 _SHARDED = re.compile(r"config\.json|router\.npy|shards|shards/\d{1,4}\.tar")
 

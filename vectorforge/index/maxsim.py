@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vectorforge.errors import CorruptionError, DimensionMismatch, InvalidVector
+from vectorforge.errors import CorruptionError, DimensionMismatch, InvalidParameter, InvalidVector
 from vectorforge.index.sparse import top_with_ties
 from vectorforge.storage import fsio
 
@@ -41,7 +41,11 @@ class MultiVectorIndex:
         tokens = int(params.get("tokens_per_point", 32))
         return n * (4 * tokens * dim + 16)
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, params: dict[str, Any] | None = None) -> None:
+        if params:
+            raise InvalidParameter(
+                f"unknown parameters {sorted(params)} for index 'flat' of multi vectors; it takes none"
+            )
         self.dim = dim
         self._parts: list[np.ndarray] = []
         self._lengths: list[int] = []
@@ -90,8 +94,12 @@ class MultiVectorIndex:
         lengths = np.asarray(self._lengths, dtype=np.int64)
         fsio.write_with(path, lambda target: np.savez(target, lengths=lengths, tokens=tokens))
 
+    def describe(self) -> dict[str, Any]:
+        """How the segment's rows are searched (`info()` shows it)."""
+        return {"index": self.kind, "mode": "exact", "tokens": sum(self._lengths)}
+
     @classmethod
-    def load(cls, path: Path, rows: int, dim: int) -> MultiVectorIndex:
+    def load(cls, path: Path, rows: int, dim: int, params: dict[str, Any] | None = None) -> MultiVectorIndex:
         """Read `save`'s file (every sealed segment of a collection with this vector has one)."""
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -113,28 +121,37 @@ class MultiVectorIndex:
             raise CorruptionError(
                 f"multi vectors {path.name} do not match the segment's {rows} rows of {dim}"
             )
-        index = cls(dim)
+        index = cls(dim, params)
         index._parts = [tokens] if len(tokens) else []
         index._lengths = lengths.tolist()
         return index
 
     def search(
-        self, query: np.ndarray, k: int, mask: np.ndarray | None = None
+        self, query: np.ndarray, k: int, mask: np.ndarray | None = None, params: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The top `k` rows by MaxSim with `query` (tokens x dim), among `mask`, and every row tied
         with the k-th (the merge breaks ties by point id): (scores, rows), best first; rows without
-        tokens are never returned."""
+        tokens are never returned. `params`: {"exact": True} at most (this index is exact)."""
+        if params and (set(params) != {"exact"} or not isinstance(params["exact"], bool)):
+            raise InvalidParameter(
+                f"search params {params!r} do not apply to index 'flat' of multi vectors; it takes "
+                "{'exact': true} at most (plaid takes ncells, centroid_score_threshold, ndocs, rescore)"
+            )
         scores = self.scores(query)
         allowed = np.asarray(self._lengths) > 0
         if mask is not None:
             allowed &= mask[: len(allowed)]
         return top_with_ties(scores, np.flatnonzero(allowed), k)
 
-    def scores(self, query: np.ndarray) -> np.ndarray:
-        """MaxSim of `query` with every row (-inf for rows without tokens)."""
+    def check_query(self, query: np.ndarray) -> np.ndarray:
         q = np.asarray(query, dtype=np.float32)
         if q.ndim != 2 or q.shape[1] != self.dim or q.shape[0] == 0:
             raise InvalidVector(f"a multi-vector query is a (tokens, {self.dim}) matrix, not shape {q.shape}")
+        return q
+
+    def scores(self, query: np.ndarray) -> np.ndarray:
+        """MaxSim of `query` with every row (-inf for rows without tokens)."""
+        q = self.check_query(query)
         tokens, starts = self._matrix()
         return maxsim_scores(q, tokens, starts, np.asarray(self._lengths, dtype=np.int64))
 

@@ -1,0 +1,396 @@
+"""The PLAID index of multi vectors (Santhanam et al., "PLAID: an efficient engine for late
+interaction retrieval", 2022), registered as index kind `plaid`.
+
+A segment grows with full-precision tokens and is searched exactly; when it is sealed with at least
+`exact_below_tokens` tokens it trains a residual codec (codec.py) and builds inverted lists centroid
+-> passages (CSR arrays). Its file then holds the codes (36 bytes a 128-d token at 2 bits, the part
+kept in RAM) and a sidecar .npy of the full tokens, memory-mapped. Search runs the four stages:
+
+1. candidates: the passages in the `ncells` nearest cells of each query token;
+2. centroid interaction with pruning: each passage scored by its centroids alone, centroids whose
+   best query-token score is below `centroid_score_threshold` left out; keep `ndocs`;
+3. centroid interaction without pruning over those; keep `ndocs / 4`;
+4. decompress their tokens and rank by MaxSim.
+
+Then the best `rescore` (at least k) are scored again from the full tokens: every score that leaves
+the segment is the exact MaxSim, so segments and shards merge by score without loss. A filter that
+leaves no more passages than `ndocs` is searched exactly among them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from vectorforge.errors import CorruptionError, InvalidParameter, InvalidVector
+from vectorforge.index import register_index
+from vectorforge.index.maxsim import MultiVectorIndex, maxsim_scores
+from vectorforge.index.sparse import top_with_ties
+from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
+from vectorforge.storage import fsio
+
+__all__ = ["PLAIDIndex", "PLAIDParams", "default_search"]
+
+BUILD_PARAMS: dict[str, tuple[int, int]] = {
+    "nbits": (1, 4),
+    "kmeans_niters": (1, 100),
+    "exact_below_tokens": (0, 1 << 40),
+    "seed": (0, 1 << 31),
+}
+DEFAULT_EXACT_BELOW = 2_000_000  # RAGatouille's rule: below a few million tokens exact MaxSim is fast
+
+
+@dataclass(frozen=True, slots=True)
+class PLAIDParams:
+    """Search-time knobs (`params={...}`), defaults by k as the reference sets them."""
+
+    ncells: int
+    centroid_score_threshold: float
+    ndocs: int
+    rescore: int
+    exact: bool = False
+
+
+def default_search(k: int) -> tuple[int, float, int]:
+    """(ncells, centroid_score_threshold, ndocs) for top-k (ColBERT's `configure` defaults)."""
+    if k <= 10:
+        return 1, 0.5, 256
+    if k <= 100:
+        return 2, 0.45, 1024
+    return 4, 0.4, max(4 * k, 4096)
+
+
+def parse_search(params: dict[str, Any] | None, k: int) -> PLAIDParams:
+    """`params` of a search, checked, over the defaults for `k`."""
+    ncells, threshold, ndocs = default_search(k)
+    given = dict(params or {})
+    unknown = set(given) - {"exact", "ncells", "centroid_score_threshold", "ndocs", "rescore"}
+    if unknown:
+        raise InvalidParameter(
+            f"unknown search params {sorted(unknown)} for a plaid index; known: exact, ncells, "
+            "centroid_score_threshold, ndocs, rescore"
+        )
+    exact = given.get("exact", False)
+    if not isinstance(exact, bool):
+        raise InvalidParameter(f"params['exact'] must be true or false, not {exact!r}")
+    t = given.get("centroid_score_threshold", threshold)
+    if isinstance(t, bool) or not isinstance(t, int | float) or math.isnan(t):
+        raise InvalidParameter(f"centroid_score_threshold must be a number, not {t!r}")
+    return PLAIDParams(
+        ncells=_int(given, "ncells", ncells, 1, 1 << 20),
+        centroid_score_threshold=float(t),
+        ndocs=_int(given, "ndocs", ndocs, 1, 1 << 30),
+        rescore=max(k, _int(given, "rescore", 4 * k, 1, 1 << 30)),
+        exact=exact,
+    )
+
+
+def _int(params: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidParameter(f"{key} must be an integer from {lo} to {hi}, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _Compressed:
+    """What a sealed PLAID segment keeps in RAM: codes, and the inverted lists."""
+
+    codec: ResidualCodec
+    codes: np.ndarray  # centroid id of each token (int32)
+    packed: np.ndarray  # each token's packed residual (uint8 rows)
+    ivf_offsets: np.ndarray  # (K + 1,) int64: centroid c's passages are ivf_rows[off[c]:off[c+1]]
+    ivf_rows: np.ndarray  # int32 row numbers, ascending within a list
+
+    @classmethod
+    def build(
+        cls, tokens: np.ndarray, starts: np.ndarray, lengths: np.ndarray, params: dict[str, Any]
+    ) -> _Compressed:
+        present = np.flatnonzero(lengths > 0)
+        rng = np.random.default_rng(params["seed"])
+        chosen = np.sort(rng.choice(present, size=sample_passages(len(present)), replace=False))
+        sample = tokens[_spans(starts[chosen], lengths[chosen])]
+        k = num_centroids(len(tokens), len(sample))
+        codec = ResidualCodec.train(sample, k, params["nbits"], params["kmeans_niters"], params["seed"])
+        codes, packed = codec.encode(tokens)
+        rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        pairs = np.unique(codes.astype(np.int64) * len(lengths) + rows)  # (centroid, row), sorted
+        cells, ivf_rows = np.divmod(pairs, len(lengths))
+        offsets = np.zeros(len(codec.centroids) + 1, np.int64)
+        np.cumsum(np.bincount(cells, minlength=len(codec.centroids)), out=offsets[1:])
+        return cls(codec, codes, packed, offsets, ivf_rows.astype(np.int32))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            **self.codec.arrays(),
+            "codes": self.codes,
+            "packed": self.packed,
+            "ivf_offsets": self.ivf_offsets,
+            "ivf_rows": self.ivf_rows,
+        }
+
+    @classmethod
+    def from_arrays(cls, data: Any, dim: int, n_tokens: int, rows: int) -> _Compressed:
+        codec = ResidualCodec.from_arrays(data, dim)
+        codes, packed = data["codes"], data["packed"]
+        offsets, ivf_rows = data["ivf_offsets"], data["ivf_rows"]
+        k = len(codec.centroids)
+        well_formed = (
+            codes.shape == (n_tokens,)
+            and codes.dtype == np.int32
+            and packed.shape == (n_tokens, dim * codec.nbits // 8)
+            and packed.dtype == np.uint8
+            and offsets.shape == (k + 1,)
+            and ivf_rows.dtype == np.int32
+            and int(offsets[0]) == 0
+            and int(offsets[-1]) == len(ivf_rows)
+            and bool(np.all(np.diff(offsets) >= 0))
+            and (n_tokens == 0 or (int(codes.min()) >= 0 and int(codes.max()) < k))
+            and (len(ivf_rows) == 0 or (int(ivf_rows.min()) >= 0 and int(ivf_rows.max()) < rows))
+        )
+        if not well_formed:
+            raise CorruptionError("a PLAID index whose codes or inverted lists do not match its tokens")
+        return cls(codec, codes, packed, offsets.astype(np.int64), ivf_rows)
+
+
+@register_index
+class PLAIDIndex(MultiVectorIndex):
+    """PLAID over one segment's token matrices (exact MaxSim until it is sealed large enough)."""
+
+    kind: ClassVar[str] = "plaid"
+    vectors_on_disk: ClassVar[bool] = True
+
+    @classmethod
+    def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
+        """RAM of a sealed segment: each token's code (centroid id and packed residual), the
+        inverted lists (about one entry a token) and the centroids; full tokens stay on disk."""
+        checked = cls.check_build(params)
+        tokens = n * int(params.get("tokens_per_point", 32))
+        per_token = 4 + dim * checked["nbits"] // 8 + 4
+        k = num_centroids(tokens, tokens)
+        return int(tokens * per_token + 4 * k * dim + 16 * n)
+
+    @classmethod
+    def check_build(cls, params: dict[str, Any] | None) -> dict[str, Any]:
+        """Build parameters, checked, over the defaults."""
+        given = {key: v for key, v in (params or {}).items() if key != "tokens_per_point"}
+        unknown = set(given) - set(BUILD_PARAMS)
+        if unknown:
+            raise InvalidParameter(
+                f"unknown parameters {sorted(unknown)} for index 'plaid'; known: {sorted(BUILD_PARAMS)}"
+            )
+        out = {"nbits": 2, "kmeans_niters": 4, "exact_below_tokens": DEFAULT_EXACT_BELOW, "seed": 0}
+        for key, value in given.items():
+            lo, hi = BUILD_PARAMS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise InvalidParameter(
+                    f"index parameter {key} must be an integer from {lo} to {hi}, not {value!r}"
+                )
+            out[key] = value
+        if out["nbits"] not in (1, 2, 4):
+            raise InvalidParameter(f"index parameter nbits must be 1, 2 or 4, not {out['nbits']}")
+        return out
+
+    def __init__(self, dim: int, params: dict[str, Any] | None = None) -> None:
+        super().__init__(dim)
+        self.params = self.check_build(params)
+        if (dim * self.params["nbits"]) % 8:
+            raise InvalidParameter(
+                f"a plaid index packs {dim}-d tokens into whole bytes: dim * nbits must be a multiple of 8"
+            )
+        self._compressed: _Compressed | None = None
+
+    def describe(self) -> dict[str, Any]:
+        tokens = sum(self._lengths)
+        if self._compressed is None:
+            return {
+                "index": "plaid",
+                "mode": "exact",
+                "tokens": tokens,
+                "reason": f"fewer than {self.params['exact_below_tokens']} tokens, or still growing",
+            }
+        codec = self._compressed.codec
+        return {
+            "index": "plaid",
+            "mode": "plaid",
+            "tokens": tokens,
+            "centroids": len(codec.centroids),
+            "nbits": codec.nbits,
+            "bytes_per_token": codec.bytes_per_token,
+        }
+
+    def add(self, matrices: Any) -> None:
+        if self._compressed is not None:
+            raise InvalidVector("a sealed PLAID segment takes no more rows")
+        super().add(matrices)
+
+    def save(self, path: Path) -> None:
+        """`path` (npz): each row's token count, and the codec, codes and lists once the segment is
+        large enough; beside it `tokens_path(path)`, the full tokens (memory-mapped when read)."""
+        tokens, starts = self._matrix()
+        lengths = np.asarray(self._lengths, dtype=np.int64)
+        compressed = self._compressed
+        if compressed is None and len(tokens) >= max(self.params["exact_below_tokens"], 1):
+            compressed = _Compressed.build(tokens, starts, lengths, self.params)
+        arrays = {"lengths": lengths, **(compressed.arrays() if compressed else {})}
+        fsio.write_with(tokens_path(path), lambda target: np.save(target, np.ascontiguousarray(tokens)))
+        fsio.write_with(path, lambda target: np.savez(target, allow_pickle=False, **arrays))
+
+    @classmethod
+    def load(cls, path: Path, rows: int, dim: int, params: dict[str, Any] | None = None) -> PLAIDIndex:
+        index = cls(dim, params)
+        try:
+            tokens = np.load(tokens_path(path), mmap_mode="r", allow_pickle=False)
+            with np.load(path, allow_pickle=False) as data:
+                lengths = data["lengths"]
+                has_codes = "codes" in data
+                arrays = {key: data[key] for key in data.files} if has_codes else {}
+        except (OSError, ValueError, KeyError) as exc:
+            raise CorruptionError(f"plaid index {path.name} cannot be read: {exc}") from exc
+        well_formed = (
+            lengths.ndim == 1
+            and lengths.dtype == np.int64
+            and tokens.dtype == np.float32
+            and tokens.ndim == 2
+            and tokens.shape[1] == dim
+            and len(lengths) == rows
+            and bool(np.all(lengths >= 0))
+            and int(lengths.sum()) == len(tokens)
+        )
+        if not well_formed:
+            raise CorruptionError(
+                f"plaid index {path.name} does not match the segment's {rows} rows of {dim}"
+            )
+        index._lengths = lengths.tolist()
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        index._compiled = (tokens, starts)  # the memory map itself: never copied into RAM
+        if has_codes:
+            index._compressed = _Compressed.from_arrays(arrays, dim, len(tokens), rows)
+        return index
+
+    def search(
+        self, query: np.ndarray, k: int, mask: np.ndarray | None = None, params: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        p = parse_search(params, k)
+        compressed = self._compressed
+        if compressed is None or p.exact:
+            return super().search(query, k, mask, None)
+        q = self.check_query(query)
+        lengths = np.asarray(self._lengths, dtype=np.int64)
+        allowed = lengths > 0
+        if mask is not None:
+            allowed &= mask[: len(allowed)]
+        rows = np.flatnonzero(allowed)
+        if len(rows) <= p.ndocs:  # a selective filter: the exact answer costs no more than PLAID's
+            return self._exact_among(q, rows, k)
+        cs = q @ compressed.codec.centroids.T  # (query tokens, centroids)
+        rows = _candidates(compressed, cs, p.ncells, allowed)
+        rows = _centroid_top(compressed, cs, rows, p.ndocs, p.centroid_score_threshold)
+        rows = self._centroid_exact_top(compressed, cs, rows, max(p.ndocs // 4, k))
+        rows = self._decompressed_top(compressed, q, rows, p.rescore)
+        return self._exact_among(q, rows, k)
+
+    def _spans_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Token positions of `rows`, row after row, and each row's length."""
+        _, starts = self._matrix()
+        lengths = np.asarray(self._lengths, dtype=np.int64)[rows]
+        return _spans(starts[rows], lengths), lengths
+
+    def _centroid_exact_top(
+        self, compressed: _Compressed, cs: np.ndarray, rows: np.ndarray, keep: int
+    ) -> np.ndarray:
+        """Stage 3: every token of `rows` by its centroid's score, no pruning; the best `keep`."""
+        if len(rows) <= keep:
+            return rows
+        positions, lengths = self._spans_of(rows)
+        scores = _span_maxsum(cs[:, compressed.codes[positions]], lengths)
+        return rows[np.argpartition(-scores, keep - 1)[:keep]]
+
+    def _decompressed_top(
+        self, compressed: _Compressed, q: np.ndarray, rows: np.ndarray, keep: int
+    ) -> np.ndarray:
+        """Stage 4: MaxSim over the decompressed tokens of `rows`; the best `keep`."""
+        if len(rows) <= keep:
+            return rows
+        positions, lengths = self._spans_of(rows)
+        tokens = compressed.codec.decode(compressed.codes[positions], compressed.packed[positions])
+        scores = _span_maxsum(q @ tokens.T, lengths)
+        return rows[np.argpartition(-scores, keep - 1)[:keep]]
+
+    def _exact_among(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact MaxSim of `rows` from the full tokens: the top k and every row tied with the k-th."""
+        if len(rows) == 0:
+            return np.empty(0, np.float64), np.empty(0, np.int64)
+        rows = np.sort(rows)
+        positions, lengths = self._spans_of(rows)
+        tokens, _ = self._matrix()
+        local = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        exact = maxsim_scores(q, np.asarray(tokens[positions]), local, lengths)
+        scores = np.full(len(self._lengths), -np.inf)
+        scores[rows] = exact
+        return top_with_ties(scores, rows, k)
+
+
+def tokens_path(path: Path) -> Path:
+    """The full tokens' file beside a plaid index's file (multi-NAME.npz -> multi-NAME.tokens.npy)."""
+    return path.with_name(path.name.removesuffix(".npz") + ".tokens.npy")
+
+
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ranges starts[i] .. starts[i] + lengths[i]."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, np.int64)
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    positions: np.ndarray = offsets + np.arange(total, dtype=np.int64)
+    return positions
+
+
+def _span_maxsum(sims: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per span of columns (`lengths`, each > 0): the sum over rows of the max within the span."""
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    best: np.ndarray = np.maximum.reduceat(sims, starts, axis=1).sum(axis=0, dtype=np.float64)
+    return best
+
+
+def _candidates(compressed: _Compressed, cs: np.ndarray, ncells: int, allowed: np.ndarray) -> np.ndarray:
+    """Stage 1: the allowed rows listed in the `ncells` best cells of any query token."""
+    ncells = min(ncells, cs.shape[1])
+    cells = np.unique(np.argpartition(-cs, ncells - 1, axis=1)[:, :ncells])
+    off = compressed.ivf_offsets
+    listed = compressed.ivf_rows[_spans(off[cells], off[cells + 1] - off[cells])]
+    hit = np.zeros(len(allowed), dtype=bool)
+    hit[listed] = True
+    return np.flatnonzero(hit & allowed)
+
+
+def _centroid_top(
+    compressed: _Compressed, cs: np.ndarray, rows: np.ndarray, ndocs: int, threshold: float
+) -> np.ndarray:
+    """Stage 2: score `rows` by the centroids they hold among those some query token scores at
+    `threshold` or more (the others pruned), each query token's best summed; the best `ndocs`."""
+    if len(rows) <= ndocs:
+        return rows
+    kept = np.flatnonzero(cs.max(axis=0) >= threshold)
+    off = compressed.ivf_offsets
+    lens = off[kept + 1] - off[kept]
+    listed = compressed.ivf_rows[_spans(off[kept], lens)].astype(np.int64)
+    cells = np.repeat(kept, lens)
+    is_candidate = np.zeros(
+        int(compressed.ivf_rows.max(initial=0)) + 1 if len(compressed.ivf_rows) else 1, bool
+    )
+    is_candidate[rows] = True
+    chosen = is_candidate[listed]
+    listed, cells = listed[chosen], cells[chosen]
+    scores = np.zeros(len(rows))
+    if len(listed):
+        order = np.argsort(listed, kind="stable")
+        listed, cells = listed[order], cells[order]
+        first = np.flatnonzero(np.concatenate(([True], listed[1:] != listed[:-1])))
+        best = np.maximum.reduceat(cs[:, cells], first, axis=1).sum(axis=0)
+        scores[np.searchsorted(rows, listed[first])] = best
+    return rows[np.argpartition(-scores, ndocs - 1)[:ndocs]]
