@@ -1,1 +1,3 @@
-"""Late interaction: MaxSim, PLAID, ColPali (a later issue)."""
+"""Late interaction: MaxSim, PLAID, ColPali (a later issue); ColBERT on MiniLM (colbert.py)."""
+
+from vectorforge.multivector import colbert as colbert  # registers the "colbert-minilm" token encoder
