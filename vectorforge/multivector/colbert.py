@@ -473,7 +473,7 @@ def _assemble(transformer: Any, weight: Any, cfg: ColBERTSettings) -> Any:
         out_features=int(out_features),
         bias=False,
         activation_function=nn.Identity(),
-        init_weight=weight.float(),
+        init_weight=weight.float().clone().contiguous(),  # its own storage (safetensors refuses views)
         module_input_name="token_embeddings",
     )
     modules = [
@@ -557,7 +557,7 @@ def pca_projection(transformer: Any, texts: Sequence[str], dim: int, *, seed: in
             f"PCA to {dim} dimensions needs at least {dim} tokens; the texts gave {len(tokens)}"
         )
     pca = PCA(n_components=dim, random_state=seed, svd_solver="randomized").fit(tokens)
-    return np.asarray(pca.components_, dtype=np.float32)
+    return np.array(pca.components_, dtype=np.float32, order="C")  # a copy of its own
 
 
 # ---------------------------------------------------------------------- files
