@@ -299,10 +299,11 @@ class CollectionFront:
         if using is not None and (using != self.config.dense_name or not self.config.has_dense):
             return self.search_text(using, text, k, **search_args)
         if not self.config.has_dense:
-            names = ", ".join(repr(v) for v in self.text_vectors() + token_vectors_of(self)) or "none"
+            tokens = token_vectors_of(self)
+            names = ", ".join(repr(v) for v in self.text_vectors() + tokens) or "none"
             raise InvalidParameter(
-                f"collection {self.name!r} has no dense vector; query one of its sparse or multi vectors: "
-                f"query(text, using=...) with one of {names}"
+                f"collection {self.name!r} has no dense vector; query one of its sparse vectors"
+                f"{' or multi vectors' if tokens else ''}: query(text, using=...) with one of {names}"
             )
         emb = self.embedder()
         if embedder is not None and embedder.info != emb.info:
