@@ -4,6 +4,7 @@ searches them by MaxSim, creation checks the encoder; and train_colbert on a few
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -112,3 +113,43 @@ def test_train_colbert_saves_registers_and_loads(tmp_path: Path, pca_encoder: Co
     assert loaded.encode_queries(["what about topic 3"])[0].shape == (32, 128)
     with pytest.raises(InvalidParameter, match="pca_texts"):
         train_colbert(examples, tmp_path / "w2", cfg, registry=registry)
+
+
+def test_ctrl_c_stops_colbert_training_with_a_checkpoint_and_resume_ends_at_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    from sentence_transformers.multi_vector_encoder import losses
+
+    docs = [f"topic {i} concerns the subject numbered {i} in detail" for i in range(8)]
+    examples = [
+        TrainingExample(f"what about topic {i}", docs[i], negatives=(docs[(i + 1) % 8],)) for i in range(8)
+    ]
+    cfg = TrainConfig(epochs=1, batch_size=4, learning_rate=5e-5, scale=1.0, max_seq_length=64, save_steps=50)
+
+    def run(work: Path, *, resume: bool = False) -> Any:
+        fresh = ColBERTEncoder.from_base(pca_texts=docs * 4, cache=False, seed=12)
+        return train_colbert(examples, work, cfg, encoder=fresh, register=False, resume=resume)
+
+    whole = run(tmp_path / "whole")
+    calls = []
+    plain = losses.MultiVectorMultipleNegativesRankingLoss
+
+    class Interrupting(plain):  # type: ignore[misc, valid-type]
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during the first step
+            return super().forward(*args, **kwargs)
+
+    monkeypatch.setattr(losses, "MultiVectorMultipleNegativesRankingLoss", Interrupting)
+    cut = run(tmp_path / "cut")
+    assert cut.interrupted and cut.steps == 1 and not (tmp_path / "cut" / "model").exists()
+    monkeypatch.setattr(losses, "MultiVectorMultipleNegativesRankingLoss", plain)
+    resumed = run(tmp_path / "cut", resume=True)
+    assert not resumed.interrupted and resumed.steps == 2
+    a = ColBERTEncoder.from_pretrained(whole.model_path, cache=False, precision="float32")
+    b = ColBERTEncoder.from_pretrained(resumed.model_path, cache=False, precision="float32")
+    np.testing.assert_allclose(a.encode_queries(["topic 3"])[0], b.encode_queries(["topic 3"])[0], atol=1e-5)

@@ -294,16 +294,16 @@ class CollectionFront:
             raise InvalidParameter("weights= goes with mode='hybrid', fusion='weighted'")
         check_weights(weights)
         if using is not None and using in self.config.multi:
-            tokens = token_encoder_of(self, using).encode_queries([text])[0]
-            return self.search_multi(using, tokens, k, **search_args)
+            matrix = token_encoder_of(self, using).encode_queries([text])[0]
+            return self.search_multi(using, matrix, k, **search_args)
         if using is not None and (using != self.config.dense_name or not self.config.has_dense):
             return self.search_text(using, text, k, **search_args)
         if not self.config.has_dense:
-            tokens = token_vectors_of(self)
-            names = ", ".join(repr(v) for v in self.text_vectors() + tokens) or "none"
+            encoded = token_vectors_of(self)
+            names = ", ".join(repr(v) for v in self.text_vectors() + encoded) or "none"
             raise InvalidParameter(
                 f"collection {self.name!r} has no dense vector; query one of its sparse vectors"
-                f"{' or multi vectors' if tokens else ''}: query(text, using=...) with one of {names}"
+                f"{' or multi vectors' if encoded else ''}: query(text, using=...) with one of {names}"
             )
         emb = self.embedder()
         if embedder is not None and embedder.info != emb.info:

@@ -190,7 +190,7 @@ def fit(
     history: list[tuple[int, float]] = []
     stop = threading.Event()  # set by Ctrl-C: save and stop at the end of the step
 
-    class Record(TrainerCallback):  # type: ignore[misc]
+    class Record(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             logs = kwargs.get("logs")
             if logs and "loss" in logs:
