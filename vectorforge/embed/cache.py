@@ -1,4 +1,5 @@
-"""An on-disk cache of embeddings keyed by (model fingerprint, text hash).
+"""An on-disk cache of embeddings keyed by (model fingerprint, text hash): single vectors, and token
+matrices (a multi vector: ColBERT's rows per document, stored as one blob of `rows x dim`).
 
 Encoding costs ~15-40 ms a document on two CPU cores; re-importing a corpus, re-running an evaluation
 or resuming an interrupted import should not pay that twice. SQLite gives atomic, crash-safe writes
@@ -26,7 +27,7 @@ def default_cache_path() -> Path:
 
 
 class EmbeddingCache:
-    """Get and put float32 vectors for texts under one model fingerprint."""
+    """Get and put float32 vectors (or token matrices) for texts under one model fingerprint."""
 
     def __init__(self, path: Path, fingerprint: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +44,7 @@ class EmbeddingCache:
     def key(text: str) -> bytes:
         return hashlib.sha256(text.encode()).digest()
 
-    def get_many(self, texts: Sequence[str], dim: int) -> list[np.ndarray | None]:
+    def _blobs(self, texts: Sequence[str]) -> list[bytes | None]:
         keys = [self.key(t) for t in texts]
         found: dict[bytes, bytes] = {}
         with self._lock:
@@ -54,13 +55,23 @@ class EmbeddingCache:
                     f"SELECT h, vec FROM emb WHERE model = ? AND h IN ({marks})", [self.fingerprint, *chunk]
                 ).fetchall()
                 found.update(rows)
-        out: list[np.ndarray | None] = []
-        for k in keys:
-            blob = found.get(k)
-            out.append(None if blob is None else np.frombuffer(blob, dtype=np.float32, count=dim))
-        return out
+        return [found.get(k) for k in keys]
 
-    def put_many(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+    def get_many(self, texts: Sequence[str], dim: int) -> list[np.ndarray | None]:
+        return [
+            None if blob is None else np.frombuffer(blob, dtype=np.float32, count=dim)
+            for blob in self._blobs(texts)
+        ]
+
+    def get_matrices(self, texts: Sequence[str], dim: int) -> list[np.ndarray | None]:
+        """The token matrices (rows x `dim`) that `put_many` stored for `texts` (None: not cached)."""
+        return [
+            None if blob is None else np.frombuffer(blob, dtype=np.float32).reshape(-1, dim)
+            for blob in self._blobs(texts)
+        ]
+
+    def put_many(self, texts: Sequence[str], vectors: np.ndarray | Sequence[np.ndarray]) -> None:
+        """Store one vector (or one token matrix) per text."""
         rows = [
             (self.fingerprint, self.key(t), np.asarray(v, dtype=np.float32).tobytes())
             for t, v in zip(texts, vectors, strict=True)

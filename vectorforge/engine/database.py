@@ -37,6 +37,7 @@ from vectorforge.embed import (
 )
 from vectorforge.engine.aliases import ALIASES_FILE, AliasTable
 from vectorforge.engine.collection import CONFIG_FILE, Collection
+from vectorforge.engine.front import checked_token_encoder
 from vectorforge.engine.named import parse_vectors, spec_of
 from vectorforge.engine.restore_check import (
     RestoreLimits,
@@ -263,6 +264,9 @@ class Database:
         config = self._make_config(name, dim, metric, index, index_params, embedder, max_segment_points)
         config = _with_sharding(config, shards, sharding, shard_key, n_probe, replicas, write_quorum)
         config = _with_named(config, dense_name, sparse, multi, extra_dense)
+        for spec in config.multi.values():  # an encoder that exists here, of the vector's width
+            if spec.encoder is not None:
+                checked_token_encoder(spec.encoder, spec.dim)
         if not has_dense:
             config = config.model_copy(update={"has_dense": False})
         return config

@@ -14,6 +14,7 @@ from typing_extensions import Unpack
 from vectorforge.api import CollectionAPI, SearchOptions
 from vectorforge.embed import Embedder
 from vectorforge.embed.analyzer import Analyzer, get_analyzer
+from vectorforge.embed.tokens import TokenEncoder, get_token_encoder
 from vectorforge.engine.filters import parse_filter
 from vectorforge.engine.fusion import check_weights, fuse
 from vectorforge.engine.validate import (
@@ -23,7 +24,13 @@ from vectorforge.engine.validate import (
     check_payloads,
     check_texts,
 )
-from vectorforge.errors import EmbedderMismatch, InvalidParameter, InvalidPayload, InvalidVector
+from vectorforge.errors import (
+    DimensionMismatch,
+    EmbedderMismatch,
+    InvalidParameter,
+    InvalidPayload,
+    InvalidVector,
+)
 from vectorforge.types import CollectionConfig, Hit, Multi, PointId, Sparse, SparseVector, UpdateResult
 
 __all__ = ["CollectionFront"]
@@ -129,11 +136,13 @@ class CollectionFront:
         payloads: Sequence[dict[str, Any] | None],
         key: str | None,
     ) -> UpdateResult:
-        """Upsert what `add` embedded; each sparse vector with an analyzer (BM25) is made from the
-        texts too."""
+        """Upsert what `add` embedded (the dense vectors, or a dict by name of those and the token
+        matrices); each sparse vector with an analyzer (BM25) is made from the texts too."""
         named = {name: list(analyzer_of(self, name).encode(texts)) for name in self.text_vectors()}
         if vectors is None:  # no dense vector: the analyzers make every vector
             vectors = named
+        elif isinstance(vectors, dict):
+            vectors = {**vectors, **named}
         elif named:
             vectors = {self.config.dense_name: vectors, **named}
         return self.upsert(ids, vectors, payloads, idempotency_key=key)
@@ -234,16 +243,25 @@ class CollectionFront:
         key = check_idempotency_key(idempotency_key)
         if key is not None and (done := self._recalled(key)) is not None:
             return UpdateResult(done, len(checked))  # a retry: nothing embedded again
-        if not self.config.has_dense and not self.text_vectors():
+        tokens = token_vectors_of(self)
+        if not self.config.has_dense and not self.text_vectors() and not tokens:
             raise InvalidParameter(
-                f"collection {self.name!r} has no dense vector and no sparse vector with an analyzer: "
-                "add(texts) has nothing to make; upsert vectors instead"
+                f"collection {self.name!r} has no dense vector, no sparse vector with an analyzer and "
+                "no multi vector with an encoder: add(texts) has nothing to make; upsert vectors instead"
             )
-        vectors = (
+        vectors: Any = (
             self.embedder().encode(text_list, batch_size=batch_size, progress=progress)
             if self.config.has_dense
             else None
         )
+        if tokens:  # each multi vector with an encoder: one token matrix per text
+            made = {
+                name: token_encoder_of(self, name).encode_documents(
+                    text_list, batch_size=batch_size, progress=progress
+                )
+                for name in tokens
+            }
+            vectors = made if vectors is None else {self.config.dense_name: vectors, **made}
         return self._write_texts(text_list, checked, vectors, merged, key)
 
     def query(
@@ -260,7 +278,9 @@ class CollectionFront:
     ) -> list[Hit]:
         """Embed `text` with the collection's embedder and search; refuses any other embedder.
 
-        `using="bm25"` searches that sparse vector instead (its analyzer makes the query);
+        `using="bm25"` searches that sparse vector instead (its analyzer makes the query), and
+        `using=` a multi vector with an encoder searches it by MaxSim (the encoder makes the query's
+        token matrix, e.g. ColBERT's 32 rows);
         `mode="hybrid"` searches the dense vector and every sparse vector that has an analyzer, and
         fuses the lists (`fusion`: "rrf", "dbsf" or "weighted"), each taken to a depth of
         max(100, k + offset)."""
@@ -273,13 +293,17 @@ class CollectionFront:
         if weights is not None and (mode != "hybrid" or fusion != "weighted"):
             raise InvalidParameter("weights= goes with mode='hybrid', fusion='weighted'")
         check_weights(weights)
+        if using is not None and using in self.config.multi:
+            matrix = token_encoder_of(self, using).encode_queries([text])[0]
+            return self.search_multi(using, matrix, k, **search_args)
         if using is not None and (using != self.config.dense_name or not self.config.has_dense):
             return self.search_text(using, text, k, **search_args)
         if not self.config.has_dense:
-            names = ", ".join(repr(v) for v in self.text_vectors()) or "none"
+            encoded = token_vectors_of(self)
+            names = ", ".join(repr(v) for v in self.text_vectors() + encoded) or "none"
             raise InvalidParameter(
-                f"collection {self.name!r} has no dense vector; query one of its sparse vectors: "
-                f"query(text, using=...) with one of {names}"
+                f"collection {self.name!r} has no dense vector; query one of its sparse vectors"
+                f"{' or multi vectors' if encoded else ''}: query(text, using=...) with one of {names}"
             )
         emb = self.embedder()
         if embedder is not None and embedder.info != emb.info:
@@ -322,6 +346,38 @@ def _chosen(
     if filter is not None:
         parse_filter(filter)
     return checked, filter
+
+
+def token_vectors_of(col: _Parts) -> list[str]:
+    """The multi vectors of `col` that a token encoder fills from text."""
+    return sorted(name for name, spec in col.config.multi.items() if spec.encoder is not None)
+
+
+def token_encoder_of(col: _Parts, using: str) -> TokenEncoder:
+    """The token encoder of multi vector `using` (InvalidParameter if it has none)."""
+    spec = col.config.multi.get(using)
+    if spec is None:
+        raise no_vector(col.config, using, "multi")
+    if spec.encoder is None:
+        raise InvalidParameter(
+            f"multi vector {using!r} has no encoder: search it with a token matrix, "
+            f"search(tokens, using={using!r}), or create it as vf.Multi(dim=..., encoder=NAME)"
+        )
+    return checked_token_encoder(spec.encoder, spec.dim)
+
+
+def checked_token_encoder(name: str, dim: int) -> TokenEncoder:
+    """The token encoder registered as `name`, refused unless it makes `dim`-wide tokens."""
+    import vectorforge.multivector  # noqa: F401  (registers its encoders: ColBERT)
+
+    encoder = get_token_encoder(name)  # InvalidParameter naming the registered ones
+    if encoder.dim != dim:
+        raise DimensionMismatch(
+            f"vf.Multi(dim={dim}) but token encoder {name!r} makes {encoder.dim}-dimensional tokens",
+            expected=encoder.dim,
+            got=dim,
+        )
+    return encoder
 
 
 def analyzer_of(col: _Parts, using: str) -> Analyzer:

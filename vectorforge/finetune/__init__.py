@@ -7,6 +7,7 @@ from examples to a registered model (vectorforge.models). With no labels: querie
 
 from __future__ import annotations
 
+from vectorforge.finetune.colbert import COLBERT_CONFIG, ColBERTTrainResult, train_colbert
 from vectorforge.finetune.consistency import FilterReport, consistency_filter
 from vectorforge.finetune.examples import (
     TrainingExample,
@@ -27,6 +28,9 @@ from vectorforge.finetune.train import TrainConfig, TrainResult, examples_hash, 
 from vectorforge.finetune.wiseft import interpolate
 
 __all__ = [
+    "COLBERT_CONFIG",
+    "ColBERTTrainResult",
+    "train_colbert",
     "ALPHAS",
     "Candidate",
     "FilterReport",

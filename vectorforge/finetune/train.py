@@ -28,7 +28,16 @@ from typing import Any
 from vectorforge.errors import InvalidParameter
 from vectorforge.finetune.examples import TrainingExample
 
-__all__ = ["TrainConfig", "TrainResult", "examples_hash", "train"]
+__all__ = [
+    "Fitted",
+    "TrainConfig",
+    "TrainResult",
+    "examples_dataset",
+    "examples_hash",
+    "fit",
+    "train",
+    "trainer_arguments",
+]
 
 log = logging.getLogger("vectorforge.finetune")
 
@@ -84,29 +93,17 @@ def train(
 ) -> TrainResult:
     """Fine-tune `base_model` (a sentence-transformers folder) on `examples`; the model is saved to
     `out_dir/model`, checkpoints to `out_dir/checkpoints`."""
-    from datasets import Dataset
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.sentence_transformer import losses
-    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-    from transformers import TrainerCallback
 
     cfg = config or TrainConfig()
     cfg.check()
-    if len(examples) < cfg.batch_size:
-        raise InvalidParameter(f"{len(examples)} examples are fewer than one batch of {cfg.batch_size}")
     out = Path(out_dir)
-    n_neg = min(len(ex.negatives) for ex in examples)
-    columns: dict[str, list[str]] = {
-        "anchor": [ex.query for ex in examples],
-        "positive": [ex.positive for ex in examples],
-    }
-    for i in range(n_neg):  # the same number of negatives in every row: the columns are fixed
-        columns[f"negative_{i + 1}"] = [ex.negatives[i] for ex in examples]
-    dataset = Dataset.from_dict(columns)
+    dataset = examples_dataset(examples, cfg.batch_size)
     model = SentenceTransformer(str(base_model), device="cpu")
     model.max_seq_length = cfg.max_seq_length
     loss = (
@@ -121,30 +118,79 @@ def train(
                 f"matryoshka_dims {cfg.matryoshka_dims} exceed the model's {dim} dimensions"
             )
         loss = losses.MatryoshkaLoss(model, loss, list(cfg.matryoshka_dims))
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
-        weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        logging_steps=1,
-        disable_tqdm=False,  # a progress bar on stderr, not a dict a step on stdout
-        report_to="none",
-        use_cpu=True,
-        bf16=cfg.bf16,
-        dataloader_num_workers=0,
+    args = SentenceTransformerTrainingArguments(**trainer_arguments(out, cfg))
+    fitted = fit(SentenceTransformerTrainer, model, args, dataset, loss, out, resume=resume)
+    if not fitted.interrupted:
+        model.save(str(out / "model"))
+    return TrainResult(
+        out / "model", fitted.seconds, fitted.steps, fitted.losses, asdict(cfg), fitted.interrupted
     )
+
+
+def examples_dataset(examples: Sequence[TrainingExample], batch_size: int) -> Any:
+    """The examples as a `datasets.Dataset`: anchor, positive, negative_1..n (the same number of
+    negatives in every row: the fewest any example has)."""
+    from datasets import Dataset
+
+    if len(examples) < batch_size:
+        raise InvalidParameter(f"{len(examples)} examples are fewer than one batch of {batch_size}")
+    n_neg = min(len(ex.negatives) for ex in examples)
+    columns: dict[str, list[str]] = {
+        "anchor": [ex.query for ex in examples],
+        "positive": [ex.positive for ex in examples],
+    }
+    for i in range(n_neg):  # the same number of negatives in every row: the columns are fixed
+        columns[f"negative_{i + 1}"] = [ex.negatives[i] for ex in examples]
+    return Dataset.from_dict(columns)
+
+
+def trainer_arguments(out: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """The Trainer's arguments for `cfg` (any sentence-transformers model kind): CPU, seeded,
+    NO_DUPLICATES batches, a checkpoint every `save_steps`, a loss logged every step."""
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    return {
+        "output_dir": str(out / "checkpoints"),
+        "num_train_epochs": cfg.epochs,
+        "per_device_train_batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate,
+        "warmup_steps": cfg.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
+        "weight_decay": cfg.weight_decay,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "batch_sampler": BatchSamplers.NO_DUPLICATES,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "save_total_limit": 2,
+        "logging_steps": 1,
+        "disable_tqdm": False,  # a progress bar on stderr, not a dict a step on stdout
+        "report_to": "none",
+        "use_cpu": True,
+        "bf16": cfg.bf16,
+        "dataloader_num_workers": 0,
+    }
+
+
+@dataclass
+class Fitted:
+    seconds: float
+    steps: int
+    losses: list[tuple[int, float]]
+    interrupted: bool
+
+
+def fit(
+    trainer_class: Any, model: Any, args: Any, dataset: Any, loss: Any, out: Path, *, resume: bool = False
+) -> Fitted:
+    """Run a sentence-transformers Trainer (`trainer_class`: dense or multi-vector) with the loss
+    recorded each step, resumed from the last checkpoint under `out` if `resume`, and Ctrl-C
+    saving a checkpoint after the current step (a second one stops at once)."""
+    from transformers import TrainerCallback
+
     history: list[tuple[int, float]] = []
     stop = threading.Event()  # set by Ctrl-C: save and stop at the end of the step
 
-    class Record(TrainerCallback):  # type: ignore[misc]
+    class Record(TrainerCallback):
         def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             logs = kwargs.get("logs")
             if logs and "loss" in logs:
@@ -156,9 +202,7 @@ def train(
                 control.should_training_stop = True
             return control
 
-    trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Record()]
-    )
+    trainer = trainer_class(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Record()])
     last = _last_checkpoint(out / "checkpoints") if resume else None
     start = time.perf_counter()
     with _stop_on_interrupt(stop):
@@ -169,12 +213,7 @@ def train(
         log.warning(
             "interrupted at step %d: checkpoint saved; resume=True continues", trainer.state.global_step
         )
-    seconds = time.perf_counter() - start
-    if not interrupted:
-        model.save(str(out / "model"))
-    return TrainResult(
-        out / "model", seconds, int(trainer.state.global_step), history, asdict(cfg), interrupted
-    )
+    return Fitted(time.perf_counter() - start, int(trainer.state.global_step), history, interrupted)
 
 
 def examples_hash(examples: Sequence[TrainingExample]) -> str:

@@ -85,7 +85,15 @@ def read_embedding_settings(model_dir: str | Path) -> dict[str, Any]:
             )
     normalize = any(m.get("type", "").rsplit(".", 1)[-1] == "Normalize" for m in modules)
     st_config = root / "config_sentence_transformers.json"
-    prompts = json.loads(st_config.read_text()).get("prompts") or {} if st_config.exists() else {}
+    st = json.loads(st_config.read_text()) if st_config.exists() else {}
+    prompts = st.get("prompts") or {}
+    if dim is None and st.get("model_type") in ("ColBERT", "MultiVectorEncoder"):
+        # a late-interaction model (multivector/colbert.py): one vector per token, its projection's
+        # width, scored by MaxSim; ColBERT normalizes every token
+        dense = [m for m in modules if m.get("type", "").rsplit(".", 1)[-1] == "Dense"]
+        if dense:
+            dim = json.loads((root / dense[-1]["path"] / "config.json").read_text())["out_features"]
+            pooling, normalize = "maxsim", True
     if dim is None:
         raise InvalidParameter(f"{root} has no pooling module: its embedding dimension is unknown")
     return {"dim": int(dim), "pooling": str(pooling), "normalize": normalize, "prompts": dict(prompts)}

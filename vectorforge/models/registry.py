@@ -37,6 +37,7 @@ from vectorforge.types import check_name
 __all__ = ["ModelRegistry", "parse_ref"]
 
 CARD = "card.json"
+LATE_INTERACTION = "maxsim"  # the pooling a card of a token encoder (ColBERT) records
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -98,6 +99,11 @@ class ModelRegistry:
     def embedder(self, ref: str) -> Embedder:
         """An embedder for the version `ref` names, called `name@version` (what collections record)."""
         card = self.get(ref)
+        if card.pooling == LATE_INTERACTION:
+            raise InvalidParameter(
+                f"model {card.ref!r} is a token encoder (ColBERT): use it as vf.Multi(encoder=...), "
+                "registered with multivector.colbert.register_colbert"
+            )
         return _embedder(card, self.model_path(card))
 
     def resolve(self, name: str) -> tuple[str, Callable[[], Embedder]] | None:
@@ -108,6 +114,8 @@ class ModelRegistry:
         try:
             card = self.get(name)
         except (InvalidInputError, ModelNotFound):
+            return None
+        if card.pooling == LATE_INTERACTION:  # a token encoder (ColBERT), not a text embedder
             return None
         path = self.model_path(card)
         found = (f"{path.resolve()}#{card.weights}", lambda: _embedder(card, path))
