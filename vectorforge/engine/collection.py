@@ -53,6 +53,7 @@ from vectorforge.engine.named import (
     record_vectors,
     reload_named,
     require_dense,
+    seal_named,
     split_vectors,
     unpack_named,
 )
@@ -479,6 +480,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         if seg.n == 0 and not seg.tombstones:
             return
         seg.index.seal()  # an IVF trains here; its segment still takes rows if what follows fails
+        seal_named(seg.named)  # a PLAID index trains its codec here
         if self.folder is None or self._wal is None:
             seg.sealed = True
             self._segments.append(self._new_segment(f"mem-{len(self._segments) + 1:06d}"))

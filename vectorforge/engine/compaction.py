@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vectorforge.engine.named import new_named, reload_named
+from vectorforge.engine.named import new_named, reload_named, seal_named
 from vectorforge.engine.parts import MANIFEST_FILE, CollectionState
 from vectorforge.engine.segment import Segment
 from vectorforge.errors import WriteNotDurable
@@ -99,6 +99,7 @@ class Compaction(CollectionState):
             named = new_named(self.config)
             for vector, kept in named_rows.items():
                 named[vector].add(kept)
+            seal_named(named)
             path = self.folder / "segments" / name if self.folder else None
             if path is not None:  # not yet in the manifest: a crash here leaves a folder that open() removes
                 try:

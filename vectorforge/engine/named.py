@@ -34,6 +34,7 @@ __all__ = [
     "load_named",
     "multi_info",
     "reload_named",
+    "seal_named",
     "pack_named",
     "split_vectors",
     "absent_rows",
@@ -139,6 +140,14 @@ def reload_named(config: CollectionConfig, folder: Path, name: str, rows: int) -
     """Named vector `name` of the sealed segment at `folder`, read from its file."""
     kind, spec = _specs(config)[name]
     return KINDS[kind].load(folder / KINDS[kind].file.format(name), rows, spec)
+
+
+def seal_named(named: dict[str, RowIndex]) -> None:
+    """Tell a segment's named vectors that no more rows come (an index that trains does it here)."""
+    for rows in named.values():
+        seal = getattr(rows, "seal", None)
+        if seal is not None:
+            seal()
 
 
 def describe(rows: RowIndex) -> dict[str, Any]:

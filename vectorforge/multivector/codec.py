@@ -70,10 +70,13 @@ class ResidualCodec:
         n_heldout = min(int(HELDOUT * len(tokens)), 50_000) if len(tokens) >= 40 else 0
         heldout, train = tokens[order[:n_heldout]], tokens[order[n_heldout:]]
         k = max(1, min(k, len(train)))
-        kmeans = faiss.Kmeans(dim, k, niter=niter, seed=seed, spherical=True, verbose=False)
-        kmeans.cp.max_points_per_centroid = 256  # FAISS samples the rest (its default)
-        kmeans.train(np.ascontiguousarray(train, dtype=np.float32))
-        centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+        if k == 1:  # one centroid: the mean (FAISS would warn of too few points to cluster)
+            centroids = train.mean(axis=0, keepdims=True).astype(np.float32)
+        else:
+            kmeans = faiss.Kmeans(dim, k, niter=niter, seed=seed, spherical=True, verbose=False)
+            kmeans.cp.max_points_per_centroid = 256  # FAISS samples the rest (its default)
+            kmeans.train(np.ascontiguousarray(train, dtype=np.float32))
+            centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
         centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
         sample = heldout if len(heldout) else train[: min(len(train), 50_000)]
         residuals = sample - centroids[_nearest(centroids, sample)]

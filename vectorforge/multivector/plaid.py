@@ -224,18 +224,27 @@ class PLAIDIndex(MultiVectorIndex):
         }
 
     def add(self, matrices: Any) -> None:
-        if self._compressed is not None:
-            raise InvalidVector("a sealed PLAID segment takes no more rows")
+        """Rows of a growing segment (one whose seal failed grows on: its codes are dropped and
+        built again at the next seal, and until then it is searched exactly)."""
+        if isinstance(self._compiled, tuple) and isinstance(self._compiled[0], np.memmap):
+            raise InvalidVector("a sealed PLAID segment read from disk takes no more rows")
+        self._compressed = None
         super().add(matrices)
+
+    def seal(self) -> None:
+        """No more rows: train the codec and build the lists if the segment is large enough."""
+        tokens, starts = self._matrix()
+        if self._compressed is None and len(tokens) >= max(self.params["exact_below_tokens"], 1):
+            lengths = np.asarray(self._lengths, dtype=np.int64)
+            self._compressed = _Compressed.build(tokens, starts, lengths, self.params)
 
     def save(self, path: Path) -> None:
         """`path` (npz): each row's token count, and the codec, codes and lists once the segment is
         large enough; beside it `tokens_path(path)`, the full tokens (memory-mapped when read)."""
-        tokens, starts = self._matrix()
+        self.seal()
+        tokens, _ = self._matrix()
         lengths = np.asarray(self._lengths, dtype=np.int64)
         compressed = self._compressed
-        if compressed is None and len(tokens) >= max(self.params["exact_below_tokens"], 1):
-            compressed = _Compressed.build(tokens, starts, lengths, self.params)
         arrays = {"lengths": lengths, **(compressed.arrays() if compressed else {})}
         fsio.write_with(tokens_path(path), lambda target: np.save(target, np.ascontiguousarray(tokens)))
         fsio.write_with(path, lambda target: np.savez(target, allow_pickle=False, **arrays))

@@ -1,0 +1,257 @@
+"""The PLAID index against its oracle, exact MaxSim (the `flat` index of multi vectors): the codec,
+the four stages with exhaustive parameters (equal to exact), recall with the defaults, and PLAID
+collections embedded, on disk, sharded and over HTTP (filters, deletes, restarts, compaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vectorforge as vf
+from tests.inprocess import InProcessTransport
+from vectorforge.index.maxsim import MultiVectorIndex
+from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
+from vectorforge.multivector.plaid import PLAIDIndex, default_search, tokens_path
+from vectorforge.remote import RemoteDatabase
+from vectorforge.server.app import create_app
+from vectorforge.server.deps import ServerSettings
+
+
+def clustered(n: int, dim: int, seed: int, topics: int = 40) -> tuple[list[np.ndarray], np.ndarray]:
+    """`n` documents of 3 to 30 unit tokens drawn around `topics` centres, and the centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(topics, dim)).astype(np.float32)
+    docs = []
+    for _ in range(n):
+        c = centres[rng.integers(0, topics, size=int(rng.integers(3, 30)))]
+        docs.append(unit(c + 0.35 * rng.normal(size=c.shape).astype(np.float32)))
+    return docs, centres
+
+
+def unit(a: np.ndarray) -> np.ndarray:
+    out: np.ndarray = (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
+    return out
+
+
+def query(centres: np.ndarray, rng: np.random.Generator, n: int = 8) -> np.ndarray:
+    c = centres[rng.integers(0, len(centres), size=n)]
+    return unit(c + 0.35 * rng.normal(size=c.shape).astype(np.float32))
+
+
+def exhaustive(n: int) -> dict[str, Any]:
+    return {"ncells": 1 << 20, "centroid_score_threshold": -1e9, "ndocs": 4 * n, "rescore": n}
+
+
+def test_reference_sizes() -> None:
+    assert sample_passages(100) == 100
+    assert sample_passages(1_000_000) == int(1 + 16 * np.sqrt(120 * 1_000_000))
+    assert num_centroids(10_000_000, 10_000_000) == 32_768  # 16 sqrt(1e7) = 50,596 -> 2**15
+    assert num_centroids(10_000_000, 39 * 1024) == 1024  # capped: ~39 sample tokens a centroid
+    assert default_search(10) == (1, 0.5, 256) and default_search(100) == (2, 0.45, 1024)
+    assert default_search(1000) == (4, 0.4, 4096) and default_search(2000) == (4, 0.4, 8000)
+
+
+@pytest.mark.parametrize("nbits", [1, 2, 4])
+def test_codec_bytes_and_error_shrink_with_bits(nbits: int) -> None:
+    docs, _ = clustered(400, 128, 0)
+    tokens = np.concatenate(docs)
+    codec = ResidualCodec.train(tokens, 64, nbits)
+    codes, packed = codec.encode(tokens)
+    assert packed.shape == (len(tokens), 128 * nbits // 8) and packed.dtype == np.uint8
+    assert codec.bytes_per_token == 4 + 16 * nbits  # 36 at 2 bits, as ColBERTv2
+    decoded = codec.decode(codes, packed)
+    np.testing.assert_allclose(np.linalg.norm(decoded, axis=1), 1, atol=1e-5)
+    cos = (decoded * tokens).sum(axis=1).mean()
+    centroid_only = (codec.centroids[codes] * tokens).sum(axis=1).mean()
+    assert cos > centroid_only  # the residual adds what the centroid alone misses
+    assert cos > {1: 0.85, 2: 0.93, 4: 0.98}[nbits]
+
+
+def sealed(docs: list[np.ndarray], dim: int, **params: Any) -> PLAIDIndex:
+    index = PLAIDIndex(dim, {"exact_below_tokens": 0, **params})
+    index.add(docs)
+    index.seal()
+    return index
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 120),
+    seed=st.integers(0, 10_000),
+    k=st.integers(1, 15),
+    nbits=st.sampled_from([1, 2, 4]),
+    masked=st.booleans(),
+)
+def test_exhaustive_parameters_equal_exact_maxsim(
+    n: int, seed: int, k: int, nbits: int, masked: bool
+) -> None:
+    docs, centres = clustered(n, 16, seed, topics=6)
+    docs = [None if i % 7 == 3 else d for i, d in enumerate(docs)]  # rows without tokens
+    plaid, flat = sealed(docs, 16, nbits=nbits), MultiVectorIndex(16)  # type: ignore[arg-type]
+    flat.add(docs)
+    rng = np.random.default_rng(seed)
+    mask = rng.random(n) < 0.6 if masked else None
+    q = query(centres, rng, 5)
+    got = plaid.search(q, k, mask, exhaustive(n))
+    want = flat.search(q, k, mask)
+    assert got[1].tolist() == want[1].tolist()
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+
+
+def test_defaults_find_the_exact_top_10() -> None:
+    docs, centres = clustered(3000, 64, 1, topics=2000)  # about as many topics as centroids
+    plaid, flat = sealed(docs, 64), MultiVectorIndex(64)
+    flat.add(docs)
+    assert plaid.describe()["mode"] == "plaid" and plaid.describe()["bytes_per_token"] == 4 + 16
+    rng = np.random.default_rng(2)
+    recall: dict[str, list[float]] = {"default": [], "deeper": []}
+    for _ in range(40):
+        q = query(centres, rng)
+        want = set(flat.search(q, 10)[1].tolist())
+        for name, params in (("default", None), ("deeper", {"ncells": 4, "ndocs": 1024})):
+            scores, got = plaid.search(q, 10, None, params)
+            recall[name].append(len(set(got.tolist()) & want) / 10)
+            # whatever PLAID returns is scored exactly: the merge contract
+            np.testing.assert_allclose(scores, flat.scores(q)[got], rtol=1e-6)
+    # a hard set (each document a bag of random topics, the exact top 10 decided by noise)
+    assert np.mean(recall["default"]) >= 0.7
+    assert np.mean(recall["deeper"]) >= 0.9
+
+
+def test_search_params_are_checked() -> None:
+    plaid = sealed(clustered(300, 16, 0)[0], 16)
+    q = np.ones((2, 16), np.float32) / 4
+    for bad, message in [
+        ({"nprobe": 3}, "unknown search params"),
+        ({"ncells": 0}, "ncells must be an integer"),
+        ({"ndocs": "x"}, "ndocs must be an integer"),
+        ({"centroid_score_threshold": "high"}, "centroid_score_threshold must be a number"),
+        ({"exact": 1}, "exact"),
+    ]:
+        with pytest.raises(vf.InvalidParameter, match=message):
+            plaid.search(q, 5, None, bad)
+    with pytest.raises(vf.InvalidParameter, match="takes"):
+        MultiVectorIndex(16).search(q, 5, None, {"ncells": 2})
+    with pytest.raises(vf.InvalidParameter, match="nbits must be 1, 2 or 4"):
+        PLAIDIndex(16, {"nbits": 3})
+
+
+def test_a_segment_whose_seal_failed_grows_on_and_stays_exact() -> None:
+    docs, centres = clustered(200, 16, 3)
+    plaid = sealed(docs, 16)
+    plaid.add(docs[:5])  # the seal did not commit: rows keep coming
+    assert plaid.describe()["mode"] == "exact"
+    flat = MultiVectorIndex(16)
+    flat.add(docs + docs[:5])
+    q = query(centres, np.random.default_rng(0))
+    assert plaid.search(q, 10)[1].tolist() == flat.search(q, 10)[1].tolist()
+
+
+@pytest.fixture(params=["disk", "sharded", "http"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "http":
+        served = vf.connect(tmp_path / "served")
+        remote = RemoteDatabase(
+            "http://in-process",
+            transport=InProcessTransport(create_app(ServerSettings(served, None, require_keys=False))),
+        )
+        yield remote
+        remote.close()
+        served.close()
+        return
+    database = vf.connect(tmp_path / "data")
+    database.shards = 2 if request.param == "sharded" else 1  # type: ignore[attr-defined]
+    yield database
+    database.close()
+
+
+def collections(db: Any, name: str) -> tuple[Any, Any]:
+    shards = getattr(db, "shards", 1)
+    options = {"shards": shards} if shards > 1 else {}
+    plaid = db.create_collection(
+        name,
+        vectors={"t": vf.Multi(dim=32, index="plaid", index_params={"exact_below_tokens": 500})},
+        **options,
+    )
+    flat = db.create_collection(name + "_flat", vectors={"t": vf.Multi(dim=32)}, **options)
+    return plaid, flat
+
+
+def test_plaid_collections_answer_as_exact_maxsim(db: Any) -> None:
+    docs, centres = clustered(600, 32, 4)
+    plaid, flat = collections(db, "p")
+    ids = list(range(600))
+    payloads = [{"even": i % 2 == 0} for i in ids]
+    for col in (plaid, flat):
+        col.upsert(ids, {"t": docs}, payloads)
+        col.delete(ids[:30])
+        col.flush()
+    info = plaid.info()
+    modes = {m["t"]["mode"] for m in _segment_multi(info)}
+    assert "plaid" in modes  # sealed segments are compressed, and say so
+    rng = np.random.default_rng(5)
+    even = {"must": [{"key": "even", "match": True}]}
+    for _ in range(5):
+        q = query(centres, rng)
+        for options in ({}, {"filter": even}):
+            got = plaid.search(q, k=10, using="t", params=exhaustive(600), **options)
+            want = flat.search(q, k=10, using="t", **options)
+            assert [h.id for h in got] == [h.id for h in want]
+            assert all(h.id >= 30 for h in got)  # deleted points never come back
+            if options:
+                assert all(h.payload["even"] for h in got)
+        default = {h.id for h in plaid.search(q, k=10, using="t")}
+        assert len(default & {h.id for h in flat.search(q, k=10, using="t")}) >= 7
+
+
+def _segment_multi(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every segment's `multi` entry (a sharded collection's info lists its shards')."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "multi" in node and isinstance(node["multi"], dict) and "sealed" in node:
+                found.append(node["multi"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(info)
+    return found
+
+
+def test_a_plaid_segment_is_mapped_from_disk_and_survives_a_restart(tmp_path: Path) -> None:
+    docs, centres = clustered(400, 32, 6)
+    db = vf.connect(tmp_path)
+    col = db.create_collection(
+        "p", vectors={"t": vf.Multi(dim=32, index="plaid", index_params={"exact_below_tokens": 1})}
+    )
+    col.upsert(list(range(400)), {"t": docs})
+    col.flush()
+    q = query(centres, np.random.default_rng(7))
+    before = [(h.id, h.score) for h in col.search(q, k=10, using="t")]
+    db.close()
+    files = sorted(p.name for p in (tmp_path / "collections" / "p" / "segments").glob("*/multi-*"))
+    assert files == ["multi-t.npz", "multi-t.tokens.npy"]
+    db = vf.connect(tmp_path)
+    col = db.get_collection("p")
+    seg = next(s for s in col._segments if s.sealed)
+    index = seg.named["t"]
+    assert isinstance(index, PLAIDIndex) and isinstance(index._matrix()[0], np.memmap)
+    assert [(h.id, h.score) for h in col.search(q, k=10, using="t")] == before
+    record = col.get([3], with_vectors=True)[0]
+    np.testing.assert_allclose(np.asarray(record.vectors["t"]), docs[3], rtol=1e-6)
+    db.close()
+    tokens_path(tmp_path / "collections" / "p" / "segments" / seg.name / "multi-t.npz").write_bytes(
+        b"not numpy"
+    )
+    with pytest.raises(vf.CorruptionError):
+        vf.connect(tmp_path).get_collection("p")
