@@ -255,3 +255,30 @@ def test_a_plaid_segment_is_mapped_from_disk_and_survives_a_restart(tmp_path: Pa
     )
     with pytest.raises(vf.CorruptionError):
         vf.connect(tmp_path).get_collection("p")
+
+
+def test_more_than_5_percent_deleted_rebuilds_the_codec_in_the_background(tmp_path: Path) -> None:
+    docs, centres = clustered(1000, 32, 8)
+    db = vf.connect(tmp_path)
+    spec = vf.Multi(dim=32, index="plaid", index_params={"exact_below_tokens": 1})
+    col = db.create_collection("p", vectors={"t": spec}, max_segment_points=5000)
+    flat = db.create_collection("f", vectors={"t": vf.Multi(dim=32)})
+    for c in (col, flat):
+        c.upsert(list(range(1000)), {"t": docs})
+    col.flush()
+    first = next(s for s in col._segments if s.sealed)
+    col.delete(list(range(40)))  # 4%: the codec stays
+    if col._compactor is not None:
+        col._compactor.join()
+    assert first in col._segments
+    col.delete(list(range(40, 60)))  # 6% changed since the codec was trained: rebuilt
+    flat.delete(list(range(60)))
+    assert col._compactor is not None
+    col._compactor.join()
+    rebuilt = next(s for s in col._segments if s.sealed)
+    assert rebuilt is not first and rebuilt.n == 940 and rebuilt.n_live == 940
+    assert col.info()["segments"][0]["multi"]["t"]["mode"] == "plaid"
+    q = query(centres, np.random.default_rng(9))
+    got = col.search(q, k=10, using="t", params=exhaustive(1000))
+    assert [h.id for h in got] == [h.id for h in flat.search(q, k=10, using="t")]
+    db.close()

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from vectorforge.embed import Embedder, get_embedder
 from vectorforge.engine import planner
-from vectorforge.engine.compaction import Compaction
+from vectorforge.engine.compaction import Compaction, live_share
 from vectorforge.engine.cursor import bisect_after, decode_cursor, encode_cursor, id_key
 from vectorforge.engine.filter_index import evaluate
 from vectorforge.engine.filters import Where, parse_delete_filter, parse_filter
@@ -411,6 +411,10 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 logger.error("sealing a segment of collection %r failed (retried later): %s", self.name, exc)
                 self._seal_error = self._seal_error or str(exc)
                 self._seal_retry_at = time.monotonic() + 1.0
+        elif (
+            live_share(self.config) > 0.7
+        ):  # a PLAID segment changed by more than ~5% is rebuilt, codec and all
+            self._compact_in_background()
         return int(op["seq"])
 
     def add_write_listener(self, listener: WriteListener) -> None:

@@ -20,34 +20,41 @@ from vectorforge.errors import WriteNotDurable
 from vectorforge.index import index_class, new_index
 from vectorforge.storage import Manifest, SegmentData, fsio, write_segment
 from vectorforge.storage.fsio import UncertainCommit
-from vectorforge.types import PointId
+from vectorforge.types import CollectionConfig, PointId
 
 __all__ = ["Compaction", "compaction_run"]
 
 logger = logging.getLogger(__name__)
 
 
-def compaction_run(sealed: list[Segment], max_points: int) -> list[Segment]:
-    """The contiguous run of sealed segments worth merging (merging keeps segment order intact)."""
+def compaction_run(sealed: list[Segment], max_points: int, live_share: float = 0.7) -> list[Segment]:
+    """The contiguous run of sealed segments worth merging (merging keeps segment order intact): small
+    ones, or ones whose live rows are below `live_share` of their rows."""
     run: list[Segment] = []
     total = 0
     best: list[Segment] = []
     for seg in sealed:
-        small_or_dirty = seg.n < max_points // 2 or seg.n_live < 0.7 * seg.n
+        small_or_dirty = seg.n < max_points // 2 or seg.n_live < live_share * seg.n
         if small_or_dirty and total + seg.n_live <= max_points:
             run.append(seg)
             total += seg.n_live
         else:
-            if worth(run):
+            if worth(run, live_share):
                 best = run if len(run) > len(best) else best
             run, total = ([seg], seg.n_live) if small_or_dirty else ([], 0)
-    if worth(run) and len(run) > len(best):
+    if worth(run, live_share) and len(run) > len(best):
         best = run
     return best
 
 
-def worth(run: list[Segment]) -> bool:
-    return len(run) > 1 or (len(run) == 1 and run[0].n_live < 0.7 * run[0].n)
+def worth(run: list[Segment], live_share: float = 0.7) -> bool:
+    return len(run) > 1 or (len(run) == 1 and run[0].n_live < live_share * run[0].n)
+
+
+def live_share(config: CollectionConfig) -> float:
+    """Below what share of live rows a segment is rebuilt: 0.7, or 0.95 with a PLAID index, whose
+    codec is trained again on what is left once more than ~5% of it changed (PLAID's rule)."""
+    return 0.95 if any(spec.index == "plaid" for spec in config.multi.values()) else 0.7
 
 
 class Compaction(CollectionState):
@@ -63,7 +70,11 @@ class Compaction(CollectionState):
         with self._maintenance:
             with self._lock.read():
                 self._check_writable()
-                run = compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points)
+                run = compaction_run(
+                    [s for s in self._segments if s.sealed],
+                    self.config.max_segment_points,
+                    live_share(self.config),
+                )
                 if not run:
                     return False
                 ids: list[PointId] = []
@@ -182,7 +193,8 @@ class Compaction(CollectionState):
         """Start a compaction thread unless one runs (called after a seal, with the write lock held)."""
         if self._compactor is not None and self._compactor.is_alive():
             return
-        if not compaction_run([s for s in self._segments if s.sealed], self.config.max_segment_points):
+        sealed = [s for s in self._segments if s.sealed]
+        if not compaction_run(sealed, self.config.max_segment_points, live_share(self.config)):
             return
         self._compactor = threading.Thread(
             target=self._compact_loop, name=f"vf-compact-{self.name}", daemon=True
