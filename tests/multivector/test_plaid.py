@@ -282,3 +282,33 @@ def test_more_than_5_percent_deleted_rebuilds_the_codec_in_the_background(tmp_pa
     got = col.search(q, k=10, using="t", params=exhaustive(1000))
     assert [h.id for h in got] == [h.id for h in flat.search(q, k=10, using="t")]
     db.close()
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 60), seed=st.integers(0, 10_000), sealed_too=st.booleans())
+def test_pool_factor_1_equals_no_pooling(n: int, seed: int, sealed_too: bool) -> None:
+    docs, centres = clustered(n, 16, seed, topics=5)
+    plain = PLAIDIndex(16, {"exact_below_tokens": 0})
+    pooled = PLAIDIndex(16, {"exact_below_tokens": 0, "pool_factor": 1})
+    for index in (plain, pooled):
+        index.add(docs)
+        if sealed_too:
+            index.seal()
+    q = query(centres, np.random.default_rng(seed), 4)
+    a, b = plain.search(q, 5, None, exhaustive(n)), pooled.search(q, 5, None, exhaustive(n))
+    assert a[1].tolist() == b[1].tolist() and a[0].tolist() == b[0].tolist()
+    assert all(np.array_equal(plain.row(i), pooled.row(i)) for i in range(n))
+
+
+def test_pool_factor_2_halves_the_tokens_and_keeps_the_answers() -> None:
+    docs, centres = clustered(500, 32, 10, topics=50)
+    plain, pooled = PLAIDIndex(32), PLAIDIndex(32, {"pool_factor": 2})
+    plain.add(docs)
+    pooled.add(docs)
+    assert pooled.describe()["tokens"] <= sum(max(len(d) // 2, 1) for d in docs)
+    rng = np.random.default_rng(11)
+    overlap = []
+    for _ in range(20):
+        q = query(centres, rng)
+        overlap.append(len(set(plain.search(q, 10)[1].tolist()) & set(pooled.search(q, 10)[1].tolist())) / 10)
+    assert np.mean(overlap) >= 0.6

@@ -14,7 +14,9 @@ kept in RAM) and a sidecar .npy of the full tokens, memory-mapped. Search runs t
 
 Then the best `rescore` (at least k) are scored again from the full tokens: every score that leaves
 the segment is the exact MaxSim, so segments and shards merge by score without loss. A filter that
-leaves no more passages than `ndocs` is searched exactly among them.
+leaves no more passages than `ndocs` is searched exactly among them. With `pool_factor` 2 or 3 each
+document's tokens are pooled as they are added (Ward clustering, pooling.py), so the segment holds
+a half or a third of them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from vectorforge.index import register_index
 from vectorforge.index.maxsim import MultiVectorIndex, maxsim_scores
 from vectorforge.index.sparse import top_with_ties
 from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
+from vectorforge.multivector.pooling import pool_tokens
 from vectorforge.storage import fsio
 
 __all__ = ["PLAIDIndex", "PLAIDParams", "default_search"]
@@ -40,6 +43,7 @@ BUILD_PARAMS: dict[str, tuple[int, int]] = {
     "kmeans_niters": (1, 100),
     "exact_below_tokens": (0, 1 << 40),
     "seed": (0, 1 << 31),
+    "pool_factor": (1, 16),
 }
 DEFAULT_EXACT_BELOW = 2_000_000  # RAGatouille's rule: below a few million tokens exact MaxSim is fast
 
@@ -183,7 +187,13 @@ class PLAIDIndex(MultiVectorIndex):
             raise InvalidParameter(
                 f"unknown parameters {sorted(unknown)} for index 'plaid'; known: {sorted(BUILD_PARAMS)}"
             )
-        out = {"nbits": 2, "kmeans_niters": 4, "exact_below_tokens": DEFAULT_EXACT_BELOW, "seed": 0}
+        out = {
+            "nbits": 2,
+            "kmeans_niters": 4,
+            "exact_below_tokens": DEFAULT_EXACT_BELOW,
+            "seed": 0,
+            "pool_factor": 1,
+        }
         for key, value in given.items():
             lo, hi = BUILD_PARAMS[key]
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
@@ -229,6 +239,11 @@ class PLAIDIndex(MultiVectorIndex):
         if isinstance(self._compiled, tuple) and isinstance(self._compiled[0], np.memmap):
             raise InvalidVector("a sealed PLAID segment read from disk takes no more rows")
         self._compressed = None
+        factor = self.params["pool_factor"]
+        if factor > 1:  # index-time pooling: the rows keep their pooled tokens (Ward, pooling.py)
+            matrices = [
+                None if m is None else pool_tokens(np.asarray(m, np.float32), factor) for m in matrices
+            ]
         super().add(matrices)
 
     def seal(self) -> None:
