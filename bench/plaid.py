@@ -69,7 +69,7 @@ def main() -> None:
         start = time.perf_counter()
         plaid.seal()
         build = time.perf_counter() - start
-        compressed = plaid._compressed  # noqa: SLF001 - the bench reads the stages themselves
+        compressed = plaid._compressed
         assert compressed is not None
         recall, times, candidate_recall = [], [], []
         for q, want in tqdm(list(zip(queries, truth, strict=True)), desc=f"plaid {nbits} bits", leave=False):
@@ -99,25 +99,53 @@ def main() -> None:
             "float32_bytes_per_token": 4 * dim,
         }
         runs.append(run)
-        rows.append([
-            f"plaid {nbits} bits", run["centroids"], run["recall_at_10"], run["candidates_10k_recall"],
-            run["latency_ms_median"], run["exhaustive_ms_median"], run["speedup_vs_exhaustive"],
-            run["codec_bytes_per_token"], run["ram_bytes_per_token"], run["build_s"],
-        ])
+        rows.append(
+            [
+                f"plaid {nbits} bits",
+                run["centroids"],
+                run["recall_at_10"],
+                run["candidates_10k_recall"],
+                run["latency_ms_median"],
+                run["exhaustive_ms_median"],
+                run["speedup_vs_exhaustive"],
+                run["codec_bytes_per_token"],
+                run["ram_bytes_per_token"],
+                run["build_s"],
+            ]
+        )
     print_table(
         f"PLAID vs exhaustive MaxSim: {args.passages:,} passages, {tokens:,} tokens, {args.queries} queries",
-        ["index", "K", "recall@10", "cand@10k", "ms/q", "exhaustive ms/q", "speed-up", "B/token codec",
-         "B/token RAM", "build s"],
+        [
+            "index",
+            "K",
+            "recall@10",
+            "cand@10k",
+            "ms/q",
+            "exhaustive ms/q",
+            "speed-up",
+            "B/token codec",
+            "B/token RAM",
+            "build s",
+        ],
         rows,
     )
     write_result(
         "plaid",
         {
-            "set": {"passages": args.passages, "tokens": tokens, "dim": dim, "queries": args.queries,
-                    "kind": "clustered synthetic (topics = passages / 5, noise 0.08)"},
+            "set": {
+                "passages": args.passages,
+                "tokens": tokens,
+                "dim": dim,
+                "queries": args.queries,
+                "kind": "clustered synthetic (topics = passages / 5, noise 0.08)",
+            },
             "baseline": "flat multi index: exhaustive MaxSim (numpy), same process",
-            "goals": {"recall_at_10": 0.95, "candidates_10k_recall": 0.99, "latency_ms_at_100k": 30,
-                      "codec_bytes_per_token_2bits": 36},
+            "goals": {
+                "recall_at_10": 0.95,
+                "candidates_10k_recall": 0.99,
+                "latency_ms_at_100k": 30,
+                "codec_bytes_per_token_2bits": 36,
+            },
             "runs": runs,
         },
     )
