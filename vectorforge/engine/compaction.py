@@ -52,9 +52,11 @@ def worth(run: list[Segment], live_share: float = 0.7) -> bool:
 
 
 def live_share(config: CollectionConfig) -> float:
-    """Below what share of live rows a segment is rebuilt: 0.7, or 0.95 with a PLAID index, whose
-    codec is trained again on what is left once more than ~5% of it changed (PLAID's rule)."""
-    return 0.95 if any(spec.index == "plaid" for spec in config.multi.values()) else 0.7
+    """Below what share of live rows a segment is rebuilt: 0.7, or more if one of its multi-vector
+    indexes asks (`rebuild_below_live`: 0.95 for PLAID, whose codec is trained again on what is
+    left once more than ~5% of it changed)."""
+    asked = (index_class(spec.index, "multi").rebuild_below_live for spec in config.multi.values())
+    return max(asked, default=0.7)
 
 
 class Compaction(CollectionState):
@@ -129,7 +131,7 @@ class Compaction(CollectionState):
                         path, self.config.dim, self.config.metric, self.config.index_params
                     )
                 for vector, held in list(named.items()):
-                    if getattr(held, "vectors_on_disk", False):  # a PLAID index: tokens memory-mapped
+                    if getattr(held, "vectors_on_disk", False):  # PLAID, MUVERA: tokens memory-mapped
                         named[vector] = reload_named(self.config, path, vector, len(ids))
             with self._lock.write():
                 if self._closed or self._failed is not None:

@@ -24,7 +24,7 @@ from vectorforge.errors import CorruptionError, DimensionMismatch, InvalidParame
 from vectorforge.index.sparse import top_with_ties
 from vectorforge.storage import fsio
 
-__all__ = ["MultiVectorIndex", "maxsim_scores"]
+__all__ = ["MultiVectorIndex", "maxsim_scores", "spans", "tokens_path"]
 
 
 class MultiVectorIndex:
@@ -33,6 +33,9 @@ class MultiVectorIndex:
     kind: ClassVar[str] = "flat"
     vector_kinds: ClassVar[frozenset[str]] = frozenset({"multi"})
     vectors_on_disk: ClassVar[bool] = False
+    # a sealed segment with this index is rebuilt once its share of live rows falls below this
+    # (compaction's rule; an index that trains on its rows asks for a rebuild sooner)
+    rebuild_below_live: ClassVar[float] = 0.7
 
     @classmethod
     def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
@@ -135,13 +138,76 @@ class MultiVectorIndex:
         if params and (set(params) != {"exact"} or not isinstance(params["exact"], bool)):
             raise InvalidParameter(
                 f"search params {params!r} do not apply to index 'flat' of multi vectors; it takes "
-                "{'exact': true} at most (plaid takes ncells, centroid_score_threshold, ndocs, rescore)"
+                "{'exact': true} at most (plaid takes ncells, centroid_score_threshold, ndocs, rescore; "
+                "muvera takes candidates, ef_search)"
             )
         scores = self.scores(query)
         allowed = np.asarray(self._lengths) > 0
         if mask is not None:
             allowed &= mask[: len(allowed)]
         return top_with_ties(scores, np.flatnonzero(allowed), k)
+
+    def _spans_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Token positions of `rows`, row after row, and each row's length."""
+        _, starts = self._matrix()
+        lengths = np.asarray(self._lengths, dtype=np.int64)[rows]
+        return spans(starts[rows], lengths), lengths
+
+    def _exact_among(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact MaxSim of `rows` from the full tokens: the top k and every row tied with the k-th
+        (what an approximate first stage returns, so that segments and shards merge by score)."""
+        if len(rows) == 0:
+            return np.empty(0, np.float64), np.empty(0, np.int64)
+        rows = np.sort(rows)
+        positions, lengths = self._spans_of(rows)
+        tokens, _ = self._matrix()
+        local = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        exact = maxsim_scores(q, np.asarray(tokens[positions]), local, lengths)
+        scores = np.full(len(self._lengths), -np.inf)
+        scores[rows] = exact
+        return top_with_ties(scores, rows, k)
+
+    def _mapped(self) -> bool:
+        """Whether the tokens are the memory map of a sealed segment's file (no more rows then)."""
+        return isinstance(self._compiled, tuple) and isinstance(self._compiled[0], np.memmap)
+
+    def _save_with_tokens(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        """`path` (npz): each row's token count and `arrays`; beside it `tokens_path(path)`, the
+        full tokens (memory-mapped when read back by `_load_with_tokens`)."""
+        tokens, _ = self._matrix()
+        lengths = np.asarray(self._lengths, dtype=np.int64)
+        fsio.write_with(tokens_path(path), lambda target: np.save(target, np.ascontiguousarray(tokens)))
+        fsio.write_with(path, lambda target: np.savez(target, allow_pickle=False, lengths=lengths, **arrays))
+
+    def _load_with_tokens(self, path: Path, rows: int) -> dict[str, np.ndarray]:
+        """Read `_save_with_tokens`'s files into this empty index, the tokens memory-mapped; returns
+        the other arrays (CorruptionError if a file cannot be read or does not match)."""
+        try:
+            tokens = np.load(tokens_path(path), mmap_mode="r", allow_pickle=False)
+            with np.load(path, allow_pickle=False) as data:
+                lengths = data["lengths"]
+                arrays = {key: data[key] for key in data.files if key != "lengths"}
+        except (OSError, ValueError, KeyError) as exc:
+            raise CorruptionError(f"{self.kind} index {path.name} cannot be read: {exc}") from exc
+        well_formed = (
+            lengths.ndim == 1
+            and lengths.dtype == np.int64
+            and tokens.dtype == np.float32
+            and tokens.ndim == 2
+            and tokens.shape[1] == self.dim
+            and len(lengths) == rows
+            and bool(np.all(lengths >= 0))
+            and int(lengths.sum()) == len(tokens)
+        )
+        if not well_formed:
+            raise CorruptionError(
+                f"{self.kind} index {path.name} does not match the segment's {rows} rows of {self.dim}"
+            )
+        self._lengths = lengths.tolist()
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        self._compiled = (tokens, starts)  # the memory map itself: never copied into RAM
+        self._parts = []
+        return arrays
 
     def check_query(self, query: np.ndarray) -> np.ndarray:
         q = np.asarray(query, dtype=np.float32)
@@ -154,6 +220,21 @@ class MultiVectorIndex:
         q = self.check_query(query)
         tokens, starts = self._matrix()
         return maxsim_scores(q, tokens, starts, np.asarray(self._lengths, dtype=np.int64))
+
+
+def tokens_path(path: Path) -> Path:
+    """The full tokens' file beside an index's file (multi-NAME.npz -> multi-NAME.tokens.npy)."""
+    return path.with_name(path.name.removesuffix(".npz") + ".tokens.npy")
+
+
+def spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ranges starts[i] .. starts[i] + lengths[i]."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, np.int64)
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    positions: np.ndarray = offsets + np.arange(total, dtype=np.int64)
+    return positions
 
 
 def maxsim_scores(

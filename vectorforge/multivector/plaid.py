@@ -30,13 +30,11 @@ import numpy as np
 
 from vectorforge.errors import CorruptionError, InvalidParameter, InvalidVector
 from vectorforge.index import register_index
-from vectorforge.index.maxsim import MultiVectorIndex, maxsim_scores
-from vectorforge.index.sparse import top_with_ties
+from vectorforge.index.maxsim import MultiVectorIndex, spans, tokens_path
 from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
 from vectorforge.multivector.pooling import pool_tokens
-from vectorforge.storage import fsio
 
-__all__ = ["PLAIDIndex", "PLAIDParams", "default_search"]
+__all__ = ["PLAIDIndex", "PLAIDParams", "default_search", "tokens_path"]
 
 BUILD_PARAMS: dict[str, tuple[int, int]] = {
     "nbits": (1, 4),
@@ -117,7 +115,7 @@ class _Compressed:
         present = np.flatnonzero(lengths > 0)
         rng = np.random.default_rng(params["seed"])
         chosen = np.sort(rng.choice(present, size=sample_passages(len(present)), replace=False))
-        sample = tokens[_spans(starts[chosen], lengths[chosen])]
+        sample = tokens[spans(starts[chosen], lengths[chosen])]
         k = num_centroids(len(tokens), len(sample))
         codec = ResidualCodec.train(sample, k, params["nbits"], params["kmeans_niters"], params["seed"])
         codes, packed = codec.encode(tokens)
@@ -167,6 +165,7 @@ class PLAIDIndex(MultiVectorIndex):
 
     kind: ClassVar[str] = "plaid"
     vectors_on_disk: ClassVar[bool] = True
+    rebuild_below_live: ClassVar[float] = 0.95  # PLAID's rule: retrain once more than ~5% changed
 
     @classmethod
     def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
@@ -236,7 +235,7 @@ class PLAIDIndex(MultiVectorIndex):
     def add(self, matrices: Any) -> None:
         """Rows of a growing segment (one whose seal failed grows on: its codes are dropped and
         built again at the next seal, and until then it is searched exactly)."""
-        if isinstance(self._compiled, tuple) and isinstance(self._compiled[0], np.memmap):
+        if self._mapped():
             raise InvalidVector("a sealed PLAID segment read from disk takes no more rows")
         self._compressed = None
         factor = self.params["pool_factor"]
@@ -257,43 +256,15 @@ class PLAIDIndex(MultiVectorIndex):
         """`path` (npz): each row's token count, and the codec, codes and lists once the segment is
         large enough; beside it `tokens_path(path)`, the full tokens (memory-mapped when read)."""
         self.seal()
-        tokens, _ = self._matrix()
-        lengths = np.asarray(self._lengths, dtype=np.int64)
         compressed = self._compressed
-        arrays = {"lengths": lengths, **(compressed.arrays() if compressed else {})}
-        fsio.write_with(tokens_path(path), lambda target: np.save(target, np.ascontiguousarray(tokens)))
-        fsio.write_with(path, lambda target: np.savez(target, allow_pickle=False, **arrays))
+        self._save_with_tokens(path, compressed.arrays() if compressed else {})
 
     @classmethod
     def load(cls, path: Path, rows: int, dim: int, params: dict[str, Any] | None = None) -> PLAIDIndex:
         index = cls(dim, params)
-        try:
-            tokens = np.load(tokens_path(path), mmap_mode="r", allow_pickle=False)
-            with np.load(path, allow_pickle=False) as data:
-                lengths = data["lengths"]
-                has_codes = "codes" in data
-                arrays = {key: data[key] for key in data.files} if has_codes else {}
-        except (OSError, ValueError, KeyError) as exc:
-            raise CorruptionError(f"plaid index {path.name} cannot be read: {exc}") from exc
-        well_formed = (
-            lengths.ndim == 1
-            and lengths.dtype == np.int64
-            and tokens.dtype == np.float32
-            and tokens.ndim == 2
-            and tokens.shape[1] == dim
-            and len(lengths) == rows
-            and bool(np.all(lengths >= 0))
-            and int(lengths.sum()) == len(tokens)
-        )
-        if not well_formed:
-            raise CorruptionError(
-                f"plaid index {path.name} does not match the segment's {rows} rows of {dim}"
-            )
-        index._lengths = lengths.tolist()
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-        index._compiled = (tokens, starts)  # the memory map itself: never copied into RAM
-        if has_codes:
-            index._compressed = _Compressed.from_arrays(arrays, dim, len(tokens), rows)
+        arrays = index._load_with_tokens(path, rows)
+        if "codes" in arrays:
+            index._compressed = _Compressed.from_arrays(arrays, dim, sum(index._lengths), rows)
         return index
 
     def search(
@@ -318,12 +289,6 @@ class PLAIDIndex(MultiVectorIndex):
         rows = self._decompressed_top(compressed, q, rows, p.rescore)
         return self._exact_among(q, rows, k)
 
-    def _spans_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Token positions of `rows`, row after row, and each row's length."""
-        _, starts = self._matrix()
-        lengths = np.asarray(self._lengths, dtype=np.int64)[rows]
-        return _spans(starts[rows], lengths), lengths
-
     def _centroid_exact_top(
         self, compressed: _Compressed, cs: np.ndarray, rows: np.ndarray, keep: int
     ) -> np.ndarray:
@@ -345,34 +310,6 @@ class PLAIDIndex(MultiVectorIndex):
         scores = _span_maxsum(q @ tokens.T, lengths)
         return rows[np.argpartition(-scores, keep - 1)[:keep]]
 
-    def _exact_among(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact MaxSim of `rows` from the full tokens: the top k and every row tied with the k-th."""
-        if len(rows) == 0:
-            return np.empty(0, np.float64), np.empty(0, np.int64)
-        rows = np.sort(rows)
-        positions, lengths = self._spans_of(rows)
-        tokens, _ = self._matrix()
-        local = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-        exact = maxsim_scores(q, np.asarray(tokens[positions]), local, lengths)
-        scores = np.full(len(self._lengths), -np.inf)
-        scores[rows] = exact
-        return top_with_ties(scores, rows, k)
-
-
-def tokens_path(path: Path) -> Path:
-    """The full tokens' file beside a plaid index's file (multi-NAME.npz -> multi-NAME.tokens.npy)."""
-    return path.with_name(path.name.removesuffix(".npz") + ".tokens.npy")
-
-
-def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenated ranges starts[i] .. starts[i] + lengths[i]."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.empty(0, np.int64)
-    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    positions: np.ndarray = offsets + np.arange(total, dtype=np.int64)
-    return positions
-
 
 def _span_maxsum(sims: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Per span of columns (`lengths`, each > 0): the sum over rows of the max within the span."""
@@ -386,7 +323,7 @@ def _candidates(compressed: _Compressed, cs: np.ndarray, ncells: int, allowed: n
     ncells = min(ncells, cs.shape[1])
     cells = np.unique(np.argpartition(-cs, ncells - 1, axis=1)[:, :ncells])
     off = compressed.ivf_offsets
-    listed = compressed.ivf_rows[_spans(off[cells], off[cells + 1] - off[cells])]
+    listed = compressed.ivf_rows[spans(off[cells], off[cells + 1] - off[cells])]
     hit = np.zeros(len(allowed), dtype=bool)
     hit[listed] = True
     return np.flatnonzero(hit & allowed)
@@ -402,7 +339,7 @@ def _centroid_top(
     kept = np.flatnonzero(cs.max(axis=0) >= threshold)
     off = compressed.ivf_offsets
     lens = off[kept + 1] - off[kept]
-    listed = compressed.ivf_rows[_spans(off[kept], lens)].astype(np.int64)
+    listed = compressed.ivf_rows[spans(off[kept], lens)].astype(np.int64)
     cells = np.repeat(kept, lens)
     is_candidate = np.zeros(
         int(compressed.ivf_rows.max(initial=0)) + 1 if len(compressed.ivf_rows) else 1, bool
