@@ -51,6 +51,7 @@ from vectorforge.errors import (
     VectorForgeError,
     WriteNotDurable,
 )
+from vectorforge.multivector import MUVERAIndex as MUVERAIndex  # registers index kind "muvera"
 from vectorforge.multivector import PLAIDIndex as PLAIDIndex  # registers index kind "plaid" of multi vectors
 from vectorforge.types import (
     CollectionConfig,

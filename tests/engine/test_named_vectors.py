@@ -286,7 +286,7 @@ def test_bad_searches_and_settings_say_what_is_wrong(db: vf.DatabaseAPI) -> None
         )
     with pytest.raises(vf.InvalidParameter, match="kind"):
         db.create_collection("kind", vectors={"d": {"kind": ["dense"], "dim": 3}})
-    with pytest.raises(vf.InvalidParameter, match="unknown for multi vectors; known: flat, plaid"):
+    with pytest.raises(vf.InvalidParameter, match="unknown for multi vectors; known: flat, muvera, plaid"):
         db.create_collection("hnsw", vectors={"d": vf.Dense(dim=4), "t": vf.Multi(dim=4, index="hnsw")})
     with pytest.raises(vf.InvalidParameter, match="nbits must be 1, 2 or 4, not 3"):
         db.create_collection("bits", vectors={"t": vf.Multi(dim=8, index="plaid", index_params={"nbits": 3})})

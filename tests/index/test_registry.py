@@ -24,7 +24,7 @@ from vectorforge.types import Metric, SparseVector
 def test_every_dense_kind_is_registered_with_its_traits() -> None:
     assert index_kinds("dense") == ["flat", "hnsw", "ivfflat", "ivfpq"]
     assert index_kinds("sparse") == ["inverted"]
-    assert index_kinds("multi") == ["flat", "plaid"]  # plaid: registered by multivector/
+    assert index_kinds("multi") == ["flat", "muvera", "plaid"]  # muvera, plaid: registered by multivector/
     assert index_class("flat", "multi") is MultiVectorIndex and index_class("flat") is not MultiVectorIndex
     on_disk = [index_class(k).vectors_on_disk for k in ("flat", "hnsw", "ivfflat", "ivfpq")]
     assert on_disk == [  # the IVF kinds map their full vectors from the segment files
@@ -33,7 +33,7 @@ def test_every_dense_kind_is_registered_with_its_traits() -> None:
         True,
         True,
     ]
-    with pytest.raises(InvalidParameter, match="unknown for multi vectors; known: flat, plaid"):
+    with pytest.raises(InvalidParameter, match="unknown for multi vectors; known: flat, muvera, plaid"):
         index_class("hnsw", "multi")
 
 

@@ -27,7 +27,7 @@ import faiss
 import msgpack
 import numpy as np
 
-from vectorforge.engine.named import load_named
+from vectorforge.engine.named import load_named, named_file
 from vectorforge.engine.validate import check_id
 from vectorforge.errors import InvalidInputError, InvalidParameter, UsageError, VectorForgeError
 from vectorforge.index import index_class, new_index
@@ -172,6 +172,8 @@ def _check_segment(path: Path, config: CollectionConfig, place: str, checkpoint:
     if type(data.max_seq) is not int or not 0 <= data.max_seq <= max(checkpoint, 0):
         raise InvalidParameter(f"snapshot's {place} covers log positions its manifest does not")
     _check_index(path, config, place, n, isolate)
+    if isolate:
+        _check_named_faiss(path, config, place)
     try:
         load_named(config, path, n)
     except (VectorForgeError, OSError, ValueError, KeyError, TypeError) as exc:
@@ -193,6 +195,29 @@ def describe_index(path: Path, isolate: bool) -> tuple[str, int, int, int]:
     name, d, ntotal, metric = json.loads(done.stdout)
     return str(name), int(d), int(ntotal), int(metric)
 
+
+def _check_named_faiss(path: Path, config: CollectionConfig, place: str) -> None:
+    """The FAISS indexes serialized inside multi-vector files (a MUVERA graph: `faiss_arrays`),
+    read first in a child process, as index.faiss is: a crafted one kills the child, not the server."""
+    for name, spec in config.multi.items():
+        keys = getattr(index_class(spec.index, "multi"), "faiss_arrays", ())
+        file = path / named_file(config, name)
+        if not keys or not file.is_file():
+            continue  # a missing file is load_named's to report
+        done = subprocess.run(
+            [sys.executable, "-c", _DESERIALIZE, str(file), *keys],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise InvalidParameter(f"snapshot's {place}/{file.name} holds an index that cannot be read")
+
+
+_DESERIALIZE = (
+    "import sys, faiss, numpy as np; d = np.load(sys.argv[1], allow_pickle=False); "
+    "[faiss.deserialize_index(np.ascontiguousarray(d[k], np.uint8)) for k in sys.argv[2:] if k in d.files]"
+)
 
 _DESCRIBE = (
     "import json, sys, faiss; i = faiss.read_index(sys.argv[1]); "
