@@ -117,7 +117,8 @@ class NamedSearch(CollectionState):
     ) -> list[Hit]:
         """The top `k` points of multi vector `using` by MaxSim with `query` (tokens x dim), exact
         or through its PLAID index (`params`: ncells, centroid_score_threshold, ndocs, rescore,
-        exact); points without that vector are left out; `filter` as in `search`."""
+        exact) or MUVERA first stage (candidates, ef_search, exact); points without that vector are
+        left out; `filter` as in `search`."""
         tokens = check_tokens(query, self.multi_spec(using), "the multi-vector query")
 
         def score(seg: Segment, mask: np.ndarray | None, fetch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -58,7 +58,8 @@ _REGISTRY: dict[tuple[str, str], Any] = {}  # (vector kind, index kind) -> class
 
 def register_index(cls: type[T]) -> type[T]:
     """Add an index kind (an `IndexClass`) for each vector kind it serves (usable as a class
-    decorator); its `kind` names it. `multivector/` registers `plaid` for multi vectors this way."""
+    decorator); its `kind` names it. `multivector/` registers `plaid` and `muvera` for multi vectors
+    this way."""
     for vector_kind in cls.vector_kinds:
         _REGISTRY[(vector_kind, str(cls.kind))] = cls
     return cls
