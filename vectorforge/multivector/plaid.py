@@ -36,7 +36,7 @@ from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_p
 from vectorforge.multivector.pooling import pool_tokens
 from vectorforge.storage import fsio
 
-__all__ = ["PLAIDIndex", "PLAIDParams", "default_search"]
+__all__ = ["PLAIDIndex", "PLAIDParams", "centroid_scores", "default_search"]
 
 BUILD_PARAMS: dict[str, tuple[int, int]] = {
     "nbits": (1, 4),
@@ -311,7 +311,7 @@ class PLAIDIndex(MultiVectorIndex):
         rows = np.flatnonzero(allowed)
         if len(rows) <= p.ndocs:  # a selective filter: the exact answer costs no more than PLAID's
             return self._exact_among(q, rows, k)
-        cs = q @ compressed.codec.centroids.T  # (query tokens, centroids)
+        cs = centroid_scores(compressed, q)
         rows = _candidates(compressed, cs, p.ncells, allowed)
         rows = _centroid_top(compressed, cs, rows, p.ndocs, p.centroid_score_threshold)
         rows = self._centroid_exact_top(compressed, cs, rows, max(p.ndocs // 4, k))
@@ -331,7 +331,7 @@ class PLAIDIndex(MultiVectorIndex):
         if len(rows) <= keep:
             return rows
         positions, lengths = self._spans_of(rows)
-        scores = _span_maxsum(cs[:, compressed.codes[positions]], lengths)
+        scores = _span_maxsum(cs[compressed.codes[positions]], lengths)
         return rows[np.argpartition(-scores, keep - 1)[:keep]]
 
     def _decompressed_top(
@@ -342,7 +342,7 @@ class PLAIDIndex(MultiVectorIndex):
             return rows
         positions, lengths = self._spans_of(rows)
         tokens = compressed.codec.decode(compressed.codes[positions], compressed.packed[positions])
-        scores = _span_maxsum(q @ tokens.T, lengths)
+        scores = _span_maxsum(tokens @ q.T, lengths)
         return rows[np.argpartition(-scores, keep - 1)[:keep]]
 
     def _exact_among(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -374,17 +374,25 @@ def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return positions
 
 
+def centroid_scores(compressed: _Compressed, q: np.ndarray) -> np.ndarray:
+    """(centroids, query tokens): each centroid's score with each query token. Stored this way round
+    so that gathering a passage's centroids takes whole rows (~2x faster than columns)."""
+    cs: np.ndarray = compressed.codec.centroids @ q.T
+    return cs
+
+
 def _span_maxsum(sims: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Per span of columns (`lengths`, each > 0): the sum over rows of the max within the span."""
+    """`sims` (tokens, query tokens) in spans of rows (`lengths`, each > 0): per span, the sum over
+    query tokens of the max within the span."""
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-    best: np.ndarray = np.maximum.reduceat(sims, starts, axis=1).sum(axis=0, dtype=np.float64)
+    best: np.ndarray = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1, dtype=np.float64)
     return best
 
 
 def _candidates(compressed: _Compressed, cs: np.ndarray, ncells: int, allowed: np.ndarray) -> np.ndarray:
     """Stage 1: the allowed rows listed in the `ncells` best cells of any query token."""
-    ncells = min(ncells, cs.shape[1])
-    cells = np.unique(np.argpartition(-cs, ncells - 1, axis=1)[:, :ncells])
+    ncells = min(ncells, cs.shape[0])
+    cells = np.unique(np.argpartition(-cs, ncells - 1, axis=0)[:ncells])
     off = compressed.ivf_offsets
     listed = compressed.ivf_rows[_spans(off[cells], off[cells + 1] - off[cells])]
     hit = np.zeros(len(allowed), dtype=bool)
@@ -399,7 +407,7 @@ def _centroid_top(
     `threshold` or more (the others pruned), each query token's best summed; the best `ndocs`."""
     if len(rows) <= ndocs:
         return rows
-    kept = np.flatnonzero(cs.max(axis=0) >= threshold)
+    kept = np.flatnonzero(cs.max(axis=1) >= threshold)
     off = compressed.ivf_offsets
     lens = off[kept + 1] - off[kept]
     listed = compressed.ivf_rows[_spans(off[kept], lens)].astype(np.int64)
@@ -415,6 +423,6 @@ def _centroid_top(
         order = np.argsort(listed, kind="stable")
         listed, cells = listed[order], cells[order]
         first = np.flatnonzero(np.concatenate(([True], listed[1:] != listed[:-1])))
-        best = np.maximum.reduceat(cs[:, cells], first, axis=1).sum(axis=0)
+        best = np.maximum.reduceat(cs[cells], first, axis=0).sum(axis=1)
         scores[np.searchsorted(rows, listed[first])] = best
     return rows[np.argpartition(-scores, ndocs - 1)[:ndocs]]
