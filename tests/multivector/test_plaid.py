@@ -192,6 +192,7 @@ def test_plaid_collections_answer_as_exact_maxsim(db: Any) -> None:
         col.upsert(ids, {"t": docs}, payloads)
         col.delete(ids[:30])
         col.flush()
+    plaid.optimize()  # the codec is trained by compaction, off the write lock
     info = plaid.info()
     modes = {m["t"]["mode"] for m in _segment_multi(info)}
     assert "plaid" in modes  # sealed segments are compressed, and say so
@@ -236,6 +237,7 @@ def test_a_plaid_segment_is_mapped_from_disk_and_survives_a_restart(tmp_path: Pa
     )
     col.upsert(list(range(400)), {"t": docs})
     col.flush()
+    col.optimize()
     q = query(centres, np.random.default_rng(7))
     before = [(h.id, h.score) for h in col.search(q, k=10, using="t")]
     db.close()
@@ -266,7 +268,9 @@ def test_more_than_5_percent_deleted_rebuilds_the_codec_in_the_background(tmp_pa
     for c in (col, flat):
         c.upsert(list(range(1000)), {"t": docs})
     col.flush()
+    col.optimize()
     first = next(s for s in col._segments if s.sealed)
+    assert col.info()["segments"][0]["multi"]["t"]["mode"] == "plaid"
     col.delete(list(range(40)))  # 4%: the codec stays
     if col._compactor is not None:
         col._compactor.join()
@@ -312,3 +316,61 @@ def test_pool_factor_2_halves_the_tokens_and_keeps_the_answers() -> None:
         q = query(centres, rng)
         overlap.append(len(set(plain.search(q, 10)[1].tolist()) & set(pooled.search(q, 10)[1].tolist())) / 10)
     assert np.mean(overlap) >= 0.6
+
+
+def test_the_codec_trains_off_the_write_lock_and_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealing a segment leaves PLAID's k-means (minutes at scale) to compaction: while it trains,
+    searches and writes go on, answered exactly; a segment sealed untrained is trained after a
+    restart too."""
+    import threading
+
+    docs, centres = clustered(300, 32, 12)
+    db = vf.connect(tmp_path)
+    spec = vf.Multi(dim=32, index="plaid", index_params={"exact_below_tokens": 1})
+    col = db.create_collection("p", vectors={"t": spec})
+    flat = db.create_collection("f", vectors={"t": vf.Multi(dim=32)})
+    started, release = threading.Event(), threading.Event()
+    train = ResidualCodec.train.__func__  # type: ignore[attr-defined]
+
+    def held(cls: type[ResidualCodec], *args: Any, **kwargs: Any) -> ResidualCodec:
+        started.set()
+        assert release.wait(30)
+        return train(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(ResidualCodec, "train", classmethod(held))
+    for c in (col, flat):
+        c.upsert(list(range(300)), {"t": docs})
+    col.flush()  # returns at once: the codec is trained in the background
+    assert started.wait(30)
+    assert col.info()["segments"][0]["multi"]["t"] == {
+        "index": "plaid",
+        "mode": "exact",
+        "tokens": sum(len(d) for d in docs),
+        "reason": "the codec is trained in the background",
+    }
+    q = query(centres, np.random.default_rng(13))
+    want = [h.id for h in flat.search(q, k=10, using="t")]
+    assert [h.id for h in col.search(q, k=10, using="t")] == want  # exact meanwhile
+    col.upsert([1000], {"t": [docs[0]]})  # writes are not blocked either
+    flat.upsert([1000], {"t": [docs[0]]})
+    release.set()
+    assert col._compactor is not None
+    col._compactor.join()
+    modes = [s["multi"]["t"]["mode"] for s in col.info()["segments"] if s["sealed"]]
+    assert modes == ["plaid"]
+    want = [h.id for h in flat.search(q, k=10, using="t")]
+    assert [h.id for h in col.search(q, k=10, using="t", params=exhaustive(301))] == want
+    monkeypatch.undo()
+    # sealed untrained, then closed before compaction ran: trained once the collection opens again
+    col.upsert(list(range(2000, 2300)), {"t": docs})
+    col._seal_growing()
+    db.close()
+    db = vf.connect(tmp_path)
+    col = db.get_collection("p")
+    if col._compactor is not None:
+        col._compactor.join()
+    modes = [s["multi"]["t"]["mode"] for s in col.info()["segments"] if s["sealed"]]
+    assert modes and set(modes) == {"plaid"}
+    db.close()

@@ -167,6 +167,7 @@ class PLAIDIndex(MultiVectorIndex):
 
     kind: ClassVar[str] = "plaid"
     vectors_on_disk: ClassVar[bool] = True
+    trains_on_seal: ClassVar[bool] = True  # minutes of k-means at scale: done off the write lock
 
     @classmethod
     def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
@@ -217,12 +218,12 @@ class PLAIDIndex(MultiVectorIndex):
     def describe(self) -> dict[str, Any]:
         tokens = sum(self._lengths)
         if self._compressed is None:
-            return {
-                "index": "plaid",
-                "mode": "exact",
-                "tokens": tokens,
-                "reason": f"fewer than {self.params['exact_below_tokens']} tokens, or still growing",
-            }
+            reason = (
+                "the codec is trained in the background"
+                if self.needs_training
+                else f"fewer than {self.params['exact_below_tokens']} tokens"
+            )
+            return {"index": "plaid", "mode": "exact", "tokens": tokens, "reason": reason}
         codec = self._compressed.codec
         return {
             "index": "plaid",
@@ -246,17 +247,22 @@ class PLAIDIndex(MultiVectorIndex):
             ]
         super().add(matrices)
 
+    @property
+    def needs_training(self) -> bool:
+        """Large enough for PLAID and not yet trained (until then it is searched exactly)."""
+        return self._compressed is None and sum(self._lengths) >= max(self.params["exact_below_tokens"], 1)
+
     def seal(self) -> None:
         """No more rows: train the codec and build the lists if the segment is large enough."""
         tokens, starts = self._matrix()
-        if self._compressed is None and len(tokens) >= max(self.params["exact_below_tokens"], 1):
+        if self.needs_training:
             lengths = np.asarray(self._lengths, dtype=np.int64)
             self._compressed = _Compressed.build(tokens, starts, lengths, self.params)
 
     def save(self, path: Path) -> None:
-        """`path` (npz): each row's token count, and the codec, codes and lists once the segment is
-        large enough; beside it `tokens_path(path)`, the full tokens (memory-mapped when read)."""
-        self.seal()
+        """`path` (npz): each row's token count, and the codec, codes and lists if it has them (a
+        segment sealed under the write lock has not: compaction trains it in the background); beside
+        it `tokens_path(path)`, the full tokens (memory-mapped when read)."""
         tokens, _ = self._matrix()
         lengths = np.asarray(self._lengths, dtype=np.int64)
         compressed = self._compressed
