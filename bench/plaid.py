@@ -120,8 +120,10 @@ def run_set(
         p = parse_search({"ncells": 4}, K)
         for q, want in zip(queries, truth, strict=True):  # stages 1-2 only, to depth 10,000
             cs = centroid_scores(compressed, q)
-            cand = _candidates(compressed, cs, p.ncells, np.ones(len(docs), bool))
-            cand = _centroid_top(compressed, cs, cand, 10_000, p.centroid_score_threshold)
+            by_query = np.ascontiguousarray(cs.T)
+            cand = _candidates(compressed, by_query, p.ncells, np.ones(len(docs), bool))
+            best = by_query.max(axis=0)
+            cand = _centroid_top(compressed, cs, best, cand, 10_000, p.centroid_score_threshold)
             candidate_recall.append(len(set(cand.tolist()) & want) / K)
         ram = compressed.codes.nbytes + compressed.packed.nbytes + compressed.ivf_rows.nbytes
         for label, params in SWEEP:

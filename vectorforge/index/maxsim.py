@@ -49,6 +49,7 @@ class MultiVectorIndex:
         self.dim = dim
         self._parts: list[np.ndarray] = []
         self._lengths: list[int] = []
+        self._lengths_array: np.ndarray | None = None  # `_lengths` as an array, rebuilt when it grows
         # (tokens, starts) of every row, built on first use after a change and published as one
         # tuple, so that two readers building side by side never pair one's tokens with other starts.
         self._compiled: tuple[np.ndarray, np.ndarray] | None = None
@@ -82,6 +83,14 @@ class MultiVectorIndex:
             found = self._compiled = (tokens, starts)
         return found
 
+    def lengths(self) -> np.ndarray:
+        """Each row's token count (int64; rows only ever append, so the cache is valid while the
+        count of rows is the same)."""
+        found = self._lengths_array
+        if found is None or len(found) != len(self._lengths):
+            found = self._lengths_array = np.asarray(self._lengths, dtype=np.int64)
+        return found
+
     def row(self, row: int) -> np.ndarray | None:
         """Row `row`'s token matrix (a view), or None."""
         tokens, starts = self._matrix()
@@ -91,7 +100,7 @@ class MultiVectorIndex:
     def save(self, path: Path) -> None:
         """One file: each row's token count (0: none) and every token, row after row."""
         tokens, _ = self._matrix()
-        lengths = np.asarray(self._lengths, dtype=np.int64)
+        lengths = self.lengths()
         fsio.write_with(path, lambda target: np.savez(target, lengths=lengths, tokens=tokens))
 
     def describe(self) -> dict[str, Any]:
@@ -138,7 +147,7 @@ class MultiVectorIndex:
                 "{'exact': true} at most (plaid takes ncells, centroid_score_threshold, ndocs, rescore)"
             )
         scores = self.scores(query)
-        allowed = np.asarray(self._lengths) > 0
+        allowed = self.lengths() > 0
         if mask is not None:
             allowed &= mask[: len(allowed)]
         return top_with_ties(scores, np.flatnonzero(allowed), k)
@@ -153,7 +162,7 @@ class MultiVectorIndex:
         """MaxSim of `query` with every row (-inf for rows without tokens)."""
         q = self.check_query(query)
         tokens, starts = self._matrix()
-        return maxsim_scores(q, tokens, starts, np.asarray(self._lengths, dtype=np.int64))
+        return maxsim_scores(q, tokens, starts, self.lengths())
 
 
 def maxsim_scores(

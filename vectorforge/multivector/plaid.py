@@ -109,6 +109,7 @@ class _Compressed:
     packed: np.ndarray  # each token's packed residual (uint8 rows)
     ivf_offsets: np.ndarray  # (K + 1,) int64: centroid c's passages are ivf_rows[off[c]:off[c+1]]
     ivf_rows: np.ndarray  # int32 row numbers, ascending within a list
+    n_rows: int  # the segment's rows (those without tokens included)
 
     @classmethod
     def build(
@@ -126,7 +127,7 @@ class _Compressed:
         cells, ivf_rows = np.divmod(pairs, len(lengths))
         offsets = np.zeros(len(codec.centroids) + 1, np.int64)
         np.cumsum(np.bincount(cells, minlength=len(codec.centroids)), out=offsets[1:])
-        return cls(codec, codes, packed, offsets, ivf_rows.astype(np.int32))
+        return cls(codec, codes, packed, offsets, ivf_rows.astype(np.int32), len(lengths))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {
@@ -158,7 +159,7 @@ class _Compressed:
         )
         if not well_formed:
             raise CorruptionError("a PLAID index whose codes or inverted lists do not match its tokens")
-        return cls(codec, codes, packed, offsets.astype(np.int64), ivf_rows)
+        return cls(codec, codes, packed, offsets.astype(np.int64), ivf_rows, rows)
 
 
 @register_index
@@ -216,7 +217,7 @@ class PLAIDIndex(MultiVectorIndex):
         self._compressed: _Compressed | None = None
 
     def describe(self) -> dict[str, Any]:
-        tokens = sum(self._lengths)
+        tokens = int(self.lengths().sum())
         if self._compressed is None:
             reason = (
                 "the codec is trained in the background"
@@ -250,13 +251,15 @@ class PLAIDIndex(MultiVectorIndex):
     @property
     def needs_training(self) -> bool:
         """Large enough for PLAID and not yet trained (until then it is searched exactly)."""
-        return self._compressed is None and sum(self._lengths) >= max(self.params["exact_below_tokens"], 1)
+        return self._compressed is None and int(self.lengths().sum()) >= max(
+            self.params["exact_below_tokens"], 1
+        )
 
     def seal(self) -> None:
         """No more rows: train the codec and build the lists if the segment is large enough."""
         tokens, starts = self._matrix()
         if self.needs_training:
-            lengths = np.asarray(self._lengths, dtype=np.int64)
+            lengths = self.lengths()
             self._compressed = _Compressed.build(tokens, starts, lengths, self.params)
 
     def save(self, path: Path) -> None:
@@ -264,7 +267,7 @@ class PLAIDIndex(MultiVectorIndex):
         segment sealed under the write lock has not: compaction trains it in the background); beside
         it `tokens_path(path)`, the full tokens (memory-mapped when read)."""
         tokens, _ = self._matrix()
-        lengths = np.asarray(self._lengths, dtype=np.int64)
+        lengths = self.lengths()
         compressed = self._compressed
         arrays = {"lengths": lengths, **(compressed.arrays() if compressed else {})}
         fsio.write_with(tokens_path(path), lambda target: np.save(target, np.ascontiguousarray(tokens)))
@@ -310,7 +313,7 @@ class PLAIDIndex(MultiVectorIndex):
         if compressed is None or p.exact:
             return super().search(query, k, mask, None)
         q = self.check_query(query)
-        lengths = np.asarray(self._lengths, dtype=np.int64)
+        lengths = self.lengths()
         allowed = lengths > 0
         if mask is not None:
             allowed &= mask[: len(allowed)]
@@ -318,8 +321,10 @@ class PLAIDIndex(MultiVectorIndex):
         if len(rows) <= p.ndocs:  # a selective filter: the exact answer costs no more than PLAID's
             return self._exact_among(q, rows, k)
         cs = centroid_scores(compressed, q)
-        rows = _candidates(compressed, cs, p.ncells, allowed)
-        rows = _centroid_top(compressed, cs, rows, p.ndocs, p.centroid_score_threshold)
+        by_query = np.ascontiguousarray(cs.T)  # (query tokens, centroids): its rows reduce fast
+        rows = _candidates(compressed, by_query, p.ncells, allowed)
+        best = by_query.max(axis=0)  # each centroid's best query-token score
+        rows = _centroid_top(compressed, cs, best, rows, p.ndocs, p.centroid_score_threshold)
         rows = self._centroid_exact_top(compressed, cs, rows, max(p.ndocs // 4, k))
         rows = self._decompressed_top(compressed, q, rows, p.rescore)
         return self._exact_among(q, rows, k)
@@ -327,7 +332,7 @@ class PLAIDIndex(MultiVectorIndex):
     def _spans_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Token positions of `rows`, row after row, and each row's length."""
         _, starts = self._matrix()
-        lengths = np.asarray(self._lengths, dtype=np.int64)[rows]
+        lengths = self.lengths()[rows]
         return _spans(starts[rows], lengths), lengths
 
     def _centroid_exact_top(
@@ -391,14 +396,31 @@ def _span_maxsum(sims: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """`sims` (tokens, query tokens) in spans of rows (`lengths`, each > 0): per span, the sum over
     query tokens of the max within the span."""
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-    best: np.ndarray = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1, dtype=np.float64)
-    return best
+    if len(lengths) == 0 or len(sims) >= 8 * len(lengths):
+        best: np.ndarray = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1, dtype=np.float64)
+        return best
+    # Short spans (stage 2's few listed centroids a passage): reduceat pays ~1 us a span, so take
+    # the j-th row of every span longer than j at once instead (max length steps, not spans).
+    top = sims[starts]
+    order = np.argsort(-lengths, kind="stable")
+    longest_first = -lengths[order]
+    for j in range(1, int(lengths.max())):
+        longer = order[: int(np.searchsorted(longest_first, -j, side="left"))]
+        top[longer] = np.maximum(top[longer], sims[starts[longer] + j])
+    summed: np.ndarray = top.sum(axis=1, dtype=np.float64)
+    return summed
 
 
-def _candidates(compressed: _Compressed, cs: np.ndarray, ncells: int, allowed: np.ndarray) -> np.ndarray:
-    """Stage 1: the allowed rows listed in the `ncells` best cells of any query token."""
-    ncells = min(ncells, cs.shape[0])
-    cells = np.unique(np.argpartition(-cs, ncells - 1, axis=0)[:ncells])
+def _candidates(
+    compressed: _Compressed, by_query: np.ndarray, ncells: int, allowed: np.ndarray
+) -> np.ndarray:
+    """Stage 1: the allowed rows listed in the `ncells` best cells of any query token (`by_query`:
+    the centroid scores as (query tokens, centroids))."""
+    ncells = min(ncells, by_query.shape[1])
+    if ncells == 1:
+        cells = np.unique(by_query.argmax(axis=1))
+    else:
+        cells = np.unique(np.argpartition(by_query, -ncells, axis=1)[:, -ncells:])
     off = compressed.ivf_offsets
     listed = compressed.ivf_rows[_spans(off[cells], off[cells + 1] - off[cells])]
     hit = np.zeros(len(allowed), dtype=bool)
@@ -407,20 +429,24 @@ def _candidates(compressed: _Compressed, cs: np.ndarray, ncells: int, allowed: n
 
 
 def _centroid_top(
-    compressed: _Compressed, cs: np.ndarray, rows: np.ndarray, ndocs: int, threshold: float
+    compressed: _Compressed,
+    cs: np.ndarray,
+    best: np.ndarray,
+    rows: np.ndarray,
+    ndocs: int,
+    threshold: float,
 ) -> np.ndarray:
     """Stage 2: score `rows` by the centroids they hold among those some query token scores at
-    `threshold` or more (the others pruned), each query token's best summed; the best `ndocs`."""
+    `threshold` or more (`best`: each centroid's best score; the others pruned), each query token's
+    best summed; the best `ndocs`."""
     if len(rows) <= ndocs:
         return rows
-    kept = np.flatnonzero(cs.max(axis=1) >= threshold)
+    kept = np.flatnonzero(best >= threshold)
     off = compressed.ivf_offsets
     lens = off[kept + 1] - off[kept]
     listed = compressed.ivf_rows[_spans(off[kept], lens)].astype(np.int64)
     cells = np.repeat(kept, lens)
-    is_candidate = np.zeros(
-        int(compressed.ivf_rows.max(initial=0)) + 1 if len(compressed.ivf_rows) else 1, bool
-    )
+    is_candidate = np.zeros(compressed.n_rows, bool)
     is_candidate[rows] = True
     chosen = is_candidate[listed]
     listed, cells = listed[chosen], cells[chosen]
@@ -429,6 +455,6 @@ def _centroid_top(
         order = np.argsort(listed, kind="stable")
         listed, cells = listed[order], cells[order]
         first = np.flatnonzero(np.concatenate(([True], listed[1:] != listed[:-1])))
-        best = np.maximum.reduceat(cs[cells], first, axis=0).sum(axis=1)
+        best = _span_maxsum(cs[cells], np.diff(np.append(first, len(listed))))
         scores[np.searchsorted(rows, listed[first])] = best
     return rows[np.argpartition(-scores, ndocs - 1)[:ndocs]]
