@@ -1,9 +1,11 @@
 """The PLAID index against its oracle, exact MaxSim (the `flat` index of multi vectors): the codec,
 the four stages with exhaustive parameters (equal to exact), recall with the defaults, and PLAID
-collections embedded, on disk, sharded and over HTTP (filters, deletes, restarts, compaction)."""
+collections embedded, on disk, sharded and over HTTP (filters, deletes, restarts, compaction),
+in-process and to a real server process."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 
 import vectorforge as vf
 from tests.inprocess import InProcessTransport
+from tests.serverproc import start_server
 from vectorforge.index.maxsim import MultiVectorIndex
 from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
 from vectorforge.multivector.plaid import PLAIDIndex, default_search, tokens_path
@@ -374,3 +377,64 @@ def test_the_codec_trains_off_the_write_lock_and_after_a_restart(
     modes = [s["multi"]["t"]["mode"] for s in col.info()["segments"] if s["sealed"]]
     assert modes and set(modes) == {"plaid"}
     db.close()
+
+
+def test_a_plaid_collection_in_a_real_server_process_survives_restarts(tmp_path: Path) -> None:
+    """Over HTTP to a `vectorforge serve` process: a PLAID collection (every segment compressed:
+    exact_below_tokens 0) answers as a flat one (exact MaxSim) with exhaustive parameters, its
+    info() shows the sealed segment in "plaid" mode, and the answers are the same after a clean
+    restart and after a SIGKILL with unsealed writes in the log."""
+    docs, centres = clustered(300, 32, 12)
+    more, _ = clustered(20, 32, 13)
+    spec = vf.Multi(dim=32, index="plaid", index_params={"exact_below_tokens": 0})
+    rng = np.random.default_rng(14)
+    queries = [query(centres, rng) for _ in range(4)]
+    even = {"must": [{"key": "even", "match": True}]}
+
+    def answers(db: Any, n: int) -> list[list[tuple[Any, float]]]:
+        plaid, flat = db.get_collection("plaid"), db.get_collection("flat")
+        out = []
+        for q in queries:
+            for options in ({}, {"filter": even}):
+                got = plaid.search(q, k=10, using="t", params=exhaustive(n), **options)
+                want = flat.search(q, k=10, using="t", **options)
+                assert [h.id for h in got] == [h.id for h in want]
+                np.testing.assert_allclose([h.score for h in got], [h.score for h in want], rtol=1e-5)
+                out.append([(h.id, h.score) for h in got])
+        return out
+
+    server = start_server(tmp_path / "data")
+    try:
+        with vf.connect(server.url) as db:
+            plaid = db.create_collection("plaid", vectors={"t": spec})
+            flat = db.create_collection("flat", vectors={"t": vf.Multi(dim=32)})
+            assert plaid.info()["vectors"]["t"]["index"] == "plaid"
+            ids = list(range(300))
+            for col in (plaid, flat):
+                col.upsert(ids, {"t": docs}, [{"even": i % 2 == 0} for i in ids])
+                col.delete(ids[:10])
+                col.flush()
+            plaid.optimize()  # the codec is trained by compaction, off the write lock
+            sealed_multi = [s["multi"]["t"] for s in plaid.info()["segments"] if s["sealed"]]
+            assert sealed_multi and all(m["mode"] == "plaid" and m["index"] == "plaid" for m in sealed_multi)
+            # trained by compaction, which keeps the live rows only
+            assert sum(m["tokens"] for m in sealed_multi) == sum(len(d) for d in docs[10:])
+            before = answers(db, 300)
+        server.stop()
+        server = start_server(server.data)
+        with vf.connect(server.url) as db:
+            info = db.get_collection("plaid").info()
+            assert [s["multi"]["t"]["mode"] for s in info["segments"] if s["sealed"]] == ["plaid"]
+            assert info["points"] == 290
+            assert answers(db, 300) == before
+            extra = list(range(300, 320))
+            for name in ("plaid", "flat"):  # acknowledged, in the log, not sealed
+                db.get_collection(name).upsert(extra, {"t": more}, [{"even": True}] * 20)
+            after_writes = answers(db, 320)
+        server.stop(signal.SIGKILL)
+        server = start_server(server.data)
+        with vf.connect(server.url) as db:
+            assert db.get_collection("plaid").count() == 310
+            assert answers(db, 320) == after_writes
+    finally:
+        server.stop()
