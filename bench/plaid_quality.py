@@ -65,6 +65,7 @@ def main() -> None:
             col.upsert(ids, {"colbert": matrices})
             start = time.perf_counter()
             col.flush()
+            col.optimize()  # PLAID trains its codec in compaction, off the write lock
             build = time.perf_counter() - start
             segment = next(s for s in col.info()["segments"] if s["sealed"])
             config = SearchConfig(k=100, using="colbert", params=search)

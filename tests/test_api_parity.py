@@ -20,6 +20,8 @@ COLLECTION_METHODS = [
     "search_batch",
     "add",
     "query",
+    "add_pages",
+    "query_pages",
     "flush",
     "optimize",
     "repair",

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, Unpack
 
+from vectorforge.embed.tokens import PageEncoder
 from vectorforge.types import Hit, PointId, Record, ScrollPage, UpdateResult
 
 __all__ = ["CollectionAPI", "CollectionSettings", "DatabaseAPI", "SearchOptions"]
@@ -138,6 +139,48 @@ class CollectionAPI(Protocol):
         """Embed `texts` with the collection's embedder and upsert them (text in payload["text"])."""
         ...
 
+    def add_pages(
+        self,
+        pdf_path: str | Path,
+        *,
+        encoder: PageEncoder | str | None = None,
+        source: str | None = None,
+        dpi: int = 96,
+        batch_size: int = 4,
+        idempotency_key: str | None = None,
+    ) -> UpdateResult:
+        """Render every page of the PDF at `pdf_path` (pypdfium2, `dpi`), embed each page image as
+        patch vectors with the page encoder, and upsert one point per page: id "<source>#<page>"
+        (pages from 0), payload {"source": source or the file's name, "page": i}, vectors
+        "patches" (every patch) and "rows" (one per row of the patch grid). For a page collection
+        (`vectorforge.multivector.pages.create_page_collection`): "patches" and "rows" multi
+        vectors. `encoder`: a `PageEncoder` (embed/tokens.py), a registered name, or None for the
+        "patches" vector's own. A missing or unreadable file, a file that is not a PDF, or a
+        collection without the page layout or a page encoder is refused (InvalidParameter, naming
+        it) before anything is written."""
+        ...
+
+    def query_pages(
+        self,
+        text: str,
+        k: int = 10,
+        *,
+        encoder: PageEncoder | str | None = None,
+        depth: int | None = None,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """The `k` pages of a page collection that best match `text`: the query's token matrix
+        (the page encoder's `encode_queries`) searches "rows" for `depth` candidates (default
+        max(100, 10 (k + offset))), which exact MaxSim on "patches" re-ranks (scores: the
+        patches' MaxSim). `query(text)` does this on a collection whose "patches" vector names a
+        page encoder; `encoder=` here takes any `PageEncoder` instead."""
+        ...
+
     # -- reads ----------------------------------------------------------------------------------
     def get(
         self,
@@ -217,7 +260,9 @@ class CollectionAPI(Protocol):
 
         `using="bm25"` searches that sparse vector instead; `mode="hybrid"` searches the dense
         vector and every sparse one and fuses the lists (`fusion`: "rrf", "dbsf" or "weighted";
-        `weights`: for "weighted", one per list, the dense one first, then the sparse ones by name)."""
+        `weights`: for "weighted", one per list, the dense one first, then the sparse ones by name).
+        On a page collection (no dense vector; "patches" names a page encoder) it is
+        `query_pages(text, k, ...)`, which also takes `depth=`."""
         ...
 
     def create_payload_index(self, field: str, schema: str = "keyword") -> None:

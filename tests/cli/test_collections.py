@@ -168,3 +168,85 @@ def test_count_snapshot_restore(cli: Run, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no snapshot file at nope.tar" in missing.stderr
     fresh = cli("restore", "docs.tar", "--data", "elsewhere")  # a write: it may create the folder
     assert fresh.returncode == 0 and cli("count", "-c", "docs", "--data", "elsewhere").stdout.strip() == "10"
+
+
+def test_create_collections_with_multi_vectors(cli: Run, tmp_path: Path) -> None:
+    """--multi NAME (repeatable) with --multi-dim / --multi-encoder / --multi-index, alone (no dense
+    vector) or next to --dim and --sparse; what is missing is said with the command that fixes it."""
+    plaid = cli(
+        "collections", "create", "late", "--multi", "t", "--multi-dim", "32", "--multi-index", "plaid"
+    )
+    assert plaid.returncode == 0, plaid.stderr
+    assert "created collection late (no dense vector, multi t (dim 32, plaid)) in vf-data" in plaid.stdout
+    both = cli(
+        "collections", "create", "both", "--dim", "4", "--index", "flat", "--sparse", "bm25", "--multi", "t"
+    )
+    assert both.returncode == 2 and "--multi-dim N, or --multi-encoder NAME" in both.stderr
+    assert "vectorforge collections create both --multi t --multi-dim 128" in both.stderr
+    both = cli(
+        "collections", "create", "both", "--dim", "4", "--index", "flat", "--sparse", "bm25",
+        "--multi", "a", "--multi", "b", "--multi-dim", "8",
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    assert (
+        "(dim 4, cosine, flat, sparse bm25 (BM25), multi a (dim 8, flat), multi b (dim 8, flat))"
+        in both.stdout
+    )
+    info = json.loads(cli("collections", "info", "late", "--json").stdout)
+    assert info["dim"] is None and info["vectors"]["t"]["kind"] == "multi"
+    assert info["vectors"]["t"]["index"] == "plaid" and info["vectors"]["t"]["dim"] == 32
+    assert "│ vectors   │ t: multi" in cli("collections", "info", "late").stdout
+    for args, said in [
+        (["--multi-dim", "8"], "name one with --multi"),
+        (["--multi-index", "plaid", "--dim", "3"], "name one with --multi"),
+        (
+            ["--multi", "t", "--multi-dim", "8", "--multi-index", "ivf"],
+            "index 'ivf' is unknown for multi vectors",
+        ),
+        (["--multi", "t", "--multi-dim", "0"], "vf.Multi(dim=...): Input should be greater than 0"),
+        (["--multi", "t", "--multi-encoder", "nope"], "unknown token encoder 'nope'"),
+        (["--multi", "dense", "--multi-dim", "8", "--dim", "3"], "the dense vector is called 'dense' here"),
+    ]:
+        bad = cli("collections", "create", "bad", *args)
+        assert bad.returncode == 2 and said in bad.stderr, (args, bad.stderr)
+    assert cli("collections", "list").stdout.count("│ bad") == 0
+
+    # what the CLI made is what the API makes: a PLAID collection that takes token matrices
+    rng = np.random.default_rng(0)
+    docs = [rng.normal(size=(int(rng.integers(3, 9)), 32)).astype(np.float32) for _ in range(50)]
+    with _connected(tmp_path) as db:
+        col = db.get_collection("late")
+        col.upsert(list(range(50)), {"t": docs})
+        col.flush()
+        # PLAID's defaults: below 2M tokens a segment is scored exactly (and says so)
+        (segment,) = [s["multi"]["t"] for s in col.info()["segments"] if s["sealed"]]
+        assert segment["index"] == "plaid" and segment["mode"] == "exact"
+        assert col.search(docs[7], 1, using="t")[0].id == 7
+        other = db.get_collection("both")
+        assert other.config.dense_name == "dense" and sorted(other.config.multi) == ["a", "b"]
+
+
+def test_create_a_colbert_collection(cli: Run, tmp_path: Path) -> None:
+    """--multi-encoder colbert-minilm: the checkpoint VECTORFORGE_COLBERT names (one made here from
+    the bundled MiniLM), its token width taken for the vector's."""
+    from vectorforge.multivector.colbert import ColBERTEncoder
+
+    texts = ["late interaction scores every query token", "a page of tokens", "vectors in a database"]
+    folder = ColBERTEncoder.from_base(pca_texts=texts * 8, cache=False).save(tmp_path / "colbert")
+    env = {"VECTORFORGE_COLBERT": str(folder)}
+    done = cli(
+        "collections", "create", "cb", "--multi", "tokens", "--multi-encoder", "colbert-minilm", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(no dense vector, multi tokens (dim 128, flat, encoder colbert-minilm))" in done.stdout
+    spec = json.loads(cli("collections", "info", "cb", "--json", env=env).stdout)["vectors"]["tokens"]
+    assert spec == {
+        "kind": "multi", "dim": 128, "metric": "cosine", "index": "flat", "index_params": {},
+        "encoder": "colbert-minilm",
+    }  # fmt: skip
+    narrow = cli(
+        "collections", "create", "cb2", "--multi", "tokens", "--multi-encoder", "colbert-minilm",
+        "--multi-dim", "64", env=env,
+    )  # fmt: skip
+    assert narrow.returncode == 2
+    assert "--multi-dim 64 but token encoder 'colbert-minilm' makes 128-dimensional tokens" in narrow.stderr

@@ -307,3 +307,136 @@ def test_colpali_encoder_adapts_colpali_engine(
         ColPaliEncoder(tmp_path / "absent")
     with pytest.raises(InvalidParameter, match="no model class 'ColNothing'"):
         ColPaliEncoder(tmp_path, model_class="ColNothing")
+
+
+# -- the collection methods: col.add_pages(pdf), col.query(text), col.query_pages(text) -----------
+class WordsEncoder:
+    """A text-only token encoder (no encode_images): what a page collection must refuse."""
+
+    name = "test-words"
+    dim = DIM
+
+    def encode_queries(self, texts: Any, *, batch_size: int = 32) -> list[np.ndarray]:
+        return [np.full((2, DIM), DIM**-0.5, dtype=np.float32) for _ in texts]
+
+    def encode_documents(
+        self, texts: Any, *, batch_size: int = 32, progress: bool = False
+    ) -> list[np.ndarray]:
+        return self.encode_queries(texts)
+
+
+@pytest.fixture
+def colours() -> ColourPageEncoder:
+    """The colour encoder, registered as "test-colours" (the in-process server shares the registry)."""
+    encoder = ColourPageEncoder()
+    register_token_encoder("test-colours", lambda: encoder)
+    register_token_encoder("test-words", WordsEncoder)
+    return encoder
+
+
+def make(db: Any, name: str, **settings: Any) -> Any:
+    if getattr(db, "sharded", False):
+        settings.setdefault("shards", 2)
+    return db.create_collection(name, **settings)
+
+
+def test_page_methods_end_to_end(db: Any, pdf: Path, colours: ColourPageEncoder) -> None:
+    """add_pages / query / query_pages as methods, embedded, sharded and over HTTP: the same pages
+    and scores as the module functions."""
+    col = pages_of(db, encoder="test-colours")
+    result = col.add_pages(pdf)
+    assert result.count == len(PAGES) and col.count() == len(PAGES)
+    assert colours.calls == 1
+    record = col.get(["report.pdf#4"], with_vectors=True)[0]
+    assert record.payload == {"source": "report.pdf", "page": 4}
+    assert np.asarray(record.vectors["rows"]).shape == (12, DIM)
+    for text, page in (("red", 0), ("green", 1), ("blue", 2), ("gold", 3), ("red blue", 4)):
+        hits = col.query(text, k=3)
+        assert hits[0].id == f"report.pdf#{page}", (text, [(h.id, h.score) for h in hits])
+        assert hits[0].payload == {"source": "report.pdf", "page": page}
+        same = col.query_pages(text, 3)
+        module = query_pages(col, text, k=3)
+        assert [(h.id, h.score) for h in same] == [(h.id, h.score) for h in hits]
+        assert [(h.id, h.score) for h in module] == [(h.id, h.score) for h in hits]
+    assert [h.id for h in col.query("red", k=2)] == ["report.pdf#0", "report.pdf#4"]
+    assert [h.id for h in col.query("red", k=1, offset=1)] == ["report.pdf#4"]
+    only = {"must": [{"key": "page", "range": {"gte": 1}}]}
+    assert col.query("red", k=1, filter=only)[0].id == "report.pdf#4"
+    assert col.query_pages("red", 1, filter=only, depth=2)[0].id == "report.pdf#4"
+    bare = col.query("green", k=1, with_payload=False, consistency="eventual")[0]
+    assert bare.id == "report.pdf#1" and bare.payload is None
+    with pytest.raises(InvalidParameter, match=r"depth must be an int >= k \+ offset \(4\)"):
+        col.query("red", k=3, offset=1, depth=2)
+    # a second file with source=: its own ids; the first file's pages stay
+    col.add_pages(make_pdf(pdf.parent / "other.pdf", [[("purple", "circle", 0.5, 0.5)]]), source="o")
+    assert col.count() == len(PAGES) + 1
+    assert col.query("purple", k=1)[0].id == "o#0"
+
+
+def test_page_methods_with_an_encoder_object(db: Any, pdf: Path) -> None:
+    """A collection whose "patches" names no encoder (a server that has no page encoder): the
+    encoder is passed to add_pages and query_pages, which render and encode in the caller."""
+    encoder = ColourPageEncoder()
+    col = pages_of(db, "bare")
+    col.add_pages(pdf, encoder=encoder, dpi=60)
+    assert encoder.calls == 1 and col.count() == len(PAGES)
+    assert col.query_pages("gold", 1, encoder=encoder)[0].id == "report.pdf#3"
+    with pytest.raises(InvalidParameter, match=r"query_pages\(text, encoder=\.\.\.\) with a page encoder"):
+        col.query("gold")  # no encoder by name: query(text) cannot embed the text
+    with pytest.raises(InvalidParameter, match="names no encoder for 'patches'; pass encoder="):
+        col.query_pages("gold")
+
+
+def test_bad_pages_input_is_refused_and_changes_nothing(
+    db: Any, pdf: Path, tmp_path: Path, colours: ColourPageEncoder
+) -> None:
+    col = pages_of(db, encoder="test-colours")
+    col.add_pages(pdf)
+    before = col.scroll(100, with_vectors=True).records
+    calls = colours.calls
+    with pytest.raises(InvalidParameter, match=r"no PDF file at '.*missing\.pdf'"):
+        col.add_pages(tmp_path / "missing.pdf")
+    notes = tmp_path / "notes.pdf"
+    notes.write_text("just text")
+    with pytest.raises(InvalidParameter, match=r"'.*notes\.pdf' is not a PDF file"):
+        col.add_pages(notes)
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4\n garbage with no objects")
+    with pytest.raises(InvalidParameter, match=r"'.*broken\.pdf' is not a readable PDF"):
+        col.add_pages(broken)
+    with pytest.raises(InvalidParameter, match="dpi must be an int from 10 to 1200"):
+        col.add_pages(pdf, dpi=5)
+    with pytest.raises(InvalidParameter, match="source must be a non-empty string"):
+        col.add_pages(pdf, source="")
+    with pytest.raises(vf.DimensionMismatch, match=r"makes 128-dimensional patches but .* holds 64"):
+        narrow = make(db, "narrow", vectors={"patches": vf.Multi(dim=64), "rows": vf.Multi(dim=64)})
+        narrow.add_pages(pdf, encoder=colours)
+    assert colours.calls == calls  # nothing was embedded
+    after = col.scroll(100, with_vectors=True).records
+    assert [(r.id, r.payload) for r in after] == [(r.id, r.payload) for r in before]
+    assert all(
+        np.array_equal(a.vectors["patches"], b.vectors["patches"]) for a, b in zip(after, before, strict=True)
+    )
+
+    # collections that are not page collections: refused, naming what is missing, left empty
+    plain = make(db, "plain", vectors={"patches": vf.Multi(dim=DIM), "rows": vf.Multi(dim=DIM)})
+    with pytest.raises(InvalidParameter, match="'plain' names no encoder for 'patches'; pass encoder="):
+        plain.add_pages(pdf)
+    dense = make(db, "dense", dim=4)
+    with pytest.raises(InvalidParameter, match=r"'dense' has no 'patches' vector .*create_page_collection"):
+        dense.add_pages(pdf, encoder=colours)
+    with pytest.raises(InvalidParameter, match="'dense' has no 'patches' vector"):
+        dense.query_pages("red", encoder=colours)
+    no_rows = make(db, "no-rows", vectors={"patches": vf.Multi(dim=DIM, encoder="test-colours")})
+    with pytest.raises(InvalidParameter, match="'no-rows' has no 'rows' vector"):
+        no_rows.add_pages(pdf)
+    words = make(
+        db, "words", vectors={"patches": vf.Multi(dim=DIM, encoder="test-words"), "rows": vf.Multi(dim=DIM)}
+    )
+    with pytest.raises(InvalidParameter, match=r"'test-words' embeds no images \(it is not a PageEncoder\)"):
+        words.add_pages(pdf)
+    with pytest.raises(InvalidParameter, match="has no dense vector"):
+        words.query("red")  # not a page collection: query(text) is the text path's, which says so
+    assert colours.calls == calls
+    for other in (plain, dense, no_rows, words):
+        assert other.count() == 0

@@ -1,9 +1,11 @@
 """The PLAID index against its oracle, exact MaxSim (the `flat` index of multi vectors): the codec,
 the four stages with exhaustive parameters (equal to exact), recall with the defaults, and PLAID
-collections embedded, on disk, sharded and over HTTP (filters, deletes, restarts, compaction)."""
+collections embedded, on disk, sharded and over HTTP (filters, deletes, restarts, compaction),
+in-process and to a real server process."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 
 import vectorforge as vf
 from tests.inprocess import InProcessTransport
+from tests.serverproc import start_server
 from vectorforge.index.maxsim import MultiVectorIndex
 from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
 from vectorforge.multivector.plaid import PLAIDIndex, default_search, tokens_path
@@ -192,6 +195,7 @@ def test_plaid_collections_answer_as_exact_maxsim(db: Any) -> None:
         col.upsert(ids, {"t": docs}, payloads)
         col.delete(ids[:30])
         col.flush()
+    plaid.optimize()  # the codec is trained by compaction, off the write lock
     info = plaid.info()
     modes = {m["t"]["mode"] for m in _segment_multi(info)}
     assert "plaid" in modes  # sealed segments are compressed, and say so
@@ -236,6 +240,7 @@ def test_a_plaid_segment_is_mapped_from_disk_and_survives_a_restart(tmp_path: Pa
     )
     col.upsert(list(range(400)), {"t": docs})
     col.flush()
+    col.optimize()
     q = query(centres, np.random.default_rng(7))
     before = [(h.id, h.score) for h in col.search(q, k=10, using="t")]
     db.close()
@@ -266,7 +271,9 @@ def test_more_than_5_percent_deleted_rebuilds_the_codec_in_the_background(tmp_pa
     for c in (col, flat):
         c.upsert(list(range(1000)), {"t": docs})
     col.flush()
+    col.optimize()
     first = next(s for s in col._segments if s.sealed)
+    assert col.info()["segments"][0]["multi"]["t"]["mode"] == "plaid"
     col.delete(list(range(40)))  # 4%: the codec stays
     if col._compactor is not None:
         col._compactor.join()
@@ -312,3 +319,122 @@ def test_pool_factor_2_halves_the_tokens_and_keeps_the_answers() -> None:
         q = query(centres, rng)
         overlap.append(len(set(plain.search(q, 10)[1].tolist()) & set(pooled.search(q, 10)[1].tolist())) / 10)
     assert np.mean(overlap) >= 0.6
+
+
+def test_the_codec_trains_off_the_write_lock_and_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealing a segment leaves PLAID's k-means (minutes at scale) to compaction: while it trains,
+    searches and writes go on, answered exactly; a segment sealed untrained is trained after a
+    restart too."""
+    import threading
+
+    docs, centres = clustered(300, 32, 12)
+    db = vf.connect(tmp_path)
+    spec = vf.Multi(dim=32, index="plaid", index_params={"exact_below_tokens": 1})
+    col = db.create_collection("p", vectors={"t": spec})
+    flat = db.create_collection("f", vectors={"t": vf.Multi(dim=32)})
+    started, release = threading.Event(), threading.Event()
+    train = ResidualCodec.train.__func__  # type: ignore[attr-defined]
+
+    def held(cls: type[ResidualCodec], *args: Any, **kwargs: Any) -> ResidualCodec:
+        started.set()
+        assert release.wait(30)
+        return train(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(ResidualCodec, "train", classmethod(held))
+    for c in (col, flat):
+        c.upsert(list(range(300)), {"t": docs})
+    col.flush()  # returns at once: the codec is trained in the background
+    assert started.wait(30)
+    assert col.info()["segments"][0]["multi"]["t"] == {
+        "index": "plaid",
+        "mode": "exact",
+        "tokens": sum(len(d) for d in docs),
+        "reason": "the codec is trained in the background",
+    }
+    q = query(centres, np.random.default_rng(13))
+    want = [h.id for h in flat.search(q, k=10, using="t")]
+    assert [h.id for h in col.search(q, k=10, using="t")] == want  # exact meanwhile
+    col.upsert([1000], {"t": [docs[0]]})  # writes are not blocked either
+    flat.upsert([1000], {"t": [docs[0]]})
+    release.set()
+    assert col._compactor is not None
+    col._compactor.join()
+    modes = [s["multi"]["t"]["mode"] for s in col.info()["segments"] if s["sealed"]]
+    assert modes == ["plaid"]
+    want = [h.id for h in flat.search(q, k=10, using="t")]
+    assert [h.id for h in col.search(q, k=10, using="t", params=exhaustive(301))] == want
+    monkeypatch.undo()
+    # sealed untrained, then closed before compaction ran: trained once the collection opens again
+    col.upsert(list(range(2000, 2300)), {"t": docs})
+    col._seal_growing()
+    db.close()
+    db = vf.connect(tmp_path)
+    col = db.get_collection("p")
+    if col._compactor is not None:
+        col._compactor.join()
+    modes = [s["multi"]["t"]["mode"] for s in col.info()["segments"] if s["sealed"]]
+    assert modes and set(modes) == {"plaid"}
+    db.close()
+
+
+def test_a_plaid_collection_in_a_real_server_process_survives_restarts(tmp_path: Path) -> None:
+    """Over HTTP to a `vectorforge serve` process: a PLAID collection (every segment compressed:
+    exact_below_tokens 0) answers as a flat one (exact MaxSim) with exhaustive parameters, its
+    info() shows the sealed segment in "plaid" mode, and the answers are the same after a clean
+    restart and after a SIGKILL with unsealed writes in the log."""
+    docs, centres = clustered(300, 32, 12)
+    more, _ = clustered(20, 32, 13)
+    spec = vf.Multi(dim=32, index="plaid", index_params={"exact_below_tokens": 0})
+    rng = np.random.default_rng(14)
+    queries = [query(centres, rng) for _ in range(4)]
+    even = {"must": [{"key": "even", "match": True}]}
+
+    def answers(db: Any, n: int) -> list[list[tuple[Any, float]]]:
+        plaid, flat = db.get_collection("plaid"), db.get_collection("flat")
+        out = []
+        for q in queries:
+            for options in ({}, {"filter": even}):
+                got = plaid.search(q, k=10, using="t", params=exhaustive(n), **options)
+                want = flat.search(q, k=10, using="t", **options)
+                assert [h.id for h in got] == [h.id for h in want]
+                np.testing.assert_allclose([h.score for h in got], [h.score for h in want], rtol=1e-5)
+                out.append([(h.id, h.score) for h in got])
+        return out
+
+    server = start_server(tmp_path / "data")
+    try:
+        with vf.connect(server.url) as db:
+            plaid = db.create_collection("plaid", vectors={"t": spec})
+            flat = db.create_collection("flat", vectors={"t": vf.Multi(dim=32)})
+            assert plaid.info()["vectors"]["t"]["index"] == "plaid"
+            ids = list(range(300))
+            for col in (plaid, flat):
+                col.upsert(ids, {"t": docs}, [{"even": i % 2 == 0} for i in ids])
+                col.delete(ids[:10])
+                col.flush()
+            plaid.optimize()  # the codec is trained by compaction, off the write lock
+            sealed_multi = [s["multi"]["t"] for s in plaid.info()["segments"] if s["sealed"]]
+            assert sealed_multi and all(m["mode"] == "plaid" and m["index"] == "plaid" for m in sealed_multi)
+            # trained by compaction, which keeps the live rows only
+            assert sum(m["tokens"] for m in sealed_multi) == sum(len(d) for d in docs[10:])
+            before = answers(db, 300)
+        server.stop()
+        server = start_server(server.data)
+        with vf.connect(server.url) as db:
+            info = db.get_collection("plaid").info()
+            assert [s["multi"]["t"]["mode"] for s in info["segments"] if s["sealed"]] == ["plaid"]
+            assert info["points"] == 290
+            assert answers(db, 300) == before
+            extra = list(range(300, 320))
+            for name in ("plaid", "flat"):  # acknowledged, in the log, not sealed
+                db.get_collection(name).upsert(extra, {"t": more}, [{"even": True}] * 20)
+            after_writes = answers(db, 320)
+        server.stop(signal.SIGKILL)
+        server = start_server(server.data)
+        with vf.connect(server.url) as db:
+            assert db.get_collection("plaid").count() == 310
+            assert answers(db, 320) == after_writes
+    finally:
+        server.stop()

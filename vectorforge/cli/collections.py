@@ -44,33 +44,114 @@ def create(
         list[str] | None,
         typer.Option(help="a BM25 sparse vector of this name, filled from texts (repeatable)"),
     ] = None,
+    multi: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a multi vector (a token matrix per point, scored by MaxSim: ColBERT) of this name "
+            "(repeatable); without --dim or --embedder the collection has no dense vector"
+        ),
+    ] = None,
+    multi_encoder: Annotated[
+        str | None,
+        typer.Option(help="the token encoder (colbert-minilm) that fills the multi vectors from texts"),
+    ] = None,
+    multi_dim: Annotated[
+        int | None,
+        typer.Option(help="the multi vectors' token length (taken from --multi-encoder if left out)"),
+    ] = None,
+    multi_index: Annotated[
+        str, typer.Option(help="the multi vectors' index: flat (exact) or plaid")
+    ] = "flat",
     shards: Annotated[int, typer.Option(help="split over this many shards")] = 1,
     replicas: Annotated[int, typer.Option(help="copies of each shard")] = 1,
 ) -> None:
     """Create an empty collection (the data folder is created if missing)."""
     from vectorforge.types import Sparse
 
-    if dim is None and embedder is None:
+    if not multi and (multi_encoder is not None or multi_dim is not None or multi_index != "flat"):
+        raise CliError(
+            "--multi-encoder, --multi-dim and --multi-index set the multi vectors: name one with --multi",
+            "e.g. "
+            + command_line(
+                "collections", "create", name, "--multi", "tokens", "--multi-dim", 128, *data_args(data)
+            ),
+        )
+    if dim is None and embedder is None and not multi:
         raise CliError(
             "give the vectors' length with --dim N, or --embedder minilm to embed texts",
             f"e.g. {command_line('collections', 'create', name, '--dim', 384, *data_args(data))}",
         )
     with open_db(data, create=True) as db:
+        dense: dict[str, Any] = {"dim": dim, "metric": metric, "index": index}
+        vectors = _multi_vectors(multi, multi_encoder, multi_dim, multi_index, dense, embedder, name, data)
         col = db.create_collection(
             name,
-            dim,
-            metric,
-            index,
+            **(dense if vectors is None else {}),
             embedder=embedder,
             sparse={s: Sparse() for s in sparse} if sparse else None,
+            vectors=vectors,
             shards=shards,
             replicas=replicas,
         )
         stats = col.info()
     extra = [f"embedder {embedder}"] if embedder else []
     extra += [f"sparse {s} (BM25)" for s in sparse or []]
-    settings = ", ".join([f"dim {stats['dim']}", stats["metric"], stats["index"], *extra])
+    for m in multi or []:
+        spec = stats["vectors"][m]
+        encoded = f", encoder {spec['encoder']}" if spec["encoder"] else ""
+        extra.append(f"multi {m} (dim {spec['dim']}, {spec['index']}{encoded})")
+    primary = [f"dim {stats['dim']}", stats["metric"], stats["index"]] if stats["dim"] is not None else []
+    if not primary:
+        primary = ["no dense vector"]
+    settings = ", ".join([*primary, *extra])
     console.print(f"created collection {name} ({settings}) in {data}")
+
+
+def _multi_vectors(
+    names: list[str] | None,
+    encoder: str | None,
+    dim: int | None,
+    index: str,
+    dense: dict[str, Any],
+    embedder: str | None,
+    collection: str,
+    data: Path,
+) -> dict[str, Any] | None:
+    """The `vectors=` of a collection with multi vectors (None without): each `vf.Multi`, and the
+    dense vector ("dense") if --dim or --embedder asks for one."""
+    from vectorforge.embed import get_embedder
+    from vectorforge.embed.tokens import get_token_encoder
+    from vectorforge.types import Dense, Multi
+
+    if not names:
+        return None
+    if dim is None and encoder is None:
+        raise CliError(
+            "give the multi vectors' token length with --multi-dim N, or --multi-encoder NAME to fill "
+            "them from texts",
+            "e.g. "
+            + command_line(
+                "collections", "create", collection, "--multi", names[0], "--multi-dim", 128, *data_args(data)
+            ),
+        )
+    if encoder is not None:
+        import vectorforge.multivector  # noqa: F401  (registers its token encoders: ColBERT)
+
+        width = get_token_encoder(encoder).dim
+        if dim is not None and dim != width:
+            raise CliError(
+                f"--multi-dim {dim} but token encoder {encoder!r} makes {width}-dimensional tokens",
+                "leave --multi-dim out to take the encoder's",
+            )
+        dim = width
+    assert dim is not None
+    vectors: dict[str, Any] = {n: Multi(dim=dim, index=index, encoder=encoder) for n in names}
+    if dense["dim"] is not None or embedder is not None:
+        if "dense" in vectors:
+            raise CliError("the dense vector is called 'dense' here: give the multi vector another name")
+        width = dense["dim"] if dense["dim"] is not None else get_embedder(str(embedder)).info.dim
+        vectors["dense"] = Dense(dim=width, metric=dense["metric"], index=dense["index"])
+    return vectors
 
 
 @collections_app.command("list")

@@ -48,6 +48,7 @@ from vectorforge.engine.named import (
     load_named,
     multi_info,
     named_file,
+    needs_training,
     new_named,
     pack_named,
     record_vectors,
@@ -172,6 +173,8 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         for op in self._wal.replay(after_seq=self._manifest.checkpoint_seq):
             self._apply(op)
         self._wal.open_for_append(self._seq + 1)
+        if any(needs_training(seg.named) for seg in self._segments if seg.sealed):
+            self._compact_in_background()  # sealed before its codec was trained (a crash, a restore)
 
     def _load_segment(self, path: Path) -> Segment:
         data = read_points(path)
@@ -484,7 +487,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         if seg.n == 0 and not seg.tombstones:
             return
         seg.index.seal()  # an IVF trains here; its segment still takes rows if what follows fails
-        seal_named(seg.named)  # a PLAID index trains its codec here
+        seal_named(seg.named, train=False)  # a PLAID codec is trained by compaction, off the lock
         if self.folder is None or self._wal is None:
             seg.sealed = True
             self._segments.append(self._new_segment(f"mem-{len(self._segments) + 1:06d}"))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vectorforge.engine.named import new_named, reload_named, seal_named
+from vectorforge.engine.named import needs_training, new_named, reload_named, seal_named
 from vectorforge.engine.parts import MANIFEST_FILE, CollectionState
 from vectorforge.engine.segment import Segment
 from vectorforge.errors import WriteNotDurable
@@ -29,12 +29,12 @@ logger = logging.getLogger(__name__)
 
 def compaction_run(sealed: list[Segment], max_points: int, live_share: float = 0.7) -> list[Segment]:
     """The contiguous run of sealed segments worth merging (merging keeps segment order intact): small
-    ones, or ones whose live rows are below `live_share` of their rows."""
+    ones, ones whose live rows are below `live_share` of their rows, or ones with an index to train."""
     run: list[Segment] = []
     total = 0
     best: list[Segment] = []
     for seg in sealed:
-        small_or_dirty = seg.n < max_points // 2 or seg.n_live < live_share * seg.n
+        small_or_dirty = seg.n < max_points // 2 or _dirty(seg, live_share)
         if small_or_dirty and total + seg.n_live <= max_points:
             run.append(seg)
             total += seg.n_live
@@ -48,7 +48,12 @@ def compaction_run(sealed: list[Segment], max_points: int, live_share: float = 0
 
 
 def worth(run: list[Segment], live_share: float = 0.7) -> bool:
-    return len(run) > 1 or (len(run) == 1 and run[0].n_live < live_share * run[0].n)
+    return len(run) > 1 or (len(run) == 1 and _dirty(run[0], live_share))
+
+
+def _dirty(seg: Segment, live_share: float) -> bool:
+    """Worth rebuilding on its own: too many dead rows, or a PLAID codec still to train."""
+    return seg.n_live < live_share * seg.n or needs_training(seg.named)
 
 
 def live_share(config: CollectionConfig) -> float:

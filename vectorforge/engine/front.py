@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -14,7 +15,7 @@ from typing_extensions import Unpack
 from vectorforge.api import CollectionAPI, SearchOptions
 from vectorforge.embed import Embedder
 from vectorforge.embed.analyzer import Analyzer, get_analyzer
-from vectorforge.embed.tokens import TokenEncoder, get_token_encoder
+from vectorforge.embed.tokens import PageEncoder, TokenEncoder, get_token_encoder
 from vectorforge.engine.filters import parse_filter
 from vectorforge.engine.fusion import check_weights, fuse
 from vectorforge.engine.validate import (
@@ -298,12 +299,20 @@ class CollectionFront:
             return self.search_multi(using, matrix, k, **search_args)
         if using is not None and (using != self.config.dense_name or not self.config.has_dense):
             return self.search_text(using, text, k, **search_args)
+        if using is None and mode is None and not self.config.has_dense:
+            from vectorforge.multivector import pages
+
+            vectors = self.config.vectors_spec()
+            if (found := pages.collection_page_encoder(vectors)) is not None:  # a page collection
+                return pages.page_query(self, vectors, text, k, found, search_args)
         if not self.config.has_dense:
             encoded = token_vectors_of(self)
             names = ", ".join(repr(v) for v in self.text_vectors() + encoded) or "none"
+            paged = {"patches", "rows"} <= set(self.config.multi)
             raise InvalidParameter(
                 f"collection {self.name!r} has no dense vector; query one of its sparse vectors"
                 f"{' or multi vectors' if encoded else ''}: query(text, using=...) with one of {names}"
+                + ("; or, for pages, query_pages(text, encoder=...) with a page encoder" if paged else "")
             )
         emb = self.embedder()
         if embedder is not None and embedder.info != emb.info:
@@ -325,6 +334,46 @@ class CollectionFront:
         fused = fuse([{h.id: h.score for h in hits} for hits in lists], fusion, weights=weights)
         chosen = list(fused.items())[offset : offset + k]
         return [replace(by_id[pid], score=score) for pid, score in chosen]
+
+    def add_pages(
+        self: _Parts,
+        pdf_path: str | Path,
+        *,
+        encoder: PageEncoder | str | None = None,
+        source: str | None = None,
+        dpi: int = 96,
+        batch_size: int = 4,
+        idempotency_key: str | None = None,
+    ) -> UpdateResult:
+        """Render, embed and upsert every page of a PDF (`vectorforge.multivector.pages.add_pages`)."""
+        from vectorforge.multivector import pages
+
+        key = check_idempotency_key(idempotency_key)
+        options: dict[str, Any] = {"source": source, "dpi": dpi, "batch_size": batch_size}
+        return pages.page_add(
+            self, self.config.vectors_spec(), pdf_path, encoder, idempotency_key=key, **options
+        )
+
+    def query_pages(
+        self: _Parts,
+        text: str,
+        k: int = 10,
+        *,
+        encoder: PageEncoder | str | None = None,
+        depth: int | None = None,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """The pages that best match `text` (`vectorforge.multivector.pages.query_pages`)."""
+        from vectorforge.multivector import pages
+
+        options: dict[str, Any] = {"depth": depth, "offset": offset, "filter": filter, "params": params}
+        options |= {"with_payload": with_payload, "with_vectors": with_vectors, "consistency": consistency}
+        return pages.page_query(self, self.config.vectors_spec(), text, k, encoder, options)
 
 
 def check_payload(payload: Any) -> dict[str, Any]:

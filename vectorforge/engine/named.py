@@ -34,6 +34,7 @@ __all__ = [
     "load_named",
     "multi_info",
     "reload_named",
+    "needs_training",
     "seal_named",
     "pack_named",
     "split_vectors",
@@ -142,12 +143,19 @@ def reload_named(config: CollectionConfig, folder: Path, name: str, rows: int) -
     return KINDS[kind].load(folder / KINDS[kind].file.format(name), rows, spec)
 
 
-def seal_named(named: dict[str, RowIndex]) -> None:
-    """Tell a segment's named vectors that no more rows come (an index that trains does it here)."""
+def seal_named(named: dict[str, RowIndex], train: bool = True) -> None:
+    """Tell a segment's named vectors that no more rows come. An index that trains on seal (PLAID's
+    k-means: minutes at scale) trains only if `train`: a seal under the write lock leaves that to
+    compaction, which builds beside reads and writes (see `needs_training`)."""
     for rows in named.values():
         seal = getattr(rows, "seal", None)
-        if seal is not None:
+        if seal is not None and (train or not getattr(rows, "trains_on_seal", False)):
             seal()
+
+
+def needs_training(named: dict[str, RowIndex]) -> bool:
+    """Whether a sealed segment holds an index large enough to train that has not yet."""
+    return any(getattr(rows, "needs_training", False) for rows in named.values())
 
 
 def describe(rows: RowIndex) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class MultiVectorIndex:
         self.dim = dim
         self._parts: list[np.ndarray] = []
         self._lengths: list[int] = []
+        self._lengths_array: np.ndarray | None = None  # `_lengths` as an array, rebuilt when it grows
         # (tokens, starts) of every row, built on first use after a change and published as one
         # tuple, so that two readers building side by side never pair one's tokens with other starts.
         self._compiled: tuple[np.ndarray, np.ndarray] | None = None
@@ -85,6 +86,14 @@ class MultiVectorIndex:
             found = self._compiled = (tokens, starts)
         return found
 
+    def lengths(self) -> np.ndarray:
+        """Each row's token count (int64; rows only ever append, so the cache is valid while the
+        count of rows is the same)."""
+        found = self._lengths_array
+        if found is None or len(found) != len(self._lengths):
+            found = self._lengths_array = np.asarray(self._lengths, dtype=np.int64)
+        return found
+
     def row(self, row: int) -> np.ndarray | None:
         """Row `row`'s token matrix (a view), or None."""
         tokens, starts = self._matrix()
@@ -94,7 +103,7 @@ class MultiVectorIndex:
     def save(self, path: Path) -> None:
         """One file: each row's token count (0: none) and every token, row after row."""
         tokens, _ = self._matrix()
-        lengths = np.asarray(self._lengths, dtype=np.int64)
+        lengths = self.lengths()
         fsio.write_with(path, lambda target: np.savez(target, lengths=lengths, tokens=tokens))
 
     def describe(self) -> dict[str, Any]:
@@ -142,7 +151,7 @@ class MultiVectorIndex:
                 "muvera takes candidates, ef_search)"
             )
         scores = self.scores(query)
-        allowed = np.asarray(self._lengths) > 0
+        allowed = self.lengths() > 0
         if mask is not None:
             allowed &= mask[: len(allowed)]
         return top_with_ties(scores, np.flatnonzero(allowed), k)
@@ -150,7 +159,7 @@ class MultiVectorIndex:
     def _spans_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Token positions of `rows`, row after row, and each row's length."""
         _, starts = self._matrix()
-        lengths = np.asarray(self._lengths, dtype=np.int64)[rows]
+        lengths = self.lengths()[rows]
         return spans(starts[rows], lengths), lengths
 
     def _exact_among(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +184,7 @@ class MultiVectorIndex:
         """`path` (npz): each row's token count and `arrays`; beside it `tokens_path(path)`, the
         full tokens (memory-mapped when read back by `_load_with_tokens`)."""
         tokens, _ = self._matrix()
-        lengths = np.asarray(self._lengths, dtype=np.int64)
+        lengths = self.lengths()
         fsio.write_with(tokens_path(path), lambda target: np.save(target, np.ascontiguousarray(tokens)))
         fsio.write_with(path, lambda target: np.savez(target, allow_pickle=False, lengths=lengths, **arrays))
 
@@ -219,7 +228,7 @@ class MultiVectorIndex:
         """MaxSim of `query` with every row (-inf for rows without tokens)."""
         q = self.check_query(query)
         tokens, starts = self._matrix()
-        return maxsim_scores(q, tokens, starts, np.asarray(self._lengths, dtype=np.int64))
+        return maxsim_scores(q, tokens, starts, self.lengths())
 
 
 def tokens_path(path: Path) -> Path:

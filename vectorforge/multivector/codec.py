@@ -10,7 +10,7 @@ bucket weights, adds the centroid and re-normalizes. At 2 bits a 128-d token tak
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faiss
@@ -45,6 +45,16 @@ class ResidualCodec:
     cutoffs: np.ndarray
     weights: np.ndarray
     nbits: int
+    _lookup: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # each byte value's bucket weights, one per dimension the byte holds (high bits first), as one
+        # opaque item of 4 * 8 / nbits bytes: taking whole items is ~10x faster than a 2-d gather
+        per_byte = 8 // self.nbits
+        shifts = self.nbits * np.arange(per_byte - 1, -1, -1)
+        buckets = (np.arange(256)[:, None] >> shifts[None, :]) & ((1 << self.nbits) - 1)
+        table = np.ascontiguousarray(self.weights[buckets], dtype=np.float32)
+        object.__setattr__(self, "_lookup", table.view(f"V{4 * per_byte}").reshape(256))
 
     @property
     def dim(self) -> int:
@@ -100,19 +110,11 @@ class ResidualCodec:
 
     def decode(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
         """Approximate unit tokens back from `encode`'s output."""
-        residuals = self._table()[packed].reshape(len(codes), self.dim)
-        out: np.ndarray = self.centroids[codes] + residuals
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        residuals = np.take(self._lookup, packed).view(np.float32).reshape(len(codes), self.dim)
+        out: np.ndarray = self.centroids[codes]
+        out += residuals
+        out /= np.maximum(np.sqrt(np.einsum("ij,ij->i", out, out)), 1e-12)[:, None]
         return out
-
-    def _table(self) -> np.ndarray:
-        """Each byte value's bucket weights, one per dimension the byte holds (high bits first)."""
-        per_byte = 8 // self.nbits
-        values = np.arange(256)
-        shifts = self.nbits * np.arange(per_byte - 1, -1, -1)
-        buckets = (values[:, None] >> shifts[None, :]) & ((1 << self.nbits) - 1)
-        table: np.ndarray = self.weights[buckets].astype(np.float32)
-        return table
 
     def arrays(self) -> dict[str, np.ndarray]:
         """What `from_arrays` reads back (saved in the segment's file)."""

@@ -189,7 +189,7 @@ class MUVERAIndex(MultiVectorIndex):
         tokens, starts = self._matrix()
         if self._graph is not None or len(tokens) < max(self.params["exact_below_tokens"], 1):
             return
-        lengths = np.asarray(self._lengths, dtype=np.int64)
+        lengths = self.lengths()
         rows = np.flatnonzero(lengths > 0)
         graph = faiss.IndexHNSWFlat(self.fde.output_dim, self.params["M"], faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = self.params["ef_construction"]
@@ -224,7 +224,7 @@ class MUVERAIndex(MultiVectorIndex):
             graph = faiss.deserialize_index(raw)
         except RuntimeError as exc:
             raise CorruptionError(f"muvera index {path.name}: the graph cannot be read: {exc}") from exc
-        lengths = np.asarray(self._lengths, dtype=np.int64)
+        lengths = self.lengths()
         present = np.flatnonzero(lengths > 0)
         well_formed = (
             isinstance(graph, faiss.IndexHNSWFlat)
@@ -250,7 +250,7 @@ class MUVERAIndex(MultiVectorIndex):
         if graph is None or p.exact:
             return super().search(query, k, mask, None)
         q = self.check_query(query)
-        allowed = np.asarray(self._lengths, dtype=np.int64) > 0
+        allowed = self.lengths() > 0
         if mask is not None:
             allowed &= mask[: len(allowed)]
         rows = np.flatnonzero(allowed)

@@ -10,8 +10,11 @@ One point per page, id "<source>#<page>" (page from 0), payload {"source": file 
 "rows" holds one vector per row of the grid (the mean of the row's patches, normalized: 32 for
 ColPali). A query searches "rows" first (`depth` candidates, 32 vectors a page instead of ~1,030),
 then re-ranks those by exact MaxSim on "patches" (a `has_id` filter: one more search), so it works
-the same embedded, sharded and over HTTP. `create_page_collection` makes such a collection and
-`add_pages` / `query_pages` fill and search it.
+the same embedded, sharded and over HTTP. `create_page_collection` makes such a collection; every
+collection's methods `col.add_pages(pdf)` and `col.query_pages(text)` (and `col.query(text)` when
+"patches" names a page encoder) fill and search it through `page_add` / `page_query` here, the one
+implementation (the module functions `add_pages` / `query_pages` are the same with the collection
+first). Over HTTP the rendering and encoding happen in the client: the server needs no encoder.
 
 The encoder is any `PageEncoder` (embed/tokens.py) that can also tell its patch grid
 (`patch_grid(image) -> (rows, cols)`): `ColPaliEncoder` adapts colpali-engine's models from a local
@@ -30,7 +33,7 @@ import numpy as np
 
 from vectorforge.api import CollectionAPI, DatabaseAPI
 from vectorforge.embed.tokens import PageEncoder, get_token_encoder
-from vectorforge.errors import EmbedderUnavailable, InvalidParameter, InvalidVector
+from vectorforge.errors import DimensionMismatch, EmbedderUnavailable, InvalidParameter, InvalidVector
 from vectorforge.types import Hit, Multi, UpdateResult
 
 __all__ = [
@@ -39,8 +42,12 @@ __all__ = [
     "ColPaliEncoder",
     "GriddedPageEncoder",
     "add_pages",
+    "collection_page_encoder",
     "create_page_collection",
+    "page_encoder_of",
+    "page_add",
     "page_id",
+    "page_query",
     "query_pages",
     "render_pages",
     "row_pool",
@@ -132,22 +139,68 @@ def create_page_collection(
     return db.create_collection(name, vectors=vectors, **settings)
 
 
-def _encoder_of(col: CollectionAPI, encoder: PageEncoder | str | None) -> PageEncoder:
+def _vectors(col: CollectionAPI) -> dict[str, Any]:
+    """The collection's vectors as `info()` shows them (name: kind and settings)."""
+    found: dict[str, Any] = col.info().get("vectors") or {}
+    return found
+
+
+def page_encoder_of(
+    name: str, vectors: dict[str, Any], encoder: PageEncoder | str | None = None
+) -> PageEncoder:
+    """The page encoder of collection `name` whose vectors (as `info()["vectors"]` shows them) are
+    `vectors`: `encoder` (a PageEncoder or a registered name), or None for the "patches" vector's
+    own. InvalidParameter, naming what is missing, unless the collection has the page layout
+    ("patches" and "rows" multi vectors of one dim) and the encoder embeds images of that dim."""
+    layout = (
+        f"a page collection has vectors={{{PATCHES!r}: vf.Multi(dim, encoder=...), {ROWS!r}: "
+        "vf.Multi(dim)}: make one with create_page_collection"
+    )
+    patches = vectors.get(PATCHES)
+    if patches is None or patches.get("kind") != "multi":
+        raise InvalidParameter(f"collection {name!r} has no {PATCHES!r} vector (a multi vector); {layout}")
     if encoder is None:
-        spec = col.info().get("vectors", {}).get(PATCHES)
-        if spec is None:
-            raise InvalidParameter(
-                f"collection {col.name!r} has no {PATCHES!r} vector; make it with create_page_collection"
-            )
-        encoder = spec.get("encoder")
+        encoder = patches.get("encoder")
         if encoder is None:
             raise InvalidParameter(
-                f"collection {col.name!r} names no encoder for {PATCHES!r}; pass encoder= (a PageEncoder)"
+                f"collection {name!r} names no encoder for {PATCHES!r}; pass encoder= (a PageEncoder)"
             )
+    rows = vectors.get(ROWS)
+    if rows is None or rows.get("kind") != "multi":
+        raise InvalidParameter(f"collection {name!r} has no {ROWS!r} vector (a multi vector); {layout}")
+    if rows.get("dim") != patches.get("dim"):
+        raise InvalidParameter(
+            f"collection {name!r}: {PATCHES!r} is {patches.get('dim')}-dimensional but {ROWS!r} is "
+            f"{rows.get('dim')}-dimensional; {layout}"
+        )
     found = get_token_encoder(encoder) if isinstance(encoder, str) else encoder
     if not isinstance(found, PageEncoder):
-        raise InvalidParameter(f"token encoder {found.name!r} embeds no images (it is not a PageEncoder)")
+        raise InvalidParameter(
+            f"token encoder {found.name!r} embeds no images (it is not a PageEncoder), so collection "
+            f"{name!r} cannot take or search pages with it"
+        )
+    if found.dim != patches.get("dim"):
+        raise DimensionMismatch(
+            f"page encoder {found.name!r} makes {found.dim}-dimensional patches but collection "
+            f"{name!r} holds {patches.get('dim')}-dimensional ones",
+            expected=patches.get("dim"),
+            got=found.dim,
+        )
     return found
+
+
+def collection_page_encoder(vectors: dict[str, Any]) -> PageEncoder | None:
+    """The page encoder that `query(text)` uses on a collection whose vectors are `vectors`: the
+    "patches" vector's encoder when the collection has the page layout and that encoder is a
+    registered PageEncoder here; None if it is not a page collection (or the encoder is not
+    known in this process)."""
+    patches = vectors.get(PATCHES) or {}
+    if patches.get("encoder") is None:
+        return None
+    try:
+        return page_encoder_of("", vectors)
+    except (InvalidParameter, EmbedderUnavailable, DimensionMismatch):
+        return None
 
 
 def page_id(source: str, page: int) -> str:
@@ -167,8 +220,32 @@ def add_pages(
 ) -> UpdateResult:
     """Render every page of the PDF, embed it, and upsert one point per page (ids `page_id`, payload
     {"source": source or the file's name, "page": i}) with its patches and row-pooled vectors.
-    `encoder`: a PageEncoder, a registered name, or None for the collection's "patches" encoder."""
-    found = _encoder_of(col, encoder)
+    `encoder`: a PageEncoder, a registered name, or None for the collection's "patches" encoder.
+    The same as `col.add_pages(pdf_path, encoder=...)`. Nothing is written unless every page is
+    rendered and embedded: a missing or broken file, or a collection without the page layout or
+    an encoder, is refused (InvalidParameter) before anything changes."""
+    options: dict[str, Any] = {"source": source, "dpi": dpi, "batch_size": batch_size}
+    return page_add(col, _vectors(col), pdf_path, encoder, idempotency_key=idempotency_key, **options)
+
+
+def page_add(
+    col: CollectionAPI,
+    vectors: dict[str, Any],
+    pdf_path: str | Path,
+    encoder: PageEncoder | str | None,
+    *,
+    source: str | None = None,
+    dpi: int = DEFAULT_DPI,
+    batch_size: int = 4,
+    idempotency_key: str | None = None,
+) -> UpdateResult:
+    """`add_pages` with the collection's vectors known (as `info()["vectors"]` shows them): what
+    the collections' `add_pages` runs."""
+    if source is not None and (not isinstance(source, str) or not source):
+        raise InvalidParameter(f"source must be a non-empty string, not {source!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameter(f"batch_size must be an int >= 1, not {batch_size!r}")
+    found = page_encoder_of(col.name, vectors, encoder)
     images = render_pages(pdf_path, dpi=dpi)
     name = source if source is not None else Path(pdf_path).name
     if not images:
@@ -189,25 +266,88 @@ def query_pages(
     k: int = 10,
     *,
     depth: int | None = None,
+    offset: int = 0,
     filter: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
     with_payload: bool = True,
+    with_vectors: bool = False,
+    consistency: str | None = None,
 ) -> list[Hit]:
-    """The `k` pages that best match `text`: the `depth` best by MaxSim on "rows" (default
-    max(100, 10 k)), re-ranked by exact MaxSim on "patches" (scores: the patches' MaxSim)."""
+    """The `k` pages that best match `text` (after skipping `offset`): the `depth` best by MaxSim on
+    "rows" (default max(100, 10 (k + offset))), re-ranked by exact MaxSim on "patches" (scores: the
+    patches' MaxSim). `params` and `consistency` go to both searches. The same as
+    `col.query_pages(text, k, encoder=...)`, and as `col.query(text, k)` on a page collection."""
+    options = {"params": params, "with_vectors": with_vectors, "consistency": consistency}
+    return _query_pages(col, _vectors(col), text, encoder, k, depth, offset, filter, with_payload, options)
+
+
+def page_query(
+    col: CollectionAPI,
+    vectors: dict[str, Any],
+    text: str,
+    k: int,
+    encoder: PageEncoder | str | None,
+    options: dict[str, Any],
+) -> list[Hit]:
+    """`query_pages` with the collection's vectors known (no `info()` call) and its keyword options
+    in a dict (those of `query_pages`; any other is refused): what the collections' `query_pages`,
+    and their `query(text)` on a page collection, run."""
+    known = {"depth", "offset", "filter", "params", "with_payload", "with_vectors", "consistency"}
+    if unknown := sorted(set(options) - known):
+        raise InvalidParameter(f"a page query takes no {', '.join(map(repr, unknown))} option")
+    search: dict[str, Any] = {
+        key: options[key] for key in ("params", "with_vectors", "consistency") if key in options
+    }
+    return _query_pages(
+        col,
+        vectors,
+        text,
+        encoder,
+        k,
+        options.get("depth"),
+        options.get("offset", 0),
+        options.get("filter"),
+        options.get("with_payload", True),
+        search,
+    )
+
+
+def _query_pages(
+    col: CollectionAPI,
+    vectors: dict[str, Any],
+    text: str,
+    encoder: PageEncoder | str | None,
+    k: int,
+    depth: int | None,
+    offset: int,
+    filter: dict[str, Any] | None,
+    with_payload: bool,
+    options: dict[str, Any],
+) -> list[Hit]:
+    if not isinstance(text, str) or not text:
+        raise InvalidParameter("query text must be a non-empty string")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InvalidParameter(f"k must be an int >= 1, not {k!r}")
-    depth = max(100, 10 * k) if depth is None else depth
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < k:
-        raise InvalidParameter(f"depth must be an int >= k ({k}), not {depth!r}")
-    found = _encoder_of(col, encoder)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidParameter(f"offset must be an int >= 0, not {offset!r}")
+    depth = max(100, 10 * (k + offset)) if depth is None else depth
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < k + offset:
+        raise InvalidParameter(f"depth must be an int >= k + offset ({k + offset}), not {depth!r}")
+    found = page_encoder_of(col.name, vectors, encoder)
     query = found.encode_queries([text])[0]
-    first = col.search(query, depth, using=ROWS, filter=filter, with_payload=False)
+    first_options: dict[str, Any] = {
+        "params": options.get("params"),
+        "consistency": options.get("consistency"),
+    }
+    first = col.search(query, depth, using=ROWS, filter=filter, with_payload=False, **first_options)
     if not first:
         return []
     only: dict[str, Any] = {"must": [{"has_id": [hit.id for hit in first]}]}
     if filter is not None:
         only["must"].append(filter)
-    return col.search(query, k, using=PATCHES, filter=only, with_payload=with_payload)
+    return col.search(
+        query, k, using=PATCHES, offset=offset, filter=only, with_payload=with_payload, **options
+    )
 
 
 # -- colpali-engine -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import httpx
 
 from vectorforge import errors as e
 from vectorforge.api import CollectionSettings
+from vectorforge.embed.tokens import PageEncoder
 from vectorforge.engine.fusion import check_weights
 from vectorforge.types import (
     CollectionConfig,
@@ -404,6 +405,26 @@ class RemoteCollection:
         }
         return update_from_dict(self._wrote(self._post("/points/add", body, headers=_key(idempotency_key))))
 
+    def add_pages(
+        self,
+        pdf_path: str | Path,
+        *,
+        encoder: PageEncoder | str | None = None,
+        source: str | None = None,
+        dpi: int = 96,
+        batch_size: int = 4,
+        idempotency_key: str | None = None,
+    ) -> UpdateResult:
+        """The PDF is rendered and its pages embedded here, in the client (the server has no page
+        encoder, and needs none): `encoder` is a `PageEncoder` object, or a name registered in this
+        process (None: the name the "patches" vector was created with); then the pages go to the
+        server as one upsert (see `CollectionAPI.add_pages`)."""
+        from vectorforge.multivector import pages
+
+        vectors = self.info().get("vectors") or {}
+        options: dict[str, Any] = {"source": source, "dpi": dpi, "batch_size": batch_size}
+        return pages.page_add(self, vectors, pdf_path, encoder, idempotency_key=idempotency_key, **options)
+
     def flush(self) -> None:
         self._post("/flush", {})
 
@@ -508,11 +529,49 @@ class RemoteCollection:
         weights: Sequence[float] | None = None,
         **search_args: Any,
     ) -> list[Hit]:
+        if using is None and mode is None and self._info.get("dim") is None:
+            from vectorforge.multivector import pages
+
+            vectors = self._vectors()
+            if (found := pages.collection_page_encoder(vectors)) is not None:  # a page collection
+                return pages.page_query(self, vectors, text, k, found, search_args)
         body = {"text": text, "k": k, "using": using, "mode": mode, "fusion": fusion, **search_args}
         if weights is not None:
             check_weights(weights)  # NaN has no JSON form: refused here with the server's message
             body["weights"] = list(weights)
         return [hit_from_dict(h) for h in self._read("/points/query", body)["hits"]]
+
+    def query_pages(
+        self,
+        text: str,
+        k: int = 10,
+        *,
+        encoder: PageEncoder | str | None = None,
+        depth: int | None = None,
+        offset: int = 0,
+        filter: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        with_payload: bool = True,
+        with_vectors: bool = False,
+        consistency: str | None = None,
+    ) -> list[Hit]:
+        """The query is encoded here, in the client (`encoder`, or the name the "patches" vector was
+        created with, registered in this process); its two searches go to the server (see
+        `CollectionAPI.query_pages`). `query(text)` does the same on a page collection when this
+        process knows its page encoder by name (else the server is asked)."""
+        from vectorforge.multivector import pages
+
+        options: dict[str, Any] = {"depth": depth, "offset": offset, "filter": filter, "params": params}
+        options |= {"with_payload": with_payload, "with_vectors": with_vectors, "consistency": consistency}
+        return pages.page_query(self, self._vectors(), text, k, encoder, options)
+
+    def _vectors(self) -> dict[str, Any]:
+        """The collection's vectors and their settings, as the server last reported them (they are
+        fixed at creation); asked for when not yet known."""
+        if "vectors" not in self._info:
+            self.info()
+        vectors: dict[str, Any] = self._info.get("vectors") or {}
+        return vectors
 
     # -- maintenance ------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
