@@ -14,6 +14,8 @@ Writes bench/results/plaid_quality.json.
 
 from __future__ import annotations
 
+import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -46,6 +48,16 @@ CONFIGS: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = [
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="run the rows whose label starts with one of these; "
+        "the other rows are kept from the last bench/results/plaid_quality.json",
+    )
+    args = parser.parse_args()
+    configs = [c for c in CONFIGS if args.only is None or any(c[0].startswith(o) for o in args.only)]
     domain = GuardSet.from_beir(shared_path() / "data" / "scifact", name="scifact")
     ids = list(domain.corpus)
     encoder = get_token_encoder(COLBERT_MINILM)
@@ -57,7 +69,11 @@ def main() -> None:
     rows = []
     try:
         db = vf.connect(work)
-        for label, kind, params, search in CONFIGS:
+        previous = Path(__file__).parent / "results" / "plaid_quality.json"
+        if args.only is not None and previous.exists():
+            kept = json.loads(previous.read_text())["rows"]
+            out["rows"] = {label: kept[label] for label, *_ in CONFIGS if label in kept}
+        for label, kind, params, search in configs:
             index_params = {**params, "exact_below_tokens": 0} if kind != "flat" else {}
             spec = vf.Multi(dim=encoder.dim, index=kind, index_params=index_params, encoder=COLBERT_MINILM)
             name = label.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
@@ -72,7 +88,13 @@ def main() -> None:
             run = evaluate_collection(col, domain.goldset, METRICS, config)
             scores = {m: run.segments["all"][m].mean for m in METRICS}
             found = segment["multi"]["colbert"]
-            out["rows"][label] = {"scores": scores, "seal_seconds": build, "segment": found, "params": search}
+            out["rows"][label] = {
+                "scores": scores,
+                "seal_seconds": build,
+                "segment": found,
+                "params": search,
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
             rows.append(
                 [
                     label,

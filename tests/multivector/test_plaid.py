@@ -21,6 +21,7 @@ from tests.serverproc import start_server
 from vectorforge.index.maxsim import MultiVectorIndex
 from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
 from vectorforge.multivector.plaid import PLAIDIndex, default_search, tokens_path
+from vectorforge.multivector.pooling import pool_tokens
 from vectorforge.remote import RemoteDatabase
 from vectorforge.server.app import create_app
 from vectorforge.server.deps import ServerSettings
@@ -438,3 +439,22 @@ def test_a_plaid_collection_in_a_real_server_process_survives_restarts(tmp_path:
             assert answers(db, 320) == after_writes
     finally:
         server.stop()
+
+
+def test_pooled_rows_are_pooled_once_through_compaction(tmp_path: Path) -> None:
+    """Compaction moves a segment's rows as its index keeps them: pool factor 2 halves the tokens
+    once, not again each time the codec is trained or segments merge."""
+    docs, _ = clustered(200, 32, 15)
+    db = vf.connect(tmp_path)
+    spec = vf.Multi(dim=32, index="plaid", index_params={"exact_below_tokens": 1, "pool_factor": 2})
+    col = db.create_collection("p", vectors={"t": spec})
+    col.upsert(list(range(100)), {"t": docs[:100]})
+    col.flush()
+    col.upsert(list(range(100, 200)), {"t": docs[100:]})
+    col.flush()
+    col.optimize()
+    sealed = [s for s in col.info()["segments"] if s["sealed"]]
+    assert [s["multi"]["t"]["mode"] for s in sealed] == ["plaid"]  # merged and trained
+    want = sum(len(pool_tokens(d, 2)) for d in docs)
+    assert sealed[0]["multi"]["t"]["tokens"] == want
+    db.close()

@@ -247,6 +247,14 @@ class PLAIDIndex(MultiVectorIndex):
             ]
         super().add(matrices)
 
+    def add_pooled(self, matrices: Any) -> None:
+        """Rows already pooled by an index like this one (compaction moving rows between segments):
+        added as they are, so that they are not pooled twice."""
+        if self._mapped():
+            raise InvalidVector("a sealed PLAID segment read from disk takes no more rows")
+        self._compressed = None
+        super().add(matrices)
+
     @property
     def needs_training(self) -> bool:
         """Large enough for PLAID and not yet trained (until then it is searched exactly)."""
