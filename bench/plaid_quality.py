@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -76,7 +77,7 @@ def main() -> None:
         for label, kind, params, search in configs:
             index_params = {**params, "exact_below_tokens": 0} if kind != "flat" else {}
             spec = vf.Multi(dim=encoder.dim, index=kind, index_params=index_params, encoder=COLBERT_MINILM)
-            name = label.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+            name = re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_")
             col = db.create_collection(name, vectors={"colbert": spec})
             col.upsert(ids, {"colbert": matrices})
             start = time.perf_counter()
