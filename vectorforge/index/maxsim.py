@@ -24,7 +24,7 @@ from vectorforge.errors import CorruptionError, DimensionMismatch, InvalidParame
 from vectorforge.index.sparse import top_with_ties
 from vectorforge.storage import fsio
 
-__all__ = ["MultiVectorIndex", "maxsim_scores", "spans", "tokens_path"]
+__all__ = ["MultiVectorIndex", "maxsim_scores", "spans", "starts_of", "tokens_path"]
 
 
 class MultiVectorIndex:
@@ -53,6 +53,7 @@ class MultiVectorIndex:
         self._parts: list[np.ndarray] = []
         self._lengths: list[int] = []
         self._lengths_array: np.ndarray | None = None  # `_lengths` as an array, rebuilt when it grows
+        self._token_total = 0  # their sum, rebuilt with it
         # (tokens, starts) of every row, built on first use after a change and published as one
         # tuple, so that two readers building side by side never pair one's tokens with other starts.
         self._compiled: tuple[np.ndarray, np.ndarray] | None = None
@@ -81,7 +82,7 @@ class MultiVectorIndex:
         found = self._compiled
         if found is None:
             tokens = np.concatenate(self._parts) if self._parts else np.empty((0, self.dim), np.float32)
-            starts = np.concatenate(([0], np.cumsum(self._lengths)[:-1])).astype(np.int64)
+            starts = starts_of(self._lengths)
             self._parts = [tokens] if len(tokens) else []  # one part from now on: no copy next time
             found = self._compiled = (tokens, starts)
         return found
@@ -92,7 +93,13 @@ class MultiVectorIndex:
         found = self._lengths_array
         if found is None or len(found) != len(self._lengths):
             found = self._lengths_array = np.asarray(self._lengths, dtype=np.int64)
+            self._token_total = int(found.sum())
         return found
+
+    def token_count(self) -> int:
+        """How many tokens the rows hold (asked on every write of a collection: kept, not summed)."""
+        self.lengths()
+        return self._token_total
 
     def row(self, row: int) -> np.ndarray | None:
         """Row `row`'s token matrix (a view), or None."""
@@ -108,7 +115,7 @@ class MultiVectorIndex:
 
     def describe(self) -> dict[str, Any]:
         """How the segment's rows are searched (`info()` shows it)."""
-        return {"index": self.kind, "mode": "exact", "tokens": sum(self._lengths)}
+        return {"index": self.kind, "mode": "exact", "tokens": self.token_count()}
 
     @classmethod
     def load(cls, path: Path, rows: int, dim: int, params: dict[str, Any] | None = None) -> MultiVectorIndex:
@@ -170,7 +177,7 @@ class MultiVectorIndex:
         rows = np.sort(rows)
         positions, lengths = self._spans_of(rows)
         tokens, _ = self._matrix()
-        local = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        local = starts_of(lengths)
         exact = maxsim_scores(q, np.asarray(tokens[positions]), local, lengths)
         scores = np.full(len(self._lengths), -np.inf)
         scores[rows] = exact
@@ -213,7 +220,7 @@ class MultiVectorIndex:
                 f"{self.kind} index {path.name} does not match the segment's {rows} rows of {self.dim}"
             )
         self._lengths = lengths.tolist()
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        starts = starts_of(lengths)
         self._compiled = (tokens, starts)  # the memory map itself: never copied into RAM
         self._parts = []
         return arrays
@@ -236,12 +243,18 @@ def tokens_path(path: Path) -> Path:
     return path.with_name(path.name.removesuffix(".npz") + ".tokens.npy")
 
 
+def starts_of(lengths: Any) -> np.ndarray:
+    """Where each of consecutive spans of `lengths` starts (int64)."""
+    starts: np.ndarray = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    return starts
+
+
 def spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenated ranges starts[i] .. starts[i] + lengths[i]."""
     total = int(lengths.sum())
     if total == 0:
         return np.empty(0, np.int64)
-    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    offsets = np.repeat(starts - starts_of(lengths), lengths)
     positions: np.ndarray = offsets + np.arange(total, dtype=np.int64)
     return positions
 

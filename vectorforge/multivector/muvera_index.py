@@ -158,7 +158,7 @@ class MUVERAIndex(MultiVectorIndex):
         self._graph_rows = np.empty(0, np.int64)  # the row of each graph entry (rows with tokens)
 
     def describe(self) -> dict[str, Any]:
-        tokens = sum(self._lengths)
+        tokens = self.token_count()
         if self._graph is None:
             return {
                 "index": "muvera",

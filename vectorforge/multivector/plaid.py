@@ -30,7 +30,7 @@ import numpy as np
 
 from vectorforge.errors import CorruptionError, InvalidParameter, InvalidVector
 from vectorforge.index import register_index
-from vectorforge.index.maxsim import MultiVectorIndex, spans, tokens_path
+from vectorforge.index.maxsim import MultiVectorIndex, spans, starts_of, tokens_path
 from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
 from vectorforge.multivector.pooling import pool_tokens
 
@@ -216,7 +216,7 @@ class PLAIDIndex(MultiVectorIndex):
         self._compressed: _Compressed | None = None
 
     def describe(self) -> dict[str, Any]:
-        tokens = int(self.lengths().sum())
+        tokens = self.token_count()
         if self._compressed is None:
             reason = (
                 "the codec is trained in the background"
@@ -258,9 +258,7 @@ class PLAIDIndex(MultiVectorIndex):
     @property
     def needs_training(self) -> bool:
         """Large enough for PLAID and not yet trained (until then it is searched exactly)."""
-        return self._compressed is None and int(self.lengths().sum()) >= max(
-            self.params["exact_below_tokens"], 1
-        )
+        return self._compressed is None and self.token_count() >= max(self.params["exact_below_tokens"], 1)
 
     def seal(self) -> None:
         """No more rows: train the codec and build the lists if the segment is large enough."""
@@ -340,7 +338,7 @@ def centroid_scores(compressed: _Compressed, q: np.ndarray) -> np.ndarray:
 def _span_maxsum(sims: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """`sims` (tokens, query tokens) in spans of rows (`lengths`, each > 0): per span, the sum over
     query tokens of the max within the span."""
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    starts = starts_of(lengths)
     if len(lengths) == 0 or len(sims) >= 8 * len(lengths):
         best: np.ndarray = np.maximum.reduceat(sims, starts, axis=0).sum(axis=1, dtype=np.float64)
         return best
