@@ -5,7 +5,6 @@ restart, and damaged files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vectorforge as vf
-from tests.inprocess import InProcessTransport
 from tests.multivector.test_plaid import _segment_multi, clustered, query
 from vectorforge.engine.compaction import live_share
 from vectorforge.index import estimate_bytes, index_class
 from vectorforge.index.maxsim import MultiVectorIndex, tokens_path
 from vectorforge.multivector.muvera_index import MUVERAIndex, default_candidates, parse_search
-from vectorforge.remote import RemoteDatabase
-from vectorforge.server.app import create_app
-from vectorforge.server.deps import ServerSettings
 
 SMALL = {"reps": 4, "k_sim": 3, "d_proj": 8}  # 256-d encodings: quick to build in property tests
 
@@ -156,24 +151,6 @@ def test_rows_added_after_a_seal_drop_the_graph_until_the_next() -> None:
     muvera.seal()
     assert muvera.describe()["mode"] == "muvera" and muvera._graph.ntotal == 205
     assert MUVERAIndex(16).describe()["mode"] == "exact"  # the default: exact below 250,000 tokens
-
-
-@pytest.fixture(params=["disk", "sharded", "http"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "http":
-        served = vf.connect(tmp_path / "served")
-        remote = RemoteDatabase(
-            "http://in-process",
-            transport=InProcessTransport(create_app(ServerSettings(served, None, require_keys=False))),
-        )
-        yield remote
-        remote.close()
-        served.close()
-        return
-    database = vf.connect(tmp_path / "data")
-    database.shards = 2 if request.param == "sharded" else 1  # type: ignore[attr-defined]
-    yield database
-    database.close()
 
 
 def test_muvera_collections_answer_as_exact_maxsim(db: Any) -> None:

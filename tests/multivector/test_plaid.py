@@ -6,7 +6,6 @@ in-process and to a real server process."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vectorforge as vf
-from tests.inprocess import InProcessTransport
 from tests.serverproc import start_server
 from vectorforge.index.maxsim import MultiVectorIndex
 from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
 from vectorforge.multivector.plaid import PLAIDIndex, default_search, tokens_path
 from vectorforge.multivector.pooling import pool_tokens
-from vectorforge.remote import RemoteDatabase
-from vectorforge.server.app import create_app
-from vectorforge.server.deps import ServerSettings
 
 
 def clustered(n: int, dim: int, seed: int, topics: int = 40) -> tuple[list[np.ndarray], np.ndarray]:
@@ -155,24 +150,6 @@ def test_a_segment_whose_seal_failed_grows_on_and_stays_exact() -> None:
     flat.add(docs + docs[:5])
     q = query(centres, np.random.default_rng(0))
     assert plaid.search(q, 10)[1].tolist() == flat.search(q, 10)[1].tolist()
-
-
-@pytest.fixture(params=["disk", "sharded", "http"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "http":
-        served = vf.connect(tmp_path / "served")
-        remote = RemoteDatabase(
-            "http://in-process",
-            transport=InProcessTransport(create_app(ServerSettings(served, None, require_keys=False))),
-        )
-        yield remote
-        remote.close()
-        served.close()
-        return
-    database = vf.connect(tmp_path / "data")
-    database.shards = 2 if request.param == "sharded" else 1  # type: ignore[attr-defined]
-    yield database
-    database.close()
 
 
 def collections(db: Any, name: str) -> tuple[Any, Any]:
