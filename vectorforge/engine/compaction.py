@@ -116,8 +116,7 @@ class Compaction(CollectionState):
             index.seal()
             named = new_named(self.config)
             for vector, kept in named_rows.items():
-                # rows of a sealed segment are as its index keeps them (already pooled, say)
-                getattr(named[vector], "add_pooled", named[vector].add)(kept)
+                named[vector].add_kept(kept)  # as the old segments keep them (pooled once, say)
             seal_named(named)
             path = self.folder / "segments" / name if self.folder else None
             if path is not None:  # not yet in the manifest: a crash here leaves a folder that open() removes

@@ -54,6 +54,10 @@ class DenseRows:
             found = self._compiled = (matrix, np.asarray(self._has, dtype=bool))
         return found
 
+    def add_kept(self, rows: Sequence[np.ndarray | None]) -> None:
+        """Rows as another index of these rows keeps them (`add` transforms nothing here)."""
+        self.add(rows)
+
     def row(self, row: int) -> np.ndarray | None:
         matrix, has = self._matrix()
         return matrix[row].copy() if has[row] else None

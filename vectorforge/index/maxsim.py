@@ -78,6 +78,10 @@ class MultiVectorIndex:
             self._lengths.append(arr.shape[0])
         self._compiled = None
 
+    def add_kept(self, matrices: Sequence[np.ndarray | None]) -> None:
+        """Rows as another index of this kind keeps them (`add` transforms nothing here)."""
+        self.add(matrices)
+
     def _matrix(self) -> tuple[np.ndarray, np.ndarray]:
         found = self._compiled
         if found is None:

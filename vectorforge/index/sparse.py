@@ -165,6 +165,10 @@ class SparseIndex:
             self._flat = _Rows(lengths, indices, values, starts[: len(lengths)])
         return self._flat
 
+    def add_kept(self, vectors: Sequence[SparseVector | None]) -> None:
+        """Rows as another sparse index keeps them (`add` transforms nothing here)."""
+        self.add(vectors)
+
     def row(self, row: int) -> SparseVector | None:
         rows = self._rows()
         n = int(rows.lengths[row])

@@ -247,7 +247,7 @@ class PLAIDIndex(MultiVectorIndex):
             ]
         super().add(matrices)
 
-    def add_pooled(self, matrices: Any) -> None:
+    def add_kept(self, matrices: Any) -> None:
         """Rows already pooled by an index like this one (compaction moving rows between segments):
         added as they are, so that they are not pooled twice."""
         if self._mapped():
