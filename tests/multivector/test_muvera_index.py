@@ -166,6 +166,7 @@ def test_muvera_collections_answer_as_exact_maxsim(db: Any) -> None:
         col.upsert(ids, {"t": docs}, payloads)
         col.delete(ids[:30])
         col.flush()
+        col.optimize()  # the graph is built by compaction, off the write lock
     assert "muvera" in {m["t"]["mode"] for m in _segment_multi(muvera.info())}  # sealed: a graph
     rng = np.random.default_rng(5)
     even = {"must": [{"key": "even", "match": True}]}
@@ -194,6 +195,7 @@ def test_a_muvera_segment_is_mapped_from_disk_and_survives_a_restart(tmp_path: P
     col = db.create_collection("m", vectors={"t": spec})
     col.upsert(list(range(400)), {"t": docs})
     col.flush()
+    col.optimize()
     q = query(centres, np.random.default_rng(7))
     params = {"candidates": 50}
     before = [(h.id, h.score) for h in col.search(q, k=10, using="t", params=params)]
@@ -250,6 +252,7 @@ def test_a_snapshot_restores_and_its_graph_is_read_in_a_child_first(tmp_path: Pa
     col = db.create_collection("m", vectors={"t": spec})
     col.upsert(list(range(300)), {"t": docs})
     col.flush()
+    col.optimize()
     q = query(centres, np.random.default_rng(10))
     want = [h.id for h in col.search(q, k=10, using="t", params={"candidates": 60})]
     snap = col.snapshot(tmp_path / "m.tar")
@@ -275,4 +278,61 @@ def test_a_snapshot_restores_and_its_graph_is_read_in_a_child_first(tmp_path: Pa
     with pytest.raises(vf.InvalidParameter, match=r"multi-t\.npz holds an index that cannot be read"):
         db.restore(damaged, "broken")
     assert "broken" not in db.list_collections()
+    db.close()
+
+
+def test_the_graph_is_built_off_the_write_lock_and_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sealing a segment leaves encoding and linking (minutes at scale) to compaction, as PLAID's
+    k-means: while the graph is built, searches and writes go on, answered exactly; a segment
+    sealed without its graph gets one after a restart too."""
+    import threading
+
+    from vectorforge.multivector.muvera import FDE
+
+    docs, centres = clustered(300, 16, 14)
+    db = vf.connect(tmp_path)
+    spec = vf.Multi(dim=16, index="muvera", index_params={**SMALL, "exact_below_tokens": 1})
+    col = db.create_collection("m", vectors={"t": spec})
+    flat = db.create_collection("f", vectors={"t": vf.Multi(dim=16)})
+    started, release = threading.Event(), threading.Event()
+    encode = FDE.encode_documents
+
+    def held(self: FDE, *args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(30)
+        return encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(FDE, "encode_documents", held)
+    for c in (col, flat):
+        c.upsert(list(range(300)), {"t": docs})
+    col.flush()  # returns at once: the graph is built in the background
+    assert started.wait(30)
+    assert col.info()["segments"][0]["multi"]["t"] == {
+        "index": "muvera",
+        "mode": "exact",
+        "tokens": sum(len(d) for d in docs),
+        "reason": "the graph is built in the background",
+    }
+    q = query(centres, np.random.default_rng(15))
+    assert [h.id for h in col.search(q, k=10, using="t")] == [h.id for h in flat.search(q, k=10, using="t")]
+    col.upsert([1000], {"t": [docs[0]]})  # writes are not blocked either
+    flat.upsert([1000], {"t": [docs[0]]})
+    release.set()
+    assert col._compactor is not None
+    col._compactor.join()
+    assert [s["multi"]["t"]["mode"] for s in col.info()["segments"] if s["sealed"]] == ["muvera"]
+    want = [h.id for h in flat.search(q, k=10, using="t")]
+    assert [h.id for h in col.search(q, k=10, using="t", params={"candidates": 301})] == want
+    monkeypatch.undo()
+    col.upsert(list(range(2000, 2300)), {"t": docs})
+    col._seal_growing()  # sealed without a graph, then closed before compaction ran
+    db.close()
+    db = vf.connect(tmp_path)
+    col = db.get_collection("m")
+    if col._compactor is not None:
+        col._compactor.join()
+    modes = [s["multi"]["t"]["mode"] for s in col.info()["segments"] if s["sealed"]]
+    assert modes and set(modes) == {"muvera"}
     db.close()

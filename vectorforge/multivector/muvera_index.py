@@ -2,13 +2,14 @@
 `muvera`: each document's fixed-dimensional encoding (muvera.FDE) in a FAISS HNSW graph by inner
 product, then exact MaxSim over the full tokens of the graph's best `candidates`.
 
-A segment grows with full-precision tokens and is searched exactly; when it is sealed with at least
-`exact_below_tokens` tokens it encodes every document and builds the graph. Its file then holds the
-serialized graph (the encodings and links, kept in RAM) and a sidecar .npy of the full tokens,
-memory-mapped, as PLAID's does. Every score that leaves the segment is the exact MaxSim, so
-segments and shards merge by score without loss. A filter goes to FAISS as a bitmap selector (the
-walk widened by 1/sqrt(share allowed), as the dense `hnsw` index does); one that leaves no more
-rows than `candidates`, or under 5% of them, is searched exactly among them.
+A segment grows with full-precision tokens and is searched exactly; once it is sealed with at least
+`exact_below_tokens` tokens, compaction encodes every document and builds the graph beside reads
+and writes (`trains_on_seal`, as PLAID's k-means: a seal under the write lock leaves it exact).
+Its file then holds the serialized graph (the encodings and links, kept in RAM) and a sidecar
+.npy of the full tokens, memory-mapped, as PLAID's does. Every score that leaves the segment is
+the exact MaxSim, so segments and shards merge by score without loss. A filter goes to FAISS as a
+bitmap selector (the walk widened by 1/sqrt(share allowed), as the dense `hnsw` index does); one
+that leaves no more rows than `candidates`, or under 5% of them, is searched exactly among them.
 
 Unlike PLAID's codec the encoder is data-independent (random hyperplanes and projections from
 `seed`), so deletes never call for a retrain: the segment is compacted by the usual 70% rule.
@@ -110,6 +111,7 @@ class MUVERAIndex(MultiVectorIndex):
     kind: ClassVar[str] = "muvera"
     vectors_on_disk: ClassVar[bool] = True
     faiss_arrays: ClassVar[tuple[str, ...]] = ("graph",)  # read in a child first by a snapshot's check
+    trains_on_seal: ClassVar[bool] = True  # encoding and linking take minutes at scale: off the lock
 
     @classmethod
     def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
@@ -160,12 +162,12 @@ class MUVERAIndex(MultiVectorIndex):
     def describe(self) -> dict[str, Any]:
         tokens = self.token_count()
         if self._graph is None:
-            return {
-                "index": "muvera",
-                "mode": "exact",
-                "tokens": tokens,
-                "reason": f"fewer than {self.params['exact_below_tokens']} tokens, or still growing",
-            }
+            reason = (
+                "the graph is built in the background"
+                if self.needs_training
+                else f"fewer than {self.params['exact_below_tokens']} tokens, or still growing"
+            )
+            return {"index": "muvera", "mode": "exact", "tokens": tokens, "reason": reason}
         return {
             "index": "muvera",
             "mode": "muvera",
@@ -184,11 +186,16 @@ class MUVERAIndex(MultiVectorIndex):
         self._graph_rows = np.empty(0, np.int64)
         super().add(matrices)
 
+    @property
+    def needs_training(self) -> bool:
+        """Large enough for a graph and without one yet (until then it is searched exactly)."""
+        return self._graph is None and self.token_count() >= max(self.params["exact_below_tokens"], 1)
+
     def seal(self) -> None:
         """No more rows: encode the documents and build the graph if the segment is large enough."""
-        tokens, starts = self._matrix()
-        if self._graph is not None or len(tokens) < max(self.params["exact_below_tokens"], 1):
+        if not self.needs_training:
             return
+        tokens, starts = self._matrix()
         lengths = self.lengths()
         rows = np.flatnonzero(lengths > 0)
         graph = faiss.IndexHNSWFlat(self.fde.output_dim, self.params["M"], faiss.METRIC_INNER_PRODUCT)
@@ -201,8 +208,8 @@ class MUVERAIndex(MultiVectorIndex):
 
     def save(self, path: Path) -> None:
         """`path` (npz): each row's token count, and the serialized graph and its rows once the
-        segment is large enough; beside it `tokens_path(path)`, the full tokens."""
-        self.seal()
+        segment has it (one sealed under the write lock has not: compaction builds it in the
+        background); beside it `tokens_path(path)`, the full tokens."""
         arrays = {}
         if self._graph is not None:
             arrays = {"graph": faiss.serialize_index(self._graph), "graph_rows": self._graph_rows}
