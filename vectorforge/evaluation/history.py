@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 from vectorforge.errors import InvalidParameter, RunNotFound
 from vectorforge.evaluation.goldsets import segment_order
+from vectorforge.evaluation.sqlite import SQLiteFile
 
 __all__ = ["EvalRun", "History", "SegmentScore"]
 
@@ -117,38 +116,11 @@ class EvalRun:
         return out
 
 
-class History:
+class History(SQLiteFile):
     """Recorded runs in one SQLite file. Safe to share between threads and processes."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._db().executescript(_SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        """This thread's connection (sqlite3 connections are not shared between threads)."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")  # readers (the dashboard) never block a writer
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=FULL")  # a recorded run survives a power loss
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """One transaction on this thread's connection: a writer takes the write lock at once
-        (IMMEDIATE), a reader reads a snapshot (DEFERRED) and, under WAL, never waits for a writer."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        super().__init__(path, _SCHEMA)
 
     def record(self, run: EvalRun) -> None:
         """Store `run` (all of it or nothing)."""
@@ -312,22 +284,6 @@ class History:
                         doomed.add(run_id)
             db.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in doomed])
         return len(doomed)
-
-    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run a read-only SQL query: (column names, rows)."""
-        uri = f"file:{self.path}?mode=ro"
-        with sqlite3.connect(uri, uri=True) as db:
-            try:
-                cursor = db.execute(query)
-            except sqlite3.Error as exc:
-                raise InvalidParameter(f"SQL query failed: {exc}") from exc
-            return [d[0] for d in cursor.description or []], cursor.fetchall()
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
 
 
 def _where(**equal: str | None) -> tuple[str, list[str]]:
