@@ -18,7 +18,8 @@ caller (or the HTTP layer) can decide what to do without parsing messages::
     │   ├── AliasNotFound                  no alias has that name
     │   ├── GoldSetNotFound                no gold set, or no such version of it
     │   ├── RunNotFound                    no evaluation run has that id
-    │   └── ModelNotFound                  no registered model, or no such version of it
+    │   ├── ModelNotFound                  no registered model, or no such version of it
+    │   └── ExperimentNotFound             no online experiment has that name
     ├── ConflictError
     │   ├── CollectionAlreadyExists
     │   └── AliasAlreadyExists             create_alias with a name an alias has
@@ -68,6 +69,7 @@ __all__ = [
     "InvalidParameter",
     "InvalidPayload",
     "InvalidVector",
+    "ExperimentNotFound",
     "ModelNotFound",
     "NotFoundError",
     "PermissionDenied",
@@ -189,6 +191,10 @@ class RunNotFound(NotFoundError):
 
 class ModelNotFound(NotFoundError):
     """No registered model, or no such version of it."""
+
+
+class ExperimentNotFound(NotFoundError):
+    """No online experiment (A/B test or interleaving) has that name."""
 
 
 class ConflictError(VectorForgeError):

@@ -7,13 +7,16 @@ from pathlib import Path
 
 from vectorforge.evaluation.goldsets import GoldSet
 from vectorforge.evaluation.history import History
+from vectorforge.evaluation.online.events import EventStore
+from vectorforge.evaluation.online.experiments import ExperimentStore
 from vectorforge.evaluation.store import GoldSetStore, evaluation_root
 
 __all__ = ["Workspace"]
 
 
 class Workspace:
-    """`data/evaluation/goldsets/` and `data/evaluation/history.sqlite`. Neither takes the data
+    """`data/evaluation/goldsets/`, `data/evaluation/history.sqlite` and the online events and
+    experiments in `data/evaluation/events.sqlite`. Neither takes the data
     folder's lock, so the CLI can import gold sets and record runs while a server holds the folder."""
 
     def __init__(self, data: str | Path) -> None:
@@ -26,6 +29,14 @@ class Workspace:
     @cached_property
     def history(self) -> History:
         return History(self.root / "history.sqlite")
+
+    @cached_property
+    def events(self) -> EventStore:
+        return EventStore(self.root / "events.sqlite")
+
+    @cached_property
+    def experiments(self) -> ExperimentStore:
+        return ExperimentStore(self.root / "events.sqlite")
 
     def goldset(self, ref: str) -> GoldSet:
         """`NAME` (the current version) or `NAME@VERSION` (a version or a prefix of one)."""

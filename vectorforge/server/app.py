@@ -3,7 +3,8 @@
 Handlers are plain `def`s: FastAPI runs them in its thread pool, and the collection's readers-writer
 lock lets searches proceed side by side while FAISS works outside the GIL. One module per job:
 `deps` (settings, keys, the collection a route names), `routes_ops`, `routes_collections`,
-`routes_aliases`, `routes_points`, `routes_dashboard` (the dashboard page and its JSON), `limits`
+`routes_aliases`, `routes_points`, `routes_evaluation`, `routes_online` (events, online metrics,
+experiments), `routes_dashboard` (the dashboard page and its JSON), `limits`
 (body size and time), `errors`, `metrics`, `auth`.
 """
 
@@ -25,6 +26,7 @@ from vectorforge.server.routes_aliases import alias_routes
 from vectorforge.server.routes_collections import collection_routes
 from vectorforge.server.routes_dashboard import dashboard_routes
 from vectorforge.server.routes_evaluation import evaluation_routes, start_schedule, workspace_of
+from vectorforge.server.routes_online import SearchLog, online_routes
 from vectorforge.server.routes_ops import ops_routes
 from vectorforge.server.routes_points import point_routes
 
@@ -43,6 +45,7 @@ RESTORE_FACTOR = 4  # a restore may unpack this many times the upload limit, eve
 def create_app(settings: ServerSettings) -> FastAPI:
     """The ASGI app serving `settings.db`."""
     db = settings.db
+    log = SearchLog(db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +53,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         yield
         if scheduler is not None:
             scheduler.shutdown(wait=True)  # a running evaluation finishes before the database closes
+        log.close()  # the search events still queued are stored
         db.close()  # runs after uvicorn has drained in-flight requests: seals and releases the folder
 
     app = FastAPI(
@@ -80,8 +84,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         ops_routes(db, metrics),
         collection_routes(db),
         alias_routes(db),
-        point_routes(db),
+        point_routes(db, log),
         evaluation_routes(db),
+        online_routes(db, log),
     )
     for router in (*routers, dashboard_routes(db)):
         app.include_router(router)

@@ -17,6 +17,8 @@ __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY",
     "Key",
+    "SessionHeader",
+    "UserHeader",
     "ServerSettings",
     "Who",
     "collection",
@@ -89,6 +91,9 @@ Who = Annotated[Principal, Depends(principal)]
 # A client's key for one write, reused on its retries: a repeated key applies nothing again and
 # answers with the first result (the IETF Idempotency-Key header).
 Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+# Who searches, for the search log and experiments' assignment (online evaluation).
+UserHeader = Annotated[str | None, Header(alias="X-User-Id", max_length=256)]
+SessionHeader = Annotated[str | None, Header(alias="X-Session-Id", max_length=256)]
 
 
 def scope_name(db: Database, name: str, who: Principal) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,7 +11,8 @@ from vectorforge.cluster.collection import session_token
 from vectorforge.engine import Database
 from vectorforge.errors import InvalidVector
 from vectorforge.server.auth import Action
-from vectorforge.server.deps import Key, Who, collection
+from vectorforge.server.deps import Key, SessionHeader, UserHeader, Who, collection
+from vectorforge.server.routes_online import SearchLog
 from vectorforge.server.schemas import (
     AddBody,
     CountBody,
@@ -39,8 +41,8 @@ from vectorforge.wire import (
 __all__ = ["point_routes"]
 
 
-def point_routes(db: Database) -> APIRouter:
-    """The routes, serving `db`."""
+def point_routes(db: Database, log: SearchLog) -> APIRouter:
+    """The routes, serving `db`; searches of collections that log are logged to `log`."""
     points = APIRouter(prefix="/collections/{name}/points", tags=["points"])
 
     @points.put("")
@@ -113,7 +115,9 @@ def point_routes(db: Database) -> APIRouter:
         return {"records": [record_to_dict(r) for r in page.records], "next_cursor": page.next_cursor}
 
     @points.post("/search")
-    def search(name: str, body: SearchBody, who: Who) -> dict[str, Any]:
+    def search(
+        name: str, body: SearchBody, who: Who, user: UserHeader = None, session: SessionHeader = None
+    ) -> dict[str, Any]:
         """The k nearest points to one vector."""
         # A plain def runs in the thread pool: inline on the event loop it would be faster, but a
         # search waiting behind a long write would then stall every request, /healthz included.
@@ -130,9 +134,10 @@ def point_routes(db: Database) -> APIRouter:
             if body.using is None and getattr(vector, "ndim", 1) == 2 and vector.shape[0] == 1:
                 vector = vector[0]
         col = collection(db, name, who, Action.READ)
+        began = time.perf_counter()
         with session_token(body.session_ts):
             hits = col.search(vector, using=body.using, **_options(body))
-        return {"hits": [hit_to_dict(h) for h in hits]}
+        return _logged(log, name, hits, began, None, user, session)
 
     @points.post("/search/batch")
     def search_batch(name: str, body: SearchBatchBody, who: Who) -> dict[str, Any]:
@@ -149,9 +154,12 @@ def point_routes(db: Database) -> APIRouter:
         return update_to_dict(col.add(body.texts, ids=body.ids, payloads=body.payloads, idempotency_key=key))
 
     @points.post("/query")
-    def query(name: str, body: QueryBody, who: Who) -> dict[str, Any]:
+    def query(
+        name: str, body: QueryBody, who: Who, user: UserHeader = None, session: SessionHeader = None
+    ) -> dict[str, Any]:
         """Embed a text with the collection's embedder and search."""
         col = collection(db, name, who, Action.READ)
+        began = time.perf_counter()
         with session_token(body.session_ts):
             hits = col.query(
                 body.text,
@@ -161,9 +169,27 @@ def point_routes(db: Database) -> APIRouter:
                 weights=body.weights,
                 **_options(body),
             )
-        return {"hits": [hit_to_dict(h) for h in hits]}
+        return _logged(log, name, hits, began, body.text, user, session)
 
     return points
+
+
+def _logged(
+    log: SearchLog,
+    name: str,
+    hits: list[Any],
+    began: float,
+    text: str | None,
+    user: str | None,
+    session: str | None,
+) -> dict[str, Any]:
+    """The answer to a search, with its `query_id` if the collection logs its searches (opt-in)."""
+    latency_ms = 1000 * (time.perf_counter() - began)
+    out: dict[str, Any] = {"hits": [hit_to_dict(h) for h in hits]}
+    query_id = log.maybe_record(name, hits, latency_ms, text, user, session)
+    if query_id is not None:
+        out["query_id"] = query_id
+    return out
 
 
 def _options(body: Any) -> dict[str, Any]:

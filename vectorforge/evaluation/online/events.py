@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import queue
+import threading
 import time
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -33,6 +36,7 @@ __all__ = [
     "ClickEvent",
     "DwellEvent",
     "Event",
+    "EventLogger",
     "EventStore",
     "ReformulationEvent",
     "ResultItem",
@@ -42,6 +46,8 @@ __all__ = [
     "parse_events",
     "read_jsonl",
 ]
+
+logger = logging.getLogger(__name__)
 
 Text = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 Number = StrictFloat | StrictInt
@@ -136,6 +142,11 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_by_query ON feedback (query_id, type);
 CREATE INDEX IF NOT EXISTS feedback_by_time ON feedback (time);
+CREATE TABLE IF NOT EXISTS logging (
+    collection TEXT PRIMARY KEY,
+    sample_rate REAL NOT NULL,
+    keep_text INTEGER NOT NULL
+);
 """
 
 
@@ -248,6 +259,25 @@ class EventStore(SQLiteFile):
                 out.extend(dict(zip(names, row, strict=True)) for row in cur.fetchall())
         return out
 
+    def set_logging(self, collection: str, sample_rate: float, keep_text: bool = False) -> None:
+        """Have the server log this share of `collection`'s searches (0 turns it off); `keep_text`
+        keeps the query's text, not only its hash."""
+        if not 0 <= sample_rate <= 1:
+            raise InvalidParameter(f"sample_rate must be from 0 to 1, not {sample_rate}")
+        with self._connect(write=True) as db:
+            row = (collection, float(sample_rate), int(keep_text))
+            db.execute("INSERT OR REPLACE INTO logging VALUES (?, ?, ?)", row)
+
+    def logging(self, collection: str) -> dict[str, Any]:
+        """{"sample_rate", "keep_text"} of `collection` (off by default: rate 0)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT sample_rate, keep_text FROM logging WHERE collection = ?", (collection,)
+            ).fetchone()
+        if row is None:
+            return {"sample_rate": 0.0, "keep_text": False}
+        return {"sample_rate": float(row[0]), "keep_text": bool(row[1])}
+
     def counts(self) -> dict[str, int]:
         with self._connect() as db:
             searches = db.execute("SELECT COUNT(*) FROM searches").fetchone()[0]
@@ -302,3 +332,64 @@ def _window(**given: Any) -> tuple[str, list[Any]]:
             terms.append(f"{key} = ?")
         args.append(value)
     return ("WHERE " + " AND ".join(terms)) if terms else "", args
+
+
+class EventLogger:
+    """Search events logged by the server off the request path: `log` queues and returns at once;
+    a writer thread stores them in batches. A full queue drops the event (and counts it) rather
+    than slow a search down. `flush` waits until everything queued so far is stored."""
+
+    def __init__(self, store: EventStore, *, queue_size: int = 10_000, batch: int = 500) -> None:
+        self.store = store
+        self.dropped = 0
+        self.failed = 0
+        self._queue: queue.Queue[tuple[Event, bool] | None] = queue.Queue(maxsize=queue_size)
+        self._batch = batch
+        self._thread = threading.Thread(target=self._run, name="vectorforge-event-logger", daemon=True)
+        self._thread.start()
+
+    def log(self, event: Event, *, keep_text: bool = False) -> bool:
+        """Queue `event`; False if the queue was full and it was dropped."""
+        try:
+            self._queue.put_nowait((event, keep_text))
+        except queue.Full:
+            self.dropped += 1  # one writer of the counter at a time is not promised: it is a gauge
+            return False
+        return True
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Return once every event queued before the call is stored (or `timeout` passed)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Store what is queued, then stop the writer."""
+        self.flush(timeout)
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            items = [item]
+            while item is not None and len(items) < self._batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                items.append(item)
+            events = [x for x in items if x is not None]
+            try:
+                for keep in (False, True):
+                    chosen = [e for e, k in events if k is keep]
+                    if chosen:
+                        self.store.add(chosen, keep_text=keep)
+            except Exception:  # a full disk: counted and logged; searches go on
+                self.failed += len(events)
+                logger.exception("could not store %d search events", len(events))
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+            if any(x is None for x in items):
+                return

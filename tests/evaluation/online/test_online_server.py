@@ -1,0 +1,123 @@
+"""Online evaluation through a real server process on a real SciFact collection (MiniLM): the
+server's own search log, events in, online metrics out, and an A/B experiment's life."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.evaluation.conftest import HIDE_HALF, SciFactSmall
+from tests.serverproc import start_server
+from vectorforge.evaluation.online.events import EventStore
+from vectorforge.evaluation.workspace import Workspace
+
+
+@pytest.fixture
+def data(scifact_small: SciFactSmall, tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    shutil.copytree(scifact_small.data, folder)
+    return folder
+
+
+def test_logged_searches_clicks_and_metrics_over_http(data: Path, scifact_small: SciFactSmall) -> None:
+    server = start_server(data)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            query = {"text": "vitamin D and depression", "k": 5}
+            assert "query_id" not in http.post("/collections/sci/points/query", json=query).json()  # off
+            bad = http.put("/online/logging/sci", json={"sample_rate": 1.5})
+            assert bad.status_code == 422
+            assert http.put("/online/logging/nope", json={"sample_rate": 1}).status_code == 404
+            on = http.put("/online/logging/sci", json={"sample_rate": 1.0})
+            assert on.json() == {"sample_rate": 1.0, "keep_text": False}
+            qids = []
+            for i, text in enumerate(list(scifact_small.goldset.queries.values())[:10]):
+                answer = http.post(
+                    "/collections/sci/points/query",
+                    json={"text": text, "k": 5},
+                    headers={"X-User-Id": f"u{i}"},
+                ).json()
+                qids.append(answer["query_id"])
+                if i % 2 == 0:  # half the users click the first result and read it
+                    first = answer["hits"][0]["id"]
+                    events = [
+                        {"type": "click", "query_id": answer["query_id"], "id": first, "rank": 1},
+                        {"type": "dwell", "query_id": answer["query_id"], "id": first, "dwell_s": 40},
+                    ]
+                    assert http.post("/events", json=events).json()["feedback"] == 2
+            broken = [{"type": "click", "query_id": qids[1], "id": "x", "rank": 1}, {"type": "click"}]
+            refused = http.post("/events", json=broken)
+            assert refused.status_code == 422 and "event 1" in refused.json()["message"]
+            metrics = http.get("/online/metrics", params={"collection": "sci", "k": 5}).json()["metrics"][
+                "all"
+            ]
+            assert metrics["searches"] == 10
+            assert metrics["ctr@5"] == pytest.approx(0.5)  # the refused batch added nothing
+            assert metrics["success@5"] == pytest.approx(0.5) and metrics["mrr"] == pytest.approx(0.5)
+            assert metrics["latency_p50_ms"] > 0
+            series = http.get("/online/series", params={"step_s": 3600}).json()["windows"]
+            assert sum(w["searches"] for w in series) == 10
+    finally:
+        server.stop()
+    rows = EventStore(data / "evaluation" / "events.sqlite").searches(collection="sci")
+    assert len(rows) == 10 and all(r["query_text"] is None and r["query_hash"] for r in rows)  # PII rule
+    assert {r["user_id"] for r in rows} == {f"u{i}" for i in range(10)}
+
+
+def test_an_ab_experiment_assigns_logs_and_reports_each_arm(data: Path, scifact_small: SciFactSmall) -> None:
+    spec: dict[str, Any] = {
+        "name": "hide-half",
+        "arms": {"control": {"collection": "sci"}, "treatment": {"collection": "sci", "filter": HIDE_HALF}},
+        "k": 10,
+    }
+    server = start_server(data)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            assert (
+                http.post("/experiments", json={**spec, "arms": {"a": {"collection": "sci"}}}).status_code
+                == 422
+            )
+            missing = http.post(
+                "/experiments",
+                json={**spec, "arms": {"a": {"collection": "nope"}, "b": {"collection": "sci"}}},
+            )
+            assert missing.status_code == 404
+            assert http.post("/experiments", json=spec).json()["status"] == "draft"
+            assert http.post("/experiments", json=spec).status_code == 409
+            draft = http.post("/experiments/hide-half/query", json={"text": "x", "user_id": "u1"}).json()
+            assert draft["arm"] == "control" and "query_id" not in draft  # a draft is not logged
+            assert http.post("/experiments/hide-half/start").json()["status"] == "running"
+            assert http.post("/experiments/hide-half/start").status_code == 422  # already running
+            arms: dict[str, str] = {}
+            gold = scifact_small.goldset
+            for i, (qid, text) in enumerate(gold.queries.items()):
+                user = f"user{i % 40}"
+                answer = http.post(
+                    "/experiments/hide-half/query", json={"text": text, "user_id": user}
+                ).json()
+                assert arms.setdefault(user, answer["arm"]) == answer["arm"]  # sticky per user
+                relevant = [rank for rank, h in enumerate(answer["hits"], 1) if h["id"] in gold.qrels[qid]]
+                if relevant:  # a user clicks the first relevant result
+                    event = {
+                        "type": "click",
+                        "query_id": answer["query_id"],
+                        "id": "doc",
+                        "rank": relevant[0],
+                    }
+                    http.post("/events", json=[event])
+            assert 10 <= sum(a == "treatment" for a in arms.values()) <= 30
+            results = http.get("/experiments/hide-half/results").json()
+            control, treatment = results["arms"]["control"], results["arms"]["treatment"]
+            assert control["searches"] + treatment["searches"] == len(gold.queries)
+            assert control["ctr@10"] > treatment["ctr@10"]  # half the corpus hidden: fewer relevant hits
+            assert http.post("/experiments/hide-half/stop").json()["status"] == "stopped"
+            log = http.get("/experiments/hide-half").json()["log"]
+            assert [entry["action"] for entry in log] == ["create", "start", "stop"]
+            assert http.get("/experiments/none").status_code == 404
+    finally:
+        server.stop()
+    assert Workspace(data).events.counts()["searches"] == len(scifact_small.goldset.queries)
