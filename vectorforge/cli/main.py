@@ -37,6 +37,7 @@ from vectorforge.cli.evaluation import eval_app, goldset_app
 from vectorforge.cli.finetune import finetune
 from vectorforge.cli.keys import keys_app
 from vectorforge.cli.models import models_app
+from vectorforge.cli.online import events_app
 from vectorforge.cli.points import points_app
 from vectorforge.cli.synthetic import synthesize
 from vectorforge.errors import CollectionAlreadyExists, CollectionNotFound, VectorForgeError
@@ -63,6 +64,7 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(goldset_app, name="goldset")
 app.add_typer(eval_app, name="eval")
 app.add_typer(models_app, name="models")
+app.add_typer(events_app, name="events")
 app.command("finetune")(finetune)
 app.command("synthesize")(synthesize)
 

@@ -166,3 +166,21 @@ def test_metrics_equal_a_direct_count_of_the_events(tmp_path_factory: Any, n: in
     assert m[f"success@{k}"] == pytest.approx(success)
     assert m["zero_result"] == pytest.approx(zero)
     assert m["abandonment"] == pytest.approx(np.mean([not ranks for ranks, _, _ in truth]))
+
+
+def test_the_events_commands_import_report_and_prune(cli: Any, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    rows = [
+        search("q1", t=1e9, segment="s"),
+        {"type": "click", "query_id": "q1", "id": "d0", "rank": 1, "time": 1e9},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, {"type": "click", "query_id": "q2"}]))
+    bad = cli("events", "import", path)
+    assert bad.returncode != 0 and "line 3" in bad.stderr
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = cli("events", "import", path)
+    assert done.returncode == 0 and "stored 1 searches (0 already there) and 1 feedback" in done.stdout
+    shown = cli("events", "metrics", "-k", "1")
+    assert shown.returncode == 0 and "segment:s" in shown.stdout and "ctr@1" in shown.stdout
+    pruned = cli("events", "prune", "--days", "1")
+    assert pruned.returncode == 0 and "deleted 1 searches and 1 feedback" in pruned.stdout
