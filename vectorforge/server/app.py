@@ -10,6 +10,7 @@ experiments), `routes_dashboard` (the dashboard page and its JSON), `limits`
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 import vectorforge
 from vectorforge.engine.restore_check import RestoreLimits
+from vectorforge.evaluation.online.online_metrics import online_metrics, outcomes
 from vectorforge.server.deps import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, ServerSettings, principal
 from vectorforge.server.errors import install_error_handlers
 from vectorforge.server.limits import BodyLimit
@@ -77,7 +79,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 continue
         return out
 
-    metrics = Metrics(stats, workspace_of(db).history.latest_each if db.path is not None else None)
+    def online() -> dict[str, dict[str, float | int | None]]:
+        found = outcomes(workspace_of(db).events, start=time.time() - 3600)
+        groups = online_metrics(found, by="collection")
+        return {name.partition(":")[2]: values for name, values in groups.items() if name != "all"}
+
+    on_disk = db.path is not None
+    metrics = Metrics(
+        stats, workspace_of(db).history.latest_each if on_disk else None, online if on_disk else None
+    )
     app.add_middleware(BodyLimit, max_body=settings.max_body, read_timeout=settings.body_timeout)
     app.add_middleware(metrics.asgi)
     routers = (

@@ -92,6 +92,25 @@ class _EvaluationStats(Collector):
         yield from (mean, low, high, queries, regressions, when)
 
 
+class _OnlineStats(Collector):
+    """The online metrics of the last hour's logged searches, per collection, read at scrape time."""
+
+    def __init__(self, online: Callable[[], dict[str, dict[str, float | int | None]]]) -> None:
+        self._online = online
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "vectorforge_online_metric",
+            "Online metric of the last hour's logged searches (ctr@10, mrr, success@10, ...)",
+            labels=["collection", "metric"],
+        )
+        for collection, values in self._online().items():
+            for metric, value in values.items():
+                if value is not None:
+                    gauge.add_metric([collection, metric], float(value))
+        yield gauge
+
+
 class Metrics:
     """The server's registry and the middleware that fills it."""
 
@@ -99,6 +118,7 @@ class Metrics:
         self,
         stats: Callable[[], list[dict[str, Any]]],
         latest_runs: Callable[[], list[EvalRun]] | None = None,
+        online: Callable[[], dict[str, dict[str, float | int | None]]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -114,6 +134,8 @@ class Metrics:
         self.registry.register(_CollectionStats(stats))
         if latest_runs is not None:
             self.registry.register(_EvaluationStats(latest_runs))
+        if online is not None:
+            self.registry.register(_OnlineStats(online))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -59,6 +59,8 @@ def test_logged_searches_clicks_and_metrics_over_http(data: Path, scifact_small:
             assert metrics["ctr@5"] == pytest.approx(0.5)  # the refused batch added nothing
             assert metrics["success@5"] == pytest.approx(0.5) and metrics["mrr"] == pytest.approx(0.5)
             assert metrics["latency_p50_ms"] > 0
+            scraped = http.get("/metrics").text
+            assert 'vectorforge_online_metric{collection="sci",metric="ctr@10"} 0.5' in scraped
             series = http.get("/online/series", params={"step_s": 3600}).json()["windows"]
             assert sum(w["searches"] for w in series) == 10
     finally:

@@ -39,6 +39,7 @@ class SearchOutcome:
 
     query_id: str
     time: float
+    collection: str
     segment: str | None
     experiment: str | None
     arm: str | None
@@ -89,6 +90,7 @@ def outcomes(
             SearchOutcome(
                 query_id=s["query_id"],
                 time=float(s["time"]),
+                collection=s["collection"],
                 segment=s["segment"],
                 experiment=s["experiment"],
                 arm=s["arm"],
@@ -138,9 +140,9 @@ def online_metrics(
     found: Iterable[SearchOutcome], *, by: str | None = "segment", k: int = 10
 ) -> dict[str, dict[str, float | int | None]]:
     """Metrics of all searches ("all") and of each group by `by` ("segment", "arm", "experiment",
-    or None for "all" only)."""
-    if by not in (None, "segment", "arm", "experiment"):
-        raise InvalidParameter(f"group by 'segment', 'arm' or 'experiment', not {by!r}")
+    "collection", or None for "all" only), named "BY:VALUE"."""
+    if by not in (None, "segment", "arm", "experiment", "collection"):
+        raise InvalidParameter(f"group by 'segment', 'arm', 'experiment' or 'collection', not {by!r}")
     found = list(found)
     groups: dict[str, list[SearchOutcome]] = {"all": found}
     if by is not None:
