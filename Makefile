@@ -38,7 +38,7 @@ typecheck: setup  ## mypy (strict) on the package
 	.venv/bin/mypy
 
 test: lint typecheck  ## lint, type-check, then the whole test suite
-	HF_HUB_OFFLINE=1 .venv/bin/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+	HF_HUB_OFFLINE=1 .venv/bin/pytest -q --durations=30; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
 bench: setup  ## all benchmarks (long); results in bench/results/
 	HF_HUB_OFFLINE=1 $(PY) bench/engine_overhead.py
