@@ -435,3 +435,30 @@ def test_pooled_rows_are_pooled_once_through_compaction(tmp_path: Path) -> None:
     want = sum(len(pool_tokens(d, 2)) for d in docs)
     assert sealed[0]["multi"]["t"]["tokens"] == want
     db.close()
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_payload_update_does_not_pool_the_tokens_again(tmp_path: Path, shards: int) -> None:
+    """set_payload writes each point again with the tokens its index keeps, and a reshard copies
+    them: already pooled, they must be kept as they are (each update or reshard halved them
+    again), also when the log replays the update."""
+    docs, _ = clustered(40, 32, 16)
+    spec = vf.Multi(dim=32, index="plaid", index_params={"pool_factor": 2})
+    db = vf.connect(tmp_path)
+    col = db.create_collection("p", vectors={"t": spec}, shards=shards)
+    col.upsert(list(range(40)), {"t": docs})
+    before = [r.vectors["t"] for r in col.get(list(range(40)), with_vectors=True)]
+    assert [len(m) for m in before] == [len(pool_tokens(d, 2)) for d in docs]
+    col.set_payload({"tag": "a"}, ids=list(range(40)))
+    col.set_payload({"tag": "b"}, filter={"must": [{"key": "tag", "match": {"value": "a"}}]})
+    after = [r.vectors["t"] for r in col.get(list(range(40)), with_vectors=True)]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    if shards > 1:  # a reshard copies the points with the tokens the old shards keep
+        col.reshard(3)
+        moved = [r.vectors["t"] for r in col.get(list(range(40)), with_vectors=True)]
+        assert all(np.array_equal(a, b) for a, b in zip(before, moved, strict=True))
+    db.close()
+    db = vf.connect(tmp_path)  # the growing segment comes back from the log
+    again = [r.vectors["t"] for r in db.get_collection("p").get(list(range(40)), with_vectors=True)]
+    assert all(np.array_equal(a, b) for a, b in zip(before, again, strict=True))
+    db.close()

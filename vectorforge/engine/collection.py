@@ -340,7 +340,9 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             vecs, named = split_vectors(self.config, record_vectors(self.config, records), len(records))
             op: dict[str, Any] = {"op": "upsert", "ids": targets, "vectors": vecs, "payloads": blobs}
             if named:
-                op["named"] = pack_named(self.config, named)
+                # the vectors as the indexes keep them (pooled, say): logged as such, so that neither
+                # this write nor its replay transforms them a second time
+                op["named"], op["kept"] = pack_named(self.config, named), True
             if key is not None:  # a retry gets the count back, as a keyed delete does
                 op["key"], op["result"] = key, len(targets)
             return UpdateResult(self._write_locked(op), len(targets))
@@ -379,7 +381,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                     got=rseq,
                 )
             op: dict[str, Any] = {
-                k: entry[k] for k in ("op", "ids", "vectors", "payloads", "named") if k in entry
+                k: entry[k] for k in ("op", "ids", "vectors", "payloads", "named", "kept") if k in entry
             }
             op["meta"] = dict(entry["meta"])
             self._write_locked(op)
@@ -444,7 +446,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 vecs[absent] = 0.0
             # "sparse": the log records of sparse vectors before multi vectors came
             named = unpack_named(self.config, op.get("named") or op.get("sparse"))
-            start = seg.append(ids, vecs, op["payloads"], named, absent)
+            start = seg.append(ids, vecs, op["payloads"], named, absent, kept=bool(op.get("kept")))
             where = self._where
             for i, pid in enumerate(ids):
                 old = where.get(pid)
