@@ -462,3 +462,21 @@ def test_a_payload_update_does_not_pool_the_tokens_again(tmp_path: Path, shards:
     again = [r.vectors["t"] for r in db.get_collection("p").get(list(range(40)), with_vectors=True)]
     assert all(np.array_equal(a, b) for a, b in zip(before, again, strict=True))
     db.close()
+
+
+def test_stage_2_ranks_a_passage_whose_centroids_are_all_pruned_last() -> None:
+    """As the reference's filter_pids (each query token's max starts at -9999): a candidate with no
+    centroid above the threshold is ranked below every one with such a centroid, even one whose
+    sum is negative; scoring it 0 let it displace those."""
+    from vectorforge.multivector.plaid import _centroid_top
+
+    cs = np.array([[0.6, -0.9], [0.3, 0.3]], np.float32)  # (centroids, query tokens)
+    best = cs.max(axis=1)  # centroid 0 kept at threshold 0.5 (0.6), centroid 1 pruned (0.3)
+
+    class Lists:  # centroid 0 lists row 0, centroid 1 lists row 1
+        ivf_offsets = np.array([0, 1, 2], np.int64)
+        ivf_rows = np.array([0, 1], np.int32)
+        n_rows = 2
+
+    kept = _centroid_top(Lists(), cs, best, np.array([0, 1]), 1, 0.5)  # type: ignore[arg-type]
+    assert kept.tolist() == [0]  # row 0: 0.6 - 0.9 = -0.3; row 1: every centroid pruned
