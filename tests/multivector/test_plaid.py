@@ -480,3 +480,29 @@ def test_stage_2_ranks_a_passage_whose_centroids_are_all_pruned_last() -> None:
 
     kept = _centroid_top(Lists(), cs, best, np.array([0, 1]), 1, 0.5)  # type: ignore[arg-type]
     assert kept.tolist() == [0]  # row 0: 0.6 - 0.9 = -0.3; row 1: every centroid pruned
+
+
+@pytest.mark.parametrize("kind", ["plaid", "muvera"])
+def test_close_unmaps_the_token_files(tmp_path: Path, kind: str) -> None:
+    """A closed collection keeps no memory map of its segments' token files, though the caller
+    still holds the collection (a deleted collection's files would stay on the disk until then)."""
+    docs, _ = clustered(60, 32, 17)
+    db = vf.connect(tmp_path)
+    spec = vf.Multi(dim=32, index=kind, index_params={"exact_below_tokens": 1})
+    col = db.create_collection("p", vectors={"t": spec})
+    col.upsert(list(range(60)), {"t": docs})
+    col.flush()
+    col.optimize()
+
+    def mapped() -> list[str]:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+        return [line for line in lines if str(tmp_path) in line and ".tokens.npy" in line]
+
+    assert mapped()  # the sealed segment's tokens, memory-mapped
+    db.close()
+    import gc
+
+    gc.collect()
+    assert mapped() == []
+    with pytest.raises(vf.errors.UsageError):
+        col.search(docs[0], using="t")

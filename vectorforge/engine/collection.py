@@ -835,6 +835,12 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             if self._wal is not None:
                 self._wal.close()
             self._closed = True
+            # Let go of the segments: their memory maps (PLAID's and MUVERA's tokens, an IVF's
+            # vectors) would otherwise hold the files, and a deleted collection's disk space, for
+            # as long as anyone holds this object. Every read checks `_closed` first.
+            self._segments = []
+            self._where = {}
+            self._scroll_cache = None
 
     def _check_open(self) -> None:
         if self._closed:
