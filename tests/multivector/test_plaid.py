@@ -435,3 +435,74 @@ def test_pooled_rows_are_pooled_once_through_compaction(tmp_path: Path) -> None:
     want = sum(len(pool_tokens(d, 2)) for d in docs)
     assert sealed[0]["multi"]["t"]["tokens"] == want
     db.close()
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_payload_update_does_not_pool_the_tokens_again(tmp_path: Path, shards: int) -> None:
+    """set_payload writes each point again with the tokens its index keeps, and a reshard copies
+    them: already pooled, they must be kept as they are (each update or reshard halved them
+    again), also when the log replays the update."""
+    docs, _ = clustered(40, 32, 16)
+    spec = vf.Multi(dim=32, index="plaid", index_params={"pool_factor": 2})
+    db = vf.connect(tmp_path)
+    col = db.create_collection("p", vectors={"t": spec}, shards=shards)
+    col.upsert(list(range(40)), {"t": docs})
+    before = [r.vectors["t"] for r in col.get(list(range(40)), with_vectors=True)]
+    assert [len(m) for m in before] == [len(pool_tokens(d, 2)) for d in docs]
+    col.set_payload({"tag": "a"}, ids=list(range(40)))
+    col.set_payload({"tag": "b"}, filter={"must": [{"key": "tag", "match": {"value": "a"}}]})
+    after = [r.vectors["t"] for r in col.get(list(range(40)), with_vectors=True)]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    if shards > 1:  # a reshard copies the points with the tokens the old shards keep
+        col.reshard(3)
+        moved = [r.vectors["t"] for r in col.get(list(range(40)), with_vectors=True)]
+        assert all(np.array_equal(a, b) for a, b in zip(before, moved, strict=True))
+    db.close()
+    db = vf.connect(tmp_path)  # the growing segment comes back from the log
+    again = [r.vectors["t"] for r in db.get_collection("p").get(list(range(40)), with_vectors=True)]
+    assert all(np.array_equal(a, b) for a, b in zip(before, again, strict=True))
+    db.close()
+
+
+def test_stage_2_ranks_a_passage_whose_centroids_are_all_pruned_last() -> None:
+    """As the reference's filter_pids (each query token's max starts at -9999): a candidate with no
+    centroid above the threshold is ranked below every one with such a centroid, even one whose
+    sum is negative; scoring it 0 let it displace those."""
+    from vectorforge.multivector.plaid import _centroid_top
+
+    cs = np.array([[0.6, -0.9], [0.3, 0.3]], np.float32)  # (centroids, query tokens)
+    best = cs.max(axis=1)  # centroid 0 kept at threshold 0.5 (0.6), centroid 1 pruned (0.3)
+
+    class Lists:  # centroid 0 lists row 0, centroid 1 lists row 1
+        ivf_offsets = np.array([0, 1, 2], np.int64)
+        ivf_rows = np.array([0, 1], np.int32)
+        n_rows = 2
+
+    kept = _centroid_top(Lists(), cs, best, np.array([0, 1]), 1, 0.5)  # type: ignore[arg-type]
+    assert kept.tolist() == [0]  # row 0: 0.6 - 0.9 = -0.3; row 1: every centroid pruned
+
+
+@pytest.mark.parametrize("kind", ["plaid", "muvera"])
+def test_close_unmaps_the_token_files(tmp_path: Path, kind: str) -> None:
+    """A closed collection keeps no memory map of its segments' token files, though the caller
+    still holds the collection (a deleted collection's files would stay on the disk until then)."""
+    docs, _ = clustered(60, 32, 17)
+    db = vf.connect(tmp_path)
+    spec = vf.Multi(dim=32, index=kind, index_params={"exact_below_tokens": 1})
+    col = db.create_collection("p", vectors={"t": spec})
+    col.upsert(list(range(60)), {"t": docs})
+    col.flush()
+    col.optimize()
+
+    def mapped() -> list[str]:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+        return [line for line in lines if str(tmp_path) in line and ".tokens.npy" in line]
+
+    assert mapped()  # the sealed segment's tokens, memory-mapped
+    db.close()
+    import gc
+
+    gc.collect()
+    assert mapped() == []
+    with pytest.raises(vf.errors.UsageError):
+        col.search(docs[0], using="t")

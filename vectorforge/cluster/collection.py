@@ -238,17 +238,20 @@ class ShardedCollection(CollectionFront):
         plist: list[Any],
         named: dict[str, list[Any]],
         key: str | None,
+        kept: bool = False,
     ) -> int:
-        """`upsert`'s write, its ids' locks held by the caller."""
+        """`upsert`'s write, its ids' locks held by the caller (`kept`: see `ReplicaSet.upsert`)."""
         with self._writes.read(), self._turns.group(_WRITERS):
             layouts = [self._layout] if self._next is None else [self._layout, self._next]
             # Every placement is known (and a bad payload refused) before any shard is written.
             placements = [layout.place(checked, vecs, plist) for layout in layouts]
             # Already normalized (cosine): the shard's own check finds unit length and stores
             # these bits, the same an unsharded collection stores.
-            ts = self._layout.upsert(checked, vecs, plist, placements[0], key, named)
+            ts = self._layout.upsert(checked, vecs, plist, placements[0], key, named, kept)
             if len(layouts) > 1:
-                self._also_next(lambda: layouts[1].upsert(checked, vecs, plist, placements[1], key, named))
+                self._also_next(
+                    lambda: layouts[1].upsert(checked, vecs, plist, placements[1], key, named, kept)
+                )
             self.session_ts = max(self.session_ts, ts)
             return ts
 
@@ -331,7 +334,7 @@ class ShardedCollection(CollectionFront):
             found = [r.id for r in records]
             if found:
                 vecs, named = split_vectors(self.config, record_vectors(self.config, records), len(found))
-                self._write_held(found, vecs, payloads, named, key)
+                self._write_held(found, vecs, payloads, named, key, kept=True)  # vectors as stored
             count = len(found)
             if marker is not None:  # what a retry answers, written once every part has landed
                 count = self._layout.shards[0].remember(marker, count)
@@ -677,7 +680,8 @@ class ShardedCollection(CollectionFront):
         ids = [r.id for r in records]
         vectors, named = split_vectors(new.config, record_vectors(new.config, records), len(ids))
         payloads = [r.payload for r in records]
-        new.upsert(ids, vectors, payloads, new.place(ids, vectors, payloads), named=named)
+        # the vectors as the old shards keep them (pooled once, say): not transformed again
+        new.upsert(ids, vectors, payloads, new.place(ids, vectors, payloads), named=named, kept=True)
 
     # ------------------------------------------------------------------ reads
     def count(self, filter: dict[str, Any] | None = None, *, consistency: str | None = None) -> int:

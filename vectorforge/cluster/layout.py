@@ -189,8 +189,10 @@ class ShardLayout:
         placement: np.ndarray,
         key: str | None = None,
         named: dict[str, list[Any]] | None = None,
+        kept: bool = False,
     ) -> int:
         """Write each point to its shard (and remove it from any other one it may have lived on).
+        `kept`: `named` holds rows as the indexes keep them (see `ReplicaSet.upsert`).
 
         The shards are written in parallel threads (FAISS releases the GIL while it inserts); the
         call returns once every shard has its part, or raises the first shard's error. With `key`
@@ -228,6 +230,7 @@ class ShardLayout:
                 op_id=op_id,
                 named=part_named,
                 checked_vectors=True,
+                kept=kept,
             )
             for other, old_copies in moving.get(shard_no, {}).items():  # remove the copies that moved
                 if retried:  # only ids this shard still holds: a later write may have moved one away

@@ -284,10 +284,13 @@ class ReplicaSet:
         op_id: str | None = None,
         named: dict[str, list[Any]] | None = None,
         checked_vectors: bool = False,
+        kept: bool = False,
     ) -> int:
         """Log, replicate and acknowledge at the quorum; returns the write's timestamp. `vectors`
         may name each vector as the engine's `upsert` takes them; `named`: rows already checked;
-        `checked_vectors`: `vectors` is `split_vectors`'s array (NaN rows: points without it)."""
+        `checked_vectors`: `vectors` is `split_vectors`'s array (NaN rows: points without it);
+        `kept`: the named rows are as a collection's indexes keep them (read back for a payload
+        update or a reshard), so the replicas transform none again (PLAID's pooling)."""
         config = self.replicas[0].collection.config
         checked = check_ids(ids)
         vecs, more = split_vectors(config, vectors, len(checked), absent_ok=checked_vectors)
@@ -300,6 +303,8 @@ class ReplicaSet:
         named = {**(named or {}), **more}
         if named:
             body["named"] = pack_named(config, named)
+            if kept:
+                body["kept"] = True
         return self._write(body, op_id)
 
     def delete(

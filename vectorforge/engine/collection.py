@@ -340,7 +340,9 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             vecs, named = split_vectors(self.config, record_vectors(self.config, records), len(records))
             op: dict[str, Any] = {"op": "upsert", "ids": targets, "vectors": vecs, "payloads": blobs}
             if named:
-                op["named"] = pack_named(self.config, named)
+                # the vectors as the indexes keep them (pooled, say): logged as such, so that neither
+                # this write nor its replay transforms them a second time
+                op["named"], op["kept"] = pack_named(self.config, named), True
             if key is not None:  # a retry gets the count back, as a keyed delete does
                 op["key"], op["result"] = key, len(targets)
             return UpdateResult(self._write_locked(op), len(targets))
@@ -379,7 +381,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                     got=rseq,
                 )
             op: dict[str, Any] = {
-                k: entry[k] for k in ("op", "ids", "vectors", "payloads", "named") if k in entry
+                k: entry[k] for k in ("op", "ids", "vectors", "payloads", "named", "kept") if k in entry
             }
             op["meta"] = dict(entry["meta"])
             self._write_locked(op)
@@ -444,7 +446,7 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
                 vecs[absent] = 0.0
             # "sparse": the log records of sparse vectors before multi vectors came
             named = unpack_named(self.config, op.get("named") or op.get("sparse"))
-            start = seg.append(ids, vecs, op["payloads"], named, absent)
+            start = seg.append(ids, vecs, op["payloads"], named, absent, kept=bool(op.get("kept")))
             where = self._where
             for i, pid in enumerate(ids):
                 old = where.get(pid)
@@ -833,6 +835,12 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
             if self._wal is not None:
                 self._wal.close()
             self._closed = True
+            # Let go of the segments: their memory maps (PLAID's and MUVERA's tokens, an IVF's
+            # vectors) would otherwise hold the files, and a deleted collection's disk space, for
+            # as long as anyone holds this object. Every read checks `_closed` first.
+            self._segments = []
+            self._where = {}
+            self._scroll_cache = None
 
     def _check_open(self) -> None:
         if self._closed:

@@ -87,9 +87,12 @@ class Segment:
         payloads: Sequence[bytes | None],
         named: dict[str, list[Any]] | None = None,
         absent: np.ndarray | None = None,
+        kept: bool = False,
     ) -> int:
         """Add rows (and their named vectors by name; a row may lack them); the first new row number.
-        `absent`: which rows lack the primary dense vector (their `vectors` rows are zeros)."""
+        `absent`: which rows lack the primary dense vector (their `vectors` rows are zeros). `kept`:
+        the named rows are as an index of this collection keeps them (a payload update writes a
+        point again with its own vectors), so no transform such as PLAID's pooling applies again."""
         start = self.n
         end = start + len(ids)
         if end > self._live.shape[0]:
@@ -106,7 +109,8 @@ class Segment:
             self._has_dense[start:end] = True
         self.index.add(vectors)
         for name, rows in self.named.items():
-            rows.add((named or {}).get(name) or [None] * len(ids))
+            add = rows.add_kept if kept else rows.add
+            add((named or {}).get(name) or [None] * len(ids))
         self.ids.extend(ids)
         self.payloads.extend(payloads)
         self.n_live += len(ids)

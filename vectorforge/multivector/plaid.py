@@ -393,7 +393,9 @@ def _centroid_top(
     is_candidate[rows] = True
     chosen = is_candidate[listed]
     listed, cells = listed[chosen], cells[chosen]
-    scores = np.zeros(len(rows))
+    # a row none of whose centroids survives pruning ranks last, as in the reference (each query
+    # token's max starts at -9999 there): 0 would put it above rows whose kept sum is negative
+    scores = np.full(len(rows), -np.inf)
     if len(listed):
         order = np.argsort(listed, kind="stable")
         listed, cells = listed[order], cells[order]
