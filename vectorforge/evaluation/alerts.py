@@ -1,4 +1,5 @@
-"""Where regressions are told: the log always, and a webhook (an HTTP POST of JSON) when given."""
+"""Where regressions (and drift alarms) are told: the log always, and a webhook (an HTTP POST of
+JSON) when given."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import httpx
 from vectorforge.evaluation.history import EvalRun
 from vectorforge.evaluation.regression import Change
 
-__all__ = ["alert_payload", "notify"]
+__all__ = ["alert_payload", "notify", "post_json"]
 
 log = logging.getLogger("vectorforge.evaluation")
 
@@ -47,8 +48,12 @@ def notify(
             r["candidate"],
             r["p_adjusted"],
         )
-    if webhook is None:
-        return True
+    return True if webhook is None else post_json(payload, webhook, retries=retries, timeout=timeout)
+
+
+def post_json(payload: dict[str, Any], webhook: str, *, retries: int = 3, timeout: float = 10) -> bool:
+    """POST `payload` to `webhook`, retrying with back-off; False if it never got a 2xx answer
+    (logged: an alert that cannot be sent must not end the job that raised it)."""
     for attempt in range(retries):
         try:
             response = httpx.post(webhook, json=payload, timeout=timeout)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vectorforge.evaluation.goldsets import GoldSet
 from vectorforge.evaluation.history import History
+from vectorforge.evaluation.online.drift_watch import DriftStore
 from vectorforge.evaluation.online.events import EventStore
 from vectorforge.evaluation.online.experiments import ExperimentStore
 from vectorforge.evaluation.store import GoldSetStore, evaluation_root
@@ -37,6 +38,10 @@ class Workspace:
     @cached_property
     def experiments(self) -> ExperimentStore:
         return ExperimentStore(self.root / "events.sqlite")
+
+    @cached_property
+    def drift(self) -> DriftStore:
+        return DriftStore(self.root / "events.sqlite")
 
     def goldset(self, ref: str) -> GoldSet:
         """`NAME` (the current version) or `NAME@VERSION` (a version or a prefix of one)."""

@@ -19,7 +19,9 @@ from fastapi import FastAPI
 
 import vectorforge
 from vectorforge.engine.restore_check import RestoreLimits
+from vectorforge.evaluation.online.drift_watch import check_drift, due
 from vectorforge.evaluation.online.online_metrics import online_metrics, outcomes
+from vectorforge.evaluation.schedule import start_background
 from vectorforge.server.deps import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, ServerSettings, principal
 from vectorforge.server.errors import install_error_handlers
 from vectorforge.server.limits import BodyLimit
@@ -28,9 +30,10 @@ from vectorforge.server.routes_aliases import alias_routes
 from vectorforge.server.routes_collections import collection_routes
 from vectorforge.server.routes_dashboard import dashboard_routes
 from vectorforge.server.routes_evaluation import evaluation_routes, start_schedule, workspace_of
-from vectorforge.server.routes_online import SearchLog, online_routes
+from vectorforge.server.routes_online import online_routes
 from vectorforge.server.routes_ops import ops_routes
 from vectorforge.server.routes_points import point_routes
+from vectorforge.server.search_log import SearchLog
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -41,6 +44,7 @@ __all__ = [
     "principal",
 ]
 
+DRIFT_TICK_S = 2.0  # how often the server looks for watched collections due a drift check
 RESTORE_FACTOR = 4  # a restore may unpack this many times the upload limit, every replica counted
 
 
@@ -48,13 +52,23 @@ def create_app(settings: ServerSettings) -> FastAPI:
     """The ASGI app serving `settings.db`."""
     db = settings.db
     log = SearchLog(db)
+    on_disk = db.path is not None
+
+    def drift_tick() -> None:
+        """Check every watched collection whose interval has passed (alarms go to its webhook)."""
+        store = workspace_of(db).drift
+        for name in due(store):
+            log.flush()
+            check_drift(store, name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = start_schedule(db, settings.eval_schedule) if settings.eval_schedule else None
+        drift = start_background([("drift watch", DRIFT_TICK_S, drift_tick)]) if on_disk else None
         yield
-        if scheduler is not None:
-            scheduler.shutdown(wait=True)  # a running evaluation finishes before the database closes
+        for running in (scheduler, drift):
+            if running is not None:
+                running.shutdown(wait=True)  # a running job finishes before the database closes
         log.close()  # the search events still queued are stored
         db.close()  # runs after uvicorn has drained in-flight requests: seals and releases the folder
 
@@ -84,9 +98,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
         groups = online_metrics(found, by="collection")
         return {name.partition(":")[2]: values for name, values in groups.items() if name != "all"}
 
-    on_disk = db.path is not None
+    def drift_checks() -> dict[str, dict[str, Any]]:
+        store = workspace_of(db).drift
+        checks = {name: store.last_check(name) for name in store.watches()}
+        return {name: check for name, check in checks.items() if check is not None}
+
     metrics = Metrics(
-        stats, workspace_of(db).history.latest_each if on_disk else None, online if on_disk else None
+        stats,
+        workspace_of(db).history.latest_each if on_disk else None,
+        online if on_disk else None,
+        drift_checks if on_disk else None,
     )
     app.add_middleware(BodyLimit, max_body=settings.max_body, read_timeout=settings.body_timeout)
     app.add_middleware(metrics.asgi)

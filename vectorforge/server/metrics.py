@@ -111,6 +111,37 @@ class _OnlineStats(Collector):
         yield gauge
 
 
+class _DriftStats(Collector):
+    """The newest drift check of each watched collection, read at scrape time."""
+
+    def __init__(self, checks: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self._checks = checks
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        alarm = GaugeMetricFamily(
+            "vectorforge_drift_alarm", "1 if the newest drift check alarmed", labels=["collection"]
+        )
+        statistic = GaugeMetricFamily(
+            "vectorforge_drift_statistic",
+            "Each test of the newest drift check: classifier_auc, mmd, ks, centroid, psi:SIGNAL",
+            labels=["collection", "test"],
+        )
+        threshold = GaugeMetricFamily(
+            "vectorforge_drift_threshold",
+            "What each test's statistic or p-value is held to",
+            labels=["collection", "test"],
+        )
+        for collection, check in self._checks().items():
+            if check.get("status") != "checked":
+                continue
+            alarm.add_metric([collection], float(bool(check["alarm"])))
+            tests = list(check["embeddings"]["tests"]) + list((check.get("signals") or {}).get("tests", []))
+            for test in tests:
+                statistic.add_metric([collection, test["name"]], float(test["statistic"]))
+                threshold.add_metric([collection, test["name"]], float(test["threshold"]))
+        yield from (alarm, statistic, threshold)
+
+
 class Metrics:
     """The server's registry and the middleware that fills it."""
 
@@ -119,6 +150,7 @@ class Metrics:
         stats: Callable[[], list[dict[str, Any]]],
         latest_runs: Callable[[], list[EvalRun]] | None = None,
         online: Callable[[], dict[str, dict[str, float | int | None]]] | None = None,
+        drift: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -136,6 +168,8 @@ class Metrics:
             self.registry.register(_EvaluationStats(latest_runs))
         if online is not None:
             self.registry.register(_OnlineStats(online))
+        if drift is not None:
+            self.registry.register(_DriftStats(drift))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

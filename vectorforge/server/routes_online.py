@@ -8,25 +8,24 @@ its data in memory answers these routes with a UsageError.
 
 from __future__ import annotations
 
-import random
 import time
-import uuid
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from vectorforge.engine import Database
-from vectorforge.evaluation.online.events import EventLogger, ResultItem, SearchEvent, parse_events
+from vectorforge.evaluation.online.drift_watch import DriftWatch, check_drift, goldset_reference
+from vectorforge.evaluation.online.events import SearchEvent, parse_events
 from vectorforge.evaluation.online.experiments import Experiment, assign
 from vectorforge.evaluation.online.online_metrics import online_metrics, outcomes, time_series
 from vectorforge.server.auth import Action
 from vectorforge.server.deps import Who, collection
 from vectorforge.server.routes_evaluation import workspace_of
+from vectorforge.server.search_log import SearchLog
 from vectorforge.wire import hit_to_dict
 
-__all__ = ["LoggingBody", "QueryInExperiment", "SearchLog", "online_routes"]
+__all__ = ["LoggingBody", "QueryInExperiment", "online_routes"]
 
 
 class LoggingBody(BaseModel):
@@ -45,91 +44,6 @@ class QueryInExperiment(BaseModel):
     user_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
     session_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
     segment: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
-
-
-class SearchLog:
-    """The server's search log: which collections log (cached for a second: a search must not
-    wait on SQLite), and the writer that stores their events off the request path."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._logger: EventLogger | None = None
-        self._configs: dict[str, tuple[float, dict[str, Any]]] = {}
-
-    @property
-    def logger(self) -> EventLogger:
-        if self._logger is None:
-            self._logger = EventLogger(workspace_of(self._db).events)
-        return self._logger
-
-    def config(self, name: str) -> dict[str, Any]:
-        cached = self._configs.get(name)
-        if cached is None or time.monotonic() - cached[0] > 1.0:
-            cached = (time.monotonic(), workspace_of(self._db).events.logging(name))
-            self._configs[name] = cached
-        return cached[1]
-
-    def forget(self, name: str) -> None:
-        self._configs.pop(name, None)
-
-    def record(
-        self,
-        name: str,
-        hits: Sequence[Any],
-        latency_ms: float,
-        *,
-        text: str | None = None,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        experiment: str | None = None,
-        arm: str | None = None,
-        segment: str | None = None,
-        teams: Sequence[str] | None = None,
-        keep_text: bool = False,
-    ) -> str:
-        """Queue one search event; its query id (for the client's clicks)."""
-        query_id = uuid.uuid4().hex
-        results = [
-            ResultItem(id=h.id, score=float(h.score), team=None if teams is None else teams[i])
-            for i, h in enumerate(hits)
-        ]
-        event = SearchEvent(
-            query_id=query_id,
-            collection=name,
-            query=text,
-            user_id=user_id,
-            session_id=session_id,
-            experiment=experiment,
-            arm=arm,
-            segment=segment,
-            latency_ms=latency_ms,
-            results=results,
-        )
-        self.logger.log(event, keep_text=keep_text)
-        return query_id
-
-    def maybe_record(
-        self,
-        name: str,
-        hits: Sequence[Any],
-        latency_ms: float,
-        text: str | None,
-        user: str | None,
-        session: str | None,
-    ) -> str | None:
-        """Log a plain search if `name` logs and this one is sampled; its query id, or None."""
-        if self._db.path is None:
-            return None
-        config = self.config(name)
-        if config["sample_rate"] <= 0 or random.random() >= config["sample_rate"]:
-            return None
-        return self.record(
-            name, hits, latency_ms, text=text, user_id=user, session_id=session, keep_text=config["keep_text"]
-        )
-
-    def close(self) -> None:
-        if self._logger is not None:
-            self._logger.close()
 
 
 def online_routes(db: Database, log: SearchLog) -> APIRouter:
@@ -159,7 +73,7 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
     ) -> dict[str, Any]:
         """Online metrics of the searches in [start, end), overall and per group."""
         who.require(Action.READ)
-        log.logger.flush()
+        log.flush()
         found = outcomes(
             workspace_of(db).events,
             collection=collection_name,
@@ -182,7 +96,7 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
     ) -> dict[str, Any]:
         """The online metrics of consecutive windows of `step_s` seconds."""
         who.require(Action.READ)
-        log.logger.flush()
+        log.flush()
         found = outcomes(
             workspace_of(db).events, collection=collection_name, start=start, end=end, dwell_s=dwell_s
         )
@@ -202,6 +116,59 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
         workspace_of(db).events.set_logging(name, float(body.sample_rate), body.keep_text)
         log.forget(name)
         return workspace_of(db).events.logging(name)
+
+    @routes.put("/online/drift/{name}")
+    def watch_drift(name: str, body: DriftWatch, who: Who) -> dict[str, Any]:
+        """Watch this collection's queries for drift (its logged queries' embeddings are kept
+        from now on). With `reference_goldset`, that gold set's queries become the reference;
+        without, the reference in place stays (with none, the first full window is frozen)."""
+        who.require(Action.MANAGE)
+        col = collection(db, name, who, Action.READ)
+        ws = workspace_of(db)
+        reference = None
+        if body.reference_goldset is not None:
+            reference = goldset_reference(col, ws.goldset(body.reference_goldset))
+        ws.drift.set_watch(name, body)
+        if reference is not None:
+            ws.drift.set_reference(name, reference)
+        log.forget(name)
+        return drift_state(name)
+
+    @routes.delete("/online/drift/{name}")
+    def unwatch_drift(name: str, who: Who) -> dict[str, Any]:
+        who.require(Action.MANAGE)
+        collection(db, name, who, Action.READ)
+        workspace_of(db).drift.unwatch(name)
+        log.forget(name)
+        return {"collection": name, "watched": False}
+
+    @routes.get("/online/drift/{name}")
+    def get_drift(name: str, who: Who, limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
+        """The watch, its reference and its recorded checks (oldest first)."""
+        collection(db, name, who, Action.READ)
+        return drift_state(name, limit)
+
+    @routes.post("/online/drift/{name}/check")
+    def check_now(name: str, who: Who) -> dict[str, Any]:
+        """Compare the newest window of queries with the reference now (and record it)."""
+        who.require(Action.WRITE)
+        collection(db, name, who, Action.READ)
+        log.flush()
+        return check_drift(workspace_of(db).drift, name)
+
+    def drift_state(name: str, limit: int = 100) -> dict[str, Any]:
+        store = workspace_of(db).drift
+        watch = store.watches().get(name)
+        ref = store.reference(name)
+        return {
+            "collection": name,
+            "watched": watch is not None,
+            "watch": None if watch is None else watch.model_dump(mode="json"),
+            "reference": None
+            if ref is None
+            else {"source": ref.source, "queries": len(ref.vectors), "created_at": ref.created_at},
+            "checks": store.checks(name, limit),
+        }
 
     @routes.post("/experiments")
     def create_experiment(body: Experiment, who: Who) -> dict[str, Any]:
@@ -280,7 +247,7 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
         ws = workspace_of(db)
         state = ws.experiments.get(name)
         exp: Experiment = state["experiment"]
-        log.logger.flush()
+        log.flush()
         found = outcomes(ws.events, experiment=name, dwell_s=dwell_s)
         per_arm = online_metrics(found, by="arm", k=k or exp.k)
         return {**_state(state), "arms": {arm: per_arm.get(f"arm:{arm}") for arm in exp.arms}}

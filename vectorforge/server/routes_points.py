@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter
 
 from vectorforge.cluster.collection import session_token
@@ -12,7 +13,6 @@ from vectorforge.engine import Database
 from vectorforge.errors import InvalidVector
 from vectorforge.server.auth import Action
 from vectorforge.server.deps import Key, SessionHeader, UserHeader, Who, collection
-from vectorforge.server.routes_online import SearchLog
 from vectorforge.server.schemas import (
     AddBody,
     CountBody,
@@ -28,6 +28,7 @@ from vectorforge.server.schemas import (
     SparseIn,
     UpsertBody,
 )
+from vectorforge.server.search_log import SearchLog
 from vectorforge.types import SparseVector
 from vectorforge.wire import (
     hit_to_dict,
@@ -137,7 +138,8 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
         began = time.perf_counter()
         with session_token(body.session_ts):
             hits = col.search(vector, using=body.using, **_options(body))
-        return _logged(log, name, hits, began, None, user, session)
+        dense = vector if isinstance(vector, np.ndarray) and vector.ndim == 1 and body.using is None else None
+        return _logged(log, name, col, hits, began, vector=dense, user=user, session=session)
 
     @points.post("/search/batch")
     def search_batch(name: str, body: SearchBatchBody, who: Who) -> dict[str, Any]:
@@ -169,7 +171,10 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
                 weights=body.weights,
                 **_options(body),
             )
-        return _logged(log, name, hits, began, body.text, user, session)
+        dense = body.using is None  # the dense embedder made the query (alone, or in a hybrid)
+        return _logged(
+            log, name, col, hits, began, text=body.text, embed_text=dense, user=user, session=session
+        )
 
     return points
 
@@ -177,16 +182,30 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
 def _logged(
     log: SearchLog,
     name: str,
+    col: Any,
     hits: list[Any],
     began: float,
-    text: str | None,
-    user: str | None,
-    session: str | None,
+    *,
+    text: str | None = None,
+    vector: Any = None,
+    embed_text: bool = False,
+    user: str | None = None,
+    session: str | None = None,
 ) -> dict[str, Any]:
     """The answer to a search, with its `query_id` if the collection logs its searches (opt-in)."""
     latency_ms = 1000 * (time.perf_counter() - began)
     out: dict[str, Any] = {"hits": [hit_to_dict(h) for h in hits]}
-    query_id = log.maybe_record(name, hits, latency_ms, text, user, session)
+    query_id = log.maybe_record(
+        name,
+        col,
+        hits,
+        latency_ms,
+        text=text,
+        vector=vector,
+        embed_text=embed_text,
+        user=user,
+        session=session,
+    )
     if query_id is not None:
         out["query_id"] = query_id
     return out

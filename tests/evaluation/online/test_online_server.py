@@ -3,17 +3,25 @@ server's own search log, events in, online metrics out, and an A/B experiment's 
 
 from __future__ import annotations
 
+import json
+import random
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.evaluation.conftest import HIDE_HALF, SciFactSmall
+from tests.evaluation.conftest import HIDE_HALF, Receiver, SciFactSmall
 from tests.serverproc import start_server
+from vectorforge.evaluation.goldsets import GoldSet, from_beir
 from vectorforge.evaluation.online.events import EventStore
 from vectorforge.evaluation.workspace import Workspace
+
+
+def texts(path: Path) -> list[str]:
+    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture
@@ -123,3 +131,55 @@ def test_an_ab_experiment_assigns_logs_and_reports_each_arm(data: Path, scifact_
     finally:
         server.stop()
     assert Workspace(data).events.counts()["searches"] == len(scifact_small.goldset.queries)
+
+
+def test_drift_is_watched_checked_on_schedule_and_alarms_to_the_webhook(
+    data: Path, scifact_small: SciFactSmall, shared: Path, webhook: Receiver
+) -> None:
+    """Reference: a gold set of 200 SciFact claims drawn at random (consecutive claim ids share a
+    source paper: a window of them differs from any other, see docs/online.md). 40 other claims
+    drawn at random do not alarm; 40 dbpedia entity queries do, on schedule, to the webhook and in
+    Prometheus."""
+    full = from_beir(shared / "data" / "scifact", name="ref")
+    drawn = random.Random(0).sample(sorted(full.qrels), 240)
+    reference = GoldSet(
+        "ref", {q: full.queries[q] for q in drawn[:200]}, {q: dict(full.qrels[q]) for q in drawn[:200]}
+    )
+    Workspace(data).goldsets.save(reference)
+    claims = [full.queries[q] for q in drawn[200:]]
+    entities = texts(shared / "data/dbpedia/queries.jsonl")
+    server = start_server(data)
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            http.put("/online/logging/sci", json={"sample_rate": 1.0})
+            bad = http.put("/online/drift/sci", json={"window": 5})
+            assert bad.status_code == 422  # windows below 20 rows say nothing
+            watch = {"window": 40, "every": "1h", "reference_goldset": "ref", "webhook": webhook.url}
+            state = http.put("/online/drift/sci", json=watch).json()
+            assert state["reference"]["queries"] == 200
+            assert state["reference"]["source"].startswith("goldset ref@")
+            for text in claims[:39]:
+                http.post("/collections/sci/points/query", json={"text": text, "k": 5})
+            waiting = http.post("/online/drift/sci/check").json()
+            assert waiting["status"] == "waiting" and waiting["have"] == 39
+            http.post("/collections/sci/points/query", json={"text": claims[39], "k": 5})
+            same = http.post("/online/drift/sci/check").json()
+            assert same["status"] == "checked" and not same["alarm"], same
+            for text in entities[:40]:
+                http.post("/collections/sci/points/query", json={"text": text, "k": 5})
+            watch = {"window": 40, "every": "1s", "webhook": webhook.url}  # no gold set: the reference stays
+            http.put("/online/drift/sci", json=watch)  # and the schedule checks it now
+            deadline = time.monotonic() + 60
+            while not webhook.bodies and time.monotonic() < deadline:
+                time.sleep(0.5)
+            (alert,) = webhook.bodies[:1]
+            assert alert["event"] == "vectorforge.online.drift" and alert["collection"] == "sci"
+            auc = next(t for t in alert["embeddings"]["tests"] if t["name"] == "classifier_auc")
+            assert auc["alarm"] and auc["statistic"] > 0.8
+            checks = http.get("/online/drift/sci").json()["checks"]
+            assert [c["alarm"] for c in checks[:2]] == [False, True]
+            scraped = http.get("/metrics").text
+            assert 'vectorforge_drift_alarm{collection="sci"} 1.0' in scraped
+            assert 'vectorforge_drift_statistic{collection="sci",test="classifier_auc"}' in scraped
+    finally:
+        server.stop()

@@ -22,9 +22,9 @@ import queue
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, TypeAdapter
 from pydantic import ValidationError as PydanticError
@@ -36,7 +36,7 @@ __all__ = [
     "ClickEvent",
     "DwellEvent",
     "Event",
-    "EventLogger",
+    "BatchWriter",
     "EventStore",
     "ReformulationEvent",
     "ResultItem",
@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Text = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 Number = StrictFloat | StrictInt
@@ -76,6 +77,7 @@ class SearchEvent(_Event):
     collection: Text
     query: Annotated[StrictStr, Field(max_length=10_000)] | None = None
     query_hash: Text | None = None
+    query_length: Annotated[StrictInt, Field(ge=0)] | None = None  # characters: a signal drift watches
     user_id: Text | None = None
     session_id: Text | None = None
     experiment: Text | None = None
@@ -119,6 +121,7 @@ CREATE TABLE IF NOT EXISTS searches (
     collection TEXT NOT NULL,
     query_hash TEXT,
     query_text TEXT,
+    query_length INTEGER,
     user_id TEXT,
     session_id TEXT,
     experiment TEXT,
@@ -212,7 +215,7 @@ class EventStore(SQLiteFile):
                 feedback.append(_feedback_row(event))
         with self._connect(write=True) as db:
             before = db.total_changes
-            db.executemany("INSERT OR IGNORE INTO searches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", searches)
+            db.executemany("INSERT OR IGNORE INTO searches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", searches)
             new = db.total_changes - before
             db.executemany("INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?)", feedback)
         return {"searches": new, "duplicates": len(searches) - new, "feedback": len(feedback)}
@@ -294,6 +297,9 @@ def _search_row(event: SearchEvent, keep_text: bool) -> tuple[Any, ...]:
         event.collection,
         digest,
         event.query if keep_text else None,
+        event.query_length
+        if event.query_length is not None
+        else (None if event.query is None else len(event.query)),
         event.user_id,
         event.session_id,
         event.experiment,
@@ -334,62 +340,70 @@ def _window(**given: Any) -> tuple[str, list[Any]]:
     return ("WHERE " + " AND ".join(terms)) if terms else "", args
 
 
-class EventLogger:
-    """Search events logged by the server off the request path: `log` queues and returns at once;
-    a writer thread stores them in batches. A full queue drops the event (and counts it) rather
-    than slow a search down. `flush` waits until everything queued so far is stored."""
+class BatchWriter(Generic[T]):
+    """Writes made off the request path: `put` queues an item and returns at once; a writer thread
+    hands them to `write` in batches. A full queue drops the item (and counts it) rather than slow
+    the caller down; a batch that fails to write is counted and logged. `flush` waits until every
+    item queued so far is written."""
 
-    def __init__(self, store: EventStore, *, queue_size: int = 10_000, batch: int = 500) -> None:
-        self.store = store
+    def __init__(
+        self,
+        write: Callable[[list[T]], None],
+        *,
+        queue_size: int = 10_000,
+        batch: int = 500,
+        name: str = "events",
+    ) -> None:
         self.dropped = 0
         self.failed = 0
-        self._queue: queue.Queue[tuple[Event, bool] | None] = queue.Queue(maxsize=queue_size)
+        self._write = write
+        self._queue: queue.Queue[tuple[T] | None] = queue.Queue(maxsize=queue_size)
         self._batch = batch
-        self._thread = threading.Thread(target=self._run, name="vectorforge-event-logger", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"vectorforge-{name}-writer", daemon=True)
         self._thread.start()
 
-    def log(self, event: Event, *, keep_text: bool = False) -> bool:
-        """Queue `event`; False if the queue was full and it was dropped."""
+    def put(self, item: T) -> bool:
+        """Queue `item`; False if the queue was full and it was dropped."""
         try:
-            self._queue.put_nowait((event, keep_text))
+            self._queue.put_nowait((item,))
         except queue.Full:
-            self.dropped += 1  # one writer of the counter at a time is not promised: it is a gauge
+            self.dropped += 1  # racy between callers, as a gauge may be
             return False
         return True
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Return once every event queued before the call is stored (or `timeout` passed)."""
+        """Return once every item queued before the call is written (or `timeout` passed)."""
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.005)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Store what is queued, then stop the writer."""
+        """Write what is queued, then stop the writer."""
         self.flush(timeout)
         self._queue.put(None)
         self._thread.join(timeout)
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            items = [item]
-            while item is not None and len(items) < self._batch:
+            first = self._queue.get()
+            got = [first]
+            while first is not None and len(got) < self._batch:
                 try:
-                    item = self._queue.get_nowait()
+                    nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                items.append(item)
-            events = [x for x in items if x is not None]
+                got.append(nxt)
+                if nxt is None:
+                    break
+            items = [x[0] for x in got if x is not None]
             try:
-                for keep in (False, True):
-                    chosen = [e for e, k in events if k is keep]
-                    if chosen:
-                        self.store.add(chosen, keep_text=keep)
+                if items:
+                    self._write(items)
             except Exception:  # a full disk: counted and logged; searches go on
-                self.failed += len(events)
-                logger.exception("could not store %d search events", len(events))
+                self.failed += len(items)
+                logger.exception("could not write %d queued items", len(items))
             finally:
-                for _ in items:
+                for _ in got:
                     self._queue.task_done()
-            if any(x is None for x in items):
+            if got[-1] is None:
                 return

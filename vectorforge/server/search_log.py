@@ -1,0 +1,176 @@
+"""The server's log of searches: which collections log (opt-in, a sample rate), which are watched
+for drift (their queries' embeddings are kept too), and the writer that stores both off the
+request path (a bounded queue that drops rather than slows a search)."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from vectorforge.engine import Database
+from vectorforge.evaluation.online.drift_watch import DriftStore, DriftWatch
+from vectorforge.evaluation.online.events import BatchWriter, EventStore, ResultItem, SearchEvent
+from vectorforge.evaluation.workspace import Workspace
+
+__all__ = ["SearchLog"]
+
+CACHE_S = 1.0  # how long a collection's logging and drift settings are trusted without SQLite
+
+# One queued search: its event, whether to keep its text, and its drift row (or None).
+_Item = tuple[SearchEvent, bool, tuple[Any, ...] | None]
+
+
+class SearchLog:
+    """Logging searches for one server (`db` on disk; in memory it logs nothing)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._writer: BatchWriter[_Item] | None = None
+        self._settings: dict[str, tuple[float, dict[str, Any], DriftWatch | None]] = {}
+
+    @property
+    def workspace(self) -> Workspace:
+        from vectorforge.server.routes_evaluation import workspace_of
+
+        return workspace_of(self._db)
+
+    @property
+    def events(self) -> EventStore:
+        return self.workspace.events
+
+    @property
+    def drift(self) -> DriftStore:
+        return self.workspace.drift
+
+    def _writer_of(self) -> BatchWriter[_Item]:
+        if self._writer is None:
+            self._writer = BatchWriter(self._write, name="search-log")
+        return self._writer
+
+    def _write(self, items: list[_Item]) -> None:
+        for keep in (False, True):
+            chosen = [event for event, k, _ in items if k is keep]
+            if chosen:
+                self.events.add(chosen, keep_text=keep)
+        rows = [row for _, _, row in items if row is not None]
+        if rows:
+            self.drift.add_vectors(rows)
+
+    def settings(self, name: str) -> tuple[dict[str, Any], DriftWatch | None]:
+        """(logging settings, drift watch) of `name`, cached for `CACHE_S`."""
+        cached = self._settings.get(name)
+        if cached is None or time.monotonic() - cached[0] > CACHE_S:
+            cached = (time.monotonic(), self.events.logging(name), self.drift.watches().get(name))
+            self._settings[name] = cached
+        return cached[1], cached[2]
+
+    def forget(self, name: str) -> None:
+        """Settings of `name` changed: read them again."""
+        self._settings.pop(name, None)
+
+    def record(
+        self,
+        name: str,
+        hits: Sequence[Any],
+        latency_ms: float,
+        *,
+        text: str | None = None,
+        vector: Any = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        experiment: str | None = None,
+        arm: str | None = None,
+        segment: str | None = None,
+        teams: Sequence[str] | None = None,
+        keep_text: bool = False,
+    ) -> str:
+        """Queue one search event (with its embedding if `name` is watched for drift); its query
+        id, for the client's clicks."""
+        query_id = uuid.uuid4().hex
+        results = [
+            ResultItem(id=h.id, score=float(h.score), team=None if teams is None else teams[i])
+            for i, h in enumerate(hits)
+        ]
+        event = SearchEvent(
+            query_id=query_id,
+            collection=name,
+            query=text,
+            query_length=None if text is None else len(text),
+            user_id=user_id,
+            session_id=session_id,
+            experiment=experiment,
+            arm=arm,
+            segment=segment,
+            latency_ms=latency_ms,
+            results=results,
+        )
+        row = None
+        if vector is not None and self.settings(name)[1] is not None:
+            top1 = float(hits[0].score) if hits else None
+            row = (
+                query_id,
+                name,
+                event.time,
+                top1,
+                len(hits),
+                event.query_length,
+                np.asarray(vector, np.float32),
+            )
+        self._writer_of().put((event, keep_text, row))
+        return query_id
+
+    def maybe_record(
+        self,
+        name: str,
+        col: Any,
+        hits: Sequence[Any],
+        latency_ms: float,
+        *,
+        text: str | None = None,
+        vector: Any = None,
+        embed_text: bool = False,
+        user: str | None = None,
+        session: str | None = None,
+    ) -> str | None:
+        """Log a plain search if `name` logs and this one is sampled; its query id, or None.
+        `embed_text`: the collection's dense embedder made the query from `text` (its embedding is
+        kept when the collection is watched for drift)."""
+        if self._db.path is None:
+            return None
+        logging, watch = self.settings(name)
+        if logging["sample_rate"] <= 0 or random.random() >= logging["sample_rate"]:
+            return None
+        if watch is not None and vector is None and text is not None and embed_text:
+            vector = _embedding(col, text)
+        return self.record(
+            name,
+            hits,
+            latency_ms,
+            text=text,
+            vector=vector,
+            user_id=user,
+            session_id=session,
+            keep_text=logging["keep_text"],
+        )
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _embedding(col: Any, text: str) -> Any:
+    """The query's dense embedding (the embedder's cache has it: the search just made it), or None
+    for a collection without a dense embedder."""
+    try:
+        return col.embedder().encode([text])[0]
+    except Exception:  # no dense vector or embedder: nothing to watch
+        return None
