@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from vectorforge.engine import Database
 from vectorforge.errors import NotFoundError, VectorForgeError
+from vectorforge.evaluation.online.reports import online_overview
 from vectorforge.evaluation.workspace import Workspace
 from vectorforge.server.auth import Action
 from vectorforge.server.deps import Who
@@ -255,5 +256,15 @@ def dashboard_routes(db: Database) -> APIRouter:
             for run in ws.history.runs(limit=limit, collections=who.collections)
         ]
         return EvaluationAnswer(goldsets=goldsets, runs=runs)
+
+    @dash.get("/api/online")
+    def online(who: Who, response: Response, hours: int = Query(24, ge=1, le=24 * 90)) -> dict[str, Any]:
+        """Hourly online metrics per collection, experiments with their reports, drift checks; of
+        the collections this key may see."""
+        who.require(Action.READ)
+        response.headers.update(no_store)
+        if db.path is None:  # an in-memory server keeps no events
+            return {"series": {}, "experiments": [], "drift": {}}
+        return online_overview(Workspace(db.path), who.may_see, hours=hours)
 
     return dash

@@ -19,6 +19,7 @@ from vectorforge.evaluation.online.drift_watch import DriftWatch, check_drift, g
 from vectorforge.evaluation.online.events import SearchEvent, parse_events
 from vectorforge.evaluation.online.experiments import Experiment, assign
 from vectorforge.evaluation.online.online_metrics import online_metrics, outcomes, time_series
+from vectorforge.evaluation.online.reports import experiment_report, experiment_state
 from vectorforge.server.auth import Action
 from vectorforge.server.deps import Who, collection
 from vectorforge.server.routes_evaluation import workspace_of
@@ -176,28 +177,28 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
         who.require(Action.MANAGE)
         for arm in body.arms.values():
             collection(db, arm.collection, who, Action.READ)  # every arm names something that exists
-        return _state(workspace_of(db).experiments.create(body, who=who.key_id or "open access"))
+        return experiment_state(workspace_of(db).experiments.create(body, who=who.key_id or "open access"))
 
     @routes.get("/experiments")
     def list_experiments(who: Who) -> list[dict[str, Any]]:
         who.require(Action.READ)
-        return [_state(s) for s in workspace_of(db).experiments.all()]
+        return [experiment_state(s) for s in workspace_of(db).experiments.all()]
 
     @routes.get("/experiments/{name}")
     def get_experiment(name: str, who: Who) -> dict[str, Any]:
         who.require(Action.READ)
         store = workspace_of(db).experiments
-        return {**_state(store.get(name)), "log": store.log(name)}
+        return {**experiment_state(store.get(name)), "log": store.log(name)}
 
     @routes.post("/experiments/{name}/start")
     def start_experiment(name: str, who: Who) -> dict[str, Any]:
         who.require(Action.MANAGE)
-        return _state(workspace_of(db).experiments.start(name, who=who.key_id or "open access"))
+        return experiment_state(workspace_of(db).experiments.start(name, who=who.key_id or "open access"))
 
     @routes.post("/experiments/{name}/stop")
     def stop_experiment(name: str, who: Who) -> dict[str, Any]:
         who.require(Action.MANAGE)
-        return _state(workspace_of(db).experiments.stop(name, who=who.key_id or "open access"))
+        return experiment_state(workspace_of(db).experiments.stop(name, who=who.key_id or "open access"))
 
     @routes.post("/experiments/{name}/query")
     def query_in_experiment(name: str, body: QueryInExperiment, who: Who) -> dict[str, Any]:
@@ -242,18 +243,9 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
     def experiment_results(
         name: str, who: Who, k: int | None = None, dwell_s: float = 30.0
     ) -> dict[str, Any]:
-        """Each arm's online metrics so far."""
+        """Each arm's online metrics so far, and the statistics of the comparison."""
         who.require(Action.READ)
-        ws = workspace_of(db)
-        state = ws.experiments.get(name)
-        exp: Experiment = state["experiment"]
         log.flush()
-        found = outcomes(ws.events, experiment=name, dwell_s=dwell_s)
-        per_arm = online_metrics(found, by="arm", k=k or exp.k)
-        return {**_state(state), "arms": {arm: per_arm.get(f"arm:{arm}") for arm in exp.arms}}
+        return experiment_report(workspace_of(db), name, k=k, dwell_s=dwell_s)
 
     return routes
-
-
-def _state(state: dict[str, Any]) -> dict[str, Any]:
-    return {**state, "experiment": state["experiment"].model_dump(mode="json")}
