@@ -506,3 +506,20 @@ def test_close_unmaps_the_token_files(tmp_path: Path, kind: str) -> None:
     assert mapped() == []
     with pytest.raises(vf.errors.UsageError):
         col.search(docs[0], using="t")
+
+
+def test_anti_entropy_repairs_a_replica_with_the_pooled_tokens_as_kept(tmp_path: Path) -> None:
+    """A replica repaired from its peers gets the tokens as they keep them (already pooled), not
+    pooled once more through a plain upsert."""
+    docs, _ = clustered(30, 32, 17)
+    spec = vf.Multi(dim=32, index="plaid", index_params={"pool_factor": 2})
+    db = vf.connect(tmp_path)
+    col = db.create_collection("p", vectors={"t": spec}, replicas=3)
+    col.upsert(list(range(30)), {"t": docs})
+    rs = col.shards[0]  # type: ignore[attr-defined]
+    rs.replicas[1].collection.delete(ids=[0, 1, 2])  # damage the log cannot see
+    assert col.repair()["repaired_points"] == 3  # type: ignore[attr-defined]
+    for replica in rs.replicas:
+        got = replica.collection.get([0, 1, 2], with_vectors=True)
+        assert [len(r.vectors["t"]) for r in got] == [len(pool_tokens(d, 2)) for d in docs[:3]]
+    db.close()

@@ -198,6 +198,15 @@ class ActorStore:
         )
         return result
 
+    def restore_points(
+        self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
+    ) -> UpdateResult:
+        """A direct write of points as a peer keeps them (anti-entropy), outside the shard's log."""
+        result: UpdateResult = self._call(
+            "restore_points", list(ids), vectors, None if payloads is None else list(payloads)
+        )
+        return result
+
     def delete(
         self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None
     ) -> UpdateResult:

@@ -151,6 +151,9 @@ class ReplicaStore(Protocol):
     def upsert(
         self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
     ) -> UpdateResult: ...
+    def restore_points(
+        self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
+    ) -> UpdateResult: ...
     def delete(
         self, ids: Sequence[PointId] | None = None, filter: dict[str, Any] | None = None
     ) -> UpdateResult: ...
@@ -707,7 +710,7 @@ class ReplicaSet:
                 )
                 for start in range(0, len(rewrite), 1000):
                     records = source.get(rewrite[start : start + 1000], with_payload=True, with_vectors=True)
-                    target.collection.upsert(
+                    target.collection.restore_points(  # as the source keeps them: pooled tokens stay so
                         [r.id for r in records],
                         record_vectors(target.collection.config, records),
                         [r.payload for r in records],

@@ -254,19 +254,31 @@ class Collection(CollectionFront, NamedSearch, Compaction, Snapshots):
         seq = self._upsert(checked, vectors, payloads, check_idempotency_key(idempotency_key))
         return UpdateResult(seq, len(checked))
 
+    def restore_points(
+        self, ids: Sequence[PointId], vectors: Any, payloads: Sequence[dict[str, Any] | None] | None = None
+    ) -> UpdateResult:
+        """Write points exactly as another copy of them keeps them (anti-entropy repairs a replica
+        from its peers): named vectors go to the indexes as they are, never transformed again
+        (PLAID's pooled tokens are not pooled a second time)."""
+        checked = check_ids(ids)
+        return UpdateResult(self._upsert(checked, vectors, payloads, None, kept=True), len(checked))
+
     def _upsert(
         self,
         checked_ids: list[PointId],
         vectors: Any,
         payloads: Sequence[dict[str, Any] | None] | None,
         key: str | None,
+        kept: bool = False,
     ) -> int:
         vecs, named = split_vectors(self.config, vectors, len(checked_ids))
         blobs = check_payloads(payloads, len(checked_ids))
         # The array itself: the log packs it without a copy, and an in-memory database never copies it.
-        op = {"op": "upsert", "ids": checked_ids, "vectors": vecs, "payloads": blobs}
+        op: dict[str, Any] = {"op": "upsert", "ids": checked_ids, "vectors": vecs, "payloads": blobs}
         if named:
             op["named"] = pack_named(self.config, named)
+            if kept:
+                op["kept"] = True
         with self._lock.write():
             self._check_writable()
             if key is not None:
