@@ -21,6 +21,7 @@ import vectorforge
 from vectorforge.engine.restore_check import RestoreLimits
 from vectorforge.evaluation.online.drift_watch import check_drift, due
 from vectorforge.evaluation.online.online_metrics import online_metrics, outcomes
+from vectorforge.evaluation.online.reports import enforce_guardrails
 from vectorforge.evaluation.schedule import start_background
 from vectorforge.server.deps import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY, ServerSettings, principal
 from vectorforge.server.errors import install_error_handlers
@@ -44,7 +45,7 @@ __all__ = [
     "principal",
 ]
 
-DRIFT_TICK_S = 2.0  # how often the server looks for watched collections due a drift check
+ONLINE_TICK_S = 2.0  # how often the server checks drift watches and experiments' guardrails
 RESTORE_FACTOR = 4  # a restore may unpack this many times the upload limit, every replica counted
 
 
@@ -54,17 +55,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
     log = SearchLog(db)
     on_disk = db.path is not None
 
-    def drift_tick() -> None:
-        """Check every watched collection whose interval has passed (alarms go to its webhook)."""
-        store = workspace_of(db).drift
-        for name in due(store):
-            log.flush()
-            check_drift(store, name)
+    def online_tick() -> None:
+        """Check every watched collection whose interval has passed (alarms go to its webhook)
+        and stop the A/B tests whose guardrails say so."""
+        log.flush()
+        ws = workspace_of(db)
+        for name in due(ws.drift):
+            check_drift(ws.drift, name)
+        enforce_guardrails(ws)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = start_schedule(db, settings.eval_schedule) if settings.eval_schedule else None
-        drift = start_background([("drift watch", DRIFT_TICK_S, drift_tick)]) if on_disk else None
+        drift = start_background([("online checks", ONLINE_TICK_S, online_tick)]) if on_disk else None
         yield
         for running in (scheduler, drift):
             if running is not None:

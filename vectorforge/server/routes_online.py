@@ -9,18 +9,21 @@ its data in memory answers these routes with a UsageError.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from vectorforge.engine import Database
 from vectorforge.evaluation.online.drift_watch import DriftWatch, check_drift, goldset_reference
 from vectorforge.evaluation.online.events import SearchEvent, parse_events
-from vectorforge.evaluation.online.experiments import Experiment, assign
+from vectorforge.evaluation.online.experiments import Arm, Experiment, assign
+from vectorforge.evaluation.online.interleaving import team_draft
 from vectorforge.evaluation.online.online_metrics import online_metrics, outcomes, time_series
-from vectorforge.evaluation.online.reports import experiment_report, experiment_state
-from vectorforge.server.auth import Action
+from vectorforge.evaluation.online.reports import INTERLEAVED, experiment_report, experiment_state
+from vectorforge.server.auth import Action, Principal
 from vectorforge.server.deps import Who, collection
 from vectorforge.server.routes_evaluation import workspace_of
 from vectorforge.server.search_log import SearchLog
@@ -202,19 +205,58 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
 
     @routes.post("/experiments/{name}/query")
     def query_in_experiment(name: str, body: QueryInExperiment, who: Who) -> dict[str, Any]:
-        """Answer a user's query as their arm does and log it (the answer carries the query id
-        for the clicks). A stopped or draft experiment answers with its control arm, unlogged."""
-        store = workspace_of(db).experiments
-        state = store.get(name)
+        """Answer a user's query as their arm does, or, in an interleaving experiment, with the
+        team-draft merge of both arms, and log it (the answer carries the query id for the
+        clicks). A stopped or draft experiment answers with its control arm, unlogged."""
+        state = workspace_of(db).experiments.get(name)
         exp: Experiment = state["experiment"]
-        unit = body.user_id if exp.unit == "user" else body.session_id
         running = state["status"] == "running"
-        arm = assign(exp, unit or "") if running else exp.control
-        spec = exp.arms[arm]
-        col = collection(db, spec.collection, who, Action.READ)
         began = time.perf_counter()
-        hits = col.query(
-            body.text,
+        teams: list[str] | None = None
+        if running and exp.kind == "interleaving":
+            arm = INTERLEAVED
+            query_id = uuid.uuid4().hex
+            first, second = (answer(exp, spec, body.text, who) for spec in exp.arms.values())
+            # seeded by the query: the merge is reproducible from the log
+            merged = team_draft(
+                [str(h.id) for h in first],
+                [str(h.id) for h in second],
+                exp.k,
+                np.random.default_rng(int(query_id, 16)),
+            )
+            own = {"a": {str(h.id): h for h in first}, "b": {str(h.id): h for h in second}}
+            hits = [own[team][doc] for doc, team in zip(merged.ids, merged.teams, strict=True)]
+            teams = list(merged.teams)
+        else:
+            unit = body.user_id if exp.unit == "user" else body.session_id
+            arm = assign(exp, unit or "") if running else exp.control
+            query_id = None
+            hits = answer(exp, exp.arms[arm], body.text, who)
+        latency_ms = 1000 * (time.perf_counter() - began)
+        out: dict[str, Any] = {"arm": arm, "hits": [hit_to_dict(h) for h in hits]}
+        if teams is not None:
+            names = list(exp.arms)
+            out["teams"] = [names[0] if t == "a" else names[1] for t in teams]
+        if running:
+            out["query_id"] = log.record(
+                exp.arms[exp.control].collection,
+                hits,
+                latency_ms,
+                query_id=query_id,
+                text=body.text,
+                user_id=body.user_id,
+                session_id=body.session_id,
+                experiment=name,
+                arm=arm,
+                segment=body.segment,
+                teams=teams,
+            )
+        return out
+
+    def answer(exp: Experiment, spec: Arm, text: str, who: Principal) -> list[Any]:
+        col = collection(db, spec.collection, who, Action.READ)
+        return col.query(
+            text,
             k=exp.k,
             using=spec.using,
             mode=spec.mode,
@@ -223,21 +265,6 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
             params=spec.params,
             filter=spec.filter,
         )
-        latency_ms = 1000 * (time.perf_counter() - began)
-        out: dict[str, Any] = {"arm": arm, "hits": [hit_to_dict(h) for h in hits]}
-        if running:
-            out["query_id"] = log.record(
-                spec.collection,
-                hits,
-                latency_ms,
-                text=body.text,
-                user_id=body.user_id,
-                session_id=body.session_id,
-                experiment=name,
-                arm=arm,
-                segment=body.segment,
-            )
-        return out
 
     @routes.get("/experiments/{name}/results")
     def experiment_results(

@@ -79,6 +79,7 @@ class SearchLog:
         hits: Sequence[Any],
         latency_ms: float,
         *,
+        query_id: str | None = None,
         text: str | None = None,
         vector: Any = None,
         user_id: str | None = None,
@@ -91,7 +92,7 @@ class SearchLog:
     ) -> str:
         """Queue one search event (with its embedding if `name` is watched for drift); its query
         id, for the client's clicks."""
-        query_id = uuid.uuid4().hex
+        query_id = query_id or uuid.uuid4().hex
         results = [
             ResultItem(id=h.id, score=float(h.score), team=None if teams is None else teams[i])
             for i, h in enumerate(hits)

@@ -97,7 +97,9 @@ def simulate_clicks(
     """One user's clicks on `ranking`, top first; `judgments` maps doc ids to grades (a gold set's
     `qrels[qid]`)."""
     clicked, dwell = simulate_many(ranking, judgments, model, rng, 1)
-    return [SimulatedClick(r + 1, ranking[r], float(dwell[0, r])) for r in np.flatnonzero(clicked[0]).tolist()]
+    return [
+        SimulatedClick(r + 1, ranking[r], float(dwell[0, r])) for r in np.flatnonzero(clicked[0]).tolist()
+    ]
 
 
 def is_success(clicks: Sequence[SimulatedClick], model: ClickModel, k: int | None = None) -> bool:
