@@ -21,6 +21,7 @@ from vectorforge.evaluation.online.drift_watch import DriftWatch, check_drift, g
 from vectorforge.evaluation.online.events import SearchEvent, parse_events
 from vectorforge.evaluation.online.experiments import Arm, Experiment, assign
 from vectorforge.evaluation.online.interleaving import team_draft
+from vectorforge.evaluation.online.judging import Judgment, judging_queue, with_judgments
 from vectorforge.evaluation.online.online_metrics import online_metrics, outcomes, time_series
 from vectorforge.evaluation.online.reports import INTERLEAVED, experiment_report, experiment_state
 from vectorforge.server.auth import Action, Principal
@@ -29,7 +30,7 @@ from vectorforge.server.routes_evaluation import workspace_of
 from vectorforge.server.search_log import SearchLog
 from vectorforge.wire import hit_to_dict
 
-__all__ = ["LoggingBody", "QueryInExperiment", "online_routes"]
+__all__ = ["JudgmentsBody", "LoggingBody", "QueryInExperiment", "online_routes"]
 
 
 class LoggingBody(BaseModel):
@@ -38,6 +39,14 @@ class LoggingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sample_rate: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)]
     keep_text: StrictBool = False
+
+
+class JudgmentsBody(BaseModel):
+    """`POST /online/judging/{goldset}`: graded pairs to add as a new gold set version."""
+
+    model_config = ConfigDict(extra="forbid")
+    judgments: list[Judgment] = Field(min_length=1, max_length=100_000)
+    description: Annotated[StrictStr, Field(max_length=2000)] = ""
 
 
 class QueryInExperiment(BaseModel):
@@ -120,6 +129,34 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
         workspace_of(db).events.set_logging(name, float(body.sample_rate), body.keep_text)
         log.forget(name)
         return workspace_of(db).events.logging(name)
+
+    @routes.get("/online/judging")
+    def judging(
+        goldset: str,
+        who: Who,
+        collection_name: str | None = Query(None, alias="collection"),
+        limit: int = Query(100, ge=1, le=10_000),
+        min_clicks: int = Query(1, ge=1),
+    ) -> dict[str, Any]:
+        """Clicked results the gold set has no judgment for, most clicked first: to judge."""
+        who.require(Action.READ)
+        if collection_name is not None:
+            collection(db, collection_name, who, Action.READ)
+        log.flush()
+        ws = workspace_of(db)
+        gold = ws.goldset(goldset)
+        queue = judging_queue(ws.events, gold, collection=collection_name, limit=limit, min_clicks=min_clicks)
+        return {"goldset": gold.name, "version": gold.version, "pairs": queue}
+
+    @routes.post("/online/judging/{goldset}")
+    def add_judgments(goldset: str, body: JudgmentsBody, who: Who) -> dict[str, Any]:
+        """Add judged pairs to the gold set as a new version (the older versions stay)."""
+        who.require(Action.WRITE)
+        ws = workspace_of(db)
+        gold = ws.goldset(goldset)
+        new = with_judgments(gold, body.judgments, body.description)
+        version, created = ws.goldsets.save(new)
+        return {"goldset": new.name, "from": gold.version, "version": version, "new": created}
 
     @routes.put("/online/drift/{name}")
     def watch_drift(name: str, body: DriftWatch, who: Who) -> dict[str, Any]:

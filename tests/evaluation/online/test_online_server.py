@@ -183,3 +183,54 @@ def test_drift_is_watched_checked_on_schedule_and_alarms_to_the_webhook(
             assert 'vectorforge_drift_statistic{collection="sci",test="classifier_auc"}' in scraped
     finally:
         server.stop()
+
+
+def test_clicked_unjudged_results_are_queued_and_judged_into_a_new_gold_set_version(
+    data: Path, scifact_small: SciFactSmall
+) -> None:
+    gold = scifact_small.goldset
+    Workspace(data).goldsets.save(gold)
+    qid = next(iter(gold.qrels))
+    judged = next(iter(gold.qrels[qid]))
+    server = start_server(data)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            http.put("/online/logging/sci", json={"sample_rate": 1.0, "keep_text": True})
+            known = http.post(
+                "/collections/sci/points/query", json={"text": gold.queries[qid], "k": 10}
+            ).json()
+            fresh = http.post(
+                "/collections/sci/points/query", json={"text": "statins and dementia", "k": 10}
+            ).json()
+            unjudged = next(h["id"] for h in known["hits"] if h["id"] not in gold.qrels[qid])
+            events = [
+                {"type": "click", "query_id": known["query_id"], "id": judged, "rank": 1},  # judged already
+                {"type": "click", "query_id": known["query_id"], "id": unjudged, "rank": 2},
+                {"type": "click", "query_id": fresh["query_id"], "id": fresh["hits"][0]["id"], "rank": 1},
+            ]
+            http.post("/events", json=events)
+            queue = http.get("/online/judging", params={"goldset": "sci"}).json()
+            pairs = {(p["qid"], p["query"], p["id"]) for p in queue["pairs"]}
+            assert pairs == {
+                (qid, gold.queries[qid], unjudged),
+                (None, "statins and dementia", fresh["hits"][0]["id"]),
+            }
+            bad = http.post(
+                "/online/judging/sci", json={"judgments": [{"qid": "nope", "id": "1", "grade": 1}]}
+            )
+            assert bad.status_code == 422
+            judgments = [
+                {"qid": qid, "id": unjudged, "grade": 0},
+                {"query": "statins and dementia", "id": fresh["hits"][0]["id"], "grade": 2},
+            ]
+            added = http.post("/online/judging/sci", json={"judgments": judgments}).json()
+            assert added["new"] and added["from"] == gold.version != added["version"]
+            assert http.get("/online/judging", params={"goldset": "sci"}).json()["pairs"] == []
+    finally:
+        server.stop()
+    versions = Workspace(data).goldsets.versions("sci")
+    assert [v["version"] for v in versions] == [gold.version, added["version"]]  # the refused one added none
+    new = Workspace(data).goldset("sci")
+    assert new.qrels[qid][unjudged] == 0 and len(new.queries) == len(gold.queries) + 1
+    (online,) = [q for q in new.queries if q.startswith("online-")]
+    assert new.queries[online] == "statins and dementia" and new.segments[online] == {"source": "online"}

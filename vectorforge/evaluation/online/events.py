@@ -262,6 +262,23 @@ class EventStore(SQLiteFile):
                 out.extend(dict(zip(names, row, strict=True)) for row in cur.fetchall())
         return out
 
+    def clicked_pairs(self, collection: str | None = None) -> list[dict[str, Any]]:
+        """Every (query, clicked result) pair: the query's hash and (if kept) text, the result,
+        how often it was clicked, at what mean rank, and the longest dwell; most clicked first."""
+        where, args = ("AND s.collection = ?", [collection]) if collection else ("", [])
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT s.query_hash, MAX(s.query_text), c.doc_id, COUNT(*), AVG(c.rank), "
+                "(SELECT MAX(d.dwell_s) FROM feedback d JOIN searches t ON t.query_id = d.query_id "
+                " WHERE d.type = 'dwell' AND d.doc_id = c.doc_id AND t.query_hash = s.query_hash) "
+                "FROM feedback c JOIN searches s ON s.query_id = c.query_id "
+                f"WHERE c.type = 'click' AND s.query_hash IS NOT NULL {where} "
+                "GROUP BY s.query_hash, c.doc_id ORDER BY COUNT(*) DESC, s.query_hash, c.doc_id",
+                args,
+            ).fetchall()
+        names = ("query_hash", "query", "id", "clicks", "mean_rank", "max_dwell_s")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
     def set_logging(self, collection: str, sample_rate: float, keep_text: bool = False) -> None:
         """Have the server log this share of `collection`'s searches (0 turns it off); `keep_text`
         keeps the query's text, not only its hash."""
