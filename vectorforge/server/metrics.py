@@ -123,7 +123,7 @@ class _DriftStats(Collector):
         )
         statistic = GaugeMetricFamily(
             "vectorforge_drift_statistic",
-            "Each test of the newest drift check: classifier_auc, mmd, ks, centroid, psi:SIGNAL",
+            "Each test of the newest drift check (classifier_auc, mmd, psi:SIGNAL ...; documents:TEST)",
             labels=["collection", "test"],
         )
         threshold = GaugeMetricFamily(
@@ -132,13 +132,13 @@ class _DriftStats(Collector):
             labels=["collection", "test"],
         )
         for collection, check in self._checks().items():
-            if check.get("status") != "checked":
-                continue
             alarm.add_metric([collection], float(bool(check["alarm"])))
-            tests = list(check["embeddings"]["tests"]) + list((check.get("signals") or {}).get("tests", []))
-            for test in tests:
-                statistic.add_metric([collection, test["name"]], float(test["statistic"]))
-                threshold.add_metric([collection, test["name"]], float(test["threshold"]))
+            for prefix, side in (("", check), ("documents:", check.get("documents") or {})):
+                if side.get("status") != "checked":
+                    continue
+                for test in [*side["embeddings"]["tests"], *(side.get("signals") or {}).get("tests", [])]:
+                    statistic.add_metric([collection, prefix + test["name"]], float(test["statistic"]))
+                    threshold.add_metric([collection, prefix + test["name"]], float(test["threshold"]))
         yield from (alarm, statistic, threshold)
 
 

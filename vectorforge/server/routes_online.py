@@ -17,7 +17,13 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from vectorforge.engine import Database
-from vectorforge.evaluation.online.drift_watch import DriftWatch, check_drift, goldset_reference
+from vectorforge.evaluation.online.drift_watch import (
+    DOCUMENTS,
+    QUERIES,
+    DriftWatch,
+    check_drift,
+    goldset_reference,
+)
 from vectorforge.evaluation.online.events import SearchEvent, parse_events
 from vectorforge.evaluation.online.experiments import Arm, Experiment, assign
 from vectorforge.evaluation.online.interleaving import team_draft
@@ -200,14 +206,19 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
     def drift_state(name: str, limit: int = 100) -> dict[str, Any]:
         store = workspace_of(db).drift
         watch = store.watches().get(name)
-        ref = store.reference(name)
+        refs = {kind: store.reference(name, kind) for kind in (QUERIES, DOCUMENTS)}
+        summary = {
+            kind: None
+            if ref is None
+            else {"source": ref.source, kind: len(ref.vectors), "created_at": ref.created_at}
+            for kind, ref in refs.items()
+        }
         return {
             "collection": name,
             "watched": watch is not None,
             "watch": None if watch is None else watch.model_dump(mode="json"),
-            "reference": None
-            if ref is None
-            else {"source": ref.source, "queries": len(ref.vectors), "created_at": ref.created_at},
+            "reference": summary[QUERIES],
+            "documents_reference": summary[DOCUMENTS],
             "checks": store.checks(name, limit),
         }
 

@@ -54,7 +54,9 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
             vectors = named_from_wire(body.vectors)
         else:
             vectors = vectors_from_wire(_plain(body.vectors))
-        return update_to_dict(col.upsert(body.ids, vectors, body.payloads, idempotency_key=key))
+        result = col.upsert(body.ids, vectors, body.payloads, idempotency_key=key)
+        log.record_documents(name, body.ids, None if isinstance(vectors, dict) else vectors)  # corpus drift
+        return update_to_dict(result)
 
     @points.post("/get")
     def get(name: str, body: GetBody, who: Who) -> dict[str, Any]:
@@ -153,7 +155,10 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
     def add(name: str, body: AddBody, who: Who, key: Key = None) -> dict[str, Any]:
         """Embed texts with the collection's embedder and upsert them."""
         col = collection(db, name, who, Action.WRITE)
-        return update_to_dict(col.add(body.texts, ids=body.ids, payloads=body.payloads, idempotency_key=key))
+        result = col.add(body.texts, ids=body.ids, payloads=body.payloads, idempotency_key=key)
+        if log.watches_documents(name):  # corpus drift: the embeddings the add just made (cached)
+            log.record_documents(name, list(range(len(body.texts))), col.embedder().encode(body.texts))
+        return update_to_dict(result)
 
     @points.post("/query")
     def query(

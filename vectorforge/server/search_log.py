@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vectorforge.engine import Database
-from vectorforge.evaluation.online.drift_watch import DriftStore, DriftWatch
+from vectorforge.evaluation.online.drift_watch import DOCUMENTS, QUERIES, DriftStore, DriftWatch
 from vectorforge.evaluation.online.events import BatchWriter, EventStore, ResultItem, SearchEvent
 from vectorforge.evaluation.workspace import Workspace
 
@@ -21,8 +21,8 @@ __all__ = ["SearchLog"]
 
 CACHE_S = 1.0  # how long a collection's logging and drift settings are trusted without SQLite
 
-# One queued search: its event, whether to keep its text, and its drift row (or None).
-_Item = tuple[SearchEvent, bool, tuple[Any, ...] | None]
+# One queued write: a search event (or None), whether to keep its text, and drift rows of a kind.
+_Item = tuple[SearchEvent | None, bool, list[tuple[Any, ...]], str]
 
 
 class SearchLog:
@@ -54,12 +54,13 @@ class SearchLog:
 
     def _write(self, items: list[_Item]) -> None:
         for keep in (False, True):
-            chosen = [event for event, k, _ in items if k is keep]
+            chosen = [event for event, k, _, _ in items if event is not None and k is keep]
             if chosen:
                 self.events.add(chosen, keep_text=keep)
-        rows = [row for _, _, row in items if row is not None]
-        if rows:
-            self.drift.add_vectors(rows)
+        for kind in (QUERIES, DOCUMENTS):
+            rows = [row for _, _, rows, k in items if k == kind for row in rows]
+            if rows:
+                self.drift.add_vectors(rows, kind)
 
     def settings(self, name: str) -> tuple[dict[str, Any], DriftWatch | None]:
         """(logging settings, drift watch) of `name`, cached for `CACHE_S`."""
@@ -110,20 +111,32 @@ class SearchLog:
             latency_ms=latency_ms,
             results=results,
         )
-        row = None
+        rows = []
         if vector is not None and self.settings(name)[1] is not None:
             top1 = float(hits[0].score) if hits else None
-            row = (
-                query_id,
-                name,
-                event.time,
-                top1,
-                len(hits),
-                event.query_length,
-                np.asarray(vector, np.float32),
-            )
-        self._writer_of().put((event, keep_text, row))
+            vec = np.asarray(vector, np.float32)
+            rows.append((query_id, name, event.time, top1, len(hits), event.query_length, vec))
+        self._writer_of().put((event, keep_text, rows, QUERIES))
         return query_id
+
+    def watches_documents(self, name: str) -> bool:
+        """Whether `name` is watched for corpus drift."""
+        if self._db.path is None:
+            return False
+        watch = self.settings(name)[1]
+        return watch is not None and watch.documents
+
+    def record_documents(self, name: str, ids: Sequence[Any], vectors: Any) -> None:
+        """Keep the embeddings of points just written to `name` if it is watched for corpus drift
+        (`vectors`: the dense vectors, one row per id; anything else is left)."""
+        if vectors is None or not self.watches_documents(name):
+            return
+        matrix = np.asarray(vectors, np.float32)
+        if matrix.ndim != 2 or len(matrix) != len(ids):
+            return  # not plain dense rows: nothing to watch
+        now = time.time()
+        rows = [(f"doc:{uuid.uuid4().hex}", name, now, None, 0, None, v) for v in matrix]
+        self._writer_of().put((None, False, rows, DOCUMENTS))
 
     def maybe_record(
         self,

@@ -234,3 +234,44 @@ def test_clicked_unjudged_results_are_queued_and_judged_into_a_new_gold_set_vers
     assert new.qrels[qid][unjudged] == 0 and len(new.queries) == len(gold.queries) + 1
     (online,) = [q for q in new.queries if q.startswith("online-")]
     assert new.queries[online] == "statins and dementia" and new.segments[online] == {"source": "online"}
+
+
+def test_corpus_drift_watches_the_documents_the_server_writes(data: Path, shared: Path) -> None:
+    """The first 20 SciFact abstracts written are the documents' reference; 20 more do not alarm,
+    20 dbpedia abstracts do; queries are not needed for it."""
+
+    def abstracts(folder: str, start: int, n: int) -> list[str]:
+        rows = [
+            json.loads(line) for line in (shared / "data" / folder / "corpus.jsonl").read_text().splitlines()
+        ]
+        picked = random.Random(start).sample(rows, n)
+        return [f"{r['title']} {r['text']}"[:600] for r in picked]
+
+    server = start_server(data)
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as http:
+            http.put("/online/drift/sci", json={"window": 20, "documents": True})
+            for start, folder in ((1, "scifact"), (2, "scifact"), (3, "dbpedia")):
+                texts = abstracts(folder, start, 20)
+                ids = [f"{folder}-{start}-{i}" for i in range(20)]
+                assert (
+                    http.post("/collections/sci/points/add", json={"texts": texts, "ids": ids}).status_code
+                    == 200
+                )
+                answer = http.post("/online/drift/sci/check")
+                assert answer.status_code == 200, answer.text
+                check = answer.json()
+                if start == 1:
+                    assert check["documents"]["status"] == "reference frozen" and check["status"] == "waiting"
+                elif start == 2:
+                    assert check["documents"]["status"] == "checked" and not check["alarm"], check[
+                        "documents"
+                    ]
+                else:
+                    assert check["documents"]["alarm"] and check["alarm"], check
+            state = http.get("/online/drift/sci").json()
+            assert state["documents_reference"]["documents"] == 20 and state["reference"] is None
+            scraped = http.get("/metrics").text
+            assert 'vectorforge_drift_statistic{collection="sci",test="documents:classifier_auc"}' in scraped
+    finally:
+        server.stop()

@@ -4,9 +4,14 @@ window of live queries, frozen), and on a schedule compares the newest window wi
 classifier AUC and MMD on the embeddings; PSI on top-1 score, query length and zero results).
 Every check is recorded; an alarm goes to the log and the watch's webhook.
 
+Corpus drift the same way: with `documents`, the embeddings of the points the server writes to
+the collection are kept too, the first full window of them is frozen as the documents' reference,
+and each check compares the newest window of inserted documents with it.
+
 Kept in `evaluation/events.sqlite`: `drift_watches` (one a collection), `query_vectors` (the
-embeddings of watched collections' logged queries: opt-in, since an embedding says something of
-its text), `drift_references` and `drift_checks`.
+embeddings of watched collections' logged queries and, with `documents`, inserted documents:
+opt-in, since an embedding says something of its text), `drift_references` (one per collection
+and kind) and `drift_checks`.
 """
 
 from __future__ import annotations
@@ -23,7 +28,19 @@ from vectorforge.errors import InvalidParameter
 from vectorforge.evaluation.online.drift import DriftConfig, detect_drift, signal_drift
 from vectorforge.evaluation.sqlite import SQLiteFile
 
-__all__ = ["DriftStore", "DriftWatch", "Reference", "check_drift", "due", "goldset_reference", "signals_of"]
+QUERIES, DOCUMENTS = "queries", "documents"
+
+__all__ = [
+    "DOCUMENTS",
+    "QUERIES",
+    "DriftStore",
+    "DriftWatch",
+    "Reference",
+    "check_drift",
+    "due",
+    "goldset_reference",
+    "signals_of",
+]
 
 log = logging.getLogger("vectorforge.evaluation")
 
@@ -35,21 +52,24 @@ CREATE TABLE IF NOT EXISTS drift_watches (
 CREATE TABLE IF NOT EXISTS query_vectors (
     query_id TEXT PRIMARY KEY,
     collection TEXT NOT NULL,
+    kind TEXT NOT NULL,
     time REAL NOT NULL,
     top1_score REAL,
     n_results INTEGER NOT NULL,
     query_length INTEGER,
     vector BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS query_vectors_by_time ON query_vectors (collection, time);
+CREATE INDEX IF NOT EXISTS query_vectors_by_time ON query_vectors (collection, kind, time);
 CREATE TABLE IF NOT EXISTS drift_references (
-    collection TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    kind TEXT NOT NULL,
     source TEXT NOT NULL,
     created_at REAL NOT NULL,
     until REAL NOT NULL,
     vectors BLOB NOT NULL,
     dim INTEGER NOT NULL,
-    signals TEXT NOT NULL
+    signals TEXT NOT NULL,
+    PRIMARY KEY (collection, kind)
 );
 CREATE TABLE IF NOT EXISTS drift_checks (
     collection TEXT NOT NULL,
@@ -74,6 +94,7 @@ class DriftWatch(BaseModel):
     webhook: HttpUrl | None = None
     auc_threshold: Annotated[StrictFloat | StrictInt, Field(ge=0.5, lt=1)] = 0.55
     alpha: Annotated[StrictFloat | StrictInt, Field(gt=0, lt=1)] = 0.01
+    documents: bool = False  # watch the embeddings of inserted documents too (corpus drift)
 
     @property
     def seconds(self) -> float:
@@ -130,6 +151,7 @@ class DriftStore(SQLiteFile):
         with self._connect(write=True) as db:
             db.execute("DELETE FROM drift_watches WHERE collection = ?", (collection,))
             db.execute("DELETE FROM drift_references WHERE collection = ?", (collection,))
+            db.execute("DELETE FROM query_vectors WHERE collection = ?", (collection,))
 
     def watches(self) -> dict[str, DriftWatch]:
         with self._connect() as db:
@@ -137,26 +159,29 @@ class DriftStore(SQLiteFile):
         return {c: DriftWatch.model_validate_json(s) for c, s in rows}
 
     def add_vectors(
-        self, rows: list[tuple[str, str, float, float | None, int, int | None, np.ndarray]]
+        self,
+        rows: list[tuple[str, str, float, float | None, int, int | None, np.ndarray]],
+        kind: str = QUERIES,
     ) -> None:
-        """(query_id, collection, time, top1 score, results, query length, embedding) rows."""
+        """(id, collection, time, top1 score, results, query length, embedding) rows of `kind`
+        ("queries": a logged search's; "documents": an inserted point's, without the signals)."""
         with self._connect(write=True) as db:
             db.executemany(
-                "INSERT OR IGNORE INTO query_vectors VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(*r[:6], np.asarray(r[6], np.float32).tobytes()) for r in rows],
+                "INSERT OR IGNORE INTO query_vectors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r[0], r[1], kind, *r[2:6], np.asarray(r[6], np.float32).tobytes()) for r in rows],
             )
 
     def window(
-        self, collection: str, n: int, *, after: float = 0.0, oldest: bool = False
+        self, collection: str, n: int, *, after: float = 0.0, oldest: bool = False, kind: str = QUERIES
     ) -> tuple[np.ndarray, dict[str, list[float]], float]:
-        """The newest (or, with `oldest`, the first) `n` query embeddings after `after`: (vectors,
-        signals, time of the newest one)."""
+        """The newest (or, with `oldest`, the first) `n` embeddings of `kind` after `after`:
+        (vectors, signals, time of the newest one)."""
         order = "ASC" if oldest else "DESC"
         with self._connect() as db:
             rows = db.execute(
                 "SELECT time, top1_score, n_results, query_length, vector FROM query_vectors "
-                f"WHERE collection = ? AND time > ? ORDER BY time {order} LIMIT ?",
-                (collection, after, n),
+                f"WHERE collection = ? AND kind = ? AND time > ? ORDER BY time {order} LIMIT ?",
+                (collection, kind, after, n),
             ).fetchall()
         if not rows:
             return np.empty((0, 0), np.float32), signals_of([], [], []), after
@@ -164,13 +189,14 @@ class DriftStore(SQLiteFile):
         signals = signals_of([r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
         return vectors, signals, max(r[0] for r in rows)
 
-    def set_reference(self, collection: str, ref: Reference) -> None:
+    def set_reference(self, collection: str, ref: Reference, kind: str = QUERIES) -> None:
         vectors = np.asarray(ref.vectors, np.float32)
         with self._connect(write=True) as db:
             db.execute(
-                "INSERT OR REPLACE INTO drift_references VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO drift_references VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     collection,
+                    kind,
                     ref.source,
                     ref.created_at,
                     ref.until,
@@ -180,12 +206,12 @@ class DriftStore(SQLiteFile):
                 ),
             )
 
-    def reference(self, collection: str) -> Reference | None:
+    def reference(self, collection: str, kind: str = QUERIES) -> Reference | None:
         with self._connect() as db:
             row = db.execute(
                 "SELECT source, created_at, until, vectors, dim, signals FROM drift_references "
-                "WHERE collection = ?",
-                (collection,),
+                "WHERE collection = ? AND kind = ?",
+                (collection, kind),
             ).fetchone()
         if row is None:
             return None
@@ -217,33 +243,61 @@ class DriftStore(SQLiteFile):
 
 
 def check_drift(store: DriftStore, collection: str, now: float | None = None) -> dict[str, Any]:
-    """Compare the newest window of `collection`'s queries with its reference (freezing the first
-    full window as the reference when it has none) and record the outcome."""
+    """Compare the newest window of `collection`'s queries (and, if watched, of its inserted
+    documents) with the reference, freezing the first full window as the reference where there is
+    none; record the outcome unless every side is still waiting for a full window."""
     watch = store.watches().get(collection)
     if watch is None:
         raise InvalidParameter(
             f"collection {collection!r} is not watched for drift; PUT /online/drift/{collection}"
         )
     now = time.time() if now is None else now
-    ref = store.reference(collection)
     out: dict[str, Any] = {"collection": collection, "time": now, "window": watch.window}
-    if ref is None:
-        vectors, signals, newest = store.window(collection, watch.window, oldest=True)
-        if len(vectors) < watch.window:
-            return {**out, "status": "waiting", "have": len(vectors), "alarm": False}
-        store.set_reference(
-            collection,
-            Reference(source="frozen window", created_at=now, until=newest, vectors=vectors, signals=signals),
-        )
-        out = {**out, "status": "reference frozen", "alarm": False}
-        store.record(collection, out)
+    queries = _side(store, collection, watch, QUERIES, now)
+    out.update(queries)
+    sides = [queries]
+    if watch.documents:
+        out["documents"] = _side(store, collection, watch, DOCUMENTS, now)
+        sides.append(out["documents"])
+    out["alarm"] = any(side["alarm"] for side in sides)
+    if all(side["status"] == "waiting" for side in sides):
         return out
-    vectors, signals, _ = store.window(collection, watch.window, after=ref.until)
+    store.record(collection, out)
+    if out["alarm"]:
+        from vectorforge.evaluation.alerts import post_json
+
+        for kind, side in zip((QUERIES, DOCUMENTS), sides, strict=False):
+            if side["alarm"]:
+                auc = next(t for t in side["embeddings"]["tests"] if t["name"] == "classifier_auc")
+                log.warning(
+                    "%s drift on %s: classifier AUC %.3f against %s",
+                    kind,
+                    collection,
+                    auc["statistic"],
+                    side["reference"],
+                )
+        if watch.webhook is not None:
+            post_json({"event": "vectorforge.online.drift", **out}, str(watch.webhook))
+    return out
+
+
+def _side(store: DriftStore, collection: str, watch: DriftWatch, kind: str, now: float) -> dict[str, Any]:
+    """One kind's comparison: {"status": "waiting" | "reference frozen" | "checked", "alarm", ...}."""
+    ref = store.reference(collection, kind)
+    if ref is None:
+        vectors, signals, newest = store.window(collection, watch.window, oldest=True, kind=kind)
+        if len(vectors) < watch.window:
+            return {"status": "waiting", "have": len(vectors), "alarm": False}
+        frozen = Reference(
+            source="frozen window", created_at=now, until=newest, vectors=vectors, signals=signals
+        )
+        store.set_reference(collection, frozen, kind)
+        return {"status": "reference frozen", "alarm": False, "reference": frozen.source}
+    vectors, signals, _ = store.window(collection, watch.window, after=ref.until, kind=kind)
     if len(vectors) < watch.window:
-        return {**out, "status": "waiting", "have": len(vectors), "alarm": False, "reference": ref.source}
+        return {"status": "waiting", "have": len(vectors), "alarm": False, "reference": ref.source}
     config = watch.config()
-    ref_vectors = ref.vectors[-watch.window :]
-    embeddings = detect_drift(ref_vectors, vectors, config)
+    embeddings = detect_drift(ref.vectors[-watch.window :], vectors, config)
     present = {
         k
         for k in signals
@@ -254,23 +308,13 @@ def check_drift(store: DriftStore, collection: str, now: float | None = None) ->
         if present
         else None
     )
-    out = {
-        **out,
+    return {
         "status": "checked",
         "reference": ref.source,
         "alarm": embeddings.alarm,
         "embeddings": embeddings.to_json(),
         "signals": None if one_d is None else one_d.to_json(),
     }
-    store.record(collection, out)
-    if embeddings.alarm:
-        from vectorforge.evaluation.alerts import post_json
-
-        auc = embeddings.test("classifier_auc").statistic
-        log.warning("query drift on %s: classifier AUC %.3f against %s", collection, auc, ref.source)
-        if watch.webhook is not None:
-            post_json({"event": "vectorforge.online.drift", **out}, str(watch.webhook))
-    return out
 
 
 def due(store: DriftStore, now: float | None = None) -> list[str]:
