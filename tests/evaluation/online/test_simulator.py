@@ -7,7 +7,13 @@ import pytest
 
 from vectorforge.errors import InvalidParameter
 from vectorforge.evaluation.online.interleaving import credit, preference_test, team_draft
-from vectorforge.evaluation.online.simulator import ClickModel, is_success, simulate_clicks, simulate_many
+from vectorforge.evaluation.online.simulator import (
+    ClickModel,
+    is_success,
+    simulate_clicks,
+    simulate_grades,
+    simulate_many,
+)
 
 MODEL = ClickModel()
 DOCS = [f"d{i}" for i in range(10)]
@@ -89,3 +95,13 @@ def test_interleaving_prefers_the_better_ranking() -> None:
         outcomes.append(credit(m, [c.rank for c in simulate_clicks(m.ids, judged, MODEL, rng)]))
     r = preference_test(outcomes)
     assert r.significant and r.delta > 0.3
+
+
+def test_per_user_rankings_are_the_same_model() -> None:
+    judged = {"d0": 1, "d3": 2}
+    grades = np.array([[judged.get(d, 0) for d in DOCS]] * 50)
+    many = simulate_many(DOCS, judged, MODEL, np.random.default_rng(5), 50)
+    each = simulate_grades(grades, MODEL, np.random.default_rng(5))
+    assert all((x == y).all() for x, y in zip(many, each, strict=True))
+    with pytest.raises(InvalidParameter, match="matrix"):
+        simulate_grades(np.zeros(3), MODEL, np.random.default_rng(0))

@@ -22,7 +22,14 @@ import numpy as np
 
 from vectorforge.errors import InvalidParameter
 
-__all__ = ["ClickModel", "SimulatedClick", "is_success", "simulate_clicks", "simulate_many"]
+__all__ = [
+    "ClickModel",
+    "SimulatedClick",
+    "is_success",
+    "simulate_clicks",
+    "simulate_grades",
+    "simulate_many",
+]
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,19 @@ def simulate_many(
     if n < 0:
         raise InvalidParameter(f"n must be >= 0, got {n}")
     g = _grades(ranking, judgments)
-    size = len(ranking)
+    return simulate_grades(np.broadcast_to(g, (n, len(g))), model, rng)
+
+
+def simulate_grades(
+    grades: np.ndarray, model: ClickModel, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Users each on their own ranking, given as its grades: row i of `grades` (n, depth) holds the
+    grades of user i's results, top first. Returns (clicked, dwell) of the same shape."""
+    g = np.asarray(grades, dtype=np.int64)
+    if g.ndim != 2:
+        raise InvalidParameter(f"grades must be a (users, depth) matrix, got shape {g.shape}")
+    g = np.maximum(g, 0)
+    n, size = g.shape
     click_p = np.array(model.click_probs)[np.minimum(g, len(model.click_probs) - 1)]
     medians = np.array(model.dwell_medians_s)[np.minimum(g, len(model.dwell_medians_s) - 1)]
     clicked = np.zeros((n, size), dtype=bool)
@@ -80,14 +99,13 @@ def simulate_many(
     for r in range(size):
         # four draws per rank for everyone, used or not: the stream does not depend on the path
         go_on, u_click, u_stop = rng.random(n), rng.random(n), rng.random(n)
-        d = medians[r] * np.exp(model.dwell_sigma * rng.standard_normal(n))
+        d = medians[:, r] * np.exp(model.dwell_sigma * rng.standard_normal(n))
         if r > 0:
             active &= go_on < (r / (r + 1)) ** model.eta
-        click = active & (u_click < click_p[r])
+        click = active & (u_click < click_p[:, r])
         clicked[:, r] = click
         dwell[:, r] = np.where(click, d, 0.0)
-        if g[r] >= 1:
-            active &= ~(click & (u_stop < model.p_stop))
+        active &= ~(click & (g[:, r] >= 1) & (u_stop < model.p_stop))
     return clicked, dwell
 
 
