@@ -19,7 +19,8 @@ caller (or the HTTP layer) can decide what to do without parsing messages::
     │   ├── GoldSetNotFound                no gold set, or no such version of it
     │   ├── RunNotFound                    no evaluation run has that id
     │   ├── ModelNotFound                  no registered model, or no such version of it
-    │   └── ExperimentNotFound             no online experiment has that name
+    │   ├── ExperimentNotFound             no online experiment has that name
+    │   └── ShadowNotFound                 no shadow (mirrored traffic) has that name
     ├── ConflictError
     │   ├── CollectionAlreadyExists
     │   └── AliasAlreadyExists             create_alias with a name an alias has
@@ -70,6 +71,7 @@ __all__ = [
     "InvalidPayload",
     "InvalidVector",
     "ExperimentNotFound",
+    "ShadowNotFound",
     "ModelNotFound",
     "NotFoundError",
     "PermissionDenied",
@@ -195,6 +197,10 @@ class ModelNotFound(NotFoundError):
 
 class ExperimentNotFound(NotFoundError):
     """No online experiment (A/B test or interleaving) has that name."""
+
+
+class ShadowNotFound(NotFoundError):
+    """No shadow (a candidate that live queries are mirrored to) has that name."""
 
 
 class ConflictError(VectorForgeError):

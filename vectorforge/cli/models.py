@@ -80,9 +80,12 @@ def models_promote(
         str | None, typer.Option("--goldset", "-g", help="gate: no regression on this gold set")
     ] = None,
     queries: Annotated[
-        Path | None, typer.Option(help="logged queries, one a line: their top-k overlap is reported")
+        Path | None, typer.Option(help="logged queries, one a line: their top-k overlap and RBO are reported")
     ] = None,
     min_overlap: Annotated[float, typer.Option(help="gate: the mean top-k overlap required")] = 0.0,
+    min_rbo: Annotated[
+        float, typer.Option(help="gate: the mean rank-biased overlap (p 0.9) of the logged queries")
+    ] = 0.0,
     batch_size: Annotated[int, typer.Option(help="points re-embedded per page")] = 128,
     abort_it: Annotated[
         bool, typer.Option("--abort", help="give up an unfinished or gated promotion of the alias")
@@ -104,7 +107,7 @@ def models_promote(
         raise CliError("--model NAME@VERSION is needed (or --abort)")
     gold = Workspace(data).goldset(goldset) if goldset else None
     lines = [q.strip() for q in queries.read_text().splitlines() if q.strip()] if queries else []
-    gates = Gates(goldset=gold, queries=lines, min_overlap=min_overlap)
+    gates = Gates(goldset=gold, queries=lines, min_overlap=min_overlap, min_rbo=min_rbo)
     registry(data)  # a clear error when there is no data folder
     with open_db(data) as db:
         report = promote(db, alias, model, gates=gates, batch_size=batch_size)

@@ -10,14 +10,15 @@ from vectorforge.evaluation.history import History
 from vectorforge.evaluation.online.drift_watch import DriftStore
 from vectorforge.evaluation.online.events import EventStore
 from vectorforge.evaluation.online.experiments import ExperimentStore
+from vectorforge.evaluation.online.shadow import ShadowStore
 from vectorforge.evaluation.store import GoldSetStore, evaluation_root
 
 __all__ = ["Workspace"]
 
 
 class Workspace:
-    """`data/evaluation/goldsets/`, `data/evaluation/history.sqlite` and the online events and
-    experiments in `data/evaluation/events.sqlite`. Neither takes the data
+    """`data/evaluation/goldsets/`, `data/evaluation/history.sqlite` and the online events,
+    experiments, drift watches and shadows in `data/evaluation/events.sqlite`. Neither takes the data
     folder's lock, so the CLI can import gold sets and record runs while a server holds the folder."""
 
     def __init__(self, data: str | Path) -> None:
@@ -42,6 +43,10 @@ class Workspace:
     @cached_property
     def drift(self) -> DriftStore:
         return DriftStore(self.root / "events.sqlite")
+
+    @cached_property
+    def shadows(self) -> ShadowStore:
+        return ShadowStore(self.root / "events.sqlite")
 
     def goldset(self, ref: str) -> GoldSet:
         """`NAME` (the current version) or `NAME@VERSION` (a version or a prefix of one)."""

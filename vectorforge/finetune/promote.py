@@ -3,8 +3,10 @@
 `promote(db, "docs", "docs-model@2")` re-embeds the alias's collection with the model into a new
 collection (same vectors and index settings, the new embedder), compares the two on a gold set (a
 paired test per segment and metric, Holm-corrected, as `eval run` does) and on logged queries
-(overlap of their top k), and switches the alias only if the gates pass. The old collection stays,
-so `rollback(db, "docs")` can switch back. Memory during a promotion is two collections.
+(the shadow-traffic comparison of their top k: overlap, rank-biased overlap, top-1 agreement, as
+`evaluation.online.shadow` measures live traffic), and switches the alias only if the gates pass.
+The old collection stays, so `rollback(db, "docs")` can switch back. Memory during a promotion is
+two collections.
 
 Writes go on during the copy: the source collection tells a mirror of every write (a
 `WriteListener`, inside its write lock), which re-embeds and writes it to the new collection before
@@ -41,6 +43,7 @@ from vectorforge.engine.database import Database
 from vectorforge.errors import InvalidParameter, UsageError
 from vectorforge.evaluation.evaluator import evaluate_collection
 from vectorforge.evaluation.goldsets import GoldSet
+from vectorforge.evaluation.online.shadow import compare_rankings
 from vectorforge.evaluation.regression import compare_runs
 from vectorforge.models import parse_ref
 from vectorforge.storage.fsio import make_dirs, write_json_atomic
@@ -61,6 +64,7 @@ class Gates:
     queries: Sequence[str] = ()  # logged queries: the top-k overlap of old and new is reported
     k: int = 10
     min_overlap: float = 0.0  # mean top-k overlap required (0: reported, not gated)
+    min_rbo: float = 0.0  # mean rank-biased overlap (p = 0.9) required (0: reported, not gated)
 
 
 @dataclass
@@ -74,7 +78,7 @@ class PromotionReport:
     mirrored: int = 0  # writes made during the copy and mirrored into the new collection
     seconds: float = 0.0
     gold: dict[str, Any] | None = None  # metric -> {old, new} and the regressions
-    overlap: dict[str, Any] | None = None  # mean, min, p10 of the top-k overlap over logged queries
+    overlap: dict[str, Any] | None = None  # the top-k overlap, RBO and top-1 agreement over logged queries
     passed: bool = False
     reasons: list[str] = field(default_factory=list)
     switched: bool = False
@@ -97,7 +101,8 @@ class PromotionReport:
             o = self.overlap
             lines.append(
                 f"\nTop-{o['k']} overlap over {o['queries']} logged queries: mean {o['mean']:.3f}, "
-                f"p10 {o['p10']:.3f}, min {o['min']:.3f}."
+                f"p10 {o['p10']:.3f}, min {o['min']:.3f}; rank-biased overlap {o['rbo']:.3f}, "
+                f"top-1 agreement {o['top1_agreement']:.3f}."
             )
         lines += ["", "Gates: " + ("pass" if self.passed else "fail: " + "; ".join(self.reasons))]
         return "\n".join(lines) + "\n"
@@ -325,8 +330,20 @@ def _settled(db: Database, alias: str) -> dict[str, Any] | None:
 def _check_settings(gates: Gates, batch_size: int) -> None:
     if not 1 <= batch_size <= 10_000:
         raise InvalidParameter(f"batch_size must be from 1 to 10000, not {batch_size}")
-    if gates.k < 1 or not 0 <= gates.min_overlap <= 1 or gates.min_effect < 0:
-        raise InvalidParameter("gates need k >= 1, min_overlap in [0, 1] and min_effect >= 0")
+    bad = [
+        f"{name} {value}"
+        for name, value, ok in (
+            ("k", gates.k, gates.k >= 1),
+            ("min_overlap", gates.min_overlap, 0 <= gates.min_overlap <= 1),
+            ("min_rbo", gates.min_rbo, 0 <= gates.min_rbo <= 1),
+            ("min_effect", gates.min_effect, gates.min_effect >= 0),
+        )
+        if not ok
+    ]
+    if bad:
+        raise InvalidParameter(
+            f"gates need k >= 1, min_overlap and min_rbo in [0, 1] and min_effect >= 0; got {', '.join(bad)}"
+        )
 
 
 # ---------------------------------------------------------------------------------------- parts
@@ -417,23 +434,30 @@ def _gate(
             for c in regressions
         ]
     if gates.queries:
-        overlaps = []
+        overlaps, compared = [], []
         for q in gates.queries:
-            a = {h.id for h in source.query(q, gates.k, with_payload=False)}
-            b = {h.id for h in target.query(q, gates.k, with_payload=False)}
-            overlaps.append(len(a & b) / max(1, min(gates.k, len(a))))
+            a = [(h.id, h.score) for h in source.query(q, gates.k, with_payload=False)]
+            b = [(h.id, h.score) for h in target.query(q, gates.k, with_payload=False)]
+            overlaps.append(len({i for i, _ in a} & {i for i, _ in b}) / max(1, min(gates.k, len(a))))
+            compared.append(compare_rankings(a, b, k=gates.k))
         arr = np.asarray(overlaps)
+        rbo = float(np.mean([c.rbo for c in compared]))
         report.overlap = {
             "k": gates.k,
             "queries": len(overlaps),
             "mean": float(arr.mean()),
             "p10": float(np.quantile(arr, 0.1)),
             "min": float(arr.min()),
+            "rbo": rbo,
+            "jaccard": float(np.mean([c.jaccard for c in compared])),
+            "top1_agreement": float(np.mean([c.top1 for c in compared])),
         }
         if arr.mean() < gates.min_overlap:
             reasons.append(
                 f"top-{gates.k} overlap {arr.mean():.3f} is below the required {gates.min_overlap}"
             )
+        if rbo < gates.min_rbo:
+            reasons.append(f"rank-biased overlap {rbo:.3f} is below the required {gates.min_rbo}")
     report.reasons = reasons
     report.passed = not reasons
 

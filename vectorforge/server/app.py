@@ -106,11 +106,16 @@ def create_app(settings: ServerSettings) -> FastAPI:
         checks = {name: store.last_check(name) for name in store.watches()}
         return {name: check for name, check in checks.items() if check is not None}
 
+    def shadow_summaries() -> dict[str, dict[str, Any]]:
+        store, since = workspace_of(db).shadows, time.time() - 3600
+        return {s.name: store.summary(s.name, start=since) for s in store.all()}
+
     metrics = Metrics(
         stats,
         workspace_of(db).history.latest_each if on_disk else None,
         online if on_disk else None,
         drift_checks if on_disk else None,
+        shadow_summaries if on_disk else None,
     )
     app.add_middleware(BodyLimit, max_body=settings.max_body, read_timeout=settings.body_timeout)
     app.add_middleware(metrics.asgi)

@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_MAX_BODY",
     "Key",
+    "SegmentHeader",
     "SessionHeader",
     "UserHeader",
     "ServerSettings",
@@ -94,6 +95,7 @@ Key = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 # Who searches, for the search log and experiments' assignment (online evaluation).
 UserHeader = Annotated[str | None, Header(alias="X-User-Id", max_length=256)]
 SessionHeader = Annotated[str | None, Header(alias="X-Session-Id", max_length=256)]
+SegmentHeader = Annotated[str | None, Header(alias="X-Segment", max_length=256)]
 
 
 def scope_name(db: Database, name: str, who: Principal) -> str:

@@ -142,6 +142,27 @@ class _DriftStats(Collector):
         yield from (alarm, statistic, threshold)
 
 
+class _ShadowStats(Collector):
+    """Each shadow's comparisons of the last hour, overall and per segment, read at scrape time."""
+
+    def __init__(self, summaries: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self._summaries = summaries
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "vectorforge_shadow_metric",
+            "Shadow against primary over the last hour: rbo, jaccard, top1_agreement, score_delta, "
+            "latency_delta_ms, queries, low_overlap (segment 'all': every query); dropped, failed",
+            labels=["shadow", "segment", "metric"],
+        )
+        for name, summary in self._summaries().items():
+            for segment, values in (("all", summary), *summary["segments"].items()):
+                for metric, value in values.items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        gauge.add_metric([name, segment, metric], float(value))
+        yield gauge
+
+
 class Metrics:
     """The server's registry and the middleware that fills it."""
 
@@ -151,6 +172,7 @@ class Metrics:
         latest_runs: Callable[[], list[EvalRun]] | None = None,
         online: Callable[[], dict[str, dict[str, float | int | None]]] | None = None,
         drift: Callable[[], dict[str, dict[str, Any]]] | None = None,
+        shadows: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -170,6 +192,8 @@ class Metrics:
             self.registry.register(_OnlineStats(online))
         if drift is not None:
             self.registry.register(_DriftStats(drift))
+        if shadows is not None:
+            self.registry.register(_ShadowStats(shadows))
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

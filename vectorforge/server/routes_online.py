@@ -1,6 +1,7 @@
 """Online evaluation over HTTP: events in (`POST /events`), online metrics out (`/online/...`), the
 server's own search log (opt-in per collection), and experiments (`/experiments/...`): A/B tests
-and interleaving, whose queries the server answers, assigns and logs itself.
+and interleaving, whose queries the server answers, assigns and logs itself; and shadows
+(`/online/shadows/...`): candidates a share of a collection's searches is mirrored to.
 
 Events and experiments live in the data folder (`evaluation/events.sqlite`); a server that keeps
 its data in memory answers these routes with a UsageError.
@@ -30,6 +31,7 @@ from vectorforge.evaluation.online.interleaving import team_draft
 from vectorforge.evaluation.online.judging import Judgment, judging_queue, with_judgments
 from vectorforge.evaluation.online.online_metrics import online_metrics, outcomes, time_series
 from vectorforge.evaluation.online.reports import INTERLEAVED, experiment_report, experiment_state
+from vectorforge.evaluation.online.shadow import Shadow
 from vectorforge.server.auth import Action, Principal
 from vectorforge.server.deps import Who, collection
 from vectorforge.server.routes_evaluation import workspace_of
@@ -221,6 +223,55 @@ def online_routes(db: Database, log: SearchLog) -> APIRouter:
             "documents_reference": summary[DOCUMENTS],
             "checks": store.checks(name, limit),
         }
+
+    @routes.post("/online/shadows")
+    def create_shadow(body: Shadow, who: Who, replace: bool = False) -> dict[str, Any]:
+        """Mirror `share` of the searches on `collection` to `candidate` from now on (`replace`: a
+        shadow of that name changes; its comparisons stay)."""
+        who.require(Action.MANAGE)
+        collection(db, body.collection, who, Action.READ)
+        collection(db, body.candidate.collection, who, Action.READ)
+        workspace_of(db).shadows.create(body, replace=replace)
+        log.forget(body.collection)
+        return shadow_state(body.name)
+
+    @routes.get("/online/shadows")
+    def list_shadows(who: Who) -> list[dict[str, Any]]:
+        who.require(Action.READ)
+        log.flush()
+        return [shadow_state(s.name) for s in workspace_of(db).shadows.all() if who.may_see(s.collection)]
+
+    @routes.get("/online/shadows/{name}")
+    def get_shadow(
+        name: str, who: Who, start: float | None = None, end: float | None = None
+    ) -> dict[str, Any]:
+        """The shadow and its comparisons so far (in [start, end) when given), per segment."""
+        shadow = workspace_of(db).shadows.get(name)
+        collection(db, shadow.collection, who, Action.READ)
+        log.flush()
+        return shadow_state(name, start=start, end=end)
+
+    @routes.get("/online/shadows/{name}/review")
+    def review_shadow(name: str, who: Who, limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
+        """The mirrored queries whose overlap fell below `review_below`, lowest first."""
+        store = workspace_of(db).shadows
+        collection(db, store.get(name).collection, who, Action.READ)
+        log.flush()
+        return store.review(name, limit=limit)
+
+    @routes.delete("/online/shadows/{name}")
+    def delete_shadow(name: str, who: Who) -> dict[str, Any]:
+        who.require(Action.MANAGE)
+        store = workspace_of(db).shadows
+        shadow = store.get(name)
+        store.delete(name)
+        log.forget(shadow.collection)
+        return {"deleted": name}
+
+    def shadow_state(name: str, **window: Any) -> dict[str, Any]:
+        store = workspace_of(db).shadows
+        shadow = store.get(name)
+        return {"shadow": shadow.model_dump(mode="json"), "summary": store.summary(name, **window)}
 
     @routes.post("/experiments")
     def create_experiment(body: Experiment, who: Who) -> dict[str, Any]:

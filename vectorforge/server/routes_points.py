@@ -12,7 +12,7 @@ from vectorforge.cluster.collection import session_token
 from vectorforge.engine import Database
 from vectorforge.errors import InvalidVector
 from vectorforge.server.auth import Action
-from vectorforge.server.deps import Key, SessionHeader, UserHeader, Who, collection
+from vectorforge.server.deps import Key, SegmentHeader, SessionHeader, UserHeader, Who, collection
 from vectorforge.server.schemas import (
     AddBody,
     CountBody,
@@ -119,7 +119,12 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
 
     @points.post("/search")
     def search(
-        name: str, body: SearchBody, who: Who, user: UserHeader = None, session: SessionHeader = None
+        name: str,
+        body: SearchBody,
+        who: Who,
+        user: UserHeader = None,
+        session: SessionHeader = None,
+        segment: SegmentHeader = None,
     ) -> dict[str, Any]:
         """The k nearest points to one vector."""
         # A plain def runs in the thread pool: inline on the event loop it would be faster, but a
@@ -140,8 +145,10 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
         began = time.perf_counter()
         with session_token(body.session_ts):
             hits = col.search(vector, using=body.using, **_options(body))
-        dense = vector if isinstance(vector, np.ndarray) and vector.ndim == 1 and body.using is None else None
-        return _logged(log, name, col, hits, began, vector=dense, user=user, session=session)
+        dense = _dense_query(vector) if body.using is None else None
+        return _logged(
+            log, name, col, hits, began, body, vector=dense, user=user, session=session, segment=segment
+        )
 
     @points.post("/search/batch")
     def search_batch(name: str, body: SearchBatchBody, who: Who) -> dict[str, Any]:
@@ -162,7 +169,12 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
 
     @points.post("/query")
     def query(
-        name: str, body: QueryBody, who: Who, user: UserHeader = None, session: SessionHeader = None
+        name: str,
+        body: QueryBody,
+        who: Who,
+        user: UserHeader = None,
+        session: SessionHeader = None,
+        segment: SegmentHeader = None,
     ) -> dict[str, Any]:
         """Embed a text with the collection's embedder and search."""
         col = collection(db, name, who, Action.READ)
@@ -178,7 +190,17 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
             )
         dense = body.using is None  # the dense embedder made the query (alone, or in a hybrid)
         return _logged(
-            log, name, col, hits, began, text=body.text, embed_text=dense, user=user, session=session
+            log,
+            name,
+            col,
+            hits,
+            began,
+            body,
+            text=body.text,
+            embed_text=dense,
+            user=user,
+            session=session,
+            segment=segment,
         )
 
     return points
@@ -190,14 +212,17 @@ def _logged(
     col: Any,
     hits: list[Any],
     began: float,
+    body: Any,
     *,
     text: str | None = None,
     vector: Any = None,
     embed_text: bool = False,
     user: str | None = None,
     session: str | None = None,
+    segment: str | None = None,
 ) -> dict[str, Any]:
-    """The answer to a search, with its `query_id` if the collection logs its searches (opt-in)."""
+    """The answer to a search, with its `query_id` if the collection logs its searches (opt-in);
+    offered to the collection's shadows, if it has any."""
     latency_ms = 1000 * (time.perf_counter() - began)
     out: dict[str, Any] = {"hits": [hit_to_dict(h) for h in hits]}
     query_id = log.maybe_record(
@@ -210,10 +235,34 @@ def _logged(
         embed_text=embed_text,
         user=user,
         session=session,
+        segment=segment,
     )
     if query_id is not None:
         out["query_id"] = query_id
+    if body.offset == 0:  # a later page has nothing to compare the candidate's first page with
+        log.mirror(
+            name,
+            hits,
+            latency_ms,
+            text=text,
+            vector=vector if body.using is None else None,
+            filter=body.filter,
+            query_id=query_id,
+            segment=segment,
+        )
     return out
+
+
+def _dense_query(vector: Any) -> Any:
+    """The searched vector as a float32 row, if it is one dense vector (a JSON list passes through
+    the wire as a list; the search has just accepted it), else None."""
+    if isinstance(vector, SparseVector):
+        return None
+    try:
+        dense = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None
+    return dense if dense.ndim == 1 else None
 
 
 def _options(body: Any) -> dict[str, Any]:

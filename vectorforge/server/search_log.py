@@ -1,6 +1,7 @@
 """The server's log of searches: which collections log (opt-in, a sample rate), which are watched
-for drift (their queries' embeddings are kept too), and the writer that stores both off the
-request path (a bounded queue that drops rather than slows a search)."""
+for drift (their queries' embeddings are kept too), which are shadowed (a share of their searches
+mirrored to a candidate), and the writers that do all three off the request path (bounded queues
+that drop rather than slow a search)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import numpy as np
 from vectorforge.engine import Database
 from vectorforge.evaluation.online.drift_watch import DOCUMENTS, QUERIES, DriftStore, DriftWatch
 from vectorforge.evaluation.online.events import BatchWriter, EventStore, ResultItem, SearchEvent
+from vectorforge.evaluation.online.shadow import Shadow, ShadowJob, ShadowMirror, ShadowStore
 from vectorforge.evaluation.workspace import Workspace
 
 __all__ = ["SearchLog"]
 
-CACHE_S = 1.0  # how long a collection's logging and drift settings are trusted without SQLite
+CACHE_S = 1.0  # how long a collection's logging, drift and shadow settings are trusted without SQLite
 
 # One queued write: a search event (or None), whether to keep its text, and drift rows of a kind.
 _Item = tuple[SearchEvent | None, bool, list[tuple[Any, ...]], str]
@@ -32,6 +34,8 @@ class SearchLog:
         self._db = db
         self._writer: BatchWriter[_Item] | None = None
         self._settings: dict[str, tuple[float, dict[str, Any], DriftWatch | None]] = {}
+        self._shadows: tuple[float, dict[str, list[Shadow]]] | None = None
+        self._mirror: ShadowMirror | None = None
 
     @property
     def workspace(self) -> Workspace:
@@ -46,6 +50,10 @@ class SearchLog:
     @property
     def drift(self) -> DriftStore:
         return self.workspace.drift
+
+    @property
+    def shadows(self) -> ShadowStore:
+        return self.workspace.shadows
 
     def _writer_of(self) -> BatchWriter[_Item]:
         if self._writer is None:
@@ -73,6 +81,70 @@ class SearchLog:
     def forget(self, name: str) -> None:
         """Settings of `name` changed: read them again."""
         self._settings.pop(name, None)
+        self._shadows = None
+
+    def shadows_of(self, name: str) -> list[Shadow]:
+        """The shadows mirroring searches on `name`, cached for `CACHE_S`."""
+        if self._db.path is None:
+            return []
+        if self._shadows is None or time.monotonic() - self._shadows[0] > CACHE_S:
+            by_collection: dict[str, list[Shadow]] = {}
+            for shadow in self.shadows.all():
+                by_collection.setdefault(shadow.collection, []).append(shadow)
+            self._shadows = (time.monotonic(), by_collection)
+        return self._shadows[1].get(name, [])
+
+    def mirror(
+        self,
+        name: str,
+        hits: Sequence[Any],
+        latency_ms: float,
+        *,
+        text: str | None = None,
+        vector: Any = None,
+        filter: Any = None,
+        query_id: str | None = None,
+        segment: str | None = None,
+    ) -> int:
+        """Offer a search on `name` to its shadows (off the request path); how many took it."""
+        shadows = self.shadows_of(name)
+        if not shadows or (text is None and vector is None):
+            return 0
+        if self._mirror is None:
+            self._mirror = ShadowMirror(lambda: self.shadows, self._run_candidate)
+        job = ShadowJob(
+            shadow=shadows[0],
+            primary=[(h.id, float(h.score)) for h in hits],
+            primary_ms=latency_ms,
+            text=text,
+            vector=vector,
+            filter=filter,
+            query_id=query_id,
+            segment=segment,
+        )
+        return self._mirror.offer(shadows, job)
+
+    def _run_candidate(self, job: ShadowJob) -> list[tuple[Any, float]]:
+        arm, k = job.shadow.candidate, job.shadow.k
+        col = self._db.get_collection(arm.collection)
+        query_filter = arm.filter if arm.filter is not None else job.filter
+        if job.text is not None:
+            hits = col.query(
+                job.text,
+                k=k,
+                using=arm.using,
+                mode=arm.mode,
+                fusion=arm.fusion,
+                weights=arm.weights,
+                params=arm.params,
+                filter=query_filter,
+                with_payload=False,
+            )
+        else:
+            hits = col.search(
+                job.vector, k=k, using=arm.using, params=arm.params, filter=query_filter, with_payload=False
+            )
+        return [(h.id, float(h.score)) for h in hits]
 
     def record(
         self,
@@ -150,6 +222,7 @@ class SearchLog:
         embed_text: bool = False,
         user: str | None = None,
         session: str | None = None,
+        segment: str | None = None,
     ) -> str | None:
         """Log a plain search if `name` logs and this one is sampled; its query id, or None.
         `embed_text`: the collection's dense embedder made the query from `text` (its embedding is
@@ -169,14 +242,19 @@ class SearchLog:
             vector=vector,
             user_id=user,
             session_id=session,
+            segment=segment,
             keep_text=logging["keep_text"],
         )
 
     def flush(self) -> None:
         if self._writer is not None:
             self._writer.flush()
+        if self._mirror is not None:
+            self._mirror.flush()
 
     def close(self) -> None:
+        if self._mirror is not None:
+            self._mirror.close()  # first: a comparison may still be running a candidate's search
         if self._writer is not None:
             self._writer.close()
 

@@ -209,7 +209,8 @@ def psi(
         raise InvalidParameter(f"bins must be >= 1, not {bins}")
     if not 0 < epsilon < 1:
         raise InvalidParameter(f"epsilon must be in (0, 1), not {epsilon}")
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1])) if bins > 1 else np.array([])
+    # i / bins exactly (linspace rounds 3/10 up): an edge that lands on a value keeps it below
+    edges = np.unique(np.quantile(ref, np.arange(1, bins) / bins)) if bins > 1 else np.array([])
     r = _shares(ref, edges, epsilon)
     c = _shares(cur, edges, epsilon)
     # (c - r) ln(c / r) is KL(c || r) + KL(r || c): scipy's rel_entr, both ways.

@@ -177,7 +177,8 @@ def online_overview(
     ws: Workspace, may_see: Callable[[str], bool], *, hours: int = 24, now: float | None = None
 ) -> dict[str, Any]:
     """For the dashboard: hourly online metrics of the last `hours` per collection, every
-    experiment on visible collections with its report, and each watched collection's drift checks."""
+    experiment on visible collections with its report, each watched collection's drift checks, and
+    each shadow's comparisons per segment."""
     now = time.time() if now is None else now
     start = now - hours * 3600
     found = outcomes(ws.events, start=start)
@@ -203,4 +204,13 @@ def online_overview(
                 "reference": None if ref is None else {"source": ref.source, "queries": len(ref.vectors)},
                 "checks": ws.drift.checks(name, limit=200),
             }
-    return {"series": series, "experiments": experiments, "drift": drift}
+    shadow = {}
+    for s in ws.shadows.all():
+        if may_see(s.collection) and may_see(s.candidate.collection):
+            summary = ws.shadows.summary(s.name, start=start)
+            shadow[s.name] = {
+                "config": s.model_dump(mode="json"),
+                "summary": summary,
+                "review": summary["low_overlap"],
+            }
+    return {"series": series, "experiments": experiments, "drift": drift, "shadow": shadow}
