@@ -289,3 +289,31 @@ def test_a_server_with_nothing_online_shows_empty_notices(
     )
     browser.wait_for("!document.getElementById('series-empty').hidden")
     assert browser.visible("collections-empty") and browser.errors() == []
+
+
+def test_a_failing_online_answer_leaves_the_other_sections(
+    quiet_server: ServerProcess, browser: Browser
+) -> None:
+    """A server without the route (an older one) or an error in it: the page still shows its other
+    sections, and the Online section says why it has nothing. The failure is made in the page, by
+    wrapping its `fetch` (this server answers the route)."""
+    assert browser.open(quiet_server.url + "/dashboard") == "ready"
+    browser.js(
+        "const real = window.fetch;"
+        "window.fetch = (path, init) => String(path).startsWith('/dashboard/api/online')"
+        "  ? Promise.resolve(new Response("
+        "      JSON.stringify({error: 'Boom', message: 'the event store is locked'}),"
+        "      {status: 500, headers: {'Content-Type': 'application/json'}}))"
+        "  : real(path, init);"
+        "document.body.dataset.state = ''; window.vfDashboard.load()"
+    )
+    assert browser.wait_state() == "ready"
+    assert browser.visible("collections") and browser.visible("evaluation") and browser.visible("online")
+    assert browser.visible("online-note")
+    assert (
+        browser.text("online-note")
+        == "Online data unavailable: The server answered 500: the event store is locked"
+    )
+    assert browser.visible("experiments-empty") and browser.visible("shadow-empty")
+    assert not browser.visible("notice")
+    assert browser.errors() == []
