@@ -184,7 +184,10 @@ def test_online_metrics_experiments_and_drift_render_from_real_traffic(
     assert len(ab[5].split("\n")) == len(report["comparisons"])
     assert ab[6] == "\u2014"  # no interleaving
     fewest = min(arms["full"]["searches"], arms["none"]["searches"])
-    assert ab[7] == f"not checked yet: needs 200 searches per arm (fewest {fewest})"
+    assert ab[7].split("\n") == [
+        f"not checked yet: needs 200 searches per arm (fewest {fewest})",
+        "p95 latency \u2264 1.5\u00d7 control; zero results \u2264 control + 0.05",
+    ]
     pref = seen["results"]["tdi"]["interleaving"]
     assert tdi[4].startswith("interleaved (full \u00b7 none): 30 searches")
     assert (

@@ -566,13 +566,22 @@
     const g = report.guardrails;
     if (!g) return [];
     if (g.stop) return g.reasons.map((reason) => ["stop: " + reason, "worse"]);
+    const rails = report.experiment.guardrails || {};
+    const limits = [];
+    if (typeof rails.latency_p95_ratio === "number") {
+      limits.push("p95 latency \u2264 " + rails.latency_p95_ratio + "\u00d7 control");
+    }
+    if (typeof rails.zero_result_increase === "number") {
+      limits.push("zero results \u2264 control + " + rails.zero_result_increase);
+    }
+    if (limits.length === 0) return ["none set"];
     // The guardrails are checked only once every arm holds min_searches searches.
     const fewest = Math.min(...Object.values(report.arms || {}).map((m) => (m ? m.searches : 0)));
     if (!(fewest >= g.min_searches)) {
       return ["not checked yet: needs " + NUMBER.format(g.min_searches) + " searches per arm (fewest " +
-        NUMBER.format(Number.isFinite(fewest) ? fewest : 0) + ")"];
+        NUMBER.format(Number.isFinite(fewest) ? fewest : 0) + ")", limits.join("; ")];
     }
-    return ["ok"];
+    return [["ok", "better"], limits.join("; ")];
   }
 
   function renderExperiments(experiments) {
