@@ -223,9 +223,10 @@ def test_without_a_key_the_page_says_one_is_needed_and_shows_no_data(
     assert browser.visible("notice")
     assert "A key is needed" in browser.text("notice")
     assert not browser.visible("collections") and not browser.visible("evaluation")
+    assert not browser.visible("online")
     assert _rows(browser) == {}
     assert "docs" not in browser.driver.find_element("tag name", "body").text
-    # The only console errors are the two refused requests.
+    # The only console errors are the refused requests.
     assert browser.errors(allow=("401 (Unauthorized)",)) == []
     # A wrong key typed in the form is refused as such.
     browser.driver.find_element("id", "key-input").send_keys("vf_00000000_wrong")
@@ -277,7 +278,7 @@ def test_a_key_typed_in_the_form_shows_the_data(
 
 def test_the_json_routes_need_a_key_that_may_read(keyed_server: tuple[ServerProcess, dict[str, str]]) -> None:
     server, keys = keyed_server
-    for path in ("/dashboard/api/collections", "/dashboard/api/evaluation"):
+    for path in ("/dashboard/api/collections", "/dashboard/api/evaluation", "/dashboard/api/online"):
         assert httpx.get(server.url + path).status_code == 401
         answer = httpx.get(server.url + path, headers={"Authorization": f"Bearer {keys['read-only']}"})
         assert answer.status_code == 200

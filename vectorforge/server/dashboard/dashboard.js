@@ -12,7 +12,7 @@
   const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
     "#7f7f7f", "#bcbd22", "#17becf"];
   const NUMBER = new Intl.NumberFormat("en-US");
-  const state = { runs: [], metric: null };
+  const state = { runs: [], metric: null, series: {}, onlineMetric: null };
 
   // -- DOM helpers ---------------------------------------------------------------------------------
 
@@ -114,10 +114,13 @@
   }
 
   function hideData() {
-    for (const id of ["collections", "evaluation"]) $(id).hidden = true;
+    for (const id of ["collections", "evaluation", "online"]) $(id).hidden = true;
     clear($("collections-table").tBodies[0]);
     clear($("evaluation-charts"));
+    for (const id of ["series-charts", "drift-charts"]) purgeCharts($(id));
+    for (const id of ["experiments-table", "drift-table", "shadow-table"]) clear($(id).tBodies[0]);
     state.runs = [];
+    state.series = {};
   }
 
   function explain(exc) {
@@ -399,6 +402,382 @@
     renderComparison();
   }
 
+  // -- the online section --------------------------------------------------------------------------
+
+  // Seconds since the epoch -> an ISO time Plotly reads as a date (UTC).
+  function isoOf(seconds) {
+    return new Date(seconds * 1000).toISOString();
+  }
+
+  function pValue(p) {
+    if (typeof p !== "number" || !Number.isFinite(p)) return "\u2014";
+    return p < 0.001 ? "<0.001" : p.toFixed(3);
+  }
+
+  function signed(value) {
+    if (typeof value !== "number" || !Number.isFinite(value)) return "\u2014";
+    return (value >= 0 ? "+" : "") + value.toFixed(3);
+  }
+
+  function count(value) {
+    return typeof value === "number" && Number.isFinite(value) ? NUMBER.format(value) : "\u2014";
+  }
+
+  // A cell holding one line (a div) per entry: [text, className?] pairs or plain strings.
+  function linesCell(lines, className) {
+    const td = el("td", null, "lines" + (className ? " " + className : ""));
+    for (const line of lines) {
+      const [text, cls] = Array.isArray(line) ? line : [line, ""];
+      td.appendChild(el("div", text, cls));
+    }
+    if (lines.length === 0) td.textContent = "\u2014";
+    return td;
+  }
+
+  const SERIES_SKIP = new Set(["start", "end", "searches"]);
+
+  function seriesMetricsOf(series) {
+    const names = new Set();
+    for (const windows of Object.values(series)) {
+      for (const w of windows) for (const m of Object.keys(w)) if (!SERIES_SKIP.has(m)) names.add(m);
+    }
+    return [...names].sort();
+  }
+
+  function purgeCharts(container) {
+    if (window.Plotly) for (const div of container.querySelectorAll(".chart")) window.Plotly.purge(div);
+    clear(container);
+  }
+
+  function chartCard(container, title, dataKey, dataValue) {
+    const card = el("div", null, "chart-card");
+    card.dataset[dataKey] = dataValue;
+    card.appendChild(el("h4", title));
+    const div = el("div", null, "chart small");
+    card.appendChild(div);
+    container.appendChild(card);
+    return div;
+  }
+
+  // One chart per collection: the metric per window (a line; gaps where a window had no searches)
+  // and the searches per window (bars, on the right axis).
+  function renderSeriesCharts(series, metric) {
+    const charts = $("series-charts");
+    purgeCharts(charts);
+    for (const name of Object.keys(series).sort()) {
+      const windows = series[name];
+      const total = windows.reduce((n, w) => n + (w.searches || 0), 0);
+      const div = chartCard(charts, name + " (" + NUMBER.format(total) + " searches)", "collection", name);
+      const x = windows.map((w) => isoOf(w.start));
+      const label = plotlyText(metric);
+      const traces = [
+        {
+          x, y: windows.map((w) => (typeof w[metric] === "number" ? w[metric] : null)), name: label,
+          type: "scatter", mode: "lines+markers", line: { color: COLORS[0], width: 2 }, marker: { size: 6 },
+          connectgaps: false, hovertemplate: label + ": %{y:.3f}<extra></extra>",
+        },
+        {
+          x, y: windows.map((w) => w.searches || 0), name: "searches", type: "bar", yaxis: "y2",
+          marker: { color: rgba(COLORS[7], 0.3) }, hovertemplate: "%{y} searches<extra></extra>",
+        },
+      ];
+      const layout = {
+        margin: { l: 50, r: 50, t: 10, b: 40 },
+        xaxis: { type: "date" },
+        yaxis: { title: { text: label }, rangemode: "tozero" },
+        yaxis2: { title: { text: "searches" }, overlaying: "y", side: "right", rangemode: "tozero",
+          showgrid: false, tickmode: "auto" },
+        legend: { orientation: "h", y: -0.25 },
+        hovermode: "x unified",
+      };
+      window.Plotly.newPlot(div, traces, layout, { displaylogo: false, responsive: true });
+    }
+  }
+
+  function renderSeries(series) {
+    state.series = series;
+    const names = Object.keys(series).filter((n) => series[n].length > 0);
+    const empty = names.length === 0;
+    $("series-empty").hidden = !empty;
+    $("series-body").hidden = empty;
+    if (empty) {
+      purgeCharts($("series-charts"));
+      return;
+    }
+    const metrics = seriesMetricsOf(series);
+    if (!metrics.includes(state.onlineMetric)) {
+      state.onlineMetric = metrics.find((m) => m.startsWith("ctr@")) || metrics[0];
+    }
+    const select = $("online-metric-select");
+    clear(select);
+    for (const m of metrics) {
+      const option = el("option", m);
+      option.value = m;
+      select.appendChild(option);
+    }
+    select.value = state.onlineMetric;
+    renderSeriesCharts(series, state.onlineMetric);
+  }
+
+  // Higher is better for every compared metric (ctr, success, mrr): a significant difference is
+  // "better" or "worse" for the treatment.
+  function comparisonLine(c, control) {
+    let verdict = "no significant difference";
+    let cls = "";
+    if (c.significant) {
+      verdict = c.diff > 0 ? "better" : "worse";
+      cls = c.diff > 0 ? "better" : "worse";
+    }
+    const text = c.metric + " (" + c.method + ") " + c.arm + " \u2212 " + control + ": " + signed(c.diff) +
+      " [" + fixed(c.ci_low) + ", " + fixed(c.ci_high) + "], p " + pValue(c.p_value) + " \u2014 " + verdict;
+    return [text, cls];
+  }
+
+  function armsLines(report) {
+    const exp = report.experiment;
+    const lines = [];
+    for (const [arm, metrics] of Object.entries(report.arms || {})) {
+      const spec = exp.arms[arm];
+      // An interleaving experiment logs one merged arm: name the two it merges.
+      const where = spec ? spec.collection : Object.keys(exp.arms).join(" \u00b7 ");
+      const role = exp.kind === "ab" && arm === Object.keys(exp.arms)[0] ? ", control" : "";
+      const k = "ctr@" + exp.k;
+      const stats = metrics
+        ? NUMBER.format(metrics.searches) + " searches, " + k + " " + fixed(metrics[k])
+        : "no searches";
+      lines.push(arm + " (" + where + role + "): " + stats);
+    }
+    return lines;
+  }
+
+  function interleavingLines(report) {
+    const r = report.interleaving;
+    if (!r) return report.experiment.kind === "interleaving" ? ["no clicked searches yet"] : [];
+    let preference = "no significant preference";
+    if (r.significant) preference = "prefers " + (r.delta > 0 ? r.arm_b : r.arm_a);
+    return [
+      r.arm_a + " wins " + r.wins_a + ", " + r.arm_b + " wins " + r.wins_b + ", ties " + r.ties,
+      "\u0394 " + signed(r.delta) + " [" + fixed(r.ci_low) + ", " + fixed(r.ci_high) + "], p " + pValue(r.p_value),
+      [preference, r.significant ? "better" : ""],
+    ];
+  }
+
+  function guardrailLines(report) {
+    const g = report.guardrails;
+    if (!g) return [];
+    if (g.stop) return g.reasons.map((reason) => ["stop: " + reason, "worse"]);
+    const rails = report.experiment.guardrails || {};
+    const limits = [];
+    if (typeof rails.latency_p95_ratio === "number") {
+      limits.push("p95 latency \u2264 " + rails.latency_p95_ratio + "\u00d7 control");
+    }
+    if (typeof rails.zero_result_increase === "number") {
+      limits.push("zero results \u2264 control + " + rails.zero_result_increase);
+    }
+    if (limits.length === 0) return ["none set"];
+    // The guardrails are checked only once every arm holds min_searches searches.
+    const fewest = Math.min(...Object.values(report.arms || {}).map((m) => (m ? m.searches : 0)));
+    if (!(fewest >= g.min_searches)) {
+      return ["not checked yet: needs " + NUMBER.format(g.min_searches) + " searches per arm (fewest " +
+        NUMBER.format(Number.isFinite(fewest) ? fewest : 0) + ")", limits.join("; ")];
+    }
+    return [["ok", "better"], limits.join("; ")];
+  }
+
+  function renderExperiments(experiments) {
+    const table = $("experiments-table");
+    const body = table.tBodies[0];
+    clear(body);
+    for (const report of experiments) {
+      const exp = report.experiment;
+      const control = Object.keys(exp.arms)[0];
+      const status = report.status + (report.stop_reason ? " (" + report.stop_reason + ")" : "");
+      const tr = row([
+        el("td", exp.name, "name"),
+        el("td", exp.kind === "ab" ? "A/B" : exp.kind),
+        el("td", status, report.status === "running" ? "better" : ""),
+        linesCell(armsLines(report), "arms"),
+        linesCell((report.comparisons || []).map((c) => comparisonLine(c, control)), "comparisons"),
+        linesCell(interleavingLines(report), "interleaving"),
+        linesCell(guardrailLines(report), "guardrails"),
+      ]);
+      tr.dataset.experiment = exp.name;
+      body.appendChild(tr);
+    }
+    const empty = experiments.length === 0;
+    $("experiments-empty").hidden = !empty;
+    $("experiments-hint").hidden = empty;
+    table.hidden = empty;
+  }
+
+  function testOf(check, name) {
+    const tests = check.embeddings && check.embeddings.tests;
+    return tests ? tests.find((t) => t.name === name) || null : null;
+  }
+
+  // Per watched collection: classifier AUC over the checks, its threshold as a line, the MMD
+  // p-value on the right axis, and a cross on every check that alarmed.
+  function renderDriftCharts(drift) {
+    const charts = $("drift-charts");
+    purgeCharts(charts);
+    for (const name of Object.keys(drift).sort()) {
+      const entry = drift[name];
+      const checked = entry.checks.filter((c) => testOf(c, "classifier_auc"));
+      const ref = entry.reference ? entry.reference.source + ", " + entry.reference.queries + " queries" : "no reference yet";
+      const title = name + " (window " + entry.watch.window + ", every " + entry.watch.every + "; " + ref + ")";
+      const div = chartCard(charts, title, "collection", name);
+      const x = checked.map((c) => isoOf(c.time));
+      const auc = checked.map((c) => testOf(c, "classifier_auc").statistic);
+      const threshold = checked.length
+        ? testOf(checked[checked.length - 1], "classifier_auc").threshold
+        : entry.watch.auc_threshold;
+      const mmd = checked.map((c) => {
+        const t = testOf(c, "mmd");
+        return t && typeof t.p_value === "number" ? t.p_value : null;
+      });
+      const alarms = checked.filter((c) => c.alarm);
+      const edges = x.length ? [x[0], x[x.length - 1]] : [];
+      const traces = [
+        {
+          x, y: auc, name: "classifier AUC", type: "scatter", mode: "lines+markers",
+          line: { color: COLORS[0], width: 2 }, hovertemplate: "AUC %{y:.3f}<extra></extra>",
+        },
+        {
+          x: edges, y: edges.map(() => threshold), name: "AUC threshold " + fixed(threshold), type: "scatter",
+          mode: "lines", line: { color: COLORS[3], dash: "dash", width: 1.5 }, hoverinfo: "skip",
+        },
+        {
+          x, y: mmd, name: "MMD p-value", type: "scatter", mode: "lines+markers", yaxis: "y2",
+          line: { color: COLORS[2], width: 1.5, dash: "dot" }, hovertemplate: "MMD p %{y:.3f}<extra></extra>",
+        },
+        {
+          x: alarms.map((c) => isoOf(c.time)), y: alarms.map((c) => testOf(c, "classifier_auc").statistic),
+          name: "alarm", type: "scatter", mode: "markers",
+          marker: { color: COLORS[3], symbol: "x", size: 12 }, hovertemplate: "alarm<extra></extra>",
+        },
+      ];
+      const layout = {
+        margin: { l: 50, r: 50, t: 10, b: 40 },
+        xaxis: { type: "date" },
+        yaxis: { title: { text: "classifier AUC" }, range: [0.4, 1.02] },
+        yaxis2: { title: { text: "MMD p" }, overlaying: "y", side: "right", range: [0, 1.02], showgrid: false,
+          tickmode: "auto" },
+        legend: { orientation: "h", y: -0.25 },
+        hovermode: "closest",
+      };
+      window.Plotly.newPlot(div, traces, layout, { displaylogo: false, responsive: true });
+    }
+  }
+
+  function renderDriftTable(drift) {
+    const body = $("drift-table").tBodies[0];
+    clear(body);
+    for (const name of Object.keys(drift).sort()) {
+      const checks = drift[name].checks;
+      const last = checks[checks.length - 1];
+      if (!last) {
+        const tr = row([el("td", name), el("td", "\u2014"), el("td", "no check yet"), el("td", "\u2014"),
+          el("td", ""), el("td", ""), el("td", ""), el("td", "")]);
+        tr.dataset.collection = name;
+        body.appendChild(tr);
+        continue;
+      }
+      const tests = (last.embeddings && last.embeddings.tests) || [];
+      const signals = (last.signals && last.signals.tests) || [];
+      const all = [...tests, ...signals];
+      if (all.length === 0) all.push(null);
+      for (const t of all) {
+        const on = t && t.threshold_on === "p_value" ? "p < " : "> ";
+        const tr = row([
+          el("td", name), el("td", when(isoOf(last.time))), el("td", last.status || "\u2014"),
+          el("td", t ? t.name : "\u2014"), el("td", t ? fixed(t.statistic) : "", "num"),
+          el("td", t ? pValue(t.p_value) : "", "num"), el("td", t ? on + fixed(t.threshold) : "", "num"),
+          t && t.alarm ? el("td", "alarm", "alarm") : el("td", t && t.warning ? "warning" : "no"),
+        ]);
+        tr.dataset.collection = name;
+        if (t) tr.dataset.test = t.name;
+        body.appendChild(tr);
+      }
+    }
+  }
+
+  function renderDrift(drift) {
+    const empty = Object.keys(drift).length === 0;
+    $("drift-empty").hidden = !empty;
+    $("drift-body").hidden = empty;
+    if (empty) {
+      purgeCharts($("drift-charts"));
+      clear($("drift-table").tBodies[0]);
+      return;
+    }
+    renderDriftCharts(drift);
+    renderDriftTable(drift);
+  }
+
+  // Per shadow: its overall summary ("all"), then each segment's.
+  function renderShadow(shadow) {
+    const table = $("shadow-table");
+    const body = table.tBodies[0];
+    clear(body);
+    const names = Object.keys(shadow || {}).sort();
+    for (const name of names) {
+      const entry = shadow[name] || {};
+      const summary = entry.summary || {};
+      const order = (a, b) => a.localeCompare(b, "en", { numeric: true });
+      const segments = [["all", summary], ...Object.entries(summary.segments || {}).sort(([a], [b]) => order(a, b))];
+      for (const [segment, s] of segments) {
+        const overall = segment === "all";
+        const tr = row([
+          el("td", name, "name"), el("td", segment), el("td", count(s.queries), "num"),
+          el("td", overall ? count(s.dropped) : "", "num"), el("td", overall ? count(s.failed) : "", "num"),
+          el("td", fixed(s.rbo), "num"), el("td", fixed(s.jaccard), "num"),
+          el("td", fixed(s.top1_agreement), "num"), el("td", signed(s.score_delta), "num"),
+          el("td", typeof s.latency_delta_ms === "number" ? (s.latency_delta_ms >= 0 ? "+" : "") +
+            s.latency_delta_ms.toFixed(1) : "\u2014", "num"),
+          el("td", overall ? count(entry.review) : "", "num"),
+        ]);
+        tr.dataset.shadow = name;
+        tr.dataset.segment = segment;
+        body.appendChild(tr);
+      }
+    }
+    $("shadow-empty").hidden = names.length > 0;
+    table.hidden = names.length === 0;
+  }
+
+  function renderOnline(data) {
+    $("online-note").hidden = true;
+    $("online").hidden = false; // shown first: Plotly sizes a chart by its container
+    renderSeries(data.series || {});
+    renderExperiments(data.experiments || []);
+    renderDrift(data.drift || {});
+    renderShadow(data.shadow || {});
+  }
+
+  // The online section fails on its own: a server without it (or an error in it) leaves the rest
+  // of the page as it is, with a note in the section.
+  function onlineUnavailable(exc) {
+    renderOnline({});
+    const note = $("online-note");
+    note.textContent = "Online data unavailable: " + (exc instanceof ApiError ? explain(exc) : String(exc));
+    note.hidden = false;
+  }
+
+  async function fetchOnline() {
+    return fetchJson("/dashboard/api/online?hours=" + encodeURIComponent($("online-hours").value));
+  }
+
+  async function reloadOnline() {
+    const hours = $("online-hours").value;
+    try {
+      const data = await fetchOnline();
+      if ($("online-hours").value === hours) renderOnline(data);
+    } catch (exc) {
+      if (!(exc instanceof ApiError)) throw exc;
+      onlineUnavailable(exc);
+    }
+  }
+
   // -- loading -------------------------------------------------------------------------------------
 
   async function load() {
@@ -406,12 +785,18 @@
     $("key-forget").hidden = !currentKey();
     document.body.dataset.state = "loading";
     try {
+      // The online answer is caught apart: its failure leaves the other sections standing.
+      const online = fetchOnline().then((data) => ({ data }), (exc) => ({ exc }));
       const [collections, evaluation] = await Promise.all([
         fetchJson("/dashboard/api/collections"),
         fetchJson("/dashboard/api/evaluation"),
       ]);
       renderCollections(collections);
       renderEvaluation(evaluation);
+      const answer = await online;
+      if (answer.exc === undefined) renderOnline(answer.data);
+      else if (answer.exc instanceof ApiError) onlineUnavailable(answer.exc);
+      else throw answer.exc;
       document.body.dataset.state = "ready";
     } catch (exc) {
       if (!(exc instanceof ApiError)) throw exc;
@@ -439,6 +824,11 @@
       state.metric = event.target.value;
       renderCharts(state.runs, state.metric);
     });
+    $("online-metric-select").addEventListener("change", (event) => {
+      state.onlineMetric = event.target.value;
+      renderSeriesCharts(state.series, state.onlineMetric);
+    });
+    $("online-hours").addEventListener("change", reloadOnline);
     $("compare-a").addEventListener("change", renderComparison);
     $("compare-b").addEventListener("change", renderComparison);
     // A `#key=` link opened on this page changes only the fragment: no reload, so take it here.
@@ -451,7 +841,7 @@
   }
 
   // For tests and the console: draw given data without the server.
-  window.vfDashboard = { load, renderCollections, renderEvaluation };
+  window.vfDashboard = { load, renderCollections, renderEvaluation, renderOnline };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
