@@ -1,8 +1,8 @@
 """The dashboard's Online section in a real headless Chromium against a real `vectorforge serve`
 process, with real traffic through the server's own routes: logged searches on the small SciFact
 collection (MiniLM) clicked by the click simulator, an A/B test and an interleaving experiment
-answered by the server, and a drift watch checked twice. Shadow traffic is not served yet by the
-server: its table is drawn from a literal answer of the documented shape."""
+answered by the server, a drift watch checked twice, and two shadows mirroring the logged searches
+(one the same search, one hiding the relevant abstracts), per segment."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ AB = {
     "arms": {"full": {"collection": "sci"}, "none": {"collection": "sci", "filter": HIDE_RELEVANT}},
 }
 TDI = {**AB, "name": "tdi", "kind": "interleaving"}
+SHADOWS = [
+    {"name": "same", "collection": "sci", "candidate": {"collection": "sci"}},
+    {"name": "<b>v2</b>", "collection": "sci", "candidate": AB["arms"]["none"]},  # shows as typed
+]
 
 
 def _clicks(
@@ -49,7 +53,7 @@ def _searches(http: httpx.Client, gold: Any, qids: list[str], rng: np.random.Gen
         answer = http.post(
             "/collections/sci/points/query",
             json={"text": gold.queries[qid], "k": 10},
-            headers={"X-User-Id": f"s{i}"},
+            headers={"X-User-Id": f"s{i}", "X-Segment": "len:long" if i % 3 else "len:short"},
         )
         assert answer.status_code == 200, answer.text
         _clicks(http, answer.json(), gold.qrels[qid], rng)
@@ -87,6 +91,8 @@ def online_server(
     try:
         with httpx.Client(base_url=server.url, timeout=60) as http:
             assert http.put("/online/logging/sci", json={"sample_rate": 1.0}).status_code == 200
+            for shadow in SHADOWS:
+                assert http.post("/online/shadows", json=shadow).status_code == 200
             watch = http.put(
                 "/online/drift/sci", json={"window": 20, "every": "24h", "reference_goldset": "sci"}
             )
@@ -218,9 +224,10 @@ def test_online_metrics_experiments_and_drift_render_from_real_traffic(
     assert auc_row == ["sci", "classifier_auc", f"{aucs[-1]:.3f}", "> 0.550"]
     assert {"mmd", "centroid"} <= {r[1] for r in last}
 
-    # (d) No shadow traffic from this server.
-    assert browser.visible("shadow-empty") and browser.text("shadow-empty") == "No shadow traffic yet."
-    assert not browser.visible("shadow-table")
+    # (d) Shadows: one row for all queries, then one per segment, as the server summarized them.
+    assert _shadow_rows(browser) == _expected_shadow_rows(seen["overview"]["shadow"])
+    assert browser.js("return document.querySelectorAll('main b').length") == 0  # the name shows as typed
+    assert not browser.visible("shadow-empty")
     assert not browser.visible("online-note")
     assert browser.errors() == []
     if target := os.environ.get(SCREENSHOT_ENV):
@@ -229,42 +236,54 @@ def test_online_metrics_experiments_and_drift_render_from_real_traffic(
         browser.driver.set_window_size(1280, 1000)
 
 
-def test_shadow_summaries_render_per_shadow_and_segment(
-    online_server: tuple[ServerProcess, dict[str, Any]], browser: Browser
-) -> None:
-    server, seen = online_server
-    assert browser.open(server.url + "/dashboard") == "ready"
-    summary = {
-        "queries": 120, "dropped": 3, "failed": 1, "rbo": 0.8123, "jaccard": 0.61, "top1_agreement": 0.9,
-        "score_delta": -0.0123, "latency_delta_ms": 4.25,
-        "segments": {
-            "len:long": {
-                "queries": 50, "rbo": 0.7, "jaccard": 0.5, "top1_agreement": 0.8, "score_delta": -0.02,
-                "latency_delta_ms": 6.0,
-            },
-            "len:short": {
-                "queries": 70, "rbo": None, "jaccard": None, "top1_agreement": None, "score_delta": None,
-                "latency_delta_ms": None,
-            },
-        },
-    }  # fmt: skip
-    shadow = {"<b>v2</b>": {"config": {}, "summary": summary, "review": 17}}
-    browser.js(
-        "window.vfDashboard.renderOnline({...arguments[0], shadow: arguments[1]})", seen["overview"], shadow
-    )
-    rows = browser.js(
+def _shadow_rows(browser: Browser) -> list[list[str]]:
+    rows: list[list[str]] = browser.js(
         "return [...document.querySelectorAll('#shadow-table tbody tr')]"
         ".map(tr => [...tr.children].map(td => td.textContent))"
     )
-    assert rows == [
-        ["<b>v2</b>", "all", "120", "3", "1", "0.812", "0.610", "0.900", "-0.012", "+4.3", "17"],
-        ["<b>v2</b>", "len:long", "50", "", "", "0.700", "0.500", "0.800", "-0.020", "+6.0", ""],
-        ["<b>v2</b>", "len:short", "70", "", "", "\u2014", "\u2014", "\u2014", "\u2014", "\u2014", ""],
-    ]
-    assert browser.js("return document.querySelectorAll('main b').length") == 0  # the name shows as typed
-    assert not browser.visible("shadow-empty")
-    browser.js("window.vfDashboard.renderOnline({...arguments[0], shadow: {}})", seen["overview"])
-    assert browser.visible("shadow-empty") and not browser.visible("shadow-table")
+    return rows
+
+
+def _expected_shadow_rows(shadow: dict[str, Any]) -> list[list[str]]:
+    def fixed(v: float | None) -> str:
+        return "\u2014" if v is None else f"{v:.3f}"
+
+    def signed(v: float | None, places: int = 3) -> str:
+        return "\u2014" if v is None else f"{v:+.{places}f}"
+
+    rows = []
+    for name in sorted(shadow):
+        summary = shadow[name]["summary"]
+        for segment, s in [("all", summary), *sorted(summary["segments"].items())]:
+            overall = segment == "all"
+            rows.append([
+                name, segment, str(s["queries"]),
+                str(s["dropped"]) if overall else "", str(s["failed"]) if overall else "",
+                fixed(s["rbo"]), fixed(s["jaccard"]), fixed(s["top1_agreement"]),
+                signed(s["score_delta"]), signed(s["latency_delta_ms"], 1),
+                str(shadow[name]["review"]) if overall else "",
+            ])  # fmt: skip
+    return rows
+
+
+def test_shadow_summaries_are_real_comparisons_per_segment(
+    online_server: tuple[ServerProcess, dict[str, Any]], browser: Browser
+) -> None:
+    server, seen = online_server
+    shadow = seen["overview"]["shadow"]
+    assert set(shadow) == {"same", "<b>v2</b>"}
+    same, hiding = shadow["same"]["summary"], shadow["<b>v2</b>"]["summary"]
+    assert same["queries"] == hiding["queries"] == 40  # every logged search, none dropped
+    assert same["rbo"] == pytest.approx(1.0) and same["top1_agreement"] == 1.0
+    assert hiding["rbo"] < 0.8 and shadow["<b>v2</b>"]["review"] > 0
+    assert set(hiding["segments"]) == {"len:long", "len:short"}
+    assert browser.open(server.url + "/dashboard") == "ready"
+    rows = _shadow_rows(browser)
+    assert [r[:2] for r in rows] == [
+        ["<b>v2</b>", "all"], ["<b>v2</b>", "len:long"], ["<b>v2</b>", "len:short"],
+        ["same", "all"], ["same", "len:long"], ["same", "len:short"],
+    ]  # fmt: skip
+    assert rows == _expected_shadow_rows(shadow)
     assert browser.errors() == []
 
 
