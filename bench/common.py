@@ -27,7 +27,8 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 CACHE = REPO / "bench" / ".cache"
-console = Console()
+# a pipe would get rich's 80 columns and fold the wider tables
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def shared_path() -> Path:

@@ -13,9 +13,12 @@ primary down.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -79,7 +82,9 @@ class Shadow(BaseModel):
     search configuration. `vectors`: also mirror searches by vector (a candidate with another model
     can only take text queries); `keep_text`: store the query text (else its hash only, as the
     search log), so the review queue can be judged; `review_below`: RBO under which a query is
-    queued for review."""
+    queued for review; `cpu_budget`: the share of the time the shadow's worker may spend on the
+    candidate (it rests in between; what comes meanwhile waits in the queue of `queue` queries
+    or is dropped), so that the primary keeps the cores."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -93,6 +98,7 @@ class Shadow(BaseModel):
     vectors: StrictBool = True
     keep_text: StrictBool = False
     queue: Annotated[StrictInt, Field(ge=1, le=100_000)] = 1000
+    cpu_budget: Annotated[StrictFloat | StrictInt, Field(gt=0, le=1)] = 0.2
 
 
 def rank_biased_overlap(a: Sequence[Any], b: Sequence[Any], p: float = 0.9) -> float:
@@ -331,6 +337,14 @@ class ShadowStore(SQLiteFile):
         return " AND ".join(where), args
 
 
+def _lower_priority() -> None:
+    """Give this thread the lowest CPU priority (Linux: a thread is a task with its own nice
+    value), so that a candidate's search yields the cores to the primary's requests."""
+    # not Linux, or not allowed: the queue and the budget still bound the work
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 class ShadowMirror:
     """Mirrors searches to shadows: `offer` samples, queues and returns at once; a thread per shadow
     runs the candidate (`run`) and stores the comparison. A full queue drops the query (counted in
@@ -374,7 +388,7 @@ class ShadowMirror:
             writer: BatchWriter[ShadowJob] = BatchWriter(
                 partial(self._compare, shadow.name),
                 queue_size=shadow.queue,
-                batch=50,
+                batch=shadow.queue,
                 name=f"shadow-{shadow.name}",
             )
             found = (shadow, writer)
@@ -382,6 +396,7 @@ class ShadowMirror:
         return found[1]
 
     def _compare(self, name: str, jobs: list[ShadowJob]) -> None:
+        _lower_priority()
         rows, failed = [], 0
         for job, answer, ms in self._answers(jobs):
             if answer is None:
@@ -426,6 +441,9 @@ class ShadowMirror:
                 answer = self._run(job)
             except Exception as exc:  # the candidate's failure is the shadow's, never the primary's
                 logger.warning("shadow %s: the candidate failed: %s", job.shadow.name, exc)
-                yield job, None, 0.0
-                continue
-            yield job, answer, 1000 * (time.perf_counter() - began)
+                answer = None
+            busy = time.perf_counter() - began
+            yield job, answer, 1000 * busy if answer is not None else 0.0
+            budget = job.shadow.cpu_budget
+            if budget < 1:  # rest so that the busy share of the time stays within the budget
+                time.sleep(busy * (1 - budget) / budget)
