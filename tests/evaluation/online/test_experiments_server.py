@@ -150,3 +150,53 @@ def test_a_guardrail_stops_an_arm_that_returns_nothing(data: Path, scifact_small
     assert state["status"] == "stopped" and "zero_result_rate" in state["stop_reason"]
     assert state["log"][-1]["who"] == "guardrail" and state["log"][-1]["action"] == "stop"
     assert after["arm"] == "full" and "query_id" not in after  # a stopped experiment answers with the control
+
+
+def test_cuped_uses_each_users_pre_period_to_narrow_the_interval(data: Path) -> None:
+    """Users differ in how often they click (the variance CUPED removes): the same propensity
+    drives their searches in the two weeks before the start (posted as events) and in the test."""
+    rng = np.random.default_rng(3)
+    users = {f"u{i}": float(p) for i, p in enumerate(rng.beta(0.6, 0.6, size=80))}
+    spec = {"name": "cu", "arms": {"a": {"collection": "sci"}, "b": {"collection": "sci"}}}
+    day = 86400.0
+
+    def clicks(query_id: str, p: float, t: float) -> list[dict[str, Any]]:
+        if rng.random() >= p:
+            return []
+        return [{"type": "click", "query_id": query_id, "id": "0", "rank": 1, "time": t}]
+
+    server = start_server(data)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            now = time.time()
+            before: list[dict[str, Any]] = []
+            for u, p in list(users.items())[:60]:  # 20 users have no history: they get the mean
+                for j in range(6):
+                    qid, t = f"pre-{u}-{j}", now - 3 * day + j
+                    before.append({"type": "search", "query_id": qid, "time": t, "collection": "sci",
+                                   "user_id": u, "results": [{"id": "0"}]})  # fmt: skip
+                    before += clicks(qid, p, t + 1)
+            before.append({"type": "search", "query_id": "old", "time": now - 30 * day,
+                           "collection": "sci", "user_id": "u79"})  # fmt: skip  # outside 14 days
+            assert http.post("/events", json=before).status_code == 200
+            assert http.post("/experiments", json=spec).status_code == 200
+            assert http.post("/experiments/cu/start").status_code == 200
+            for u, p in users.items():
+                for _ in range(4):
+                    body = http.post("/experiments/cu/query", json={"text": "vitamin d", "user_id": u}).json()
+                    events = clicks(body["query_id"], p, time.time())
+                    if events:
+                        assert http.post("/events", json=events).status_code == 200
+            report = http.get("/experiments/cu/results").json()
+    finally:
+        server.stop()
+    tests = {(c["metric"], c["method"]): c for c in report["comparisons"]}
+    adjusted = tests["ctr@10 per user", "cuped"]
+    assert adjusted["n_a"] + adjusted["n_b"] == len(users)
+    assert adjusted["pre_period_coverage"] == pytest.approx(60 / 80)
+    assert adjusted["theta"] > 0.3 and adjusted["variance_reduction"] > 0.3
+    # every user made 4 searches, so the delta method's ratio is the same mean of user rates,
+    # without the covariate: its interval is the wider one
+    raw_width = tests["ctr@10 per user", "delta"]["ci_high"] - tests["ctr@10 per user", "delta"]["ci_low"]
+    assert adjusted["ci_high"] - adjusted["ci_low"] < raw_width
+    assert not adjusted["significant"]  # both arms are the same collection

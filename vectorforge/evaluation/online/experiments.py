@@ -75,8 +75,9 @@ class Guardrails(BaseModel):
 class Experiment(BaseModel):
     """An experiment's definition. `kind`: "ab" (each unit sees one arm) or "interleaving" (each
     query sees the team-draft merge of exactly two arms). `split`: each arm's share of units
-    (default: equal); `unit`: what is randomized, "user" or "session"; `salt`: default the name.
-    The first arm is the control."""
+    (default: equal); `unit`: what is randomized, "user" or "session"; `salt`: default the name;
+    `cuped_days`: the pre-period of the CUPED-adjusted test (None: no CUPED). The first arm is the
+    control."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -88,6 +89,8 @@ class Experiment(BaseModel):
     salt: Name | None = None
     k: Annotated[StrictInt, Field(ge=1, le=1000)] = 10
     guardrails: Guardrails = Field(default_factory=Guardrails)
+    # CUPED's pre-period: the days before the start whose searches give each unit its covariate
+    cuped_days: Annotated[Number, Field(gt=0, le=365)] | None = 14
     description: Annotated[StrictStr, Field(max_length=2000)] = ""
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from typing import Any
 from vectorforge.evaluation.online.experiment_stats import (
     Guardrail,
     check_guardrails,
+    cuped,
     delta_ratio,
     msprt,
     two_proportion_ztest,
@@ -24,6 +25,7 @@ from vectorforge.evaluation.workspace import Workspace
 __all__ = [
     "INTERLEAVED",
     "ab_comparisons",
+    "cuped_comparisons",
     "enforce_guardrails",
     "experiment_report",
     "experiment_state",
@@ -62,6 +64,7 @@ def experiment_report(
     out["arms"] = {arm: per_arm.get(f"arm:{arm}") for arm in exp.arms}
     by_arm = {arm: [o for o in found if o.arm == arm] for arm in exp.arms}
     out["comparisons"] = ab_comparisons(exp, by_arm, k, alpha)
+    out["comparisons"] += cuped_comparisons(ws, exp, state["started_at"], by_arm, k, dwell_s, alpha)
     out["guardrails"] = guardrail_verdict(exp, by_arm, per_arm)
     return out
 
@@ -98,6 +101,54 @@ def ab_comparisons(
         if min(len(u[0]) for u in units) >= 2:
             ratio = delta_ratio(*units[0], *units[1], metric=f"ctr@{k} per {exp.unit}", alpha=alpha)
             out.append({"arm": arm, **ratio.to_json()})
+    return out
+
+
+def cuped_comparisons(
+    ws: Workspace,
+    exp: Experiment,
+    started_at: float | None,
+    by_arm: dict[str, list[SearchOutcome]],
+    k: int,
+    dwell_s: float,
+    alpha: float,
+) -> list[dict[str, Any]]:
+    """Each arm against the control on the unit-level ctr@k (each unit's share of searches with a
+    click on the top k, averaged over units), CUPED-adjusted by the same unit's ctr@k on the arms'
+    collections in the `cuped_days` before the start. A unit without pre-period searches gets the
+    mean covariate (the pre-period cannot depend on the arm, so this keeps the estimate unbiased)."""
+    if exp.cuped_days is None or started_at is None:
+        return []
+    start = started_at - float(exp.cuped_days) * 86400
+    collections = {arm.collection for arm in exp.arms.values()}
+    before = [
+        o
+        for o in outcomes(ws.events, start=start, end=started_at, dwell_s=dwell_s)
+        if o.collection in collections
+    ]
+    pre = _unit_rates(exp, before, k)
+    if not pre:
+        return []
+    fill = float(sum(pre.values()) / len(pre))
+    units = {arm: _unit_rates(exp, group, k) for arm, group in by_arm.items()}
+    out: list[dict[str, Any]] = []
+    control = units[exp.control]
+    for arm, treated in units.items():
+        if arm == exp.control or len(control) < 2 or len(treated) < 2:
+            continue
+        y_a, y_b = list(control.values()), list(treated.values())
+        x_a, x_b = ([pre.get(u, fill) for u in group] for group in (control, treated))
+        result = cuped(y_a, x_a, y_b, x_b, metric=f"ctr@{k} per {exp.unit}", alpha=alpha)
+        covered = sum(u in pre for u in (*control, *treated)) / (len(control) + len(treated))
+        out.append(
+            {
+                "arm": arm,
+                **result.comparison.to_json(),
+                "theta": result.theta,
+                "variance_reduction": result.variance_reduction,
+                "pre_period_coverage": covered,
+            }
+        )
     return out
 
 
@@ -162,6 +213,13 @@ def enforce_guardrails(ws: Workspace) -> list[str]:
 
 def _per_unit(exp: Experiment, found: list[SearchOutcome], k: int) -> tuple[list[float], list[float]]:
     """Per randomized unit: (searches with a click on the top k, searches)."""
+    clicks, searches = _per_unit_counts(exp, found, k)
+    return [clicks[u] for u in searches], list(searches.values())
+
+
+def _per_unit_counts(
+    exp: Experiment, found: list[SearchOutcome], k: int
+) -> tuple[dict[str, float], dict[str, float]]:
     clicks: dict[str, float] = {}
     searches: dict[str, float] = {}
     for o in found:
@@ -170,7 +228,13 @@ def _per_unit(exp: Experiment, found: list[SearchOutcome], k: int) -> tuple[list
             continue
         clicks[unit] = clicks.get(unit, 0.0) + float(o.clicked_top(k))
         searches[unit] = searches.get(unit, 0.0) + 1.0
-    return [clicks[u] for u in searches], list(searches.values())
+    return clicks, searches
+
+
+def _unit_rates(exp: Experiment, found: list[SearchOutcome], k: int) -> dict[str, float]:
+    """Per randomized unit: the share of its searches with a click on the top k."""
+    clicks, searches = _per_unit_counts(exp, found, k)
+    return {u: clicks[u] / searches[u] for u in searches}
 
 
 def online_overview(
