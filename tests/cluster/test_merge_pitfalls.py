@@ -420,3 +420,41 @@ def _scroll_ids(col: Any, limit: int, flt: dict | None = None) -> list[Any]:
         cursor = page.next_cursor
         if cursor is None:
             return out
+
+
+@pytest.mark.parametrize(
+    ("index", "params"),
+    [
+        ("hnsw", {"quantization": "sq8"}),
+        ("hnsw", {"quantization": "rabitq"}),
+        ("ivfflat", {"quantization": "sq8", "nlist": 4, "nprobe": 4}),
+        ("ivfflat", {"quantization": "rabitq", "nlist": 4, "nprobe": 4}),
+    ],
+)
+def test_sq8_and_rabitq_shards_merge_their_rescored_scores(
+    one_faiss_thread: None, index: str, params: dict[str, Any]
+) -> None:
+    """As for ivfpq: two shards' codes are trained on different data, and the merge of their
+    re-scored (exact) scores is the exact top-k, ids and scores."""
+    rng = np.random.default_rng(5)
+    k = 10
+    one, many, keys = pair("l2", 2, index=index, index_params=params, dim=IVF_DIM)
+    query = np.full(IVF_DIM, 2.5, np.float32)
+    radii = 1.0 + 0.02 * np.arange(20)
+    planted = around(rng, query, radii)
+    back0 = rng.standard_normal((PER_SHARD - 10, IVF_DIM)).astype(np.float32)
+    back1 = (rng.standard_normal((PER_SHARD - 10, IVF_DIM)) * 0.1 - 2.0).astype(np.float32)
+    vectors = np.concatenate([planted, back0, back1])
+    shard_of = [i % 2 for i in range(20)] + [0] * len(back0) + [1] * len(back1)
+    ids = list(range(len(vectors)))
+    upsert_both((one, many), ids, vectors, [{"shard": keys[s]} for s in shard_of])
+    many.flush()
+    indexes = [next(seg.index for seg in engine(many, s)._segments if seg.n) for s in range(2)]
+    assert all(ix.index is not None and ix.vectors_on_disk for ix in indexes)  # codes, trained
+    wide = {"oversample": 100.0, **({"ef": 4096} if index == "hnsw" else {})}  # every row re-scored
+    got = many.search(query, k=k, params=wide)
+    assert_same_hits(got, one.search(query, k=k))
+    exact = -np.linalg.norm(vectors[ids_of(got)].astype(np.float64) - query, axis=1)
+    np.testing.assert_allclose(scores_of(got), exact, rtol=1e-5)
+    for hit in many.search(query, k=k):  # default oversampling: fewer candidates, scores still exact
+        assert hit.score == pytest.approx(-float(np.linalg.norm(vectors[hit.id] - query)), rel=1e-5)

@@ -4,6 +4,7 @@ kind's memory estimate is close to what FAISS really holds."""
 from __future__ import annotations
 
 import tracemalloc
+from typing import Any
 
 import faiss
 import numpy as np
@@ -46,9 +47,15 @@ def test_every_dense_kind_is_registered_with_its_traits() -> None:
         ("ivfflat", {}),
         ("ivfpq", {"m": 8}),
         ("ivfpq", {"m": 16, "nbits": 8}),
+        ("hnsw", {"quantization": "fp16"}),
+        ("hnsw", {"quantization": "sq8"}),
+        ("hnsw", {"quantization": "rabitq"}),
+        ("ivfflat", {"quantization": "sq8"}),
+        ("ivfflat", {"quantization": "rabitq"}),
+        ("ivfflat", {"quantization": "sq8", "coarse": "hnsw"}),
     ],
 )
-def test_the_memory_estimate_is_within_a_quarter_of_faiss(kind: str, params: dict[str, int]) -> None:
+def test_the_memory_estimate_is_within_a_quarter_of_faiss(kind: str, params: dict[str, Any]) -> None:
     n, dim = 6_000, 64
     data = np.random.default_rng(0).standard_normal((n, dim)).astype(np.float32)
     index = new_index(kind, dim, Metric.L2, dict(params))

@@ -229,7 +229,7 @@ def _check_index(path: Path, config: CollectionConfig, place: str, n: int, isola
     """The index files must be of the collection's kind, metric and dimension, one row per id."""
     kind, dim = config.index, config.dim
     cls = index_class(kind)
-    if cls.vectors_on_disk:
+    if cls(dim, config.metric, dict(config.index_params)).vectors_on_disk:  # a quantized hnsw, say
         try:
             vectors = np.load(path / "vectors.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:

@@ -46,7 +46,6 @@ class IndexClass(Protocol):
 
     kind: ClassVar[Any]  # its name within its vector kinds
     vector_kinds: ClassVar[frozenset[str]]  # "dense", "sparse", "multi"
-    vectors_on_disk: ClassVar[bool]
 
     @classmethod
     def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int: ...

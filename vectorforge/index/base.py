@@ -15,9 +15,10 @@ from vectorforge.index.exact import exact_topk
 from vectorforge.storage import fsio
 from vectorforge.types import IndexKind, Metric
 
-__all__ = ["SearchParams", "VectorIndex", "bitmap_selector", "check_params", "write_faiss"]
+__all__ = ["Allowed", "SearchParams", "VectorIndex", "bitmap_selector", "check_params", "write_faiss"]
 
 MAX_EF = 32_768
+MAX_OVERSAMPLE = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class SearchParams:
     ef: int | None = None
     nprobe: int | None = None
     rerank: int | None = None
+    oversample: float | None = None
 
     @classmethod
     def parse(cls, params: dict[str, Any] | None) -> SearchParams:
@@ -44,10 +46,11 @@ class SearchParams:
             raise InvalidParameter(
                 f"params must be a dict such as {{'ef': 128}}, not {type(params).__name__}"
             )
-        unknown = set(params) - {"exact", "ef", "nprobe", "rerank"}
+        unknown = set(params) - {"exact", "ef", "nprobe", "rerank", "oversample"}
         if unknown:
             raise InvalidParameter(
-                f"unknown search params {sorted(unknown)}; known: exact, ef (hnsw), nprobe and rerank (ivfpq)"
+                f"unknown search params {sorted(unknown)}; known: exact, ef (hnsw), nprobe (ivf), "
+                "rerank (ivfpq) and oversample (a quantized index)"
             )
         exact = params.get("exact", False)
         if not isinstance(exact, bool):
@@ -57,6 +60,7 @@ class SearchParams:
             ef=_int_param(params, "ef", 1, MAX_EF),
             nprobe=_int_param(params, "nprobe", 1, 1 << 20),
             rerank=_int_param(params, "rerank", 1, 1000),
+            oversample=_float_param(params, "oversample", 1.0, MAX_OVERSAMPLE),
         )
 
 
@@ -73,18 +77,38 @@ def _int_param(params: dict[str, Any], key: str, lo: int, hi: int) -> int | None
     return value
 
 
-def check_params(
-    kind: IndexKind, params: dict[str, Any], allowed: dict[str, tuple[int, int]]
-) -> dict[str, Any]:
-    """Validate index build parameters against `allowed` (name -> inclusive range)."""
+def _float_param(params: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise InvalidParameter(f"{key} must be a number from {lo:g} to {hi:g}, not {value!r}")
+    return float(value)
+
+
+Allowed = tuple[int, int] | tuple[float, float] | tuple[str, ...]
+"""An index parameter's values: an inclusive integer range, a range of numbers (float bounds),
+or the names it may take."""
+
+
+def check_params(kind: IndexKind, params: dict[str, Any], allowed: dict[str, Allowed]) -> dict[str, Any]:
+    """Validate index build parameters against `allowed` (name -> what it may be)."""
     unknown = set(params) - set(allowed)
     if unknown:
         raise InvalidParameter(
             f"unknown parameters {sorted(unknown)} for index {kind.value!r}; known: {sorted(allowed)}"
         )
     for key, value in params.items():
-        lo, hi = allowed[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        spec = allowed[key]
+        if isinstance(spec[0], str):
+            if value not in spec:
+                names = ", ".join(repr(c) for c in spec)
+                raise InvalidParameter(f"index parameter {key} must be one of {names}, not {value!r}")
+            continue
+        lo, hi = spec
+        if isinstance(lo, float):
+            _float_param(params, key, lo, float(hi))
+        elif isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise InvalidParameter(
                 f"index parameter {key} must be an integer from {lo} to {hi}, not {value!r}"
             )
@@ -111,10 +135,11 @@ class VectorIndex(ABC):
     """
 
     kind: ClassVar[IndexKind]
-    allowed_params: ClassVar[dict[str, tuple[int, int]]] = {}
+    allowed_params: ClassVar[dict[str, Allowed]] = {}
     # What the registry records of each kind (index/__init__.py).
     vector_kinds: ClassVar[frozenset[str]] = frozenset({"dense"})
-    vectors_on_disk: ClassVar[bool] = False  # full vectors memory-mapped from the segment, not in RAM
+    # full vectors memory-mapped from the segment, not in RAM (a quantized index's own choice)
+    vectors_on_disk: bool = False
     faiss_types: ClassVar[tuple[str, ...]] = ()  # the FAISS classes its index.faiss may hold
 
     @classmethod

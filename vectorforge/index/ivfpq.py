@@ -16,9 +16,23 @@ import faiss
 import numpy as np
 
 from vectorforge.errors import InvalidParameter
-from vectorforge.index.base import SearchParams, VectorIndex, bitmap_selector, write_faiss
+from vectorforge.index.base import (
+    MAX_OVERSAMPLE,
+    Allowed,
+    SearchParams,
+    VectorIndex,
+    bitmap_selector,
+    write_faiss,
+)
 from vectorforge.index.exact import distances_to_scores, faiss_metric
-from vectorforge.storage import fsio
+from vectorforge.index.rescore import (
+    DEFAULT_OVERSAMPLE,
+    QUANTIZATIONS,
+    SQ_TYPES,
+    FullVectors,
+    code_bytes,
+    rescore,
+)
 from vectorforge.types import IndexKind, Metric
 
 __all__ = ["IVFFlatIndex", "IVFPQIndex"]
@@ -42,8 +56,8 @@ class IVFPQIndex(VectorIndex):
 
     kind = IndexKind.IVFPQ
     vectors_on_disk = True
-    faiss_types = ("IndexIVFPQ",)
-    allowed_params: ClassVar[dict[str, tuple[int, int]]] = {
+    faiss_types: ClassVar[tuple[str, ...]] = ("IndexIVFPQ",)
+    allowed_params: ClassVar[dict[str, Allowed]] = {
         "nlist": (1, 1 << 20),
         "m": (1, 4096),
         "nbits": (4, 12),
@@ -73,12 +87,12 @@ class IVFPQIndex(VectorIndex):
         if m is not None and dim % m:
             raise InvalidParameter(f"ivfpq parameter m={m} must divide dim={dim}")
         self.index = index
-        self._data = vectors if vectors is not None else np.empty((1024, dim), dtype=np.float32)
-        self._n = 0 if vectors is None else vectors.shape[0]
+        self._full = FullVectors(dim, vectors)
+        self._plain_params: dict[int, Any] = {}
 
     @property
     def ntotal(self) -> int:
-        return self._n
+        return self._full.n
 
     @property
     def trained(self) -> bool:
@@ -89,31 +103,30 @@ class IVFPQIndex(VectorIndex):
         # growing with its index already trained, and it must go on taking writes.
         if self.index is not None:
             self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        need = self._n + vectors.shape[0]
-        if need > self._data.shape[0]:
-            grown = np.empty((max(need, 2 * self._data.shape[0]), self.dim), dtype=np.float32)
-            grown[: self._n] = self._data[: self._n]
-            self._data = grown
-        self._data[self._n : need] = vectors
-        self._n = need
+        self._full.add(vectors)
 
     def vectors(self) -> np.ndarray:
-        return self._data[: self._n]
+        return self._full.view()
 
     def seal(self) -> None:
-        if self.index is not None or self._n < MIN_TRAIN_ROWS:
+        n = self._full.n
+        if self.index is not None or n < MIN_TRAIN_ROWS:
             return
         data = np.ascontiguousarray(self.vectors())
         # FAISS's k-means wants about 39 points per list; a segment with fewer rows than the `nlist`
         # asked for gets fewer lists (a write must never fail because its segment is small).
-        most = max(1, self._n // 39)
-        nlist = min(self.params.get("nlist") or int(np.clip(4 * math.sqrt(self._n), 1, most)), most)
-        quantizer = faiss.IndexFlat(self.dim, faiss_metric(self.metric))
-        index = self._make_ivf(quantizer, nlist)
+        most = max(1, n // 39)
+        nlist = min(self.params.get("nlist") or int(np.clip(4 * math.sqrt(n), 1, most)), most)
+        index = self._make_ivf(self._coarse_quantizer(), nlist)
         index.train(data)
         index.add(data)
         self.index = index
-        self._data = data
+        self._full.keep(data)
+
+    def _coarse_quantizer(self) -> Any:
+        """What assigns a vector to its list: exact over the centroids (an HNSW graph over them for
+        `ivfflat` with coarse="hnsw")."""
+        return faiss.IndexFlat(self.dim, faiss_metric(self.metric))
 
     def _make_ivf(self, quantizer: Any, nlist: int) -> Any:
         """The untrained FAISS index this kind builds at sealing."""
@@ -126,56 +139,61 @@ class IVFPQIndex(VectorIndex):
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS's IVF search for `n` results; a filter widens nprobe by 1/selectivity."""
         nprobe = params.nprobe or self.params.get("nprobe", 16)
+        nq = queries.shape[0]
+        dist = np.empty((nq, n), dtype=np.float32)
+        rows = np.empty((nq, n), dtype=np.int64)
         bits = None
         if mask is None:
-            search_params = faiss.SearchParametersIVF(nprobe=nprobe)
+            search_params = self._plain_params.get(nprobe)
+            if search_params is None:  # immutable once made: shared by concurrent searches
+                search_params = self._plain_params[nprobe] = self._search_parameters(nprobe)
         else:
             nprobe = min(self.index.nlist, math.ceil(nprobe / max(selectivity, 1e-6)))
             selector, bits = bitmap_selector(mask)
-            search_params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
-        dist, rows = self.index.search(queries, n, params=search_params)
+            search_params = self._search_parameters(nprobe, selector)
+        # FAISS's Python wrapper re-checks and re-converts what the engine has already validated.
+        self.index.search_c(
+            nq, faiss.swig_ptr(queries), n, faiss.swig_ptr(dist), faiss.swig_ptr(rows), search_params
+        )
         del bits  # the selector reads the bitmap until the search returns
         return dist, rows
+
+    def _search_parameters(self, nprobe: int, selector: Any = None) -> Any:
+        made = faiss.SearchParametersIVF(nprobe=nprobe)
+        if selector is not None:
+            made.sel = selector
+        return made
 
     def ann_search(
         self, queries: np.ndarray, k: int, mask: np.ndarray | None, selectivity: float, params: SearchParams
     ) -> tuple[np.ndarray, np.ndarray]:
         if self.index is None:
             return self.exact_search(queries, k, mask)
-        rerank = params.rerank or self.params.get("rerank", 4)
-        _, candidates = self._ivf_search(queries, min(self._n, k * rerank), mask, selectivity, params)
-        return self._rescore(queries, candidates, k)
+        multiple = params.oversample or params.rerank or self.params.get("rerank", 4)
+        return self._rescored(queries, k, multiple, mask, selectivity, params)
 
-    def _rescore(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact scores for each query's candidates, then the best k of them."""
-        data = self.vectors()
-        valid = candidates >= 0
-        vecs = data[np.where(valid, candidates, 0)]  # (nq, c, dim)
-        if self.metric is Metric.L2:
-            scores = -np.linalg.norm(vecs - queries[:, None, :], axis=2)
-        else:
-            scores = np.einsum("qcd,qd->qc", vecs, queries)
-            if self.metric is Metric.COSINE:  # as every index caps it (exact.distances_to_scores)
-                scores = np.minimum(scores, 1.0)
-        scores = np.where(valid, scores, -np.inf).astype(np.float32)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        top_scores = np.take_along_axis(scores, order, axis=1)
-        top_rows = np.where(np.isfinite(top_scores), np.take_along_axis(candidates, order, axis=1), -1)
-        if top_scores.shape[1] < k:
-            pad = k - top_scores.shape[1]
-            top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-            top_rows = np.pad(top_rows, ((0, 0), (0, pad)), constant_values=-1)
-        return top_scores, top_rows
+    def _rescored(
+        self,
+        queries: np.ndarray,
+        k: int,
+        multiple: float,
+        mask: np.ndarray | None,
+        selectivity: float,
+        params: SearchParams,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The codes' best `k * multiple` rows, re-scored at full precision: the best k of them."""
+        width = min(self.ntotal, max(k, math.ceil(k * multiple)))
+        _, candidates = self._ivf_search(queries, width, mask, selectivity, params)
+        return rescore(self.vectors(), queries, candidates, k, self.metric)
 
     def save(self, folder: Path) -> None:
-        vectors = np.ascontiguousarray(self.vectors())
-        fsio.write_with(folder / "vectors.npy", lambda path: np.save(path, vectors))
+        self._full.save(folder)
         if self.index is not None:
             write_faiss(self.index, folder / "index.faiss")
 
     @classmethod
     def load(cls, folder: Path, dim: int, metric: Metric, params: dict[str, Any]) -> IVFPQIndex:
-        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        vectors = FullVectors.load(folder, dim).view()
         path = folder / "index.faiss"
         index = faiss.read_index(str(path)) if path.exists() else None
         return cls(dim, metric, params, index, vectors)
@@ -187,34 +205,90 @@ def _default_m(dim: int) -> int:
 
 
 class IVFFlatIndex(IVFPQIndex):
-    """Inverted lists of full vectors: exact distances within the lists a query probes.
+    """Inverted lists; what they hold is the `quantization`.
 
     Args (index_params):
         nlist: inverted lists (default about 4 * sqrt(rows)).
         nprobe: lists visited per query (default 16).
+        quantization: "none" (full vectors: exact distances within the lists probed), "fp16",
+            "sq8" (a byte a dimension) or "rabitq" (a bit a dimension, RaBitQ).
+        oversample: a quantized index finds `k * oversample` candidates by their codes and
+            re-scores them from the full vectors, memory-mapped from the segment (default 1 for
+            fp16, 2 for sq8, 10 for rabitq); also a search parameter.
+        coarse: "flat" (exact nearest lists) or "hnsw" (a graph over the centroids: cheaper with
+            many lists).
 
-    Fast where the data falls into clusters (a query needs few lists); it keeps full vectors, so it
-    needs the memory of `hnsw` without the graph. Scores need no re-scoring: they are exact.
+    Fast where the data falls into clusters (a query needs few lists). Without quantization it
+    keeps full vectors in RAM, as `hnsw` without the graph.
     """
 
     kind = IndexKind.IVFFLAT
-    faiss_types = ("IndexIVFFlat",)
-    allowed_params: ClassVar[dict[str, tuple[int, int]]] = {"nlist": (1, 1 << 20), "nprobe": (1, 1 << 20)}
+    faiss_types = ("IndexIVFFlat", "IndexIVFScalarQuantizer", "IndexIVFRaBitQ")
+    allowed_params: ClassVar[dict[str, Allowed]] = {
+        "nlist": (1, 1 << 20),
+        "nprobe": (1, 1 << 20),
+        "quantization": QUANTIZATIONS,
+        "oversample": (1.0, MAX_OVERSAMPLE),
+        "coarse": ("flat", "hnsw"),
+    }
 
     @classmethod
     def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
-        """The inverted lists hold every full vector and its 8-byte id, plus the centroids."""
+        """The inverted lists hold each vector's code and its 8-byte id, plus the centroids (and
+        their graph); a quantized index's full vectors stay on disk (memory-mapped, read to re-score)."""
         nlist = int(params.get("nlist") or max(1, 4 * math.sqrt(max(n, 1))))
-        return int(n * (4 * dim + 8) + nlist * dim * 4)
+        centroids = nlist * (dim * 4 + (8 * 32 + 16 if params.get("coarse") == "hnsw" else 0))
+        return int(n * (code_bytes(params.get("quantization", "none"), dim) + 8) + centroids)
+
+    def __init__(
+        self,
+        dim: int,
+        metric: Metric,
+        params: dict[str, Any],
+        index: Any = None,
+        vectors: np.ndarray | None = None,
+    ) -> None:
+        super().__init__(dim, metric, params, index, vectors)
+        self.quantization: str = self.params.get("quantization", "none")
+        self.oversample = float(self.params.get("oversample", DEFAULT_OVERSAMPLE[self.quantization]))
+
+    def _coarse_quantizer(self) -> Any:
+        if self.params.get("coarse") == "hnsw":
+            graph = faiss.IndexHNSWFlat(self.dim, 32, faiss_metric(self.metric))
+            graph.hnsw.efSearch = 64  # nprobe lists need at least nprobe candidates: raised per search
+            return graph
+        return super()._coarse_quantizer()
 
     def _make_ivf(self, quantizer: Any, nlist: int) -> Any:
-        return faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric(self.metric))
+        metric = faiss_metric(self.metric)
+        if self.quantization == "rabitq":
+            return faiss.IndexIVFRaBitQ(quantizer, self.dim, nlist, metric)
+        if self.quantization in SQ_TYPES:
+            qtype = getattr(faiss.ScalarQuantizer, SQ_TYPES[self.quantization])
+            return faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, qtype, metric)
+        return faiss.IndexIVFFlat(quantizer, self.dim, nlist, metric)
+
+    def _search_parameters(self, nprobe: int, selector: Any = None) -> Any:
+        made = (
+            faiss.IVFRaBitQSearchParameters()
+            if self.quantization == "rabitq"
+            else faiss.SearchParametersIVF()
+        )
+        made.nprobe = nprobe
+        if self.params.get("coarse") == "hnsw":
+            made.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(64, 2 * nprobe))
+        if selector is not None:
+            made.sel = selector
+        return made
 
     def ann_search(
         self, queries: np.ndarray, k: int, mask: np.ndarray | None, selectivity: float, params: SearchParams
     ) -> tuple[np.ndarray, np.ndarray]:
         if self.index is None:
             return self.exact_search(queries, k, mask)
+        if self.quantization != "none":
+            multiple = params.oversample or self.oversample
+            return self._rescored(queries, k, multiple, mask, selectivity, params)
         dist, rows = self._ivf_search(queries, k, mask, selectivity, params)
         scores = np.where(rows >= 0, distances_to_scores(dist, self.metric), -np.inf).astype(np.float32)
         return scores, rows
