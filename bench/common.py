@@ -50,6 +50,31 @@ def clustered_set(n: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     return np.load(base_file), np.load(query_file)
 
 
+def real_embedding_set(words: int = 28) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Real embeddings at scale: SciFact's and dbpedia's abstracts (titles first) cut into
+    `words`-word chunks, and their queries, embedded by the bundled MiniLM (bf16, cached by text in
+    the embedding cache and as .npy here). (base, queries, what it is)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    base_file, query_file = CACHE / f"real-chunks{words}-base.npy", CACHE / f"real-chunks{words}-queries.npy"
+    chunks: list[str] = []
+    queries: list[str] = []
+    for corpus in ("scifact", "dbpedia"):
+        folder = shared_path() / "data" / corpus
+        for line in (folder / "corpus.jsonl").read_text().splitlines():
+            doc = json.loads(line)
+            tokens = f"{doc.get('title', '')} {doc['text']}".split()
+            chunks += [" ".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
+        queries += [json.loads(line)["text"] for line in (folder / "queries.jsonl").read_text().splitlines()]
+    about = {"corpora": ["scifact", "dbpedia"], "words_per_chunk": words, "model": "all-MiniLM-L6-v2 (bf16)"}
+    if not base_file.exists():
+        from vectorforge.embed.registry import get_embedder
+
+        embedder = get_embedder("minilm")
+        np.save(query_file, embedder.encode(queries, progress=True))
+        np.save(base_file, embedder.encode(chunks, batch_size=128, progress=True))
+    return np.load(base_file), np.load(query_file), about
+
+
 def exact_ground_truth(
     base: np.ndarray, queries: np.ndarray, k: int = 10, name: str | None = None
 ) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -200,8 +201,28 @@ def _check_value(value: Any, i: int, depth: int) -> None:
         )
 
 
+def one_query(vector: object, dim: int, metric: Metric) -> np.ndarray | None:
+    """The common single search, cheaply: a 1-D float32 array of `dim` as a (1, dim) C-contiguous
+    matrix, normalized for cosine; None where `check_vectors` must look (and name the problem).
+
+    One dot product checks it: a NaN or an infinity anywhere makes it non-finite (so do finite
+    values too large to square, which the full check then accepts)."""
+    if not (isinstance(vector, np.ndarray) and vector.dtype == np.float32 and vector.shape == (dim,)):
+        return None
+    square = float(np.dot(vector, vector))
+    if not math.isfinite(square) or square == 0.0:
+        return None
+    row = vector.reshape(1, dim)
+    if metric is Metric.COSINE and abs(square - 1.0) > 1e-6:  # safely inside unit_rows's 1e-6 on the norm
+        row = unit_rows(row)[0]  # the same bits as check_vectors would make
+    return row if row.flags.c_contiguous else np.ascontiguousarray(row)
+
+
 def check_queries(vectors: object, dim: int, metric: Metric, fetch: int) -> np.ndarray:
     """The queries of a search_batch: at most MAX_QUERIES, and an answer of at most MAX_HITS hits."""
+    fast = one_query(vectors, dim, metric)
+    if fast is not None:
+        return fast
     queries = check_vectors(vectors, dim, metric)
     n = queries.shape[0]
     if n > MAX_QUERIES:

@@ -75,36 +75,36 @@ def rescore(
 
     One FAISS call over the rows by index (no gathered copy), which reads a memory map in place."""
     nq, width = candidates.shape
-    base = np.ascontiguousarray(vectors, dtype=np.float32)  # a view when it already is (a memory map)
+    if width == 0 or vectors.shape[0] == 0:
+        return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
+    if (candidates < 0).any():  # FAISS reads a query's candidates up to the first -1: put them last
+        order = np.argsort(candidates < 0, axis=1, kind="stable")
+        candidates = np.take_along_axis(candidates, order, axis=1)
     ids = np.ascontiguousarray(candidates, dtype=np.int64)
-    invalid = ids < 0
-    if invalid.any():  # FAISS reads a query's candidates up to the first -1: put them last
-        ids = np.ascontiguousarray(
-            np.take_along_axis(ids, np.argsort(invalid, axis=1, kind="stable"), axis=1)
-        )
+    base = np.ascontiguousarray(vectors, dtype=np.float32)  # a view when it already is (a memory map)
     dist = np.empty((nq, k), dtype=np.float32)
     rows = np.empty((nq, k), dtype=np.int64)
-    if width == 0 or base.shape[0] == 0:
-        return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
+    ptr = faiss.swig_ptr
     by_idx = faiss.knn_L2sqr_by_idx if metric is Metric.L2 else faiss.knn_inner_products_by_idx
+    # the stride between queries' candidates is given: its default, -1, is not read as documented
     by_idx(
-        faiss.swig_ptr(queries),
-        faiss.swig_ptr(base),
-        faiss.swig_ptr(ids),
+        ptr(queries),
+        ptr(base),
+        ptr(ids),
         base.shape[1],
         nq,
         base.shape[0],
         width,
         k,
-        faiss.swig_ptr(dist),
-        faiss.swig_ptr(rows),
-        width,  # the stride between queries' candidates (its default, -1, is not read as documented)
+        ptr(dist),
+        ptr(rows),
+        width,
     )
-    missing = rows < 0
     if metric is Metric.L2:
-        scores = -np.sqrt(np.maximum(dist, 0.0))
-    else:
-        scores = np.minimum(dist, 1.0) if metric is Metric.COSINE else dist  # as exact search caps it
-    scores[missing] = -np.inf
-    rows[missing] = -1
-    return scores.astype(np.float32, copy=False), rows
+        np.sqrt(np.maximum(dist, 0.0, out=dist), out=dist)
+        np.negative(dist, out=dist)
+    elif metric is Metric.COSINE:  # as exact search caps it
+        np.minimum(dist, 1.0, out=dist)
+    if rows.min() < 0:
+        dist[rows < 0] = -np.inf
+    return dist, rows
