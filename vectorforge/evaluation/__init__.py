@@ -4,7 +4,10 @@ the history and continuous evaluation are in the submodules. See docs/evaluation
 
 from __future__ import annotations
 
-from vectorforge.evaluation.metrics import METRICS, evaluate
-from vectorforge.evaluation.stats import PairedTest, bootstrap_ci, compare, holm, paired_test
+from vectorforge.extras import missing_extra
+
+with missing_extra("evaluation"):
+    from vectorforge.evaluation.metrics import METRICS, evaluate
+    from vectorforge.evaluation.stats import PairedTest, bootstrap_ci, compare, holm, paired_test
 
 __all__ = ["METRICS", "PairedTest", "bootstrap_ci", "compare", "evaluate", "holm", "paired_test"]

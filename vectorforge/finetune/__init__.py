@@ -7,25 +7,28 @@ from examples to a registered model (vectorforge.models). With no labels: querie
 
 from __future__ import annotations
 
-from vectorforge.finetune.colbert import COLBERT_CONFIG, ColBERTTrainResult, train_colbert
-from vectorforge.finetune.consistency import FilterReport, consistency_filter
-from vectorforge.finetune.examples import (
-    TrainingExample,
-    corpus_from_collection,
-    examples_from_beir,
-    examples_from_goldset,
-    examples_from_jsonl,
-    examples_from_qrels,
-)
-from vectorforge.finetune.guard import ALPHAS, Candidate, GuardReport, GuardSet, choose, forgetting_guard
-from vectorforge.finetune.mining import MiningReport, mine_hard_negatives
-from vectorforge.finetune.models import register_model, weights_version
-from vectorforge.finetune.offline import OfflineReport, inverse_cloze, offline_queries, titles_as_queries
-from vectorforge.finetune.pipeline import FinetuneResult, default_base, finetune
-from vectorforge.finetune.report import FinetuneReport
-from vectorforge.finetune.synthetic import GenerationReport, LLMConfig, generate_queries
-from vectorforge.finetune.train import TrainConfig, TrainResult, examples_hash, train
-from vectorforge.finetune.wiseft import interpolate
+from vectorforge.extras import missing_extra
+
+with missing_extra("fine-tuning"):
+    from vectorforge.finetune.colbert import COLBERT_CONFIG, ColBERTTrainResult, train_colbert
+    from vectorforge.finetune.consistency import FilterReport, consistency_filter
+    from vectorforge.finetune.examples import (
+        TrainingExample,
+        corpus_from_collection,
+        examples_from_beir,
+        examples_from_goldset,
+        examples_from_jsonl,
+        examples_from_qrels,
+    )
+    from vectorforge.finetune.guard import ALPHAS, Candidate, GuardReport, GuardSet, choose, forgetting_guard
+    from vectorforge.finetune.mining import MiningReport, mine_hard_negatives
+    from vectorforge.finetune.models import register_model, weights_version
+    from vectorforge.finetune.offline import OfflineReport, inverse_cloze, offline_queries, titles_as_queries
+    from vectorforge.finetune.pipeline import FinetuneResult, default_base, finetune
+    from vectorforge.finetune.report import FinetuneReport
+    from vectorforge.finetune.synthetic import GenerationReport, LLMConfig, generate_queries
+    from vectorforge.finetune.train import TrainConfig, TrainResult, examples_hash, train
+    from vectorforge.finetune.wiseft import interpolate
 
 __all__ = [
     "COLBERT_CONFIG",

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from vectorforge.errors import DimensionMismatch, InvalidParameter, InvalidVector
+from vectorforge.extras import missing_extra
 
 __all__ = ["FDE"]
 
@@ -150,6 +150,8 @@ class FDE:
             # The projection is linear: project each block's sum (or mean, or nearest token) of the
             # raw tokens, not every token, which costs (blocks x dim x d_proj) instead of
             # (tokens x dim x d_proj) and does the same sums.
+            with missing_extra("MUVERA encodings", "embed"):
+                from scipy.sparse import csr_matrix
             member = csr_matrix((np.ones(t, dtype=np.float32), (block, np.arange(t))), shape=(m * buckets, t))
             raw = np.asarray(member @ tokens, dtype=np.float32)  # (m * buckets, dim)
             counts = np.bincount(block, minlength=m * buckets)
