@@ -78,9 +78,12 @@ def test_a_missing_optional_module_names_its_extra() -> None:
     from vectorforge.errors import MissingExtra
     from vectorforge.extras import missing_extra
 
-    with pytest.raises(
-        MissingExtra, match=r"token pooling needs scipy.cluster: pip install 'vectorforge\[eval\]'"
-    ), missing_extra("token pooling"):
+    with (
+        pytest.raises(
+            MissingExtra, match=r"token pooling needs scipy.cluster: pip install 'vectorforge\[eval\]'"
+        ),
+        missing_extra("token pooling"),
+    ):
         raise ModuleNotFoundError("No module named 'scipy.cluster'", name="scipy.cluster")
     with pytest.raises(MissingExtra, match=r"vectorforge\[embed\]"), missing_extra("pooling", "embed"):
         raise ModuleNotFoundError("No module named 'scipy'", name="scipy")

@@ -63,3 +63,16 @@ def test_a_bad_single_query_is_still_refused_by_name() -> None:
         col.search(np.zeros(DIM, np.float32))
     with pytest.raises(vf.DimensionMismatch):
         col.search(np.ones(DIM + 1, np.float32))
+
+
+def test_search_params_parsed_once_are_not_confused_with_equal_values_of_another_type() -> None:
+    from vectorforge.index.base import SearchParams
+
+    assert SearchParams.parse({"ef": 1}).ef == 1  # parsed, then remembered
+    assert SearchParams.parse({"ef": 1}) is SearchParams.parse({"ef": 1})
+    for bad in ({"ef": True}, {"ef": 1.0}, {"exact": 1}):  # == a remembered one, but not valid
+        with pytest.raises(vf.InvalidParameter):
+            SearchParams.parse(bad)
+    assert SearchParams.parse({"exact": True}).exact is True
+    with pytest.raises(vf.InvalidParameter, match="oversample must be a number from 1 to 100"):
+        SearchParams.parse({"oversample": 0.5})

@@ -62,7 +62,7 @@ class RWLock:
     def release_read(self) -> None:
         with self._cond:
             self._readers -= 1
-            if self._readers == 0:
+            if self._readers == 0 and self._writers_waiting:  # only a writer waits for no readers
                 self._cond.notify_all()
 
     def acquire_write(self) -> None:
@@ -98,7 +98,7 @@ class _ReadGuard:
         lock = self._lock
         with lock._cond:
             lock._readers -= 1
-            if lock._readers == 0:
+            if lock._readers == 0 and lock._writers_waiting:  # only a writer waits for no readers
                 lock._cond.notify_all()
 
 

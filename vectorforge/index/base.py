@@ -35,13 +35,23 @@ class SearchParams:
     def parse(cls, params: dict[str, Any] | None) -> SearchParams:
         if not params:
             return _DEFAULT_PARAMS
-        if isinstance(params, dict) and len(params) == 1 and "ef" in params:  # the common case, cheaply
-            ef = params["ef"]
-            if type(ef) is int and 1 <= ef <= MAX_EF:
-                found = _EF_PARAMS.get(ef)
-                if found is None:
-                    found = _EF_PARAMS[ef] = cls(ef=ef)
+        if type(params) is dict and len(params) <= 2:  # the common cases ({"ef": 64}), cheaply
+            try:
+                # the type too: True == 1 and 64.0 == 64, but neither is a valid ef
+                key = tuple((k, type(v), v) for k, v in params.items())
+                found = _PARSED.get(key)
+            except TypeError:  # an unhashable value: the full parse below names it
+                found = None
+            if found is not None:
                 return found
+            parsed = cls._parse(params)
+            if len(_PARSED) < 4096:  # what was valid once is valid again: remember it
+                _PARSED[key] = parsed
+            return parsed
+        return cls._parse(params)
+
+    @classmethod
+    def _parse(cls, params: Any) -> SearchParams:
         if not isinstance(params, dict):
             raise InvalidParameter(
                 f"params must be a dict such as {{'ef': 128}}, not {type(params).__name__}"
@@ -65,7 +75,7 @@ class SearchParams:
 
 
 _DEFAULT_PARAMS = SearchParams()
-_EF_PARAMS: dict[int, SearchParams] = {}
+_PARSED: dict[tuple[tuple[str, type, Any], ...], SearchParams] = {}  # small dicts already parsed
 
 
 def _int_param(params: dict[str, Any], key: str, lo: int, hi: int) -> int | None:

