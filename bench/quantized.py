@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import CACHE, REPO, clustered_set, console, exact_ground_truth, real_embedding_set, write_result
+from common import (
+    CACHE,
+    REPO,
+    RESULTS,
+    clustered_set,
+    console,
+    exact_ground_truth,
+    real_embedding_set,
+    write_result,
+)
 
 K = 10
 TARGET = 0.95
@@ -173,6 +182,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200_000, help="vectors of the clustered set (real: all)")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--out", default="quantized")
+    ap.add_argument("--merge", action="store_true", help="update the kinds measured in the result file")
     ap.add_argument("--measure", help=argparse.SUPPRESS)  # the subprocess: kind
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     ap.add_argument("--queries", help=argparse.SUPPRESS)
@@ -184,6 +194,9 @@ def main() -> None:
         return
     started = time.perf_counter()
     results: dict[str, Any] = {}
+    previous = RESULTS / f"{args.out}.json"
+    if args.merge and previous.exists():  # re-measured kinds replace theirs; the rest stay
+        results = json.loads(previous.read_text())["sets"]
     work = CACHE / "quantized"
     for set_name in args.sets.split(","):
         base, queries, about = dataset(set_name, args.n if set_name == "clustered" else 10**9)
@@ -193,7 +206,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         np.save(qfile, queries)
         np.save(tfile, truth)
-        found: dict[str, Any] = {}
+        found: dict[str, Any] = dict(results.get(set_name, {}).get("kinds", {}))
         for name in args.kinds.split(","):
             kind, params = KINDS[name]
             folder = work / f"{set_name}-{name}"
@@ -214,6 +227,7 @@ def main() -> None:
             disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
             found[name] = {"kind": kind, "params": params, "build_s": seconds, "disk_bytes": disk, **measured}
             shutil.rmtree(folder)
+        found = {name: found[name] for name in KINDS if name in found}  # in the table's order
         results[set_name] = {"n": n, "dim": dim, "queries": len(queries), **about, "kinds": found}
         report(set_name, results[set_name])
         write_result(args.out, {"k": K, "target_recall": TARGET, "sets": results,

@@ -28,6 +28,7 @@ from vectorforge.errors import InvalidVector
 from vectorforge.types import Hit, Record, SparseVector, UpdateResult
 
 __all__ = [
+    "MSGPACK",
     "hit_from_dict",
     "hit_to_dict",
     "named_from_wire",
@@ -42,6 +43,8 @@ __all__ = [
     "vectors_from_wire",
     "vectors_to_wire",
 ]
+
+MSGPACK = "application/msgpack"  # the media type of the hot calls' routes (`/msgpack/...`)
 
 
 def vectors_to_wire(vectors: Any) -> dict[str, Any]:

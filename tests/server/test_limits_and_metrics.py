@@ -215,10 +215,11 @@ def test_metrics_count_requests_by_route_and_status(limited: Limited) -> None:
 
     requests = families["vectorforge_requests"]
     total = "vectorforge_requests_total"
-    search = "/collections/{name}/points/search"
+    search = "/msgpack/collections/{name}/points/search"  # the client sends the hot calls in msgpack
     assert (_value(requests, total, method="POST", route=search, status="200") or 0) >= 5
     assert (_value(requests, total, method="POST", route=search, status="422") or 0) >= 1
-    assert (_value(requests, total, method="PUT", route="/collections/{name}/points", status="200") or 0) >= 1
+    upsert = "/msgpack/collections/{name}/points"
+    assert (_value(requests, total, method="PUT", route=upsert, status="200") or 0) >= 1
     assert (_value(requests, total, method="PUT", route="/collections/{name}", status="200") or 0) >= 1
     assert (_value(requests, total, method="GET", route="/collections/{name}", status="404") or 0) >= 1
     # One series per route template, never per collection name.

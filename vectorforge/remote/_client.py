@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 import httpx
+import msgpack
 
 from vectorforge import errors as e
 from vectorforge.api import CollectionSettings
@@ -37,6 +38,7 @@ from vectorforge.types import (
     check_name,
 )
 from vectorforge.wire import (
+    MSGPACK,
     hit_from_dict,
     named_to_wire,
     record_from_dict,
@@ -129,6 +131,23 @@ class RemoteDatabase:
 
     def _json(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> Any:
         return self.request(method, path, idempotent=idempotent, **kwargs).json()
+
+    def _msgpack(
+        self, method: str, path: str, body: dict[str, Any], *, idempotent: bool = True, **kwargs: Any
+    ) -> Any:
+        """A hot call through its msgpack route (`/msgpack/...`: the same body and answer as the
+        JSON route, without JSON's cost on either side)."""
+        try:
+            content = msgpack.packb(body, use_bin_type=True)
+        except (TypeError, ValueError) as exc:
+            raise e.InvalidPayload(
+                f"the request cannot be sent ({exc}): payloads and filters hold JSON values only"
+            ) from None
+        headers = {"Content-Type": MSGPACK, "Accept": MSGPACK, **kwargs.pop("headers", {})}
+        answer = self.request(
+            method, "/msgpack" + path, idempotent=idempotent, content=content, headers=headers, **kwargs
+        )
+        return msgpack.unpackb(answer.content, raw=False)
 
     # -- collections ------------------------------------------------------------------------------
     def create_collection(
@@ -289,9 +308,13 @@ class RemoteCollection:
         if self._closed:
             raise e.UsageError(f"collection {self.name!r} is closed; get it again from an open database")
 
-    def _read(self, path: str, body: dict[str, Any]) -> Any:
+    def _read(self, path: str, body: dict[str, Any], *, fast: bool = False) -> Any:
+        """A read (`fast`: through its msgpack route)."""
         if body.get("consistency") == "session":
             body["session_ts"] = self.session_ts
+        if fast:
+            self._check_open()
+            return self._db._msgpack("POST", f"/collections/{self.name}{path}", body)
         return self._post(path, body)
 
     def _wrote(self, answer: dict[str, Any]) -> dict[str, Any]:
@@ -310,8 +333,8 @@ class RemoteCollection:
         self._check_open()
         wire = named_to_wire(vectors) if isinstance(vectors, dict) else _wire(vectors)
         body = {"ids": _ids(ids), "vectors": wire, "payloads": _list_or_none(payloads)}
-        answer = self._db._json(
-            "PUT", f"/collections/{self.name}/points", json=body, headers=_key(idempotency_key)
+        answer = self._db._msgpack(
+            "PUT", f"/collections/{self.name}/points", body, headers=_key(idempotency_key)
         )
         return update_from_dict(self._wrote(answer))
 
@@ -499,7 +522,7 @@ class RemoteCollection:
             "using": using,
             **_options(k, offset, filter, params, with_payload, with_vectors, consistency),
         }
-        return [hit_from_dict(h) for h in self._read("/points/search", body)["hits"]]
+        return [hit_from_dict(h) for h in self._read("/points/search", body, fast=True)["hits"]]
 
     def search_batch(
         self,
@@ -515,7 +538,7 @@ class RemoteCollection:
     ) -> list[list[Hit]]:
         options = _options(k, offset, filter, params, with_payload, with_vectors, consistency)
         body = {"vectors": _wire(vectors), **options}
-        out = self._read("/points/search/batch", body)
+        out = self._read("/points/search/batch", body, fast=True)
         return [[hit_from_dict(h) for h in hits] for hits in out["results"]]
 
     def query(

@@ -3,9 +3,9 @@
 Handlers are plain `def`s: FastAPI runs them in its thread pool, and the collection's readers-writer
 lock lets searches proceed side by side while FAISS works outside the GIL. One module per job:
 `deps` (settings, keys, the collection a route names), `routes_ops`, `routes_collections`,
-`routes_aliases`, `routes_points`, `routes_evaluation`, `routes_online` (events, online metrics,
-experiments), `routes_dashboard` (the dashboard page and its JSON), `limits`
-(body size and time), `errors`, `metrics`, `auth`.
+`routes_aliases`, `routes_points`, `routes_msgpack` (the hot calls in msgpack), `routes_evaluation`,
+`routes_online` (events, online metrics, experiments), `routes_dashboard` (the dashboard page and
+its JSON), `limits` (body size and time), `errors`, `metrics`, `auth`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from vectorforge.server.routes_aliases import alias_routes
 from vectorforge.server.routes_collections import collection_routes
 from vectorforge.server.routes_dashboard import dashboard_routes
 from vectorforge.server.routes_evaluation import evaluation_routes, start_schedule, workspace_of
+from vectorforge.server.routes_msgpack import msgpack_routes
 from vectorforge.server.routes_online import online_routes
 from vectorforge.server.routes_ops import ops_routes
 from vectorforge.server.routes_points import point_routes
@@ -124,6 +125,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         collection_routes(db),
         alias_routes(db),
         point_routes(db, log),
+        msgpack_routes(db, log),
         evaluation_routes(db),
         online_routes(db, log),
     )

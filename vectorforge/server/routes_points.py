@@ -39,7 +39,7 @@ from vectorforge.wire import (
     vectors_from_wire,
 )
 
-__all__ = ["point_routes"]
+__all__ = ["point_routes", "run_search", "run_search_batch", "run_upsert"]
 
 
 def point_routes(db: Database, log: SearchLog) -> APIRouter:
@@ -49,14 +49,7 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
     @points.put("")
     def upsert(name: str, body: UpsertBody, who: Who, key: Key = None) -> dict[str, Any]:
         """Insert or replace points; the answer comes once the write is durable."""
-        col = collection(db, name, who, Action.WRITE)
-        if isinstance(body.vectors, dict):
-            vectors = named_from_wire(body.vectors)
-        else:
-            vectors = vectors_from_wire(_plain(body.vectors))
-        result = col.upsert(body.ids, vectors, body.payloads, idempotency_key=key)
-        log.record_documents(name, body.ids, None if isinstance(vectors, dict) else vectors)  # corpus drift
-        return update_to_dict(result)
+        return run_upsert(db, log, name, body, who, key)
 
     @points.post("/get")
     def get(name: str, body: GetBody, who: Who) -> dict[str, Any]:
@@ -129,34 +122,12 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
         """The k nearest points to one vector."""
         # A plain def runs in the thread pool: inline on the event loop it would be faster, but a
         # search waiting behind a long write would then stall every request, /healthz included.
-        vector: Any
-        if isinstance(body.vector, SparseIn):
-            vector = SparseVector(body.vector.indices, body.vector.values)
-        elif isinstance(body.vector, SparseBlob):
-            rows = sparse_from_wire(body.vector.model_dump(), "vector")
-            if len(rows) != 1 or rows[0] is None:
-                raise InvalidVector("a sparse query is one sparse vector (lengths: [n])")
-            vector = rows[0]
-        else:
-            vector = vectors_from_wire(_plain(body.vector))
-            if body.using is None and getattr(vector, "ndim", 1) == 2 and vector.shape[0] == 1:
-                vector = vector[0]
-        col = collection(db, name, who, Action.READ)
-        began = time.perf_counter()
-        with session_token(body.session_ts):
-            hits = col.search(vector, using=body.using, **_options(body))
-        dense = _dense_query(vector) if body.using is None else None
-        return _logged(
-            log, name, col, hits, began, body, vector=dense, user=user, session=session, segment=segment
-        )
+        return run_search(db, log, name, body, who, user, session, segment)
 
     @points.post("/search/batch")
     def search_batch(name: str, body: SearchBatchBody, who: Who) -> dict[str, Any]:
         """`search` for many vectors at once."""
-        col = collection(db, name, who, Action.READ)
-        with session_token(body.session_ts):
-            results = col.search_batch(vectors_from_wire(_plain(body.vectors)), **_options(body))
-        return {"results": [[hit_to_dict(h) for h in hits] for hits in results]}
+        return run_search_batch(db, name, body, who)
 
     @points.post("/add")
     def add(name: str, body: AddBody, who: Who, key: Key = None) -> dict[str, Any]:
@@ -204,6 +175,61 @@ def point_routes(db: Database, log: SearchLog) -> APIRouter:
         )
 
     return points
+
+
+def run_upsert(
+    db: Database, log: SearchLog, name: str, body: UpsertBody, who: Any, key: str | None
+) -> dict[str, Any]:
+    """An upsert, as both the JSON and the msgpack route answer it."""
+    col = collection(db, name, who, Action.WRITE)
+    if isinstance(body.vectors, dict):
+        vectors = named_from_wire(body.vectors)
+    else:
+        vectors = vectors_from_wire(_plain(body.vectors))
+    result = col.upsert(body.ids, vectors, body.payloads, idempotency_key=key)
+    log.record_documents(name, body.ids, None if isinstance(vectors, dict) else vectors)  # corpus drift
+    return update_to_dict(result)
+
+
+def run_search(
+    db: Database,
+    log: SearchLog,
+    name: str,
+    body: SearchBody,
+    who: Any,
+    user: str | None = None,
+    session: str | None = None,
+    segment: str | None = None,
+) -> dict[str, Any]:
+    """A search, as both the JSON and the msgpack route answer it (logged, offered to shadows)."""
+    vector: Any
+    if isinstance(body.vector, SparseIn):
+        vector = SparseVector(body.vector.indices, body.vector.values)
+    elif isinstance(body.vector, SparseBlob):
+        rows = sparse_from_wire(body.vector.model_dump(), "vector")
+        if len(rows) != 1 or rows[0] is None:
+            raise InvalidVector("a sparse query is one sparse vector (lengths: [n])")
+        vector = rows[0]
+    else:
+        vector = vectors_from_wire(_plain(body.vector))
+        if body.using is None and getattr(vector, "ndim", 1) == 2 and vector.shape[0] == 1:
+            vector = vector[0]
+    col = collection(db, name, who, Action.READ)
+    began = time.perf_counter()
+    with session_token(body.session_ts):
+        hits = col.search(vector, using=body.using, **_options(body))
+    dense = _dense_query(vector) if body.using is None else None
+    return _logged(
+        log, name, col, hits, began, body, vector=dense, user=user, session=session, segment=segment
+    )
+
+
+def run_search_batch(db: Database, name: str, body: SearchBatchBody, who: Any) -> dict[str, Any]:
+    """A batch of searches, as both the JSON and the msgpack route answer it."""
+    col = collection(db, name, who, Action.READ)
+    with session_token(body.session_ts):
+        results = col.search_batch(vectors_from_wire(_plain(body.vectors)), **_options(body))
+    return {"results": [[hit_to_dict(h) for h in hits] for hits in results]}
 
 
 def _logged(
