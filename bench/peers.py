@@ -82,12 +82,25 @@ def shared_path() -> Path:
     return Path(os.environ.get("VECTORFORGE_SHARED", REPO.parent / "shared")).resolve()
 
 
-def dataset(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dataset(n: int, data: str = "clustered") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(base[:n], queries, exact top-K ids), cached in bench/.cache as .npy.
 
     The cache names match bench/common.py's for the full set; a smaller n is the first n rows of it.
+    `data="real"`: the MiniLM chunks of SciFact and dbpedia that bench/quantized.py embeds (run it,
+    or `common.real_embedding_set()`, first), with their first 1,000 queries.
     """
     CACHE.mkdir(parents=True, exist_ok=True)
+    if data == "real":
+        base = np.array(np.load(CACHE / "real-chunks28-base.npy")[:n], dtype=np.float32)
+        queries = np.load(CACHE / "real-chunks28-queries.npy")[:1000]
+        gt_file = CACHE / f"gt-real-chunks28-{len(base)}-{K}.npy"
+        if gt_file.exists():
+            return base, queries, np.load(gt_file)
+        import faiss
+
+        _, gt = faiss.knn(queries, base, K, metric=faiss.METRIC_INNER_PRODUCT)
+        np.save(gt_file, gt)
+        return base, queries, gt
     base_file = CACHE / f"clustered-{FULL_N}-base.npy"
     query_file = CACHE / f"clustered-{FULL_N}-queries.npy"
     if not base_file.exists() or not query_file.exists():
@@ -584,7 +597,7 @@ def run_child(args: argparse.Namespace) -> None:
         tmp.write_text(json.dumps(result, indent=2))
         tmp.replace(out_path)
 
-    base, queries, gt = dataset(args.n)
+    base, queries, gt = dataset(args.n, args.data)
     workdir = Path(tempfile.mkdtemp(prefix=f"{args.system}-", dir=CACHE))
     try:
         system = cls(workdir)
@@ -708,7 +721,7 @@ def run_system(name: str, args: argparse.Namespace) -> dict[str, Any]:
     out = logs / f"{name}.json"
     out.unlink(missing_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--system", name, "--child-out", str(out)]
-    cmd += ["--n", str(args.n), "--single-budget", str(args.single_budget)]
+    cmd += ["--n", str(args.n), "--data", args.data, "--single-budget", str(args.single_budget)]
     cmd += ["--min-single", str(args.min_single), "--warmup", str(args.warmup)]
     log_file = logs / f"{name}.log"
     waited = wait_for_quiet(args.quiet_wait)
@@ -878,7 +891,7 @@ def run_parent(args: argparse.Namespace) -> None:
     if unknown:
         raise SystemExit(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
     log(f"data: first {args.n:,} rows of the shared clustered set (cache: {CACHE.relative_to(REPO)})")
-    _, queries, _ = dataset(args.n)  # build the cache once, before the children read it
+    _, queries, _ = dataset(args.n, args.data)  # build the cache once, before the children read it
     out = Path(args.out)
     results: list[dict[str, Any]] = []
     if args.merge and out.exists():  # re-run some systems, keep the other rows of the earlier run
@@ -896,6 +909,7 @@ def run_parent(args: argparse.Namespace) -> None:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "config": {
+            "data": args.data,
             "n": args.n,
             "dim": DIM,
             "queries": len(queries),
@@ -921,6 +935,7 @@ def run_parent(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--n", type=int, default=FULL_N, help="base vectors (first n of the shared set)")
+    ap.add_argument("--data", choices=("clustered", "real"), default="clustered", help="the vectors")
     ap.add_argument("--systems", help=f"comma-separated subset of: {', '.join(SYSTEMS)}")
     ap.add_argument("--timeout", type=float, default=1200.0, help="seconds per system before it is killed")
     ap.add_argument("--single-budget", type=float, default=30.0, help="seconds for the single-query loop")
