@@ -220,6 +220,32 @@ class VectorForgeDisk(VectorForge):
     path = True
 
 
+class VectorForgeHNSWSQ8(VectorForge):
+    label = "vectorforge (in-memory, hnsw sq8)"
+    index = "hnsw M=32 efC=200, sq8 codes, re-scored (oversample 2)"
+    note = "vf.connect(): in-memory, no WAL; upserts of 100,000"
+    params: ClassVar[dict[str, Any]] = {"quantization": "sq8"}
+
+    def build(self, base: np.ndarray) -> dict[str, Any]:
+        import vectorforge as vf
+
+        self.db = vf.connect()
+        self.col = self.db.create_collection(
+            "bench",
+            dim=base.shape[1],
+            metric="cosine",
+            index="hnsw",
+            index_params={"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, **self.params},
+        )
+
+        def insert() -> None:
+            for i in range(0, len(base), 100_000):
+                chunk = base[i : i + 100_000]
+                self.col.upsert(ids=list(range(i, i + len(chunk))), vectors=chunk)
+
+        return {"insert_s": _timed(insert)}
+
+
 class VectorForgeIVFSQ8(VectorForge):
     label = "vectorforge (in-memory, ivf sq8)"
     index = "ivfflat nlist~4*sqrt(n), sq8 codes, hnsw over the centroids, re-scored"
@@ -564,6 +590,7 @@ SYSTEMS: dict[str, type[System]] = {
     "vectorforge": VectorForge,
     "vectorforge-disk": VectorForgeDisk,
     "vectorforge-ivf-sq8": VectorForgeIVFSQ8,
+    "vectorforge-hnsw-sq8": VectorForgeHNSWSQ8,
     "faiss": RawFaiss,
     "chroma": Chroma,
     "txtai": Txtai,
@@ -572,7 +599,7 @@ SYSTEMS: dict[str, type[System]] = {
     "milvus-lite": MilvusLite,
     "qdrant-local": QdrantLocal,
 }
-OURS = ("vectorforge", "vectorforge-disk", "vectorforge-ivf-sq8")
+OURS = ("vectorforge", "vectorforge-disk", "vectorforge-ivf-sq8", "vectorforge-hnsw-sq8")
 BASELINES = ("faiss",)
 
 
