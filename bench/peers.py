@@ -895,7 +895,8 @@ def print_table(doc: dict[str, Any]) -> None:
     from rich.table import Table
 
     cfg = doc["config"]
-    table = Table(title=f"Peers: {cfg['n']:,} x {cfg['dim']} clustered, {cfg['queries']:,} queries, k={K}")
+    data = cfg.get("data", "clustered")
+    table = Table(title=f"Peers: {cfg['n']:,} x {cfg['dim']} {data}, {cfg['queries']:,} queries, k={K}")
     for i, col in enumerate(COLUMNS):
         table.add_column(col, justify="left" if i < 3 else "right")
     for row in table_rows(doc["results"]):
@@ -917,7 +918,8 @@ def run_parent(args: argparse.Namespace) -> None:
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
         raise SystemExit(f"unknown systems {unknown}; known: {', '.join(SYSTEMS)}")
-    log(f"data: first {args.n:,} rows of the shared clustered set (cache: {CACHE.relative_to(REPO)})")
+    what = "the shared clustered set" if args.data == "clustered" else "the real MiniLM chunks"
+    log(f"data: first {args.n:,} rows of {what} (cache: {CACHE.relative_to(REPO)})")
     _, queries, _ = dataset(args.n, args.data)  # build the cache once, before the children read it
     out = Path(args.out)
     results: list[dict[str, Any]] = []
