@@ -33,7 +33,15 @@ try:
     embed_error = None
 except vf.VectorForgeError as exc:
     embed_error = str(exc)
-print(json.dumps({"import_s": seconds, "heavy": heavy, "installed": found, "embed_error": embed_error}))
+try:  # token pooling needs scipy: refused when the collection is made, never half-way through a write
+    vf.connect().create_collection(
+        "p", vectors={"t": vf.Multi(dim=8, index="plaid", index_params={"pool_factor": 2})}
+    )
+    pool_error = None
+except vf.VectorForgeError as exc:
+    pool_error = str(exc)
+print(json.dumps({"import_s": seconds, "heavy": heavy, "installed": found, "embed_error": embed_error,
+                  "pool_error": pool_error}))
 """
 
 
@@ -70,14 +78,25 @@ def test_the_base_package_runs_the_embedded_tour_without_torch_or_ray(tmp_path: 
     assert report["installed"] == {"torch": False, "ray": False, "fastapi": False, "scipy": False}
     assert report["heavy"] == []
     assert report["embed_error"] and "pip install 'vectorforge[embed]'" in report["embed_error"]
+    assert report["pool_error"] and "token pooling needs scipy" in report["pool_error"]
     size = sum(f.stat().st_size for f in (env_dir / "lib").rglob("*") if f.is_file())
     print(f"base install: {size / 2**20:.0f} MiB; import vectorforge: {report['import_s']:.2f} s")
 
 
-def test_a_missing_optional_module_names_its_extra() -> None:
+def test_a_missing_optional_module_names_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
     from vectorforge.errors import MissingExtra
     from vectorforge.extras import missing_extra
 
+    def scipy_missing(name: str, *args: object) -> object:
+        return None if name == "scipy" else real(name, *args)
+
+    real = importlib.util.find_spec
+    with pytest.raises(ModuleNotFoundError, match=r"scipy\.cluster"), missing_extra("pooling"):
+        # installed here, so a failure inside it is a real error, not a missing extra
+        raise ModuleNotFoundError("No module named 'scipy.cluster'", name="scipy.cluster")
+    monkeypatch.setattr(importlib.util, "find_spec", scipy_missing)
     with (
         pytest.raises(
             MissingExtra, match=r"token pooling needs scipy.cluster: pip install 'vectorforge\[eval\]'"

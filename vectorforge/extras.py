@@ -14,6 +14,7 @@ with an extra, imported only where it is used, and a missing one says which extr
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Iterator
 
 from vectorforge.errors import MissingExtra
@@ -56,7 +57,8 @@ def missing_extra(feature: str, extra: str | None = None) -> Iterator[None]:
         yield
     except ModuleNotFoundError as exc:
         module = exc.name or ""
-        named = extra or EXTRA_OF.get(module.split(".")[0])
-        if named is None:  # not one of ours to name: a broken install, say
-            raise
+        top = module.split(".")[0]
+        named = extra or EXTRA_OF.get(top)
+        if named is None or (top and importlib.util.find_spec(top) is not None):
+            raise  # not one of ours to name, or installed and broken inside: the real error helps more
         raise MissingExtra(f"{feature} needs {module}: pip install 'vectorforge[{named}]'") from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -95,8 +94,12 @@ def test_turn_lock_groups_never_mix_and_both_get_turns() -> None:
 
 # -- Ctrl-C while waiting: the counters go back, nobody hangs afterwards ----------------------------
 def _interrupted(wait: Callable[[], None]) -> None:
-    """Run `wait` (which blocks) in the main thread and send it SIGINT, as Ctrl-C would."""
-    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    """Run `wait` (which blocks) in the main thread and send it SIGINT, as Ctrl-C would. To the
+    main thread itself: a process-wide signal may land on another thread (Ray's, FAISS's, from
+    earlier tests), whose handler only sets a flag that a main thread asleep on a lock never reads."""
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):

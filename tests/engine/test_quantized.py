@@ -151,3 +151,35 @@ def test_codes_cost_less_memory_than_float_graphs(quantization: str) -> None:
     assert codes < full and lists < estimate_bytes("ivfflat", 100_000, 384, {})
     if quantization == "rabitq":  # 56 bytes a vector (and an 8-byte id) against 1,536
         assert estimate_bytes("ivfflat", 100_000, 384, {}) / lists > 15
+
+
+def test_a_snapshot_of_a_rabitq_graph_restores(tmp_path: Path) -> None:
+    """The RaBitQ graph is euclidean also for a cosine collection: the restore check knows it."""
+    vecs = clustered(5)
+    with vf.connect(tmp_path / "d") as db:
+        col = db.create_collection(
+            "q", dim=DIM, metric="cosine", index="hnsw", index_params={"quantization": "rabitq"}
+        )
+        col.upsert(list(range(N)), vecs)
+        col.flush()
+        want = [h.id for h in col.search(vecs[0], k=5, with_payload=False)]
+        col.snapshot(tmp_path / "q.snapshot")
+        copy = db.restore(tmp_path / "q.snapshot", name="copy")
+        assert [h.id for h in copy.search(vecs[0], k=5, with_payload=False)] == want
+
+
+def test_a_null_oversample_is_refused_by_name() -> None:
+    with pytest.raises(vf.InvalidParameter, match="oversample must be a number from 1 to 100, not None"):
+        vf.connect().create_collection(
+            "q", dim=DIM, index="hnsw", index_params={"quantization": "sq8", "oversample": None}
+        )
+
+
+def test_a_plain_graph_without_its_index_file_is_an_error_not_an_empty_graph(tmp_path: Path) -> None:
+    from vectorforge.index import index_class
+
+    index = new_index("hnsw", DIM, Metric.COSINE, {})
+    index.add(clustered(6, 100))
+    (tmp_path / "seg").mkdir()
+    with pytest.raises(RuntimeError):  # FAISS cannot read what is not there
+        index_class("hnsw").load(tmp_path / "seg", DIM, Metric.COSINE, {})

@@ -32,7 +32,7 @@ from vectorforge.engine.validate import check_id
 from vectorforge.errors import InvalidInputError, InvalidParameter, UsageError, VectorForgeError
 from vectorforge.index import index_class, new_index
 from vectorforge.storage import Manifest, read_points
-from vectorforge.types import CollectionConfig, IndexKind, Metric
+from vectorforge.types import CollectionConfig, IndexKind
 
 __all__ = ["RestoreLimits", "check_collection", "plain_member", "sharded_member", "unpack"]
 
@@ -229,7 +229,8 @@ def _check_index(path: Path, config: CollectionConfig, place: str, n: int, isola
     """The index files must be of the collection's kind, metric and dimension, one row per id."""
     kind, dim = config.index, config.dim
     cls = index_class(kind)
-    if cls(dim, config.metric, dict(config.index_params)).vectors_on_disk:  # a quantized hnsw, say
+    probe = cls(dim, config.metric, dict(config.index_params))  # what this kind with these params keeps
+    if probe.vectors_on_disk:  # a quantized hnsw, say
         try:
             vectors = np.load(path / "vectors.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -247,7 +248,7 @@ def _check_index(path: Path, config: CollectionConfig, place: str, n: int, isola
         found, d, ntotal, metric = describe_index(path / "index.faiss", isolate)
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
         raise InvalidParameter(f"snapshot's {place}/index.faiss cannot be read") from exc
-    expected_metric = faiss.METRIC_L2 if config.metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT
+    expected_metric = probe.stored_metric
     if found not in cls.faiss_types:
         raise InvalidParameter(
             f"snapshot's {place}/index.faiss is a {found}; a {kind.value} index holds "

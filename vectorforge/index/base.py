@@ -117,6 +117,10 @@ def check_params(kind: IndexKind, params: dict[str, Any], allowed: dict[str, All
             continue
         lo, hi = spec
         if isinstance(lo, float):
+            if value is None:
+                raise InvalidParameter(
+                    f"index parameter {key} must be a number from {lo:g} to {hi:g}, not None"
+                )
             _float_param(params, key, lo, float(hi))
         elif isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise InvalidParameter(
@@ -162,6 +166,11 @@ class VectorIndex(ABC):
         self.dim = dim
         self.metric = metric
         self.params = check_params(self.kind, params, self.allowed_params)
+
+    @property
+    def stored_metric(self) -> int:
+        """The FAISS metric its `index.faiss` holds (a snapshot's is checked against it)."""
+        return int(faiss.METRIC_L2 if self.metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT)
 
     @property
     @abstractmethod

@@ -101,6 +101,12 @@ class HNSWIndex(VectorIndex):
         self.index = index
         self._storage = None if self._full is not None else faiss.downcast_index(index.storage)
 
+    @property
+    def stored_metric(self) -> int:
+        if self.quantization == "rabitq":  # a euclidean graph, also for cosine (unit vectors)
+            return int(faiss.METRIC_L2)
+        return super().stored_metric
+
     def _graph(self) -> Any:
         """An empty graph over codes of this quantization (trained by the caller)."""
         m = self.params.get("M", 32)
@@ -155,7 +161,9 @@ class HNSWIndex(VectorIndex):
         if mask is None:
             search_params = self._plain_params.get(ef)
             if search_params is None:  # immutable once made: shared by concurrent searches
-                search_params = self._plain_params[ef] = faiss.SearchParametersHNSW(efSearch=ef)
+                search_params = faiss.SearchParametersHNSW(efSearch=ef)
+                if len(self._plain_params) < 64:  # a few settings are in use at a time
+                    self._plain_params[ef] = search_params
             # FAISS's Python wrapper re-checks and re-converts what the engine has already validated.
             nq = queries.shape[0]
             dist = np.empty((nq, n), dtype=np.float32)
@@ -190,7 +198,7 @@ class HNSWIndex(VectorIndex):
     @classmethod
     def load(cls, folder: Path, dim: int, metric: Metric, params: dict[str, Any]) -> HNSWIndex:
         path = folder / "index.faiss"
-        index = faiss.read_index(str(path)) if path.exists() else None
-        if params.get("quantization", "none") == "none":
-            return cls(dim, metric, params, index)
+        if params.get("quantization", "none") == "none":  # the graph holds the vectors: it must be there
+            return cls(dim, metric, params, faiss.read_index(str(path)))
+        index = faiss.read_index(str(path)) if path.exists() else None  # none: too few rows to train
         return cls(dim, metric, params, index, FullVectors.load(folder, dim).view())

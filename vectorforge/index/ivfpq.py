@@ -144,9 +144,12 @@ class IVFPQIndex(VectorIndex):
         rows = np.empty((nq, n), dtype=np.int64)
         bits = None
         if mask is None:
+            nprobe = min(nprobe, self.index.nlist)
             search_params = self._plain_params.get(nprobe)
             if search_params is None:  # immutable once made: shared by concurrent searches
-                search_params = self._plain_params[nprobe] = self._search_parameters(nprobe)
+                search_params = self._search_parameters(nprobe)
+                if len(self._plain_params) < 64:  # a few settings are in use at a time
+                    self._plain_params[nprobe] = search_params
         else:
             nprobe = min(self.index.nlist, math.ceil(nprobe / max(selectivity, 1e-6)))
             selector, bits = bitmap_selector(mask)

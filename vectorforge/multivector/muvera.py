@@ -28,10 +28,18 @@ import numpy as np
 from vectorforge.errors import DimensionMismatch, InvalidParameter, InvalidVector
 from vectorforge.extras import missing_extra
 
-__all__ = ["FDE"]
+__all__ = ["FDE", "sparse_matrix"]
 
 # tokens encoded at once: bounds the memory of one call (~100 MB for 128-dim tokens)
 _CHUNK_TOKENS = 65_536
+
+
+def sparse_matrix() -> Any:
+    """scipy's `csr_matrix` (the `embed` extra); the MUVERA index asks for it when it is made, so
+    that a missing scipy never fails a write or a compaction half-way."""
+    with missing_extra("MUVERA encodings", "embed"):
+        from scipy.sparse import csr_matrix
+    return csr_matrix
 
 
 def _positive(name: str, value: object, low: int, high: int) -> int:
@@ -150,9 +158,9 @@ class FDE:
             # The projection is linear: project each block's sum (or mean, or nearest token) of the
             # raw tokens, not every token, which costs (blocks x dim x d_proj) instead of
             # (tokens x dim x d_proj) and does the same sums.
-            with missing_extra("MUVERA encodings", "embed"):
-                from scipy.sparse import csr_matrix
-            member = csr_matrix((np.ones(t, dtype=np.float32), (block, np.arange(t))), shape=(m * buckets, t))
+            member = sparse_matrix()(
+                (np.ones(t, dtype=np.float32), (block, np.arange(t))), shape=(m * buckets, t)
+            )
             raw = np.asarray(member @ tokens, dtype=np.float32)  # (m * buckets, dim)
             counts = np.bincount(block, minlength=m * buckets)
             if average:

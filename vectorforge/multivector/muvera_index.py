@@ -29,7 +29,7 @@ from vectorforge.errors import CorruptionError, InvalidParameter, InvalidVector
 from vectorforge.index import register_index
 from vectorforge.index.base import MAX_EF, bitmap_selector
 from vectorforge.index.maxsim import MultiVectorIndex
-from vectorforge.multivector.muvera import FDE
+from vectorforge.multivector.muvera import FDE, sparse_matrix
 
 __all__ = ["MUVERAIndex", "MUVERAParams", "default_candidates"]
 
@@ -154,6 +154,7 @@ class MUVERAIndex(MultiVectorIndex):
     def __init__(self, dim: int, params: dict[str, Any] | None = None) -> None:
         super().__init__(dim)
         self.params = self.check_build(params)
+        sparse_matrix()  # scipy, now: a missing extra refuses the collection, never a write half-way
         p = self.params
         self.fde = FDE(dim, p["k_sim"], p["reps"], p["d_proj"], p["seed"], fill_empty=p["fill_empty"])
         self._graph: Any = None  # faiss.IndexHNSWFlat over the encodings of `_graph_rows`

@@ -32,7 +32,7 @@ from vectorforge.errors import CorruptionError, InvalidParameter, InvalidVector
 from vectorforge.index import register_index
 from vectorforge.index.maxsim import MultiVectorIndex, spans, starts_of, tokens_path
 from vectorforge.multivector.codec import ResidualCodec, num_centroids, sample_passages
-from vectorforge.multivector.pooling import pool_tokens
+from vectorforge.multivector.pooling import hierarchy, pool_tokens
 
 __all__ = ["PLAIDIndex", "PLAIDParams", "centroid_scores", "default_search", "tokens_path"]
 
@@ -213,6 +213,8 @@ class PLAIDIndex(MultiVectorIndex):
             raise InvalidParameter(
                 f"a plaid index packs {dim}-d tokens into whole bytes: dim * nbits must be a multiple of 8"
             )
+        if self.params["pool_factor"] > 1:
+            hierarchy()  # scipy, now: a missing extra refuses the collection, never a write half-way
         self._compressed: _Compressed | None = None
 
     def describe(self) -> dict[str, Any]:

@@ -13,12 +13,22 @@ of their cosine), which is what Ward's variance criterion is defined on.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from vectorforge.errors import InvalidParameter, InvalidVector
 from vectorforge.extras import missing_extra
 
-__all__ = ["cluster_tokens", "pool_documents", "pool_tokens"]
+__all__ = ["cluster_tokens", "hierarchy", "pool_documents", "pool_tokens"]
+
+
+def hierarchy() -> tuple[Any, Any]:
+    """scipy's `fcluster` and `linkage` (the `embed` extra); an index that pools asks for them when
+    it is made, so that a missing scipy never fails a write half-way."""
+    with missing_extra("token pooling", "embed"):
+        from scipy.cluster.hierarchy import fcluster, linkage
+    return fcluster, linkage
 
 
 def _check_factor(factor: object) -> int:
@@ -57,8 +67,7 @@ def cluster_tokens(tokens: np.ndarray, factor: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if n == 1 or factor == 1:
         return np.arange(n, dtype=np.int64)
-    with missing_extra("token pooling", "embed"):
-        from scipy.cluster.hierarchy import fcluster, linkage
+    fcluster, linkage = hierarchy()
     tree = linkage(arr.astype(np.float64), method="ward", metric="euclidean")
     labels = np.asarray(fcluster(tree, t=max(n // factor, 1), criterion="maxclust"), dtype=np.int64)
     # renumber in the order of each cluster's first token: a stable output for a stable input

@@ -139,9 +139,10 @@ class RemoteDatabase:
         JSON route, without JSON's cost on either side)."""
         try:
             content = msgpack.packb(body, use_bin_type=True)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise e.InvalidPayload(
-                f"the request cannot be sent ({exc}): payloads and filters hold JSON values only"
+                f"the request cannot be sent ({exc}): ids, payloads and filters hold JSON values "
+                "(integers within 64 bits, str keys)"
             ) from None
         headers = {"Content-Type": MSGPACK, "Accept": MSGPACK, **kwargs.pop("headers", {})}
         answer = self.request(

@@ -45,7 +45,13 @@ def experiment_state(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def experiment_report(
-    ws: Workspace, name: str, *, k: int | None = None, dwell_s: float = 30.0, alpha: float = 0.05
+    ws: Workspace,
+    name: str,
+    *,
+    k: int | None = None,
+    dwell_s: float = 30.0,
+    alpha: float = 0.05,
+    cuped: bool = True,
 ) -> dict[str, Any]:
     """The experiment's state, each arm's online metrics so far and the statistics: for an A/B
     test, every arm against the control (`comparisons`) and the guardrails' verdict; for an
@@ -64,7 +70,8 @@ def experiment_report(
     out["arms"] = {arm: per_arm.get(f"arm:{arm}") for arm in exp.arms}
     by_arm = {arm: [o for o in found if o.arm == arm] for arm in exp.arms}
     out["comparisons"] = ab_comparisons(exp, by_arm, k, alpha)
-    out["comparisons"] += cuped_comparisons(ws, exp, state["started_at"], by_arm, k, dwell_s, alpha)
+    if cuped:  # reads the pre-period's events: skipped where only the guardrails are wanted
+        out["comparisons"] += cuped_comparisons(ws, exp, state["started_at"], by_arm, k, dwell_s, alpha)
     out["guardrails"] = guardrail_verdict(exp, by_arm, per_arm)
     return out
 
@@ -120,11 +127,11 @@ def cuped_comparisons(
     if exp.cuped_days is None or started_at is None:
         return []
     start = started_at - float(exp.cuped_days) * 86400
-    collections = {arm.collection for arm in exp.arms.values()}
+    collections = sorted({arm.collection for arm in exp.arms.values()})
     before = [
         o
-        for o in outcomes(ws.events, start=start, end=started_at, dwell_s=dwell_s)
-        if o.collection in collections
+        for name in collections
+        for o in outcomes(ws.events, collection=name, start=start, end=started_at, dwell_s=dwell_s)
     ]
     pre = _unit_rates(exp, before, k)
     if not pre:
@@ -204,7 +211,7 @@ def enforce_guardrails(ws: Workspace) -> list[str]:
         exp: Experiment = state["experiment"]
         if state["status"] != "running" or exp.kind != "ab":
             continue
-        verdict = experiment_report(ws, exp.name)["guardrails"]
+        verdict = experiment_report(ws, exp.name, cuped=False)["guardrails"]
         if verdict["stop"]:
             ws.experiments.stop(exp.name, who="guardrail", reason="; ".join(verdict["reasons"]))
             stopped.append(exp.name)

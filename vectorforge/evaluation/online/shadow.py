@@ -388,7 +388,7 @@ class ShadowMirror:
             writer: BatchWriter[ShadowJob] = BatchWriter(
                 partial(self._compare, shadow.name),
                 queue_size=shadow.queue,
-                batch=shadow.queue,
+                batch=min(shadow.queue, 10),  # small: close and flush wait at most ten rests
                 name=f"shadow-{shadow.name}",
             )
             found = (shadow, writer)
