@@ -136,14 +136,13 @@ class RemoteDatabase:
         self, method: str, path: str, body: dict[str, Any], *, idempotent: bool = True, **kwargs: Any
     ) -> Any:
         """A hot call through its msgpack route (`/msgpack/...`: the same body and answer as the
-        JSON route, without JSON's cost on either side)."""
+        JSON route, without JSON's cost on either side). What msgpack cannot carry (an integer
+        beyond 64 bits, a key that is not a str) goes to the JSON route, so that the server
+        names the problem as it does for every client."""
         try:
             content = msgpack.packb(body, use_bin_type=True)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise e.InvalidPayload(
-                f"the request cannot be sent ({exc}): ids, payloads and filters hold JSON values "
-                "(integers within 64 bits, str keys)"
-            ) from None
+        except (TypeError, ValueError, OverflowError):
+            return self._json(method, path, idempotent=idempotent, json=body, **kwargs)
         headers = {"Content-Type": MSGPACK, "Accept": MSGPACK, **kwargs.pop("headers", {})}
         answer = self.request(
             method, "/msgpack" + path, idempotent=idempotent, content=content, headers=headers, **kwargs

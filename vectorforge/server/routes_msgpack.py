@@ -44,7 +44,8 @@ def _openapi(model: type[BaseModel], answer: str) -> dict[str, Any]:
 async def _body(request: Request, model: type[M]) -> M:
     raw = await request.body()
     try:
-        data = msgpack.unpackb(raw, raw=False)
+        # keys of any type reach the model and the engine, which name what is wrong with them
+        data = msgpack.unpackb(raw, raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException) as exc:
         raise InvalidParameter(f"the request body is not msgpack: {exc}") from None
     if not isinstance(data, dict):
