@@ -23,11 +23,12 @@ from vectorforge.index.exact import distances_to_scores, faiss_metric
 from vectorforge.index.flat import flat_exact_search, flat_vectors
 from vectorforge.index.ivfpq import MIN_TRAIN_ROWS
 from vectorforge.index.rescore import (
-    DEFAULT_OVERSAMPLE,
     QUANTIZATIONS,
     SQ_TYPES,
     FullVectors,
+    candidate_width,
     code_bytes,
+    default_oversample,
     rescore,
 )
 from vectorforge.types import IndexKind, Metric
@@ -88,7 +89,7 @@ class HNSWIndex(VectorIndex):
                 "hnsw with quantization 'rabitq' ranks by euclidean distance: it serves cosine and l2 "
                 "collections; for dot products use index 'ivfflat' with quantization 'rabitq'"
             )
-        self.oversample = float(self.params.get("oversample", DEFAULT_OVERSAMPLE[self.quantization]))
+        self.oversample = default_oversample(self.params)
         self.default_ef = int(self.params.get("ef", 64))
         self._plain_params: dict[int, Any] = {}
         self._full: FullVectors | None = None
@@ -149,7 +150,7 @@ class HNSWIndex(VectorIndex):
             return distances_to_scores(dist, self.metric), rows
         if self.index is None:
             return self.exact_search(queries, k, mask)
-        width = min(self.ntotal, max(k, math.ceil(k * (params.oversample or self.oversample))))
+        width = candidate_width(k, params.oversample or self.oversample, self.ntotal)
         _, candidates = self._walk(queries, width, mask, selectivity, params.ef or self.default_ef)
         return rescore(self._full.view(), queries, candidates, k, self.metric)
 

@@ -26,11 +26,12 @@ from vectorforge.index.base import (
 )
 from vectorforge.index.exact import distances_to_scores, faiss_metric
 from vectorforge.index.rescore import (
-    DEFAULT_OVERSAMPLE,
     QUANTIZATIONS,
     SQ_TYPES,
     FullVectors,
+    candidate_width,
     code_bytes,
+    default_oversample,
     rescore,
 )
 from vectorforge.types import IndexKind, Metric
@@ -185,7 +186,7 @@ class IVFPQIndex(VectorIndex):
         params: SearchParams,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The codes' best `k * multiple` rows, re-scored at full precision: the best k of them."""
-        width = min(self.ntotal, max(k, math.ceil(k * multiple)))
+        width = candidate_width(k, multiple, self.ntotal)
         _, candidates = self._ivf_search(queries, width, mask, selectivity, params)
         return rescore(self.vectors(), queries, candidates, k, self.metric)
 
@@ -253,7 +254,7 @@ class IVFFlatIndex(IVFPQIndex):
     ) -> None:
         super().__init__(dim, metric, params, index, vectors)
         self.quantization: str = self.params.get("quantization", "none")
-        self.oversample = float(self.params.get("oversample", DEFAULT_OVERSAMPLE[self.quantization]))
+        self.oversample = default_oversample(self.params)
 
     def _coarse_quantizer(self) -> Any:
         if self.params.get("coarse") == "hnsw":

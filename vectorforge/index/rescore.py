@@ -8,7 +8,9 @@ a segment are full-precision ones, whatever codes found the rows.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -16,7 +18,16 @@ import numpy as np
 from vectorforge.storage import fsio
 from vectorforge.types import Metric
 
-__all__ = ["DEFAULT_OVERSAMPLE", "QUANTIZATIONS", "SQ_TYPES", "FullVectors", "code_bytes", "rescore"]
+__all__ = [
+    "DEFAULT_OVERSAMPLE",
+    "QUANTIZATIONS",
+    "SQ_TYPES",
+    "FullVectors",
+    "candidate_width",
+    "code_bytes",
+    "default_oversample",
+    "rescore",
+]
 
 VECTORS_FILE = "vectors.npy"
 QUANTIZATIONS = ("none", "fp16", "sq8", "rabitq")
@@ -25,6 +36,16 @@ SQ_TYPES = {"fp16": "QT_fp16", "sq8": "QT_8bit"}
 # One bit a dimension ranks coarsely: RaBitQ needs about 10x (recall@10 0.96 at 384 dims on
 # clustered unit vectors, against 0.64 at 1x).
 DEFAULT_OVERSAMPLE = {"none": 1.0, "fp16": 1.0, "sq8": 2.0, "rabitq": 10.0}
+
+
+def default_oversample(params: dict[str, Any]) -> float:
+    """An index's oversampling: its `oversample` parameter, or its quantization's default."""
+    return float(params.get("oversample", DEFAULT_OVERSAMPLE[params.get("quantization", "none")]))
+
+
+def candidate_width(k: int, oversample: float, rows: int) -> int:
+    """How many candidates the codes find for `k` results: `k * oversample`, at most every row."""
+    return min(rows, max(k, math.ceil(k * oversample)))
 
 
 def code_bytes(quantization: str, dim: int) -> float:
