@@ -182,32 +182,35 @@ class VectorForge(System):
     note = "vf.connect(): in-memory, no WAL; upserts of 100,000"
     path: ClassVar[bool] = False
     modules = ("vectorforge",)
+    kind: ClassVar[str] = "hnsw"
+    index_params: ClassVar[dict[str, Any]] = {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
+    one_segment: ClassVar[bool] = False  # one sealed segment (an IVF trains when it is sealed)
 
     def build(self, base: np.ndarray) -> dict[str, Any]:
         import vectorforge as vf
 
         self.db = vf.connect(self.workdir / "vf") if self.path else vf.connect()
+        settings = {"max_segment_points": len(base)} if self.one_segment else {}
         self.col = self.db.create_collection(
-            "bench",
-            dim=base.shape[1],
-            metric="cosine",
-            index="hnsw",
-            index_params={"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
-        )
+            "bench", dim=base.shape[1], metric="cosine", index=self.kind, index_params=self.index_params,
+            **settings,
+        )  # fmt: skip
 
         def insert() -> None:
             for i in range(0, len(base), 100_000):
                 chunk = base[i : i + 100_000]
                 self.col.upsert(ids=list(range(i, i + len(chunk))), vectors=chunk)
+            if self.one_segment:
+                self.col.flush()
 
         return {"insert_s": _timed(insert)}
 
     def search_one(self, q: np.ndarray) -> list[int]:
-        hits = self.col.search(q, k=K, params={"ef": self.value}, with_payload=False)
+        hits = self.col.search(q, k=K, params={self.param: self.value}, with_payload=False)
         return [int(h.id) for h in hits]
 
     def search_batch(self, qs: np.ndarray) -> list[list[int]]:
-        batch = self.col.search_batch(qs, k=K, params={"ef": self.value}, with_payload=False)
+        batch = self.col.search_batch(qs, k=K, params={self.param: self.value}, with_payload=False)
         return [[int(h.id) for h in hits] for hits in batch]
 
     def close(self) -> None:
@@ -223,27 +226,7 @@ class VectorForgeDisk(VectorForge):
 class VectorForgeHNSWSQ8(VectorForge):
     label = "vectorforge (in-memory, hnsw sq8)"
     index = "hnsw M=32 efC=200, sq8 codes, re-scored (oversample 2)"
-    note = "vf.connect(): in-memory, no WAL; upserts of 100,000"
-    params: ClassVar[dict[str, Any]] = {"quantization": "sq8"}
-
-    def build(self, base: np.ndarray) -> dict[str, Any]:
-        import vectorforge as vf
-
-        self.db = vf.connect()
-        self.col = self.db.create_collection(
-            "bench",
-            dim=base.shape[1],
-            metric="cosine",
-            index="hnsw",
-            index_params={"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, **self.params},
-        )
-
-        def insert() -> None:
-            for i in range(0, len(base), 100_000):
-                chunk = base[i : i + 100_000]
-                self.col.upsert(ids=list(range(i, i + len(chunk))), vectors=chunk)
-
-        return {"insert_s": _timed(insert)}
+    index_params: ClassVar[dict[str, Any]] = {**VectorForge.index_params, "quantization": "sq8"}
 
 
 class VectorForgeIVFSQ8(VectorForge):
@@ -252,35 +235,9 @@ class VectorForgeIVFSQ8(VectorForge):
     note = "vf.connect(): one segment (max_segment_points = n) sealed by flush(), which trains the IVF"
     param = "nprobe"
     grid = NPROBE_GRID
-
-    def build(self, base: np.ndarray) -> dict[str, Any]:
-        import vectorforge as vf
-
-        self.db = vf.connect()
-        self.col = self.db.create_collection(
-            "bench",
-            dim=base.shape[1],
-            metric="cosine",
-            index="ivfflat",
-            index_params={"quantization": "sq8", "coarse": "hnsw"},
-            max_segment_points=len(base),
-        )
-
-        def insert() -> None:
-            for i in range(0, len(base), 100_000):
-                chunk = base[i : i + 100_000]
-                self.col.upsert(ids=list(range(i, i + len(chunk))), vectors=chunk)
-            self.col.flush()
-
-        return {"insert_s": _timed(insert)}
-
-    def search_one(self, q: np.ndarray) -> list[int]:
-        hits = self.col.search(q, k=K, params={"nprobe": self.value}, with_payload=False)
-        return [int(h.id) for h in hits]
-
-    def search_batch(self, qs: np.ndarray) -> list[list[int]]:
-        batch = self.col.search_batch(qs, k=K, params={"nprobe": self.value}, with_payload=False)
-        return [[int(h.id) for h in hits] for hits in batch]
+    kind = "ivfflat"
+    index_params: ClassVar[dict[str, Any]] = {"quantization": "sq8", "coarse": "hnsw"}
+    one_segment = True
 
 
 class RawFaiss(System):
