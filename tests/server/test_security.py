@@ -105,6 +105,8 @@ def test_error_classes_are_public() -> None:
         ("GET", "/collections/a", None),
         ("POST", "/collections/a/points/search", {"vector": [0, 0, 0, 0]}),
         ("PUT", "/collections/a/points", {"ids": [9], "vectors": [[1, 1, 1, 1]]}),
+        ("POST", "/msgpack/collections/a/points/search", {"vector": [0, 0, 0, 0]}),
+        ("PUT", "/msgpack/collections/a/points", {"ids": [9], "vectors": [[1, 1, 1, 1]]}),
         ("PUT", "/collections/new", {"dim": 4}),
         ("GET", "/metrics", None),
     ],

@@ -31,7 +31,7 @@ from vectorforge.server.routes_aliases import alias_routes
 from vectorforge.server.routes_collections import collection_routes
 from vectorforge.server.routes_dashboard import dashboard_routes
 from vectorforge.server.routes_evaluation import evaluation_routes, start_schedule, workspace_of
-from vectorforge.server.routes_msgpack import msgpack_routes
+from vectorforge.server.routes_msgpack import HotLane, msgpack_routes
 from vectorforge.server.routes_online import online_routes
 from vectorforge.server.routes_ops import ops_routes
 from vectorforge.server.routes_points import point_routes
@@ -118,17 +118,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
         drift_checks if on_disk else None,
         shadow_summaries if on_disk else None,
     )
-    app.add_middleware(BodyLimit, max_body=settings.max_body, read_timeout=settings.body_timeout)
-    app.add_middleware(metrics.asgi)
+    hot = msgpack_routes(db, log)
     routers = (
         ops_routes(db, metrics),
         collection_routes(db),
         alias_routes(db),
         point_routes(db, log),
-        msgpack_routes(db, log),
+        hot,
         evaluation_routes(db),
         online_routes(db, log),
     )
     for router in (*routers, dashboard_routes(db)):
         app.include_router(router)
+    # Outermost last: metrics, then the body limits, then the hot calls' lane, then FastAPI.
+    app.add_middleware(HotLane, routes=hot.routes, root=db.path)
+    app.add_middleware(BodyLimit, max_body=settings.max_body, read_timeout=settings.body_timeout)
+    app.add_middleware(metrics.asgi)
     return app

@@ -19,7 +19,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vectorforge import errors as e
 
-__all__ = ["STATUS", "install_error_handlers", "status_of"]
+__all__ = [
+    "STATUS",
+    "error_response",
+    "install_error_handlers",
+    "status_of",
+    "unexpected_error",
+    "validation_error",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +80,25 @@ def _redact(value: Any, root: Path) -> Any:
     return value
 
 
+def validation_error(exc: RequestValidationError) -> e.InvalidParameter:
+    """What a request body that does not fit its schema (or is not JSON) is called."""
+    first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {"loc": (), "msg": "invalid"}
+    if first.get("type") == "json_invalid":  # loc is ("body", character offset), not a field
+        at = first.get("loc", ("body", "?"))[-1]
+        reason = first.get("ctx", {}).get("error", "not JSON")
+        return e.InvalidParameter(f"the request body is not valid JSON: {reason} at character {at}")
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    message = f"request field {where or 'body'}: {first.get('msg')}; see /docs for the request schema"
+    return e.InvalidParameter(message, errors=len(exc.errors()))
+
+
+def unexpected_error(exc: Exception, method: str, path: str) -> JSONResponse:
+    """A 500 that names the exception's class only (the server log has the rest)."""
+    logger.error("unhandled error on %s %s", method, path, exc_info=exc)
+    body = e.VectorForgeError(f"internal error ({type(exc).__name__}); the server log has the details")
+    return JSONResponse(body.to_dict(), status_code=500)
+
+
 def install_error_handlers(app: FastAPI, root: Path | None = None) -> None:
     """Map vectorforge errors, request validation errors and stray exceptions to JSON bodies."""
 
@@ -82,16 +108,7 @@ def install_error_handlers(app: FastAPI, root: Path | None = None) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {"loc": (), "msg": "invalid"}
-        if first.get("type") == "json_invalid":  # loc is ("body", character offset), not a field
-            at = first.get("loc", ("body", "?"))[-1]
-            reason = first.get("ctx", {}).get("error", "not JSON")
-            return error_response(
-                e.InvalidParameter(f"the request body is not valid JSON: {reason} at character {at}")
-            )
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"request field {where or 'body'}: {first.get('msg')}; see /docs for the request schema"
-        return error_response(e.InvalidParameter(message, errors=len(exc.errors())))
+        return error_response(validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -101,6 +118,4 @@ def install_error_handlers(app: FastAPI, root: Path | None = None) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = e.VectorForgeError(f"internal error ({type(exc).__name__}); the server log has the details")
-        return JSONResponse(body.to_dict(), status_code=500)
+        return unexpected_error(exc, request.method, request.url.path)

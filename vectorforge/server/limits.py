@@ -41,7 +41,8 @@ class BodyLimit:
         async def limited() -> Message:
             nonlocal seen, refusal
             try:
-                message = await asyncio.wait_for(receive(), self.read_timeout)
+                async with asyncio.timeout(self.read_timeout):  # wait_for would start a task per part
+                    message = await receive()
             except TimeoutError:
                 refusal = RequestTimeout(
                     f"the request body did not arrive within {self.read_timeout:g} s", limit=self.read_timeout
