@@ -43,6 +43,7 @@ NPROBE_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 GRAPH = {"M": 32, "ef_construction": 200}
 # name -> (index kind, index params); the IVF kinds use an HNSW graph over their centroids
 KINDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "flat": ("flat", {}),  # exact: one point, recall 1 (no setting to sweep)
     "hnsw": ("hnsw", GRAPH),
     "hnsw-fp16": ("hnsw", {**GRAPH, "quantization": "fp16"}),
     "hnsw-sq8": ("hnsw", {**GRAPH, "quantization": "sq8"}),
@@ -105,11 +106,11 @@ def measure(args: argparse.Namespace) -> None:
         for p in (Path(args.folder) / "collections" / "bench" / "segments").iterdir()
         if (p / "index.faiss").exists()
     )
-    graph = args.kind == "hnsw"
-    grid = EF_GRID if graph else NPROBE_GRID
+    graph, exact = args.kind == "hnsw", args.kind == "flat"
+    grid: tuple[int | None, ...] = (None,) if exact else EF_GRID if graph else NPROBE_GRID
     rows = []
     for value in grid:  # the engine first, so that its memory is measured before raw FAISS loads
-        params = {"ef": value} if graph else {"nprobe": value}
+        params = {} if value is None else {"ef": value} if graph else {"nprobe": value}
         batch = [  # in batches the engine takes (at most 1,024 queries a call)
             hits
             for i in range(0, len(queries), 1000)
@@ -125,7 +126,12 @@ def measure(args: argparse.Namespace) -> None:
     raw = faiss.read_index(str(segment_path / "index.faiss"))  # the same index file, searched directly
     for row in rows:
         value = row["param"]
-        raw_params = faiss.SearchParametersHNSW(efSearch=value) if graph else ivf_params(raw, value)
+        if value is None:
+            raw_params = None
+        elif graph:
+            raw_params = faiss.SearchParametersHNSW(efSearch=value)
+        else:
+            raw_params = ivf_params(raw, value)
         _, raw_ids = raw.search(queries, K, params=raw_params)
         row["raw_recall"] = recall_of(raw_ids.tolist(), truth)
         row["raw_qps"] = single_qps(lambda q, p=raw_params: raw.search(q[None, :], K, params=p), queries)
@@ -272,7 +278,11 @@ def report(set_name: str, found: dict[str, Any]) -> None:
         if name == "hnsw":
             base_index = s["index_b"]
         setting = (
-            "-" if s["param"] is None else f"{'ef' if entry['kind'] == 'hnsw' else 'nprobe'} {s['param']}"
+            "exact"
+            if entry["kind"] == "flat"
+            else "-"
+            if s["param"] is None
+            else f"{'ef' if entry['kind'] == 'hnsw' else 'nprobe'} {s['param']}"
         )
         less = "" if base_index is None else f" ({base_index / s['index_b']:.1f}x less)"
         table.add_row(
