@@ -6,7 +6,8 @@ with an extra, imported only where it is used, and a missing one says which extr
     server  FastAPI, uvicorn, the Prometheus client (the server; its dashboard needs eval's too)
     ray     Ray (clusters of several nodes)
     train   fine-tuning: datasets, accelerate, openai (LLM-made training queries), and embed's
-    eval    scipy, scikit-learn, statsmodels, plotly, APScheduler (evaluation, online evaluation)
+    eval    scipy, scikit-learn, statsmodels, plotly, APScheduler, PyYAML (evaluation, online
+            evaluation, capacity planning)
     pages   pypdfium2, pillow (PDF pages for multi-vector retrieval)
     all     every one of them
 """
@@ -40,6 +41,7 @@ EXTRA_OF = {  # top-level module -> the extra that installs it
     "statsmodels": "eval",
     "plotly": "eval",
     "apscheduler": "eval",
+    "yaml": "eval",
     "pypdfium2": "pages",
     "PIL": "pages",
 }

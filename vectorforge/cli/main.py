@@ -38,6 +38,7 @@ from vectorforge.cli.finetune import finetune
 from vectorforge.cli.keys import keys_app
 from vectorforge.cli.models import models_app
 from vectorforge.cli.online import events_app
+from vectorforge.cli.plan import plan_app
 from vectorforge.cli.points import points_app
 from vectorforge.cli.synthetic import synthesize
 from vectorforge.errors import CollectionAlreadyExists, CollectionNotFound, VectorForgeError
@@ -65,6 +66,7 @@ app.add_typer(goldset_app, name="goldset")
 app.add_typer(eval_app, name="eval")
 app.add_typer(models_app, name="models")
 app.add_typer(events_app, name="events")
+app.add_typer(plan_app, name="plan")
 app.command("finetune")(finetune)
 app.command("synthesize")(synthesize)
 

@@ -1,0 +1,195 @@
+"""The capacity planner: workload checks, the planner's monotonicity (property tests), calibration on
+this machine, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vectorforge as vf
+from vectorforge.index import estimate_bytes
+from vectorforge.planning import (
+    load_catalog,
+    load_profile,
+    load_workload,
+    parse_workload,
+    plan,
+    render,
+    what_ifs,
+)
+from vectorforge.planning.calibrate import calibrate
+
+CASES = Path(__file__).parents[1] / "docs" / "case-studies"
+CATALOG = load_catalog("aws-us-east-1")
+PROFILE = load_profile()
+
+
+def _workload(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "t",
+        "corpus": {"points": 100_000},
+        "vectors": [{"name": "dense", "kind": "dense", "dim": 384}],
+        "qps": {"peak": 50, "average": 10},
+        "latency_p99_ms": 50,
+    }
+    return {**base, **over}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"corpus": {"points": -1}}, "corpus.points"),
+        ({"qps": {"peak": 5, "average": 10}}, "qps"),
+        ({"vectors": [{"kind": "dense", "dim": 0}]}, "vectors.0.dim"),
+        ({"vectors": [{"kind": "image"}]}, "vectors.0.kind"),
+        ({"availability": {"replicas": 1, "zones": 3}}, "availability"),
+        ({"latency_p99_ms": "fast"}, "latency_p99_ms"),
+        ({"replicas": 3}, "replicas"),  # a field that does not exist (it belongs under availability)
+    ],
+)
+def test_a_bad_field_is_named(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(vf.InvalidParameter, match=rf"\b{field}\b"):
+        parse_workload(_workload(**change))
+
+
+def test_a_workload_file_that_is_not_yaml_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "w.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(vf.InvalidParameter, match="not YAML"):
+        load_workload(bad)
+    with pytest.raises(vf.InvalidParameter, match="does not exist"):
+        load_workload(tmp_path / "missing.yaml")
+
+
+def test_memory_comes_from_the_registrys_estimate() -> None:
+    w = parse_workload(
+        _workload(vectors=[{"kind": "dense", "dim": 384, "index": "hnsw", "quantization": "none"}])
+    )
+    p = plan(w, CATALOG, PROFILE)
+    (v,) = p.vectors
+    assert v.ram_bytes == estimate_bytes("hnsw", 100_000, 384, {})
+    assert p.ram_bytes == v.ram_bytes + 100_000 * (256 + int(PROFILE.engine_bytes_per_point))
+    assert p.rules_of_thumb == {
+        "qdrant_1.5x": int(1.5 * 100_000 * 384 * 4),
+        "weaviate_2x": 2 * 100_000 * 384 * 4,
+    }
+
+
+def test_auto_chooses_the_cheapest_configuration_that_meets_the_slo() -> None:
+    w = parse_workload(_workload(corpus={"points": 50_000_000}, qps={"peak": 2000, "average": 500}))
+    chosen = plan(w, CATALOG, PROFILE)
+    assert chosen.meets_slo
+    for index, quantization in PROFILE.configurations():
+        fixed = parse_workload(_workload(
+            corpus={"points": 50_000_000}, qps={"peak": 2000, "average": 500},
+            vectors=[{"kind": "dense", "dim": 384, "index": index, "quantization": quantization}],
+        ))  # fmt: skip
+        other = plan(fixed, CATALOG, PROFILE)
+        if other.meets_slo:
+            assert chosen.monthly["total"] <= other.monthly["total"] + 1e-6
+
+
+def test_a_configuration_the_profile_lacks_is_named() -> None:
+    w = parse_workload(
+        _workload(vectors=[{"kind": "dense", "dim": 384, "index": "ivfpq", "quantization": "none"}])
+    )
+    with pytest.raises(vf.InvalidParameter, match="no measurement of index 'ivfpq'"):
+        plan(w, CATALOG, PROFILE)
+
+
+points = st.integers(1_000, 2_000_000_000)
+configs = st.sampled_from([("auto", "auto"), *PROFILE.configurations()])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=points, more=st.integers(1, 10**9), config=configs, dim=st.sampled_from([128, 384, 768]))
+def test_more_vectors_never_need_less_memory_or_cost_less(
+    n: int, more: int, config: tuple[str, str], dim: int
+) -> None:
+    vectors = [{"kind": "dense", "dim": dim, "index": config[0], "quantization": config[1]}]
+    small = plan(parse_workload(_workload(corpus={"points": n}, vectors=vectors)), CATALOG, PROFILE)
+    large = plan(parse_workload(_workload(corpus={"points": n + more}, vectors=vectors)), CATALOG, PROFILE)
+    assert large.ram_bytes >= small.ram_bytes
+    assert large.disk_bytes >= small.disk_bytes
+    if small.meets_slo and large.meets_slo:
+        assert large.monthly["total"] >= small.monthly["total"] - 1e-6
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=points, replicas=st.integers(1, 8), config=configs, peak=st.floats(1, 5000))
+def test_more_replicas_never_cost_less(n: int, replicas: int, config: tuple[str, str], peak: float) -> None:
+    def at(r: int) -> Any:
+        w = _workload(
+            corpus={"points": n},
+            qps={"peak": peak, "average": peak / 2},
+            availability={"replicas": r, "zones": 1},
+            vectors=[{"kind": "dense", "dim": 384, "index": config[0], "quantization": config[1]}],
+        )
+        return plan(parse_workload(w), CATALOG, PROFILE)
+
+    fewer, more = at(replicas), at(replicas + 1)
+    assert more.monthly["total"] >= fewer.monthly["total"] - 1e-6
+    assert more.nodes >= more.replicas
+
+
+def test_the_case_studies_plan_and_render() -> None:
+    for name in ("support-bot", "legal-research"):
+        w = load_workload(CASES / f"{name}.yaml")
+        p = plan(w, load_catalog(w.catalog), PROFILE)
+        alternatives = what_ifs(w, load_catalog(w.catalog), PROFILE)
+        doc = json.loads(render(p, alternatives, "json"))
+        assert doc["plan"]["workload"] == name and doc["plan"]["nodes"] >= w.availability.replicas
+        md = render(p, alternatives, "md")
+        assert "## What-ifs" in md and PROFILE.name in md and "as of" in md
+        assert "<html>" in render(p, alternatives, "html")
+    bot = plan(load_workload(CASES / "support-bot.yaml"), CATALOG, PROFILE)
+    assert bot.nodes == 1 and bot.meets_slo  # the small case fits one node
+
+
+def test_calibration_measures_this_machine_and_plans_use_it(tmp_path: Path) -> None:
+    profile = calibrate(
+        sizes=(2_000, 4_000), configurations=[("hnsw", "none", {"M": 16})], queries=50, progress=False
+    )
+    assert [(p.index, p.n) for p in profile.points] == [("hnsw", 2_000), ("hnsw", 4_000)]
+    assert all(p.recall >= 0.95 and p.qps_per_core > 0 and p.p99_ms >= p.p50_ms for p in profile.points)
+    model = profile.model("hnsw", "none")
+    assert model.mean_ms(4_000, 384) >= model.mean_ms(2_000, 384)  # more points never cost less
+    saved = profile.save(tmp_path / "profile.json")
+    again = load_profile(saved)
+    assert again.points == profile.points
+    w = parse_workload(
+        _workload(vectors=[{"kind": "dense", "dim": 384, "index": "hnsw", "quantization": "none"}])
+    )
+    assert plan(w, CATALOG, again).profile["name"] == profile.name
+
+
+def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vectorforge.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_plans_a_workload_file(tmp_path: Path) -> None:
+    done = _cli("plan", CASES / "support-bot.yaml", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["plan"]["workload"] == "support-bot"
+    out = tmp_path / "plan.html"
+    done = _cli("plan", CASES / "legal-research.yaml", "--format", "html", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "legal-research" in out.read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncorpus: {points: 0}\nqps: {peak: 1, average: 1}\nlatency_p99_ms: 10\n")
+    done = _cli("plan", bad)
+    assert done.returncode == 2 and "corpus.points" in done.stderr
+    done = _cli("plan", CASES / "support-bot.yaml", "--format", "pdf")
+    assert done.returncode == 2 and "pdf" in done.stderr

@@ -1,0 +1,106 @@
+"""`vectorforge plan WORKLOAD.yaml` and `vectorforge plan calibrate`: capacity plans, and the
+measurements of this machine they are calibrated by (docs/planning.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from vectorforge.cli.common import INTERRUPTED, CliError, console
+
+__all__ = ["plan_app"]
+
+
+class _PlanGroup(TyperGroup):
+    """`vectorforge plan FILE` is `vectorforge plan make FILE`: a first word that is no subcommand is
+    the workload file."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["make", *args]
+        return super().parse_args(ctx, args)
+
+
+plan_app = typer.Typer(
+    cls=_PlanGroup,
+    help="Capacity plans from a workload file (`vectorforge plan FILE`), calibrated on this machine.",
+    no_args_is_help=True,
+)
+
+
+@plan_app.command("make")
+def make(
+    workload: Annotated[Path, typer.Argument(help="the workload file (YAML)")],
+    format: Annotated[str, typer.Option("--format", "-f", help="md, html or json")] = "md",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="write here instead of printing")] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="a calibration profile (default: the workload's, else the bundled one)"),
+    ] = None,
+) -> None:
+    """The cheapest plan that meets the workload's SLO, with its what-ifs."""
+    from vectorforge.planning import (
+        FORMATS,
+        load_catalog,
+        load_profile,
+        load_workload,
+        plan,
+        render,
+        what_ifs,
+    )
+
+    if format not in FORMATS:
+        raise CliError(f"--format {format!r} is unknown", f"one of {', '.join(FORMATS)}")
+    w = load_workload(workload)
+    catalog = load_catalog(w.catalog, relative_to=workload.parent)
+    chosen = profile if profile is not None else (workload.parent / w.profile if w.profile else None)
+    measured = load_profile(chosen)
+    text = render(plan(w, catalog, measured), what_ifs(w, catalog, measured), format)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text + "\n")
+        console.print(f"wrote {out}")
+
+
+@plan_app.command("calibrate")
+def calibrate_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to store the profile")] = Path(
+        "vectorforge-profile.json"
+    ),
+    sizes: Annotated[
+        str, typer.Option(help="points per measured collection, comma-separated")
+    ] = "20000,100000",
+    dims: Annotated[str, typer.Option(help="dimensions, comma-separated")] = "384",
+    recall: Annotated[float, typer.Option(help="the recall@10 each setting must reach")] = 0.95,
+    name: Annotated[str | None, typer.Option(help="the profile's name (default: this host's)")] = None,
+) -> None:
+    """Measure this machine with vectorforge itself: QPS per core and p99 at the recall target.
+
+    For each index and quantization, at each size; plans given `--profile OUT` use these figures.
+    """
+    from vectorforge.planning.calibrate import calibrate
+
+    try:
+        parsed: dict[str, Any] = {
+            "sizes": [int(s) for s in sizes.split(",") if s.strip()],
+            "dims": [int(d) for d in dims.split(",") if d.strip()],
+        }
+    except ValueError:
+        raise CliError(f"--sizes {sizes!r} and --dims {dims!r} must be integers, comma-separated") from None
+    if not parsed["sizes"] or not parsed["dims"] or min(parsed["sizes"] + parsed["dims"]) < 1:
+        raise CliError("--sizes and --dims need at least one positive integer each")
+    if not 0 < recall <= 1:
+        raise CliError(f"--recall {recall:g} must be in (0, 1]")
+    if min(parsed["sizes"]) < 1000:
+        raise CliError(
+            f"--sizes: at least 1,000 points (an index trains on its points), not {min(parsed['sizes'])}"
+        )
+    profile = calibrate(parsed["sizes"], parsed["dims"], recall_target=recall, name=name)
+    if not profile.points:
+        raise typer.Exit(INTERRUPTED)
+    profile.save(out)
+    console.print(f"wrote {out}: {len(profile.points)} measurements; plan with --profile {out}")

@@ -1,0 +1,60 @@
+"""Price catalogs: instance types with their cores, memory and hourly price, dated and editable.
+
+The bundled ones live in `planning/catalogs/*.yaml`; a workload names one, or gives a file of its own
+in the same layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vectorforge.errors import InvalidParameter
+from vectorforge.extras import missing_extra
+
+__all__ = ["BUNDLED", "Catalog", "Instance", "load_catalog"]
+
+BUNDLED = Path(__file__).parent / "catalogs"
+
+
+class Instance(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    vcpus: int = Field(gt=0)
+    memory_gib: float = Field(gt=0)
+    hourly: float = Field(ge=0)
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    as_of: str = Field(description="when the prices were true")
+    source: str
+    currency: str = "USD"
+    hours_per_month: float = Field(default=730, gt=0)
+    storage_per_gb_month: float = Field(ge=0)
+    usable_memory: float = Field(default=0.75, gt=0, le=1)
+    target_cpu: float = Field(default=0.6, gt=0, le=1)
+    instances: list[Instance] = Field(min_length=1)
+
+
+def load_catalog(name_or_path: str, relative_to: Path | None = None) -> Catalog:
+    """A bundled catalog by name, or a YAML file (a relative path: from `relative_to`)."""
+    with missing_extra("capacity planning"):
+        import yaml
+
+    bundled = BUNDLED / f"{name_or_path}.yaml"
+    path = Path(name_or_path)
+    if not path.is_absolute() and relative_to is not None:
+        path = relative_to / path
+    file = bundled if bundled.is_file() else path
+    if not file.is_file():
+        known = ", ".join(sorted(p.stem for p in BUNDLED.glob("*.yaml")))
+        raise InvalidParameter(f"price catalog {name_or_path!r} is neither bundled ({known}) nor a file")
+    try:
+        return Catalog.model_validate(yaml.safe_load(file.read_text()))
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise InvalidParameter(f"price catalog {file}: {exc}") from None

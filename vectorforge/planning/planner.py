@@ -1,0 +1,266 @@
+"""The capacity planner: a workload, a price catalog and a calibration profile in; shards, replicas,
+nodes, instance type, cost and what dominates it out.
+
+Memory per point is each index's own `estimate_bytes` (the registry's), plus the payload and the
+engine's own bytes per point (from the profile). CPU and latency come from the profile's cost model
+of the chosen dense index: every query searches every shard, so a query costs `shards x t(n /
+shards)` core-milliseconds and its p99 is one shard's p99 at `n / shards` points. For each instance
+type the planner takes the fewest shards that meet the p99 SLO and fit a node, then the nodes that
+hold `replicas` copies and give the cores the peak needs at the catalog's target utilisation; the
+cheapest instance type wins. `index: auto` / `quantization: auto` try every calibrated dense
+configuration and keep the cheapest that meets the SLO.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vectorforge.errors import InvalidParameter
+from vectorforge.planning.catalog import Catalog, Instance
+from vectorforge.planning.profile import CostModel, Profile
+from vectorforge.planning.workload import AUTO, VectorSpec, Workload
+
+__all__ = ["MAX_SHARDS", "Plan", "VectorChoice", "plan", "what_ifs"]
+
+MAX_SHARDS = 4096
+GIB = 1024**3
+QDRANT_FACTOR, WEAVIATE_FACTOR = 1.5, 2.0  # their guides: raw float vectors x 1.5 (Qdrant), x 2 (Weaviate)
+SPARSE_INDEX, MULTI_INDEX = "inverted", "plaid"
+
+
+@dataclass(frozen=True)
+class VectorChoice:
+    """One vector's index, its parameters, and what a point of it takes in RAM and on disk."""
+
+    name: str
+    kind: str
+    index: str
+    quantization: str
+    params: dict[str, Any]
+    ram_bytes: int  # the whole corpus at the horizon, one copy
+    disk_bytes: int
+    calibrated: bool  # its search cost is in the profile (else: memory only)
+
+
+@dataclass
+class Plan:
+    """A plan, with everything it was derived from named."""
+
+    workload: str
+    points: int  # at the horizon
+    vectors: list[VectorChoice]
+    catalog: dict[str, str]
+    profile: dict[str, str]
+    ram_bytes: int  # one copy of everything: indexes, payloads, the engine's bookkeeping
+    disk_bytes: int
+    rules_of_thumb: dict[str, int]  # Qdrant's and Weaviate's sizing of the same dense vectors
+    shards: int
+    replicas: int
+    nodes: int
+    instance: str
+    memory_nodes: int  # nodes that memory alone needs
+    cpu_nodes: int  # nodes that the peak's cores alone need
+    core_ms_per_query: float
+    p99_ms: float
+    meets_slo: bool
+    monthly: dict[str, float]  # nodes, storage, re-embedding, total
+    cost_per_million_queries: float
+    dominant: str  # "memory" or "cpu"
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _disk(kind: str, dim: int, dtype: str, nnz: int, tokens: int) -> int:
+    """Bytes a point's full vector takes on disk (segments keep them; a quantized index maps them)."""
+    if kind == "sparse":
+        return 8 * nnz
+    width = 2 if dtype == "float16" else 4
+    return width * dim * (tokens if kind == "multi" else 1)
+
+
+def _choose_vector(spec: VectorSpec, n: int, index: str, quantization: str) -> VectorChoice:
+    from vectorforge.index import estimate_bytes
+
+    if spec.kind == "dense":
+        params: dict[str, Any] = {} if quantization in ("none", AUTO) else {"quantization": quantization}
+        if index == "ivfflat":
+            params["coarse"] = "hnsw"
+        ram = estimate_bytes(index, n, spec.dim, params)
+    elif spec.kind == "sparse":
+        params = {"vocabulary": spec.vocabulary}
+        ram = estimate_bytes(SPARSE_INDEX, n, spec.nnz, params, vector_kind="sparse")
+    else:
+        import vectorforge.multivector  # noqa: F401  (registers plaid and muvera)
+
+        params = {"tokens_per_point": spec.tokens_per_point}
+        ram = estimate_bytes(index, n, spec.dim, params, vector_kind="multi")
+    disk = n * _disk(spec.kind, spec.dim, spec.dtype, spec.nnz, spec.tokens_per_point)
+    return VectorChoice(
+        spec.name, spec.kind, index, quantization, params, int(ram), int(disk), spec.kind == "dense"
+    )
+
+
+def _candidates(spec: VectorSpec, profile: Profile) -> list[tuple[str, str]]:
+    """The (index, quantization) pairs to try for one vector."""
+    if spec.kind == "sparse":
+        return [(SPARSE_INDEX, "none")]
+    if spec.kind == "multi":
+        return [(MULTI_INDEX if spec.index == AUTO else spec.index, "none")]
+    calibrated = profile.configurations()
+    found = [(i, q) for i, q in calibrated if spec.index in (AUTO, i) and spec.quantization in (AUTO, q)]
+    if not found:
+        # named but not calibrated: the profile says what it has
+        profile.model(spec.index, "none" if spec.quantization == AUTO else spec.quantization)
+    return found
+
+
+def _topology(
+    workload: Workload, catalog: Catalog, instance: Instance, ram: int, model: CostModel | None, dim: int
+) -> tuple[int, int, int, int, float, float] | None:
+    """(shards, nodes, memory nodes, cpu nodes, core-ms a query, p99 ms) on `instance`, or None if
+    no shard count up to MAX_SHARDS fits it and meets the SLO."""
+    n = workload.corpus.points_at_horizon()
+    usable = instance.memory_gib * GIB * catalog.usable_memory
+    replicas = workload.availability.replicas
+    shards = max(1, math.ceil(ram / usable))  # one shard's copy must fit a node
+    while shards <= MAX_SHARDS:
+        per_shard = math.ceil(n / shards)
+        p99 = model.p99_ms(per_shard, dim) if model is not None else 0.0
+        if p99 <= workload.latency_p99_ms:
+            break
+        shards *= 2
+    else:
+        return None
+    core_ms = shards * model.mean_ms(per_shard, dim) if model is not None else 0.0
+    cores = workload.qps.peak * core_ms / 1000.0 / catalog.target_cpu
+    copies_per_node = max(1, int(usable // math.ceil(ram / shards)))  # whole shard copies only
+    memory_nodes = math.ceil(shards * replicas / copies_per_node)
+    cpu_nodes = math.ceil(cores / instance.vcpus)
+    nodes = max(memory_nodes, cpu_nodes, replicas, workload.availability.zones)
+    return shards, nodes, memory_nodes, cpu_nodes, core_ms, p99
+
+
+def _plan_with(
+    workload: Workload, catalog: Catalog, profile: Profile, choice: dict[str, tuple[str, str]]
+) -> Plan:
+    n = workload.corpus.points_at_horizon()
+    vectors = [_choose_vector(spec, n, *choice[spec.name]) for spec in workload.vectors]
+    dense = next((s for s in workload.vectors if s.kind == "dense"), None)
+    model = profile.model(*choice[dense.name]) if dense is not None else None
+    dim = dense.dim if dense is not None else 1
+    ram = sum(v.ram_bytes for v in vectors) + n * (
+        workload.payload_bytes + int(profile.engine_bytes_per_point)
+    )
+    disk = sum(v.ram_bytes + v.disk_bytes for v in vectors) + n * workload.payload_bytes
+    best: tuple[float, Instance, tuple[int, int, int, int, float, float]] | None = None
+    for instance in catalog.instances:
+        shape = _topology(workload, catalog, instance, ram, model, dim)
+        if shape is None:
+            continue
+        cost = shape[1] * instance.hourly
+        if best is None or (cost, shape[1]) < (best[0], best[2][1]):
+            best = (cost, instance, shape)
+    notes: list[str] = []
+    if best is None:  # nothing meets the SLO: the largest instance, the most shards, and say so
+        instance = max(catalog.instances, key=lambda i: (i.memory_gib, i.vcpus))
+        relaxed = workload.model_copy(update={"latency_p99_ms": float("inf")})
+        shape = _topology(relaxed, catalog, instance, ram, model, dim)
+        if shape is None:
+            raise InvalidParameter(
+                f"workload {workload.name!r} does not fit {MAX_SHARDS} shards of {instance.name}"
+            )
+        best = (shape[1] * instance.hourly, instance, shape)
+    _, instance, (shards, nodes, memory_nodes, cpu_nodes, core_ms, p99) = best
+    regions = workload.regions
+    node_month = nodes * instance.hourly * catalog.hours_per_month * regions
+    storage = workload.availability.replicas * regions * disk / 1e9 * catalog.storage_per_gb_month
+    # Blue/green re-embedding: a second full copy for its days, `model_releases_per_year` times a year.
+    reembed = node_month * workload.model_releases_per_year * workload.reembed_days / 365.0
+    total = node_month + storage + reembed
+    queries_month = workload.qps.average * 3600 * catalog.hours_per_month
+    meets = p99 <= workload.latency_p99_ms
+    if not meets:
+        notes.append(
+            f"no instance type meets the p99 SLO of {workload.latency_p99_ms:g} ms: {p99:.2f} ms at best"
+        )
+    if workload.recall > profile.recall_target:
+        notes.append(
+            f"the workload asks recall@10 {workload.recall:g}; profile {profile.name!r} was measured at "
+            f"{profile.recall_target:g} (calibrate with --recall {workload.recall:g} for this target)"
+        )
+    for v in vectors:
+        if not v.calibrated:
+            notes.append(
+                f"vector {v.name!r} ({v.kind}, {v.index}): memory from estimate_bytes; "
+                "its search cost is not calibrated"
+            )
+    raw_dense = sum(n * s.dim * 4 for s in workload.vectors if s.kind == "dense")
+    return Plan(
+        workload=workload.name,
+        points=n,
+        vectors=vectors,
+        catalog={"name": catalog.name, "as_of": catalog.as_of, "source": catalog.source},
+        profile={"name": profile.name, "date": profile.date, "cpus": str(profile.machine.get("cpus", "?"))},
+        ram_bytes=int(ram),
+        disk_bytes=int(disk),
+        rules_of_thumb={
+            "qdrant_1.5x": int(QDRANT_FACTOR * raw_dense),
+            "weaviate_2x": int(WEAVIATE_FACTOR * raw_dense),
+        },
+        shards=shards,
+        replicas=workload.availability.replicas,
+        nodes=nodes * regions,
+        instance=instance.name,
+        memory_nodes=memory_nodes,
+        cpu_nodes=cpu_nodes,
+        core_ms_per_query=core_ms,
+        p99_ms=p99,
+        meets_slo=meets,
+        monthly={"nodes": node_month, "storage": storage, "reembedding": reembed, "total": total},
+        cost_per_million_queries=total / (queries_month / 1e6),
+        dominant="memory" if memory_nodes >= cpu_nodes else "cpu",
+        notes=notes,
+    )
+
+
+def plan(workload: Workload, catalog: Catalog, profile: Profile) -> Plan:
+    """The cheapest plan that meets the workload's SLO (index and quantization chosen where `auto`)."""
+    import itertools
+
+    options = [[(spec.name, c) for c in _candidates(spec, profile)] for spec in workload.vectors]
+    plans = [_plan_with(workload, catalog, profile, dict(combo)) for combo in itertools.product(*options)]
+    return min(plans, key=lambda p: (not p.meets_slo, p.monthly["total"], p.nodes))
+
+
+def what_ifs(workload: Workload, catalog: Catalog, profile: Profile) -> list[tuple[str, Plan]]:
+    """The same workload with one thing changed: quantized, half the dimensions, one replica less,
+    pooled tokens (half), twice the peak, twice the corpus."""
+    changes: list[tuple[str, Workload]] = []
+    dense = [v for v in workload.vectors if v.kind == "dense"]
+    if dense and any(v.quantization not in ("sq8", AUTO) for v in dense):
+        changes.append(("quantize (sq8)", workload.model_copy(update={"vectors": [
+            v.model_copy(update={"quantization": "sq8"}) if v.kind == "dense" else v for v in workload.vectors
+        ]})))  # fmt: skip
+    if dense:
+        halved = [v.model_copy(update={"dim": max(1, v.dim // 2)}) if v.kind == "dense" else v
+                  for v in workload.vectors]  # fmt: skip
+        changes.append(("half the dimensions", workload.model_copy(update={"vectors": halved})))
+    if any(v.kind == "multi" for v in workload.vectors):
+        pooled = [v.model_copy(update={"tokens_per_point": max(1, v.tokens_per_point // 2)})
+                  if v.kind == "multi" else v for v in workload.vectors]  # fmt: skip
+        changes.append(("pool tokens (half)", workload.model_copy(update={"vectors": pooled})))
+    if workload.availability.replicas > 1:
+        fewer = workload.availability.model_copy(
+            update={"replicas": workload.availability.replicas - 1,
+                    "zones": min(workload.availability.zones, workload.availability.replicas - 1)}
+        )  # fmt: skip
+        changes.append(("one replica less", workload.model_copy(update={"availability": fewer})))
+    peak = workload.qps.model_copy(update={"peak": 2 * workload.qps.peak})
+    changes.append(("twice the peak QPS", workload.model_copy(update={"qps": peak})))
+    corpus = workload.corpus.model_copy(update={"points": 2 * workload.corpus.points})
+    changes.append(("twice the corpus", workload.model_copy(update={"corpus": corpus})))
+    return [(label, plan(changed, catalog, profile)) for label, changed in changes]
