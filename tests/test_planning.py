@@ -184,12 +184,54 @@ def test_cli_plans_a_workload_file(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["plan"]["workload"] == "support-bot"
     out = tmp_path / "plan.html"
-    done = _cli("plan", CASES / "legal-research.yaml", "--format", "html", "--out", out)
+    done = _cli(
+        "plan", CASES / "legal-research.yaml", "--format", "html", "--out", out, "--playbook", tmp_path / "pb"
+    )
     assert done.returncode == 0, done.stderr
     assert "legal-research" in out.read_text()
+    assert "# Launch playbook: legal-research" in (tmp_path / "pb" / "playbook.md").read_text()
+    assert (tmp_path / "pb" / "vectorforge-alerts.yml").read_text().startswith("groups:")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ncorpus: {points: 0}\nqps: {peak: 1, average: 1}\nlatency_p99_ms: 10\n")
     done = _cli("plan", bad)
     assert done.returncode == 2 and "corpus.points" in done.stderr
     done = _cli("plan", CASES / "support-bot.yaml", "--format", "pdf")
     assert done.returncode == 2 and "pdf" in done.stderr
+
+
+def test_the_playbooks_alerts_watch_metrics_a_real_server_exports(tmp_path: Path) -> None:
+    import re
+
+    import httpx
+    import numpy as np
+    import yaml
+
+    from tests.serverproc import start_server
+    from vectorforge.planning import alert_rules, playbook_markdown
+
+    w = load_workload(CASES / "legal-research.yaml")  # replicated: every rule is in its file
+    p = plan(w, CATALOG, PROFILE)
+    rules = yaml.safe_load(yaml.safe_dump(alert_rules(w, p)))
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert any(f"> {w.latency_p99_ms / 1000:g}" in e for e in exprs)  # the SLO itself, in seconds
+    used = {name for e in exprs for name in re.findall(r"vectorforge_[a-z0-9_]+", e)}
+    server = start_server(tmp_path / "data")
+    try:
+        with vf.connect(server.url) as db:
+            col = db.create_collection("c", dim=4, metric="l2", index="flat")
+            col.upsert([1], np.ones((1, 4), dtype=np.float32))
+            col.search([1.0, 1.0, 1.0, 1.0], k=1)
+        scraped = httpx.get(server.url + "/metrics").text
+    finally:
+        server.stop()
+    exported = set(re.findall(r"^(vectorforge_[a-z0-9_]+)", scraped, flags=re.M))
+    exported |= set(re.findall(r"^# TYPE (vectorforge_[a-z0-9_]+)", scraped, flags=re.M))
+    assert used <= exported, f"rules watch metrics the server does not export: {used - exported}"
+    routes = set(re.findall(r'route="([^"]+)"', scraped))
+    search = next(r for r in routes if "search" in r)
+    pattern = re.search(r'route=~"([^"]+)"', exprs[0])
+    assert pattern is not None and re.fullmatch(pattern.group(1), search)  # the latency rule sees searches
+    book = playbook_markdown(w, p)
+    for section in ("SLOs and alerts", "Load test", "Rollout", "Rollback", "Re-embedding", "Day 2"):
+        assert section in book
+    assert "Anti-entropy" in book and f"{p.shards} shard(s) x {p.replicas} replica(s)" in book

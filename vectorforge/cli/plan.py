@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from vectorforge.cli.common import INTERRUPTED, CliError, console
+from vectorforge.cli.common import INTERRUPTED, CliError, console, err
 
 __all__ = ["plan_app"]
 
@@ -40,6 +40,9 @@ def make(
         Path | None,
         typer.Option(help="a calibration profile (default: the workload's, else the bundled one)"),
     ] = None,
+    playbook: Annotated[
+        Path | None, typer.Option(help="also write the launch playbook and its alert rules into this folder")
+    ] = None,
 ) -> None:
     """The cheapest plan that meets the workload's SLO, with its what-ifs."""
     from vectorforge.planning import (
@@ -58,7 +61,19 @@ def make(
     catalog = load_catalog(w.catalog, relative_to=workload.parent)
     chosen = profile if profile is not None else (workload.parent / w.profile if w.profile else None)
     measured = load_profile(chosen)
-    text = render(plan(w, catalog, measured), what_ifs(w, catalog, measured), format)
+    chosen_plan = plan(w, catalog, measured)
+    text = render(chosen_plan, what_ifs(w, catalog, measured), format)
+    if playbook is not None:
+        import yaml
+
+        from vectorforge.planning.playbook import alert_rules, playbook_markdown
+
+        playbook.mkdir(parents=True, exist_ok=True)
+        (playbook / "playbook.md").write_text(playbook_markdown(w, chosen_plan))
+        (playbook / "vectorforge-alerts.yml").write_text(
+            yaml.safe_dump(alert_rules(w, chosen_plan), sort_keys=False)
+        )
+        err.print(f"wrote {playbook}/playbook.md and {playbook}/vectorforge-alerts.yml")
     if out is None:
         print(text)
     else:

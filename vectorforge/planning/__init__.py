@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from vectorforge.planning.catalog import Catalog, Instance, load_catalog
 from vectorforge.planning.planner import Plan, VectorChoice, plan, what_ifs
+from vectorforge.planning.playbook import alert_rules, playbook_markdown
 from vectorforge.planning.profile import CostModel, Measured, Profile, load_profile
 from vectorforge.planning.report import FORMATS, render
 from vectorforge.planning.workload import Workload, load_workload, parse_workload
@@ -24,11 +25,13 @@ __all__ = [
     "Profile",
     "VectorChoice",
     "Workload",
+    "alert_rules",
     "load_catalog",
     "load_profile",
     "load_workload",
     "parse_workload",
     "plan",
+    "playbook_markdown",
     "render",
     "what_ifs",
 ]
