@@ -172,9 +172,13 @@ class PLAIDIndex(MultiVectorIndex):
     @classmethod
     def estimate_bytes(cls, n: int, dim: int, params: dict[str, Any]) -> int:
         """RAM of a sealed segment: each token's code (centroid id and packed residual), the
-        inverted lists (about one entry a token) and the centroids; full tokens stay on disk."""
+        inverted lists (about one entry a token) and the centroids; full tokens stay on disk. A
+        segment under `exact_below_tokens` keeps its full tokens (memory-mapped, and every search
+        reads them all: they count as RAM)."""
         checked = cls.check_build(params)
         tokens = n * int(params.get("tokens_per_point", 32))
+        if tokens < checked["exact_below_tokens"]:
+            return int(4 * tokens * dim + 16 * n)
         per_token = 4 + dim * checked["nbits"] // 8 + 4
         k = num_centroids(tokens, tokens)
         return int(tokens * per_token + 4 * k * dim + 16 * n)

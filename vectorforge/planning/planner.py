@@ -3,8 +3,9 @@ nodes, instance type, cost and what dominates it out.
 
 Memory per point is each index's own `estimate_bytes` (the registry's), plus the payload and the
 engine's own bytes per point (from the profile). CPU and latency come from the profile's cost model
-of the chosen dense index: every query searches every shard, so a query costs `shards x t(n /
-shards)` core-milliseconds and its p99 is one shard's p99 at `n / shards` points. For each instance
+of the chosen dense index: every query searches every shard, and within a shard every sealed
+segment (SEGMENT_POINTS points each), so a query costs `shards x segments x t(segment)`
+core-milliseconds and its p99 is one shard's. For each instance
 type the planner takes the fewest shards that meet the p99 SLO and fit a node, then the nodes that
 hold `replicas` copies and give the cores the peak needs at the catalog's target utilisation; the
 cheapest instance type wins. `index: auto` / `quantization: auto` try every calibrated dense
@@ -21,10 +22,12 @@ from vectorforge.errors import InvalidParameter
 from vectorforge.planning.catalog import Catalog, Instance
 from vectorforge.planning.profile import CostModel, Profile
 from vectorforge.planning.workload import AUTO, VectorSpec, Workload
+from vectorforge.types import CollectionConfig
 
 __all__ = ["MAX_SHARDS", "Plan", "VectorChoice", "plan", "what_ifs"]
 
 MAX_SHARDS = 4096
+SEGMENT_POINTS = CollectionConfig.model_fields["max_segment_points"].default  # the engine's default
 GIB = 1024**3
 QDRANT_FACTOR, WEAVIATE_FACTOR = 1.5, 2.0  # their guides: raw float vectors x 1.5 (Qdrant), x 2 (Weaviate)
 SPARSE_INDEX, MULTI_INDEX = "inverted", "plaid"
@@ -82,22 +85,31 @@ def _disk(kind: str, dim: int, dtype: str, nnz: int, tokens: int) -> int:
     return width * dim * (tokens if kind == "multi" else 1)
 
 
-def _choose_vector(spec: VectorSpec, n: int, index: str, quantization: str) -> VectorChoice:
+def _segmented(kind: str, n: int, dim: int, params: dict[str, Any], vector_kind: str = "dense") -> int:
+    """`estimate_bytes` per sealed segment (SEGMENT_POINTS points, as the engine seals them), summed:
+    an index's fixed parts (centroids, codebooks) and regimes (PLAID's exact small segments) are a
+    segment's."""
     from vectorforge.index import estimate_bytes
 
+    full, rest = divmod(n, SEGMENT_POINTS)
+    size = full * estimate_bytes(kind, SEGMENT_POINTS, dim, params, vector_kind) if full else 0
+    return size + (estimate_bytes(kind, rest, dim, params, vector_kind) if rest else 0)
+
+
+def _choose_vector(spec: VectorSpec, n: int, index: str, quantization: str) -> VectorChoice:
     if spec.kind == "dense":
         params: dict[str, Any] = {} if quantization in ("none", AUTO) else {"quantization": quantization}
         if index == "ivfflat":
             params["coarse"] = "hnsw"
-        ram = estimate_bytes(index, n, spec.dim, params)
+        ram = _segmented(index, n, spec.dim, params)
     elif spec.kind == "sparse":
         params = {"vocabulary": spec.vocabulary}
-        ram = estimate_bytes(SPARSE_INDEX, n, spec.nnz, params, vector_kind="sparse")
+        ram = _segmented(SPARSE_INDEX, n, spec.nnz, params, "sparse")
     else:
         import vectorforge.multivector  # noqa: F401  (registers plaid and muvera)
 
         params = {"tokens_per_point": spec.tokens_per_point}
-        ram = estimate_bytes(index, n, spec.dim, params, vector_kind="multi")
+        ram = _segmented(index, n, spec.dim, params, "multi")
     disk = n * _disk(spec.kind, spec.dim, spec.dtype, spec.nnz, spec.tokens_per_point)
     return VectorChoice(
         spec.name, spec.kind, index, quantization, params, int(ram), int(disk), spec.kind == "dense"
@@ -118,6 +130,16 @@ def _candidates(spec: VectorSpec, profile: Profile) -> list[tuple[str, str]]:
     return found
 
 
+def _shard_ms(model: CostModel | None, points: int, dim: int) -> tuple[float, float]:
+    """(mean, p99) ms of one query on a shard of `points`: the engine seals a segment every
+    SEGMENT_POINTS points and searches each, one after the other."""
+    if model is None:
+        return 0.0, 0.0
+    full, rest = divmod(points, SEGMENT_POINTS)
+    mean = full * model.mean_ms(SEGMENT_POINTS, dim) + (model.mean_ms(rest, dim) if rest else 0.0)
+    return mean, mean * model.p99_over_mean
+
+
 def _topology(
     workload: Workload, catalog: Catalog, instance: Instance, ram: int, model: CostModel | None, dim: int
 ) -> tuple[int, int, int, int, float, float] | None:
@@ -128,14 +150,13 @@ def _topology(
     replicas = workload.availability.replicas
     shards = max(1, math.ceil(ram / usable))  # one shard's copy must fit a node
     while shards <= MAX_SHARDS:
-        per_shard = math.ceil(n / shards)
-        p99 = model.p99_ms(per_shard, dim) if model is not None else 0.0
+        mean, p99 = _shard_ms(model, math.ceil(n / shards), dim)
         if p99 <= workload.latency_p99_ms:
             break
         shards *= 2
     else:
         return None
-    core_ms = shards * model.mean_ms(per_shard, dim) if model is not None else 0.0
+    core_ms = shards * mean
     cores = workload.qps.peak * core_ms / 1000.0 / catalog.target_cpu
     copies_per_node = max(1, int(usable // math.ceil(ram / shards)))  # whole shard copies only
     memory_nodes = math.ceil(shards * replicas / copies_per_node)
