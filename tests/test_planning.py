@@ -155,19 +155,37 @@ def test_the_case_studies_plan_and_render() -> None:
 
 def test_calibration_measures_this_machine_and_plans_use_it(tmp_path: Path) -> None:
     profile = calibrate(
-        sizes=(2_000, 4_000), configurations=[("hnsw", "none", {"M": 16})], queries=50, progress=False
-    )
-    assert [(p.index, p.n) for p in profile.points] == [("hnsw", 2_000), ("hnsw", 4_000)]
+        sizes=(2_000, 4_000), configurations=[("hnsw", "none", {"M": 16})], multi_points=(1_000,),
+        queries=50, progress=False,
+    )  # fmt: skip
+    kinds = [(p.index, p.n) for p in profile.points]
+    assert kinds == [
+        ("hnsw", 2_000),
+        ("hnsw", 4_000),
+        ("inverted", 2_000),
+        ("inverted", 4_000),
+        ("plaid", 1_000),
+    ]
     assert all(p.recall >= 0.95 and p.qps_per_core > 0 and p.p99_ms >= p.p50_ms for p in profile.points)
     model = profile.model("hnsw", "none")
     assert model.mean_ms(4_000, 384) >= model.mean_ms(2_000, 384)  # more points never cost less
     saved = profile.save(tmp_path / "profile.json")
     again = load_profile(saved)
     assert again.points == profile.points
-    w = parse_workload(
-        _workload(vectors=[{"kind": "dense", "dim": 384, "index": "hnsw", "quantization": "none"}])
+    dense = {"kind": "dense", "dim": 384, "index": "hnsw", "quantization": "none"}
+    w = parse_workload(_workload(vectors=[dense]))
+    alone = plan(w, CATALOG, again)
+    assert alone.profile["name"] == profile.name
+    # a hybrid query searches both vectors: BM25's measured cost is added, and the note is gone
+    hybrid = plan(
+        parse_workload(_workload(vectors=[dense, {"name": "bm25", "kind": "sparse"}])), CATALOG, again
     )
-    assert plan(w, CATALOG, again).profile["name"] == profile.name
+    assert hybrid.core_ms_per_query > alone.core_ms_per_query
+    assert not [n for n in hybrid.notes if "bm25" in n]
+    late = plan(
+        parse_workload(_workload(vectors=[{"name": "t", "kind": "multi", "dim": 128}])), CATALOG, again
+    )
+    assert late.core_ms_per_query > 0 and late.vectors[0].calibrated
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -34,6 +34,12 @@ CONFIGURATIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("ivfflat", "sq8", {"coarse": "hnsw", "quantization": "sq8"}),
     ("flat", "none", {}),
 ]
+# The other vector kinds: BM25 over an inverted index (exact), and late interaction over PLAID (its
+# compressed regime starts at 2M tokens: MULTI_POINTS documents of MULTI_TOKENS tokens are past it).
+SPARSE = ("inverted", "bm25")
+SPARSE_NNZ, SPARSE_VOCABULARY, SPARSE_QUERY_TERMS = 60, 50_000, 5
+MULTI = ("plaid", "none")
+MULTI_POINTS, MULTI_TOKENS, MULTI_DIM = 70_000, 32, 128
 SWEEP = {"hnsw": ("ef", (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
          "ivfflat": ("nprobe", (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256))}  # fmt: skip
 
@@ -108,17 +114,99 @@ def _measure_one(
     )
 
 
+def _timed(search: Any, queries: Sequence[Any]) -> tuple[float, float, float]:
+    """(QPS on one core, p50 ms, p99 ms) of one call per query, after a warm-up."""
+    for q in queries[:20]:
+        search(q)
+    ms = []
+    for q in queries:
+        start = time.perf_counter()
+        search(q)
+        ms.append(1000 * (time.perf_counter() - start))
+    arr = np.asarray(ms)
+    return float(1000.0 / arr.mean()), float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+
+
+def _index_bytes(folder: Path) -> int:
+    segments = folder / "collections" / "calibration" / "segments"
+    return sum(
+        f.stat().st_size for f in segments.rglob("*") if f.is_file() and not f.name.endswith(".tokens.npy")
+    )
+
+
+def _measure_sparse(folder: Path, n: int, queries: int, seed: int = 0) -> Measured:
+    """BM25 over term counts drawn from a Zipf law (as words are): exact, so recall 1."""
+    import vectorforge as vf
+
+    rng = np.random.default_rng(seed)
+    shutil.rmtree(folder, ignore_errors=True)
+
+    def terms(count: int) -> np.ndarray:
+        return np.unique((rng.zipf(1.1, count * 3) - 1) % SPARSE_VOCABULARY)[:count]
+
+    with vf.connect(folder) as db:
+        col = db.create_collection("calibration", vectors={"bm25": vf.Sparse()})
+        for i in range(0, n, 20_000):
+            rows = []
+            for _ in range(min(20_000, n - i)):
+                t = terms(SPARSE_NNZ)
+                rows.append(vf.SparseVector(t.tolist(), rng.integers(1, 4, len(t)).astype(float).tolist()))
+            col.upsert(list(range(i, i + len(rows))), {"bm25": rows})
+        col.flush()
+        asked = [
+            vf.SparseVector(terms(SPARSE_QUERY_TERMS).tolist(), [1.0] * SPARSE_QUERY_TERMS)
+            for _ in range(queries)
+        ]
+        asked = [q for q in asked if len(q.indices)]
+        qps, p50, p99 = _timed(lambda q: col.search(q, k=K, using="bm25", with_payload=False), asked)
+        size = _index_bytes(folder)
+    return Measured(SPARSE[0], SPARSE[1], SPARSE_NNZ, n, {}, 1.0, qps, p50, p99, size / n)
+
+
+def _measure_multi(folder: Path, n: int, queries: int, seed: int = 0) -> Measured:
+    """PLAID over token matrices around shared centres (as ColBERT's tokens cluster by term), at its
+    default search settings; recall@10 against its own exhaustive search (`exact`)."""
+    import vectorforge as vf
+
+    rng = np.random.default_rng(seed)
+    shutil.rmtree(folder, ignore_errors=True)
+    centres = rng.standard_normal((4096, MULTI_DIM)).astype(np.float32)
+
+    def doc(tokens: int) -> np.ndarray:
+        picked = centres[rng.integers(0, len(centres), tokens)]
+        return (picked + 0.3 * rng.standard_normal((tokens, MULTI_DIM))).astype(np.float32)
+
+    with vf.connect(folder) as db:
+        col = db.create_collection("calibration", vectors={"t": vf.Multi(dim=MULTI_DIM, index="plaid")})
+        for i in range(0, n, 5_000):
+            rows = [doc(MULTI_TOKENS) for _ in range(min(5_000, n - i))]
+            col.upsert(list(range(i, i + len(rows))), {"t": rows})
+        col.flush()
+        col.optimize()  # PLAID trains its codec when a segment is compacted
+        asked = [doc(MULTI_TOKENS) for _ in range(queries)]
+        found = [[h.id for h in col.search(q, k=K, using="t", with_payload=False)] for q in asked[:30]]
+        exact = [[h.id for h in col.search(q, k=K, using="t", params={"exact": True}, with_payload=False)]
+                 for q in asked[:30]]  # fmt: skip
+        recall = float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact, strict=True)]))
+        qps, p50, p99 = _timed(lambda q: col.search(q, k=K, using="t", with_payload=False), asked)
+        size = _index_bytes(folder)
+    return Measured(MULTI[0], MULTI[1], MULTI_DIM, n, {}, recall, qps, p50, p99, size / n)
+
+
 def calibrate(
     sizes: Sequence[int] = (20_000, 100_000),
     dims: Sequence[int] = (384,),
     configurations: Sequence[tuple[str, str, dict[str, Any]]] = tuple(CONFIGURATIONS),
     *,
+    sparse: bool = True,
+    multi_points: Sequence[int] = (MULTI_POINTS,),
     recall_target: float = 0.95,
     queries: int = 300,
     name: str | None = None,
     progress: bool = True,
 ) -> Profile:
-    """Measure every configuration at every size and dimension on this machine (one FAISS thread)."""
+    """Measure every dense configuration at every size and dimension, BM25 at every size (`sparse`),
+    and PLAID at `multi_points` documents, on this machine (one FAISS thread)."""
     import faiss
     from rich.progress import Progress
 
@@ -134,13 +222,22 @@ def calibrate(
         },
         recall_target=recall_target,
     )
-    work = [(n, d, c) for d in dims for n in sizes for c in configurations]
+    work: list[tuple[int, int, Any]] = [(n, d, c) for d in dims for n in sizes for c in configurations]
+    work += [(n, SPARSE_NNZ, "sparse") for n in sizes if sparse]
+    work += [(n, MULTI_DIM, "multi") for n in multi_points]
     tmp = Path(tempfile.mkdtemp(prefix="vf-calibrate-"))
     try:
         with Progress(disable=not progress, transient=False) as bar:
             task = bar.add_task("calibrating", total=len(work))
             data: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-            for n, dim, (index, quantization, params) in work:
+            for n, dim, config in work:
+                if config in ("sparse", "multi"):
+                    bar.update(task, description=f"{config} at {n:,}")
+                    measure = _measure_sparse if config == "sparse" else _measure_multi
+                    profile.points.append(measure(tmp / "db", n, queries))
+                    bar.advance(task)
+                    continue
+                index, quantization, params = config
                 bar.update(task, description=f"{index}/{quantization} at {n:,} x {dim}")
                 if (n, dim) not in data:
                     data.clear()  # one size's vectors in memory at a time

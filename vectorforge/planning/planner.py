@@ -96,7 +96,7 @@ def _segmented(kind: str, n: int, dim: int, params: dict[str, Any], vector_kind:
     return size + (estimate_bytes(kind, rest, dim, params, vector_kind) if rest else 0)
 
 
-def _choose_vector(spec: VectorSpec, n: int, index: str, quantization: str) -> VectorChoice:
+def _choose_vector(spec: VectorSpec, n: int, index: str, quantization: str, profile: Profile) -> VectorChoice:
     if spec.kind == "dense":
         params: dict[str, Any] = {} if quantization in ("none", AUTO) else {"quantization": quantization}
         if index == "ivfflat":
@@ -111,15 +111,14 @@ def _choose_vector(spec: VectorSpec, n: int, index: str, quantization: str) -> V
         params = {"tokens_per_point": spec.tokens_per_point}
         ram = _segmented(index, n, spec.dim, params, "multi")
     disk = n * _disk(spec.kind, spec.dim, spec.dtype, spec.nnz, spec.tokens_per_point)
-    return VectorChoice(
-        spec.name, spec.kind, index, quantization, params, int(ram), int(disk), spec.kind == "dense"
-    )
+    calibrated = (index, quantization) in profile.configurations()
+    return VectorChoice(spec.name, spec.kind, index, quantization, params, int(ram), int(disk), calibrated)
 
 
 def _candidates(spec: VectorSpec, profile: Profile) -> list[tuple[str, str]]:
     """The (index, quantization) pairs to try for one vector."""
     if spec.kind == "sparse":
-        return [(SPARSE_INDEX, "none")]
+        return [(SPARSE_INDEX, "bm25")]
     if spec.kind == "multi":
         return [(MULTI_INDEX if spec.index == AUTO else spec.index, "none")]
     calibrated = profile.configurations()
@@ -130,18 +129,23 @@ def _candidates(spec: VectorSpec, profile: Profile) -> list[tuple[str, str]]:
     return found
 
 
-def _shard_ms(model: CostModel | None, points: int, dim: int) -> tuple[float, float]:
+Costs = list[tuple[CostModel, int]]  # each searched vector's cost model, and its dim (sparse: nnz)
+
+
+def _shard_ms(costs: Costs, points: int) -> tuple[float, float]:
     """(mean, p99) ms of one query on a shard of `points`: the engine seals a segment every
-    SEGMENT_POINTS points and searches each, one after the other."""
-    if model is None:
-        return 0.0, 0.0
+    SEGMENT_POINTS points and searches each, one after the other, and a query searches each of its
+    vectors (a hybrid query: dense and sparse; their p99s add, an upper bound)."""
     full, rest = divmod(points, SEGMENT_POINTS)
-    mean = full * model.mean_ms(SEGMENT_POINTS, dim) + (model.mean_ms(rest, dim) if rest else 0.0)
-    return mean, mean * model.p99_over_mean
+    mean = p99 = 0.0
+    for model, dim in costs:
+        one = full * model.mean_ms(SEGMENT_POINTS, dim) + (model.mean_ms(rest, dim) if rest else 0.0)
+        mean, p99 = mean + one, p99 + one * model.p99_over_mean
+    return mean, p99
 
 
 def _topology(
-    workload: Workload, catalog: Catalog, instance: Instance, ram: int, model: CostModel | None, dim: int
+    workload: Workload, catalog: Catalog, instance: Instance, ram: int, costs: Costs
 ) -> tuple[int, int, int, int, float, float] | None:
     """(shards, nodes, memory nodes, cpu nodes, core-ms a query, p99 ms) on `instance`, or None if
     no shard count up to MAX_SHARDS fits it and meets the SLO."""
@@ -150,7 +154,7 @@ def _topology(
     replicas = workload.availability.replicas
     shards = max(1, math.ceil(ram / usable))  # one shard's copy must fit a node
     while shards <= MAX_SHARDS:
-        mean, p99 = _shard_ms(model, math.ceil(n / shards), dim)
+        mean, p99 = _shard_ms(costs, math.ceil(n / shards))
         if p99 <= workload.latency_p99_ms:
             break
         shards *= 2
@@ -169,17 +173,19 @@ def _plan_with(
     workload: Workload, catalog: Catalog, profile: Profile, choice: dict[str, tuple[str, str]]
 ) -> Plan:
     n = workload.corpus.points_at_horizon()
-    vectors = [_choose_vector(spec, n, *choice[spec.name]) for spec in workload.vectors]
-    dense = next((s for s in workload.vectors if s.kind == "dense"), None)
-    model = profile.model(*choice[dense.name]) if dense is not None else None
-    dim = dense.dim if dense is not None else 1
+    vectors = [_choose_vector(spec, n, *choice[spec.name], profile) for spec in workload.vectors]
+    costs: Costs = [
+        (profile.model(*choice[spec.name]), spec.nnz if spec.kind == "sparse" else spec.dim)
+        for spec, v in zip(workload.vectors, vectors, strict=True)
+        if v.calibrated
+    ]
     ram = sum(v.ram_bytes for v in vectors) + n * (
         workload.payload_bytes + int(profile.engine_bytes_per_point)
     )
     disk = sum(v.ram_bytes + v.disk_bytes for v in vectors) + n * workload.payload_bytes
     best: tuple[float, Instance, tuple[int, int, int, int, float, float]] | None = None
     for instance in catalog.instances:
-        shape = _topology(workload, catalog, instance, ram, model, dim)
+        shape = _topology(workload, catalog, instance, ram, costs)
         if shape is None:
             continue
         cost = shape[1] * instance.hourly
@@ -189,7 +195,7 @@ def _plan_with(
     if best is None:  # nothing meets the SLO: the largest instance, the most shards, and say so
         instance = max(catalog.instances, key=lambda i: (i.memory_gib, i.vcpus))
         relaxed = workload.model_copy(update={"latency_p99_ms": float("inf")})
-        shape = _topology(relaxed, catalog, instance, ram, model, dim)
+        shape = _topology(relaxed, catalog, instance, ram, costs)
         if shape is None:
             raise InvalidParameter(
                 f"workload {workload.name!r} does not fit {MAX_SHARDS} shards of {instance.name}"
@@ -216,8 +222,8 @@ def _plan_with(
     for v in vectors:
         if not v.calibrated:
             notes.append(
-                f"vector {v.name!r} ({v.kind}, {v.index}): memory from estimate_bytes; "
-                "its search cost is not calibrated"
+                f"vector {v.name!r} ({v.kind}, {v.index}): memory from estimate_bytes; its search "
+                f"cost is not in profile {profile.name!r} (it is left out of the CPU and the p99)"
             )
     raw_dense = sum(n * s.dim * 4 for s in workload.vectors if s.kind == "dense")
     return Plan(

@@ -24,7 +24,7 @@ __all__ = ["BUNDLED_PROFILE", "CostModel", "Measured", "Profile", "load_profile"
 BUNDLED_PROFILE = Path(__file__).parent / "profiles" / "reference.json"
 # Exponents for a kind measured at one size only: HNSW walks ~log n hops (a small power fits it), an
 # IVF scan at a fixed nprobe reads n / nlist points with nlist ~ sqrt(n), flat reads them all.
-DEFAULT_EXPONENT = {"hnsw": 0.25, "ivfflat": 0.5, "ivfpq": 0.5, "flat": 1.0}
+DEFAULT_EXPONENT = {"hnsw": 0.25, "ivfflat": 0.5, "ivfpq": 0.5, "flat": 1.0, "inverted": 1.0, "plaid": 0.5}
 
 
 @dataclass(frozen=True)
