@@ -29,28 +29,15 @@ from typing import Any
 
 import numpy as np
 from common import REPO, console, print_table, write_result
+from quantized import status_kb
+
+from vectorforge.planning.calibrate import CONFIGURATIONS, MULTI_DIM, MULTI_POINTS, MULTI_TOKENS
 
 sys.path.insert(0, str(REPO))
 
 K, DIM, QUERIES, TARGET = 10, 384, 300, 0.95
-PARAMS = {
-    ("hnsw", "none"): {"M": 32, "ef_construction": 200},
-    ("ivfflat", "sq8"): {"coarse": "hnsw", "quantization": "sq8"},
-    ("ivfflat", "none"): {"coarse": "hnsw"},
-    ("hnsw", "sq8"): {"M": 32, "ef_construction": 200, "quantization": "sq8"},
-}
-GRID = {
-    "hnsw": ("ef", (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
-    "ivfflat": ("nprobe", (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256)),
-}
-MULTI = {"n": 70_000, "tokens": 32, "dim": 128}  # 2.2M tokens: over exact_below_tokens, compressed
-
-
-def status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
+PARAMS = {(index, quantization): params for index, quantization, params in CONFIGURATIONS}
+MULTI = {"n": MULTI_POINTS, "tokens": MULTI_TOKENS, "dim": MULTI_DIM}  # as calibrated: compressed
 
 
 def build(folder: Path, n: int, index: str, quantization: str, shards: int, base: np.ndarray) -> float:
@@ -75,21 +62,19 @@ def build(folder: Path, n: int, index: str, quantization: str, shards: int, base
 
 
 def build_multi(folder: Path) -> float:
+    """The calibration's late-interaction collection (its token generator), built the same way."""
     import vectorforge as vf
+    from vectorforge.planning.calibrate import token_matrices
 
     if folder.exists():
         shutil.rmtree(folder)
     rng = np.random.default_rng(0)
-    n, t, d = MULTI["n"], MULTI["tokens"], MULTI["dim"]
+    n, d = MULTI["n"], MULTI["dim"]
     began = time.perf_counter()
     with vf.connect(folder) as db:
         col = db.create_collection("bench", vectors={"t": vf.Multi(dim=d, index="plaid")})
-        centres = rng.standard_normal((256, d)).astype(np.float32)
-        for i in range(0, n, 2_000):
-            rows = [
-                centres[rng.integers(0, 256, t)] + 0.3 * rng.standard_normal((t, d)).astype(np.float32)
-                for _ in range(min(2_000, n - i))
-            ]
+        for i in range(0, n, 5_000):
+            rows = token_matrices(rng, min(5_000, n - i))
             col.upsert(list(range(i, i + len(rows))), {"t": rows})
         col.flush()
         col.optimize()  # the codec is trained by compaction
@@ -115,29 +100,12 @@ def measure(args: argparse.Namespace) -> None:
                 rng.standard_normal((MULTI["tokens"], MULTI["dim"])).astype(np.float32), k=K, using="t"
             )
     else:
+        from vectorforge.planning.calibrate import sweep_to_target, timed
+
         queries, truth = np.load(args.queries), np.load(args.truth)
-        name, grid = GRID[args.kind]
-        setting: dict[str, Any] = {}
-        recall = 0.0
-        for value in grid:
-            setting = {name: value}
-            hits = col.search_batch(queries, k=K, params=setting, with_payload=False)
-            found = [[int(h.id) for h in row] for row in hits]
-            recall = float(
-                np.mean([len(set(f) & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)])
-            )
-            if recall >= TARGET:
-                break
-        for q in queries[:50]:
-            col.search(q, k=K, params=setting, with_payload=False)
-        ms = []
-        for q in queries:
-            began = time.perf_counter()
-            col.search(q, k=K, params=setting, with_payload=False)
-            ms.append(1000 * (time.perf_counter() - began))
-        out.update(
-            setting=setting, recall=recall, qps=1000 / float(np.mean(ms)), p99_ms=float(np.percentile(ms, 99))
-        )
+        setting, recall = sweep_to_target(col, args.kind, queries, truth, TARGET)
+        qps, _, p99 = timed(lambda q: col.search(q, k=K, params=setting, with_payload=False), queries)
+        out.update(setting=setting, recall=recall, qps=qps, p99_ms=p99)
     out["anon_kb"] = status_kb("RssAnon") - imported
     db.close()
     print(json.dumps(out))
@@ -152,8 +120,18 @@ def in_fresh_process(folder: Path, kind: str, queries: Path | None, truth: Path 
     return result
 
 
+def here_catalog(memory_gib: float = 24.0) -> Any:
+    """One instance type: this machine (2 cores), all of its memory usable."""
+    from vectorforge.planning import Catalog, Instance
+
+    return Catalog(
+        name="this machine", as_of="now", source="bench/planning.py", storage_per_gb_month=0,
+        usable_memory=1.0, instances=[Instance(name="this", vcpus=2, memory_gib=memory_gib, hourly=1)],
+    )  # fmt: skip
+
+
 def predicted(n: int, index: str, quantization: str, slo_ms: float = 1e6, memory_gib: float = 24.0) -> Any:
-    from vectorforge.planning import Catalog, Instance, load_profile, parse_workload, plan
+    from vectorforge.planning import load_profile, parse_workload, plan
 
     workload = parse_workload(
         {
@@ -165,14 +143,7 @@ def predicted(n: int, index: str, quantization: str, slo_ms: float = 1e6, memory
             "latency_p99_ms": slo_ms,
         }
     )
-    here = Catalog(
-        name="this machine",
-        as_of="now",
-        source="bench/planning.py",
-        storage_per_gb_month=0,
-        usable_memory=1.0,
-        instances=[Instance(name="this", vcpus=2, memory_gib=memory_gib, hourly=1)],
-    )
+    here = here_catalog(memory_gib)
     profile = load_profile()
     return plan(workload, here, profile), profile.model(index, quantization)
 
@@ -244,36 +215,34 @@ def main() -> None:
         console.print("late interaction: PLAID, building")
         seconds = build_multi(tmp / "multi")
         got = in_fresh_process(tmp / "multi", "multi", None, None)
-        import vectorforge.multivector  # noqa: F401  (registers plaid)
-        from vectorforge.index import estimate_bytes
+        from vectorforge.planning import load_profile, parse_workload, plan
 
         n, t, d = MULTI["n"], MULTI["tokens"], MULTI["dim"]
-        multi_ram = estimate_bytes("plaid", n, d, {"tokens_per_point": t}, vector_kind="multi")
-        from vectorforge.planning import load_profile
-
-        multi_pred = multi_ram + n * int(load_profile().engine_bytes_per_point)
-        multi = {
-            "n": n,
-            "tokens": t,
-            "dim": d,
-            "build_s": seconds,
-            "measured": got,
-            "predicted_ram_bytes": multi_pred,
-            "ram_error": multi_pred / (1024 * got["anon_kb"]) - 1,
-        }
-        rows.append(
-            [
-                f"{n:,} x {t} tokens plaid",
-                f"{got['anon_kb'] / 1024:,.0f}",
-                f"{multi_pred / 2**20:,.0f}",
-                f"{multi['ram_error']:+.0%}",
-                "-",
-                "-",
-                "-",
-                "-",
-                "-",
-            ]
+        late = parse_workload({
+            "name": "validation", "corpus": {"points": n}, "payload_bytes": 0,
+            "vectors": [{"name": "t", "kind": "multi", "dim": d, "tokens_per_point": t, "index": "plaid"}],
+            "qps": {"peak": 1, "average": 1}, "latency_p99_ms": 1e6,
+        })  # fmt: skip
+        profile = load_profile()
+        late_plan = plan(late, here_catalog(), profile)
+        late_qps = (
+            profile.model("plaid", "none").qps_per_core(n, d)
+            if ("plaid", "none") in profile.configurations()
+            else None
         )
+        ram = late_plan.ram_bytes
+        multi = {
+            "n": n, "tokens": t, "dim": d, "build_s": seconds, "measured": got,
+            "predicted_ram_bytes": ram, "ram_error": ram / (1024 * got["anon_kb"]) - 1,
+            "predicted_qps": late_qps, "qps_error": None if late_qps is None else late_qps / got["qps"] - 1,
+        }  # fmt: skip
+        planned_qps = "-" if late_qps is None else f"{late_qps:,.0f}"
+        qps_error = "-" if late_qps is None else f"{multi['qps_error']:+.0%}"
+        rows.append([
+            f"{n:,} x {t} tokens plaid", f"{got['anon_kb'] / 1024:,.0f}", f"{ram / 2**20:,.0f}",
+            f"{multi['ram_error']:+.0%}", f"{got['qps']:,.0f}", planned_qps, qps_error,
+            f"{got['p99_ms']:.2f}", "-",
+        ])  # fmt: skip
         print_table(
             "the planner against measured runs (memory: resident anonymous MiB; QPS: one core)",
             [

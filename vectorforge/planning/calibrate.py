@@ -23,7 +23,7 @@ import numpy as np
 
 from vectorforge.planning.profile import Measured, Profile
 
-__all__ = ["CONFIGURATIONS", "calibrate"]
+__all__ = ["CONFIGURATIONS", "calibrate", "clustered", "sweep_to_target", "timed", "token_matrices"]
 
 K = 10
 # (index, quantization, index params): the choices the planner makes among
@@ -83,23 +83,10 @@ def _measure_one(
         for i in range(0, len(base), 20_000):
             col.upsert(list(range(i, min(i + 20_000, len(base)))), base[i : i + 20_000])
         col.flush()
-        name, grid = SWEEP.get(index, ("", (0,)))
-        setting: dict[str, Any] = {}
-        recall = 0.0
-        for value in grid:
-            setting = {name: value} if name else {}
-            hits = col.search_batch(queries, k=K, params=setting, with_payload=False)
-            recall = _recall([[int(h.id) for h in row] for row in hits], truth)
-            if recall >= recall_target:
-                break
-        latencies = []
-        for q in queries:
-            start = time.perf_counter()
-            col.search(q, k=K, params=setting, with_payload=False)
-            latencies.append(time.perf_counter() - start)
+        setting, recall = sweep_to_target(col, index, queries, truth, recall_target)
+        qps, p50, p99 = timed(lambda q: col.search(q, k=K, params=setting, with_payload=False), queries)
         segments = [p for p in (folder / "collections" / "calibration" / "segments").iterdir()]
         index_bytes = sum(f.stat().st_size for s in segments for f in s.glob("index*") if f.is_file())
-    ms = 1000 * np.asarray(latencies)
     return Measured(
         index=index,
         quantization=quantization,
@@ -107,14 +94,31 @@ def _measure_one(
         n=len(base),
         setting=setting,
         recall=recall,
-        qps_per_core=float(1000.0 / ms.mean()),
-        p50_ms=float(np.percentile(ms, 50)),
-        p99_ms=float(np.percentile(ms, 99)),
+        qps_per_core=qps,
+        p50_ms=p50,
+        p99_ms=p99,
         index_bytes_per_point=index_bytes / len(base),
     )
 
 
-def _timed(search: Any, queries: Sequence[Any]) -> tuple[float, float, float]:
+def sweep_to_target(
+    col: Any, index: str, queries: np.ndarray, truth: np.ndarray, recall_target: float
+) -> tuple[dict[str, Any], float]:
+    """The first setting of `index`'s sweep (ef, nprobe; none for flat) whose recall@10 reaches the
+    target (else the last), and its recall."""
+    name, grid = SWEEP.get(index, ("", (0,)))
+    setting: dict[str, Any] = {}
+    recall = 0.0
+    for value in grid:
+        setting = {name: value} if name else {}
+        hits = col.search_batch(queries, k=K, params=setting, with_payload=False)
+        recall = _recall([[int(h.id) for h in row] for row in hits], truth)
+        if recall >= recall_target:
+            break
+    return setting, recall
+
+
+def timed(search: Any, queries: Sequence[Any] | np.ndarray) -> tuple[float, float, float]:
     """(QPS on one core, p50 ms, p99 ms) of one call per query, after a warm-up."""
     for q in queries[:20]:
         search(q)
@@ -158,9 +162,20 @@ def _measure_sparse(folder: Path, n: int, queries: int, seed: int = 0) -> Measur
             for _ in range(queries)
         ]
         asked = [q for q in asked if len(q.indices)]
-        qps, p50, p99 = _timed(lambda q: col.search(q, k=K, using="bm25", with_payload=False), asked)
+        qps, p50, p99 = timed(lambda q: col.search(q, k=K, using="bm25", with_payload=False), asked)
         size = _index_bytes(folder)
     return Measured(SPARSE[0], SPARSE[1], SPARSE_NNZ, n, {}, 1.0, qps, p50, p99, size / n)
+
+
+_CENTRES = np.random.default_rng(12345).standard_normal((4096, MULTI_DIM)).astype(np.float32)
+
+
+def token_matrices(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """`count` matrices of MULTI_TOKENS tokens, each near one of 4,096 shared centres (as ColBERT's
+    tokens cluster by term)."""
+    picked = _CENTRES[rng.integers(0, len(_CENTRES), (count, MULTI_TOKENS))]
+    noisy = picked + 0.3 * rng.standard_normal(picked.shape).astype(np.float32)
+    return list(noisy.astype(np.float32))
 
 
 def _measure_multi(folder: Path, n: int, queries: int, seed: int = 0) -> Measured:
@@ -170,25 +185,19 @@ def _measure_multi(folder: Path, n: int, queries: int, seed: int = 0) -> Measure
 
     rng = np.random.default_rng(seed)
     shutil.rmtree(folder, ignore_errors=True)
-    centres = rng.standard_normal((4096, MULTI_DIM)).astype(np.float32)
-
-    def doc(tokens: int) -> np.ndarray:
-        picked = centres[rng.integers(0, len(centres), tokens)]
-        return (picked + 0.3 * rng.standard_normal((tokens, MULTI_DIM))).astype(np.float32)
-
     with vf.connect(folder) as db:
         col = db.create_collection("calibration", vectors={"t": vf.Multi(dim=MULTI_DIM, index="plaid")})
         for i in range(0, n, 5_000):
-            rows = [doc(MULTI_TOKENS) for _ in range(min(5_000, n - i))]
+            rows = token_matrices(rng, min(5_000, n - i))
             col.upsert(list(range(i, i + len(rows))), {"t": rows})
         col.flush()
         col.optimize()  # PLAID trains its codec when a segment is compacted
-        asked = [doc(MULTI_TOKENS) for _ in range(queries)]
+        asked = token_matrices(rng, queries)
         found = [[h.id for h in col.search(q, k=K, using="t", with_payload=False)] for q in asked[:30]]
         exact = [[h.id for h in col.search(q, k=K, using="t", params={"exact": True}, with_payload=False)]
                  for q in asked[:30]]  # fmt: skip
         recall = float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact, strict=True)]))
-        qps, p50, p99 = _timed(lambda q: col.search(q, k=K, using="t", with_payload=False), asked)
+        qps, p50, p99 = timed(lambda q: col.search(q, k=K, using="t", with_payload=False), asked)
         size = _index_bytes(folder)
     return Measured(MULTI[0], MULTI[1], MULTI_DIM, n, {}, recall, qps, p50, p99, size / n)
 
