@@ -94,11 +94,11 @@ def measure(args: argparse.Namespace) -> None:
     col = db.get_collection("bench")
     out: dict[str, Any] = {"import_kb": imported - anon0}
     if args.kind == "multi":
-        rng = np.random.default_rng(1)
-        for _ in range(20):
-            col.search(
-                rng.standard_normal((MULTI["tokens"], MULTI["dim"])).astype(np.float32), k=K, using="t"
-            )
+        from vectorforge.planning.calibrate import timed, token_matrices
+
+        asked = token_matrices(np.random.default_rng(1), 100)
+        qps, _, p99 = timed(lambda q: col.search(q, k=K, using="t", with_payload=False), asked)
+        out.update(qps=qps, p99_ms=p99)
     else:
         from vectorforge.planning.calibrate import sweep_to_target, timed
 
@@ -199,6 +199,8 @@ def main() -> None:
             entry["ram_error"] = the_plan.ram_bytes / ram - 1
             entry["qps_error"] = model.qps_per_core(n, DIM) / qps - 1
             cases.append(entry)
+            write_result("planning", {"dim": DIM, "queries": QUERIES, "recall_target": TARGET, "cases": cases,
+                                      "partial": True})  # fmt: skip
             rows.append(
                 [
                     f"{n:,} {index}/{quantization}",

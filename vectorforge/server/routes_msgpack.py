@@ -17,12 +17,14 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 import msgpack
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.params import Depends as DependsParam
+from fastapi.params import Header as HeaderParam
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -120,11 +122,6 @@ class _Call:
 def _header_params(endpoint: Callable[..., Any]) -> tuple[dict[str, tuple[str, int | None]], str | None]:
     """The endpoint's header parameters (alias, max length) and its Principal parameter, read from its
     annotations: the lane resolves them as FastAPI would, from the same declarations."""
-    from typing import get_type_hints
-
-    from fastapi.params import Depends as DependsParam
-    from fastapi.params import Header as HeaderParam
-
     headers: dict[str, tuple[str, int | None]] = {}
     who = None
     for param, hint in get_type_hints(endpoint, include_extras=True).items():
