@@ -130,28 +130,79 @@ def here_catalog(memory_gib: float = 24.0) -> Any:
     )  # fmt: skip
 
 
-def predicted(n: int, index: str, quantization: str, slo_ms: float = 1e6, memory_gib: float = 24.0) -> Any:
+def predicted(case: dict[str, Any], slo_ms: float = 1e6) -> Any:
+    """The plan for a measured case (a pure function of the bundled profile and the planner)."""
     from vectorforge.planning import load_profile, parse_workload, plan
 
-    workload = parse_workload(
-        {
-            "name": "validation",
-            "corpus": {"points": n},
-            "payload_bytes": 0,
-            "vectors": [{"kind": "dense", "dim": DIM, "index": index, "quantization": quantization}],
-            "qps": {"peak": 1, "average": 1},
-            "latency_p99_ms": slo_ms,
-        }
+    if case.get("tokens"):
+        vector = {"name": "t", "kind": "multi", "dim": case["dim"], "tokens_per_point": case["tokens"],
+                  "index": "plaid"}  # fmt: skip
+    else:
+        vector = {"kind": "dense", "dim": DIM, "index": case["index"], "quantization": case["quantization"]}
+    workload = parse_workload({
+        "name": "validation", "corpus": {"points": case["n"]}, "payload_bytes": 0, "vectors": [vector],
+        "qps": {"peak": 1, "average": 1}, "latency_p99_ms": slo_ms,
+    })  # fmt: skip
+    return plan(workload, here_catalog(), load_profile())
+
+
+def score(case: dict[str, Any]) -> dict[str, Any]:
+    """A measured case with the plan's figures beside it: RAM, QPS on one core (1000 / the plan's
+    core-ms a query: every segment searched), p99, and the errors (plan / measured - 1)."""
+    the_plan = predicted(case)
+    got = case["measured"]
+    qps = 1000.0 / the_plan.core_ms_per_query if the_plan.core_ms_per_query else None
+    case["predicted"] = {"ram_bytes": the_plan.ram_bytes, "qps": qps, "p99_ms": the_plan.p99_ms}
+    case["ram_error"] = the_plan.ram_bytes / (1024 * got["anon_kb"]) - 1
+    case["qps_error"] = None if qps is None else qps / got["qps"] - 1
+    return case
+
+
+def report(doc: dict[str, Any]) -> None:
+    rows = []
+    for case in [*doc["cases"], *([doc["multi"]] if doc.get("multi") else [])]:
+        got, want = case["measured"], case["predicted"]
+        name = f"{case['n']:,} x {case['tokens']} tokens plaid" if case.get("tokens") else (
+            f"{case['n']:,} {case['index']}/{case['quantization']}")  # fmt: skip
+        rows.append([
+            name, f"{got['anon_kb'] / 1024:,.0f}", f"{want['ram_bytes'] / 2**20:,.0f}",
+            f"{case['ram_error']:+.0%}",
+            f"{got['qps']:,.0f}", "-" if want["qps"] is None else f"{want['qps']:,.0f}",
+            "-" if case["qps_error"] is None else f"{case['qps_error']:+.0%}",
+            f"{got['p99_ms']:.2f}", f"{want['p99_ms']:.2f}",
+        ])  # fmt: skip
+    print_table(
+        "the planner against measured runs (memory: resident anonymous MiB; QPS: one core)",
+        [
+            "case",
+            "measured MiB",
+            "planned MiB",
+            "error",
+            "QPS",
+            "planned QPS",
+            "error",
+            "p99 ms",
+            "planned p99",
+        ],
+        rows,
     )
-    here = here_catalog(memory_gib)
-    profile = load_profile()
-    return plan(workload, here, profile), profile.model(index, quantization)
+    if doc.get("shards"):
+        sh = doc["shards"]
+        print_table(
+            f"shard count for an SLO of {sh['slo_ms']:.2f} ms ({sh['n']:,} points, "
+            f"{sh['index']}/{sh['quantization']})",
+            ["measured p99, 1 shard", "2 shards", "shards needed (measured)", "shards planned",
+             "planned p99"],
+            [[f"{sh['p99_ms']['1']:.2f}", f"{sh['p99_ms']['2']:.2f}", str(sh["measured_shards"]),
+              str(sh["planned_shards"]), f"{sh['planned_p99_ms']:.2f}"]],
+        )  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="100000:hnsw:none,500000:ivfflat:sq8,2000000:ivfflat:sq8")
     ap.add_argument("--shard-case", default="500000:ivfflat:sq8")
+    ap.add_argument("--repredict", action="store_true", help="re-score bench/results/planning.json's runs")
     ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     ap.add_argument("--kind", help=argparse.SUPPRESS)
@@ -161,12 +212,23 @@ def main() -> None:
     if args.measure:
         measure(args)
         return
+    if args.repredict:  # the measurements stay; the plan's figures are computed again
+        doc = json.loads((REPO / "bench" / "results" / "planning.json").read_text())
+        doc = {k: v for k, v in doc.items() if k not in ("benchmark", "date", "machine")}
+        doc["cases"] = [score(c) for c in doc["cases"]]
+        doc["multi"] = score(doc["multi"])
+        sh = doc["shards"]
+        planned = predicted(sh, slo_ms=sh["slo_ms"])
+        sh.update(planned_shards=planned.shards, planned_p99_ms=planned.p99_ms)
+        report(doc)
+        write_result("planning", doc)
+        return
     import faiss
 
     from vectorforge.planning.calibrate import clustered
 
     tmp = Path(tempfile.mkdtemp(prefix="vf-planning-"))
-    rows, cases = [], []
+    cases: list[dict[str, Any]] = []
     try:
         for case in args.cases.split(","):
             n_s, index, quantization = case.split(":")
@@ -182,98 +244,34 @@ def main() -> None:
             seconds = build(tmp / "db", n, index, quantization, 1, base)
             del base
             got = in_fresh_process(tmp / "db", index, tmp / "q.npy", tmp / "t.npy")
-            the_plan, model = predicted(n, index, quantization)
-            ram, qps = 1024 * got["anon_kb"], got["qps"]
             entry = {
                 "n": n,
                 "index": index,
                 "quantization": quantization,
                 "build_s": seconds,
                 "measured": got,
-                "predicted": {
-                    "ram_bytes": the_plan.ram_bytes,
-                    "qps": model.qps_per_core(n, DIM),
-                    "p99_ms": model.p99_ms(n, DIM),
-                },
             }
-            entry["ram_error"] = the_plan.ram_bytes / ram - 1
-            entry["qps_error"] = model.qps_per_core(n, DIM) / qps - 1
-            cases.append(entry)
+            cases.append(score(entry))
             write_result("planning", {"dim": DIM, "queries": QUERIES, "recall_target": TARGET, "cases": cases,
                                       "partial": True})  # fmt: skip
-            rows.append(
-                [
-                    f"{n:,} {index}/{quantization}",
-                    f"{ram / 2**20:,.0f}",
-                    f"{the_plan.ram_bytes / 2**20:,.0f}",
-                    f"{entry['ram_error']:+.0%}",
-                    f"{qps:,.0f}",
-                    f"{entry['predicted']['qps']:,.0f}",
-                    f"{entry['qps_error']:+.0%}",
-                    f"{got['p99_ms']:.2f}",
-                    f"{entry['predicted']['p99_ms']:.2f}",
-                ]
-            )
         console.print("late interaction: PLAID, building")
         seconds = build_multi(tmp / "multi")
         got = in_fresh_process(tmp / "multi", "multi", None, None)
-        from vectorforge.planning import load_profile, parse_workload, plan
-
-        n, t, d = MULTI["n"], MULTI["tokens"], MULTI["dim"]
-        late = parse_workload({
-            "name": "validation", "corpus": {"points": n}, "payload_bytes": 0,
-            "vectors": [{"name": "t", "kind": "multi", "dim": d, "tokens_per_point": t, "index": "plaid"}],
-            "qps": {"peak": 1, "average": 1}, "latency_p99_ms": 1e6,
-        })  # fmt: skip
-        profile = load_profile()
-        late_plan = plan(late, here_catalog(), profile)
-        late_qps = (
-            profile.model("plaid", "none").qps_per_core(n, d)
-            if ("plaid", "none") in profile.configurations()
-            else None
-        )
-        ram = late_plan.ram_bytes
-        multi = {
-            "n": n, "tokens": t, "dim": d, "build_s": seconds, "measured": got,
-            "predicted_ram_bytes": ram, "ram_error": ram / (1024 * got["anon_kb"]) - 1,
-            "predicted_qps": late_qps, "qps_error": None if late_qps is None else late_qps / got["qps"] - 1,
-        }  # fmt: skip
-        planned_qps = "-" if late_qps is None else f"{late_qps:,.0f}"
-        qps_error = "-" if late_qps is None else f"{multi['qps_error']:+.0%}"
-        rows.append([
-            f"{n:,} x {t} tokens plaid", f"{got['anon_kb'] / 1024:,.0f}", f"{ram / 2**20:,.0f}",
-            f"{multi['ram_error']:+.0%}", f"{got['qps']:,.0f}", planned_qps, qps_error,
-            f"{got['p99_ms']:.2f}", "-",
-        ])  # fmt: skip
-        print_table(
-            "the planner against measured runs (memory: resident anonymous MiB; QPS: one core)",
-            [
-                "case",
-                "measured MiB",
-                "planned MiB",
-                "error",
-                "QPS",
-                "planned QPS",
-                "error",
-                "p99 ms",
-                "planned p99",
-            ],
-            rows,
-        )
+        multi = score({"n": MULTI["n"], "tokens": MULTI["tokens"], "dim": MULTI["dim"], "build_s": seconds,
+                       "measured": got})  # fmt: skip
         shard = shard_check(tmp, args.shard_case)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    write_result(
-        "planning",
-        {
-            "dim": DIM,
-            "queries": QUERIES,
-            "recall_target": TARGET,
-            "cases": cases,
-            "multi": multi,
-            "shards": shard,
-        },
-    )
+    doc = {
+        "dim": DIM,
+        "queries": QUERIES,
+        "recall_target": TARGET,
+        "cases": cases,
+        "multi": multi,
+        "shards": shard,
+    }
+    report(doc)
+    write_result("planning", doc)
 
 
 def shard_check(tmp: Path, case: str) -> dict[str, Any]:
@@ -297,22 +295,10 @@ def shard_check(tmp: Path, case: str) -> dict[str, Any]:
         p99[shards] = in_fresh_process(tmp / "db", index, tmp / "q.npy", tmp / "t.npy")["p99_ms"]
     slo = (p99[1] + p99[2]) / 2
     needed = 1 if p99[1] <= slo else 2 if p99[2] <= slo else None
-    the_plan, _ = predicted(n, index, quantization, slo_ms=slo)
-    result = {
-        "n": n,
-        "index": index,
-        "quantization": quantization,
-        "p99_ms": p99,
-        "slo_ms": slo,
-        "measured_shards": needed,
-        "planned_shards": the_plan.shards,
-        "planned_p99_ms": the_plan.p99_ms,
-    }
-    print_table(
-        f"shard count for an SLO of {slo:.2f} ms ({n:,} points, {index}/{quantization})",
-        ["measured p99, 1 shard", "2 shards", "shards needed (measured)", "shards planned", "planned p99"],
-        [[f"{p99[1]:.2f}", f"{p99[2]:.2f}", str(needed), str(the_plan.shards), f"{the_plan.p99_ms:.2f}"]],
-    )
+    case = {"n": n, "index": index, "quantization": quantization}
+    the_plan = predicted(case, slo_ms=slo)
+    result = {**case, "p99_ms": {"1": p99[1], "2": p99[2]}, "slo_ms": slo, "measured_shards": needed,
+              "planned_shards": the_plan.shards, "planned_p99_ms": the_plan.p99_ms}  # fmt: skip
     return result
 
 

@@ -151,6 +151,11 @@ def test_the_case_studies_plan_and_render() -> None:
         assert "<html>" in render(p, alternatives, "html")
     bot = plan(load_workload(CASES / "support-bot.yaml"), CATALOG, PROFILE)
     assert bot.nodes == 1 and bot.meets_slo  # the small case fits one node
+    legal = plan(load_workload(CASES / "legal-research.yaml"), CATALOG, PROFILE)
+    # every searched vector is priced (dense and PLAID are in the profile), and a recall the
+    # profile's setting did not reach is said
+    assert all(v.calibrated for v in legal.vectors)
+    assert any("plaid/none reached recall@10" in n for n in legal.notes)
 
 
 def test_calibration_measures_this_machine_and_plans_use_it(tmp_path: Path) -> None:

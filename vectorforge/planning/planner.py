@@ -214,6 +214,13 @@ def _plan_with(
         notes.append(
             f"no instance type meets the p99 SLO of {workload.latency_p99_ms:g} ms: {p99:.2f} ms at best"
         )
+    for model, _ in costs:
+        if model.recall < workload.recall:
+            notes.append(
+                f"{model.index}/{model.quantization} reached recall@10 {model.recall:.2f} where profile "
+                f"{profile.name!r} measured it (setting {model.setting or 'default'}): below the "
+                f"workload's {workload.recall:g}, so its cost here is a lower bound"
+            )
     if workload.recall > profile.recall_target:
         notes.append(
             f"the workload asks recall@10 {workload.recall:g}; profile {profile.name!r} was measured at "

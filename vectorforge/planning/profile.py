@@ -55,6 +55,7 @@ class CostModel:
     exponent: float
     p99_over_mean: float
     setting: dict[str, Any]
+    recall: float = 1.0  # what the setting reached where it was measured
 
     def mean_ms(self, n: int, dim: int) -> float:
         return float(self.t0_ms * (max(n, 1) / self.n0) ** self.exponent * (dim / self.dim0))
@@ -110,6 +111,7 @@ class Profile:
             exponent=exponent,
             p99_over_mean=max(1.0, last.p99_ms / mean),
             setting=last.setting,
+            recall=last.recall,
         )
 
     def to_json(self) -> dict[str, Any]:
