@@ -121,11 +121,18 @@ def _candidates(spec: VectorSpec, profile: Profile) -> list[tuple[str, str]]:
         return [(SPARSE_INDEX, "bm25")]
     if spec.kind == "multi":
         return [(MULTI_INDEX if spec.index == AUTO else spec.index, "none")]
-    calibrated = profile.configurations()
+    from vectorforge.index import index_kinds
+
+    dense = set(index_kinds("dense"))
+    calibrated = [(i, q) for i, q in profile.configurations() if i in dense]
     found = [(i, q) for i, q in calibrated if spec.index in (AUTO, i) and spec.quantization in (AUTO, q)]
     if not found:
-        # named but not calibrated: the profile says what it has
-        profile.model(spec.index, "none" if spec.quantization == AUTO else spec.quantization)
+        known = ", ".join(f"{i}/{q}" for i, q in calibrated) or "none"
+        raise InvalidParameter(
+            f"vector {spec.name!r}: profile {profile.name!r} has no measurement of index {spec.index!r} "
+            f"with quantization {spec.quantization!r} for dense vectors; it has {known} "
+            "(run `vectorforge plan calibrate`)"
+        )
     return found
 
 
@@ -217,7 +224,7 @@ def _plan_with(
     for model, _ in costs:
         if model.recall < workload.recall:
             notes.append(
-                f"{model.index}/{model.quantization} reached recall@10 {model.recall:.2f} where profile "
+                f"{model.index}/{model.quantization} reached recall@10 {model.recall:.3f} where profile "
                 f"{profile.name!r} measured it (setting {model.setting or 'default'}): below the "
                 f"workload's {workload.recall:g}, so its cost here is a lower bound"
             )
