@@ -14,7 +14,7 @@ loop).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
@@ -109,12 +109,11 @@ def msgpack_routes(db: Database, log: SearchLog) -> APIRouter:
 
 @dataclass(frozen=True)
 class _Call:
-    """One hot route: its method, path pattern, endpoint, and the headers its parameters read."""
+    """One hot route: its method, path pattern, FastAPI route, and the headers its parameters read."""
 
     method: str
     path: re.Pattern[str]
-    template: Any  # the FastAPI route (the metrics label it by its template)
-    endpoint: Callable[..., Awaitable[Response]]
+    route: Any  # its endpoint is called; the metrics label the request by its template
     headers: dict[str, tuple[str, int | None]]  # parameter -> (header, max length)
     who: str | None  # the parameter that takes the caller's Principal
 
@@ -151,7 +150,7 @@ class HotLane:
             pattern = re.compile("^" + re.escape(route.path).replace(r"\{name\}", "(?P<name>[^/]+)") + "$")
             headers, who = _header_params(route.endpoint)
             for method in route.methods:
-                self.calls.append(_Call(method, pattern, route, route.endpoint, headers, who))
+                self.calls.append(_Call(method, pattern, route, headers, who))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/msgpack/"):
@@ -163,7 +162,7 @@ class HotLane:
         else:
             await self.app(scope, receive, send)  # FastAPI answers: 404, 405
             return
-        scope["route"] = call.template
+        scope["route"] = call.route
         request = Request(scope, receive)
         try:
             kwargs: dict[str, Any] = {"name": match["name"], "request": request}
@@ -176,7 +175,7 @@ class HotLane:
                         f"request field {header}: String should have at most {limit} characters"
                     )
                 kwargs[param] = value
-            answer: Response = await call.endpoint(**kwargs)
+            answer: Response = await call.route.endpoint(**kwargs)
         except VectorForgeError as exc:
             answer = error_response(exc, self.root)
         except RequestValidationError as exc:
