@@ -50,6 +50,7 @@ def _workload(**over: Any) -> dict[str, Any]:
         ({"qps": {"peak": 5, "average": 10}}, "qps"),
         ({"vectors": [{"kind": "dense", "dim": 0}]}, "vectors.0.dim"),
         ({"vectors": [{"kind": "image"}]}, "vectors.0.kind"),
+        ({"vectors": [{"kind": "dense", "quantization": "sq9"}]}, "vectors.0.quantization"),
         ({"availability": {"replicas": 1, "zones": 3}}, "availability"),
         ({"latency_p99_ms": "fast"}, "latency_p99_ms"),
         ({"replicas": 3}, "replicas"),  # a field that does not exist (it belongs under availability)

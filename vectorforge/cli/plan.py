@@ -100,21 +100,17 @@ def calibrate_cmd(
     from vectorforge.planning.calibrate import calibrate
 
     try:
-        parsed: dict[str, Any] = {
-            "sizes": [int(s) for s in sizes.split(",") if s.strip()],
-            "dims": [int(d) for d in dims.split(",") if d.strip()],
-        }
+        counts = [int(s) for s in sizes.split(",") if s.strip()]
+        lengths = [int(d) for d in dims.split(",") if d.strip()]
     except ValueError:
         raise CliError(f"--sizes {sizes!r} and --dims {dims!r} must be integers, comma-separated") from None
-    if not parsed["sizes"] or not parsed["dims"] or min(parsed["sizes"] + parsed["dims"]) < 1:
-        raise CliError("--sizes and --dims need at least one positive integer each")
+    if not counts or min(counts) < 1000:  # an index trains on its points
+        raise CliError(f"--sizes {sizes!r}: one or more sizes of at least 1,000 points")
+    if not lengths or min(lengths) < 1:
+        raise CliError(f"--dims {dims!r}: one or more positive dimensions")
     if not 0 < recall <= 1:
         raise CliError(f"--recall {recall:g} must be in (0, 1]")
-    if min(parsed["sizes"]) < 1000:
-        raise CliError(
-            f"--sizes: at least 1,000 points (an index trains on its points), not {min(parsed['sizes'])}"
-        )
-    profile = calibrate(parsed["sizes"], parsed["dims"], recall_target=recall, name=name)
+    profile = calibrate(counts, lengths, recall_target=recall, name=name)
     if not profile.points:
         raise typer.Exit(INTERRUPTED)
     profile.save(out)

@@ -85,8 +85,7 @@ def _measure_one(
         col.flush()
         setting, recall = sweep_to_target(col, index, queries, truth, recall_target)
         qps, p50, p99 = timed(lambda q: col.search(q, k=K, params=setting, with_payload=False), queries)
-        segments = [p for p in (folder / "collections" / "calibration" / "segments").iterdir()]
-        index_bytes = sum(f.stat().st_size for s in segments for f in s.glob("index*") if f.is_file())
+        index_bytes = _index_bytes(folder)
     return Measured(
         index=index,
         quantization=quantization,
@@ -193,10 +192,11 @@ def _measure_multi(folder: Path, n: int, queries: int, seed: int = 0) -> Measure
         col.flush()
         col.optimize()  # PLAID trains its codec when a segment is compacted
         asked = token_matrices(rng, queries)
-        found = [[h.id for h in col.search(q, k=K, using="t", with_payload=False)] for q in asked[:30]]
-        exact = [[h.id for h in col.search(q, k=K, using="t", params={"exact": True}, with_payload=False)]
-                 for q in asked[:30]]  # fmt: skip
-        recall = float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact, strict=True)]))
+
+        def ids(q: np.ndarray, **params: Any) -> list[int]:
+            return [int(h.id) for h in col.search(q, k=K, using="t", params=params, with_payload=False)]
+
+        recall = _recall([ids(q) for q in asked[:30]], np.asarray([ids(q, exact=True) for q in asked[:30]]))
         qps, p50, p99 = timed(lambda q: col.search(q, k=K, using="t", with_payload=False), asked)
         size = _index_bytes(folder)
     return Measured(MULTI[0], MULTI[1], MULTI_DIM, n, {}, recall, qps, p50, p99, size / n)
@@ -238,7 +238,7 @@ def calibrate(
     try:
         with Progress(disable=not progress, transient=False) as bar:
             task = bar.add_task("calibrating", total=len(work))
-            data: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+            made: tuple[int, int] | None = None  # one size's vectors in memory at a time
             for n, dim, config in work:
                 if config in ("sparse", "multi"):
                     bar.update(task, description=f"{config} at {n:,}")
@@ -248,11 +248,9 @@ def calibrate(
                     continue
                 index, quantization, params = config
                 bar.update(task, description=f"{index}/{quantization} at {n:,} x {dim}")
-                if (n, dim) not in data:
-                    data.clear()  # one size's vectors in memory at a time
+                if made != (n, dim):
                     base, qs = clustered(n, dim, queries)
-                    data[(n, dim)] = (base, qs, _exact(base, qs))
-                base, qs, truth = data[(n, dim)]
+                    truth, made = _exact(base, qs), (n, dim)
                 profile.points.append(
                     _measure_one(tmp / "db", index, quantization, params, base, qs, truth, recall_target)
                 )

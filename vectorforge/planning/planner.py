@@ -226,13 +226,9 @@ def _plan_with(
             notes.append(
                 f"{model.index}/{model.quantization} reached recall@10 {model.recall:.3f} where profile "
                 f"{profile.name!r} measured it (setting {model.setting or 'default'}): below the "
-                f"workload's {workload.recall:g}, so its cost here is a lower bound"
+                f"workload's {workload.recall:g}, so its cost here is a lower bound (calibrate with "
+                f"--recall {workload.recall:g} for this target)"
             )
-    if workload.recall > profile.recall_target:
-        notes.append(
-            f"the workload asks recall@10 {workload.recall:g}; profile {profile.name!r} was measured at "
-            f"{profile.recall_target:g} (calibrate with --recall {workload.recall:g} for this target)"
-        )
     for v in vectors:
         if not v.calibrated:
             notes.append(

@@ -60,12 +60,6 @@ class CostModel:
     def mean_ms(self, n: int, dim: int) -> float:
         return float(self.t0_ms * (max(n, 1) / self.n0) ** self.exponent * (dim / self.dim0))
 
-    def p99_ms(self, n: int, dim: int) -> float:
-        return self.mean_ms(n, dim) * self.p99_over_mean
-
-    def qps_per_core(self, n: int, dim: int) -> float:
-        return 1000.0 / self.mean_ms(n, dim)
-
 
 @dataclass
 class Profile:

@@ -6,6 +6,7 @@ import html
 import json
 from typing import Any
 
+from vectorforge.errors import InvalidParameter
 from vectorforge.extras import missing_extra
 from vectorforge.planning.planner import Plan
 
@@ -22,7 +23,7 @@ def _size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def money(x: float) -> str:
+def _money(x: float) -> str:
     return f"${x:,.0f}"
 
 
@@ -51,15 +52,16 @@ def _rows(plan: Plan, whatifs: list[tuple[str, Plan]]) -> dict[str, list[list[st
             f"{plan.p99_ms:.2f} ms" + (" (meets the SLO)" if plan.meets_slo else " (MISSES the SLO)"),
         ],
     ]
-    cost = [[k, money(v)] for k, v in plan.monthly.items()]
+    cost = [[k, _money(v)] for k, v in plan.monthly.items()]
     cost.append(["per million queries", f"${plan.cost_per_million_queries:,.2f}"])
     alternatives = [
-        ["this plan", money(plan.monthly["total"]), f"{plan.nodes} x {plan.instance}", plan.dominant,
-         _size(plan.ram_bytes)],
-        *[[label, money(p.monthly["total"]), f"{p.nodes} x {p.instance}", p.dominant, _size(p.ram_bytes)]
-          for label, p in whatifs],
-    ]  # fmt: skip
-    return {"sizing": sizing, "topology": topology, "cost": cost, "what-ifs": alternatives}
+        [label, _money(p.monthly["total"]), f"{p.nodes} x {p.instance}", p.dominant, _size(p.ram_bytes)]
+        for label, p in [("this plan", plan), *whatifs]
+    ]
+    return {"Sizing": sizing, "Topology": topology, "Monthly cost": cost, "What-ifs": alternatives}
+
+
+HEADERS = {"What-ifs": ["change", "monthly", "nodes", "dominant", "RAM, one copy"]}  # others: key, value
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -84,33 +86,22 @@ def render(plan: Plan, whatifs: list[tuple[str, Plan]], fmt: str = "md") -> str:
     )
     if fmt == "md":
         parts = [f"# Capacity plan: {plan.workload}", "", source, ""]
-        for title, header in (
-            ("Sizing", ["", ""]),
-            ("Topology", ["", ""]),
-            ("Monthly cost", ["", ""]),
-            ("What-ifs", ["change", "monthly", "nodes", "dominant", "RAM, one copy"]),
-        ):
-            parts += [
-                f"## {title}",
-                "",
-                _md_table(header, rows[title.lower() if title != "Monthly cost" else "cost"]),
-                "",
-            ]
+        for title, body in rows.items():
+            parts += [f"## {title}", "", _md_table(HEADERS.get(title, ["", ""]), body), ""]
         if plan.notes:
             parts += ["## Notes", "", *[f"- {n}" for n in plan.notes], ""]
         return "\n".join(parts)
     if fmt == "html":
         return _html(plan, whatifs, rows, source)
-    raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    raise InvalidParameter(f"format {fmt!r} is unknown; one of {', '.join(FORMATS)}")
 
 
 def _html(plan: Plan, whatifs: list[tuple[str, Plan]], rows: dict[str, list[list[str]]], source: str) -> str:
     with missing_extra("the plan's HTML report"):
         import plotly.graph_objects as go
 
-    labels = ["this plan", *[k for k, _ in whatifs]]
-    totals = [plan.monthly["total"], *[p.monthly["total"] for _, p in whatifs]]
-    figure = go.Figure(go.Bar(x=totals, y=labels, orientation="h", text=[f"${t:,.0f}" for t in totals]))
+    labels, totals = zip(*[(k, p.monthly["total"]) for k, p in [("this plan", plan), *whatifs]], strict=True)
+    figure = go.Figure(go.Bar(x=totals, y=labels, orientation="h", text=[_money(t) for t in totals]))
     figure.update_layout(
         title="monthly cost: this plan and its what-ifs", xaxis_title="USD a month", height=360
     )

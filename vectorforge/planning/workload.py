@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vectorforge.errors import InvalidParameter
 from vectorforge.extras import missing_extra
@@ -60,6 +60,15 @@ class VectorSpec(_Strict):
     quantization: str = Field(
         default=AUTO, description="dense: none, fp16, sq8, rabitq (auto: the planner chooses)"
     )
+
+    @field_validator("quantization")
+    @classmethod
+    def _known_quantization(cls, value: str) -> str:
+        from vectorforge.index.rescore import QUANTIZATIONS
+
+        if value != AUTO and value not in QUANTIZATIONS:
+            raise ValueError(f"{value!r} is not one of {AUTO}, {', '.join(QUANTIZATIONS)}")
+        return value
 
 
 class Qps(_Strict):
