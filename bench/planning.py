@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,15 @@ import numpy as np
 from common import REPO, console, print_table, write_result
 from quantized import status_kb
 
-from vectorforge.planning.calibrate import CONFIGURATIONS, MULTI_DIM, MULTI_POINTS, MULTI_TOKENS
+from vectorforge.planning.calibrate import (
+    CONFIGURATIONS,
+    MULTI_DIM,
+    MULTI_POINTS,
+    MULTI_TOKENS,
+    NAME,
+    build,
+    build_late_interaction,
+)  # fmt: skip
 
 sys.path.insert(0, str(REPO))
 
@@ -40,45 +47,12 @@ PARAMS = {(index, quantization): params for index, quantization, params in CONFI
 MULTI = {"n": MULTI_POINTS, "tokens": MULTI_TOKENS, "dim": MULTI_DIM}  # as calibrated: compressed
 
 
-def build(folder: Path, n: int, index: str, quantization: str, shards: int, base: np.ndarray) -> float:
-    import vectorforge as vf
-
-    if folder.exists():
-        shutil.rmtree(folder)
-    began = time.perf_counter()
-    with vf.connect(folder) as db:
-        col = db.create_collection(
-            "bench",
-            dim=DIM,
-            metric="cosine",
-            index=index,
-            index_params=PARAMS[(index, quantization)],
-            shards=shards,
-        )
-        for i in range(0, n, 50_000):
-            col.upsert(list(range(i, min(i + 50_000, n))), base[i : i + 50_000])
-        col.flush()
-    return time.perf_counter() - began
-
-
-def build_multi(folder: Path) -> float:
-    """The calibration's late-interaction collection (its token generator), built the same way."""
-    import vectorforge as vf
-    from vectorforge.planning.calibrate import token_matrices
-
-    if folder.exists():
-        shutil.rmtree(folder)
-    rng = np.random.default_rng(0)
-    n, d = MULTI["n"], MULTI["dim"]
-    began = time.perf_counter()
-    with vf.connect(folder) as db:
-        col = db.create_collection("bench", vectors={"t": vf.Multi(dim=d, index="plaid")})
-        for i in range(0, n, 5_000):
-            rows = token_matrices(rng, min(5_000, n - i))
-            col.upsert(list(range(i, i + len(rows))), {"t": rows})
-        col.flush()
-        col.optimize()  # the codec is trained by compaction
-    return time.perf_counter() - began
+def build_dense(folder: Path, n: int, index: str, quantization: str, shards: int, base: np.ndarray) -> float:
+    """The engine's default segments (250k points), as the plan assumes."""
+    return build(
+        folder, n, lambda i, count: base[i : i + count], batch=50_000, dim=DIM, metric="cosine",
+        index=index, index_params=PARAMS[(index, quantization)], shards=shards,
+    )  # fmt: skip
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -91,7 +65,7 @@ def measure(args: argparse.Namespace) -> None:
 
     imported = status_kb("RssAnon")
     db = vf.connect(args.folder)
-    col = db.get_collection("bench")
+    col = db.get_collection(NAME)
     out: dict[str, Any] = {"import_kb": imported - anon0}
     if args.kind == "multi":
         from vectorforge.planning.calibrate import timed, token_matrices
@@ -202,6 +176,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="100000:hnsw:none,500000:ivfflat:sq8,2000000:ivfflat:sq8")
     ap.add_argument("--shard-case", default="500000:ivfflat:sq8")
+    ap.add_argument("--multi-points", type=int, default=MULTI_POINTS, help="documents of the PLAID case")
+    ap.add_argument("--out", default="planning", help="bench/results/OUT.json")
     ap.add_argument("--repredict", action="store_true", help="re-score bench/results/planning.json's runs")
     ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
@@ -213,7 +189,7 @@ def main() -> None:
         measure(args)
         return
     if args.repredict:  # the measurements stay; the plan's figures are computed again
-        doc = json.loads((REPO / "bench" / "results" / "planning.json").read_text())
+        doc = json.loads((REPO / "bench" / "results" / f"{args.out}.json").read_text())
         doc = {k: v for k, v in doc.items() if k not in ("benchmark", "date", "machine")}
         doc["cases"] = [score(c) for c in doc["cases"]]
         doc["multi"] = score(doc["multi"])
@@ -227,6 +203,7 @@ def main() -> None:
 
     from vectorforge.planning.calibrate import clustered
 
+    MULTI["n"] = args.multi_points
     tmp = Path(tempfile.mkdtemp(prefix="vf-planning-"))
     cases: list[dict[str, Any]] = []
     try:
@@ -241,7 +218,7 @@ def main() -> None:
             del flat
             np.save(tmp / "q.npy", queries)
             np.save(tmp / "t.npy", truth)
-            seconds = build(tmp / "db", n, index, quantization, 1, base)
+            seconds = build_dense(tmp / "db", n, index, quantization, 1, base)
             del base
             got = in_fresh_process(tmp / "db", index, tmp / "q.npy", tmp / "t.npy")
             entry = {
@@ -252,10 +229,10 @@ def main() -> None:
                 "measured": got,
             }
             cases.append(score(entry))
-            write_result("planning", {"dim": DIM, "queries": QUERIES, "recall_target": TARGET, "cases": cases,
+            write_result(args.out, {"dim": DIM, "queries": QUERIES, "recall_target": TARGET, "cases": cases,
                                       "partial": True})  # fmt: skip
         console.print("late interaction: PLAID, building")
-        seconds = build_multi(tmp / "multi")
+        seconds = build_late_interaction(tmp / "multi", MULTI["n"], np.random.default_rng(0))
         got = in_fresh_process(tmp / "multi", "multi", None, None)
         multi = score({"n": MULTI["n"], "tokens": MULTI["tokens"], "dim": MULTI["dim"], "build_s": seconds,
                        "measured": got})  # fmt: skip
@@ -271,7 +248,7 @@ def main() -> None:
         "shards": shard,
     }
     report(doc)
-    write_result("planning", doc)
+    write_result(args.out, doc)
 
 
 def shard_check(tmp: Path, case: str) -> dict[str, Any]:
@@ -291,7 +268,7 @@ def shard_check(tmp: Path, case: str) -> dict[str, Any]:
     p99 = {}
     for shards in (1, 2):
         console.print(f"shards: {n:,} {index}/{quantization} in {shards} shard(s)")
-        build(tmp / "db", n, index, quantization, shards, base)
+        build_dense(tmp / "db", n, index, quantization, shards, base)
         p99[shards] = in_fresh_process(tmp / "db", index, tmp / "q.npy", tmp / "t.npy")["p99_ms"]
     slo = (p99[1] + p99[2]) / 2
     needed = 1 if p99[1] <= slo else 2 if p99[2] <= slo else None

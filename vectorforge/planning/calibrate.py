@@ -15,7 +15,7 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,19 @@ import numpy as np
 
 from vectorforge.planning.profile import Measured, Profile
 
-__all__ = ["CONFIGURATIONS", "calibrate", "clustered", "sweep_to_target", "timed", "token_matrices"]
+__all__ = [
+    "CONFIGURATIONS",
+    "build",
+    "build_late_interaction",
+    "calibrate",
+    "clustered",
+    "sweep_to_target",
+    "timed",
+    "token_matrices",
+]
 
 K = 10
+NAME = "calibration"  # the collection every measurement builds
 # (index, quantization, index params): the choices the planner makes among
 CONFIGURATIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("hnsw", "none", {"M": 32, "ef_construction": 200}),
@@ -73,19 +83,15 @@ def _measure_one(
 ) -> Measured:  # fmt: skip
     import vectorforge as vf
 
-    if folder.exists():
-        shutil.rmtree(folder)
+    build(
+        folder, len(base), lambda i, count: base[i : i + count], dim=base.shape[1], metric="cosine",
+        index=index, index_params=params, max_segment_points=len(base),
+    )  # fmt: skip
     with vf.connect(folder) as db:
-        col = db.create_collection(
-            "calibration", dim=base.shape[1], metric="cosine", index=index, index_params=params,
-            max_segment_points=len(base),
-        )  # fmt: skip
-        for i in range(0, len(base), 20_000):
-            col.upsert(list(range(i, min(i + 20_000, len(base)))), base[i : i + 20_000])
-        col.flush()
+        col = db.get_collection(NAME)
         setting, recall = sweep_to_target(col, index, queries, truth, recall_target)
         qps, p50, p99 = timed(lambda q: col.search(q, k=K, params=setting, with_payload=False), queries)
-        index_bytes = _index_bytes(folder)
+    index_bytes = _index_bytes(folder)
     return Measured(
         index=index,
         quantization=quantization,
@@ -131,10 +137,36 @@ def timed(search: Any, queries: Sequence[Any] | np.ndarray) -> tuple[float, floa
 
 
 def _index_bytes(folder: Path) -> int:
-    segments = folder / "collections" / "calibration" / "segments"
-    return sum(
-        f.stat().st_size for f in segments.rglob("*") if f.is_file() and not f.name.endswith(".tokens.npy")
-    )
+    """The segment files an index searches (not the full vectors, ids or payloads kept beside them)."""
+    segments = folder / "collections" / NAME / "segments"
+    beside = (".tokens.npy", "vectors.npy", "points.msgpack")
+    return sum(f.stat().st_size for f in segments.rglob("*") if f.is_file() and not f.name.endswith(beside))
+
+
+def build(
+    folder: Path,
+    n: int,
+    rows: Callable[[int, int], Any],
+    *,
+    batch: int = 20_000,
+    optimize: bool = False,
+    **settings: Any,
+) -> float:
+    """A fresh persistent collection NAME of `n` points with `settings`, `rows(start, count)` upserted
+    a batch at a time, flushed (`optimize`: compacted too, which trains PLAID's codec); seconds."""
+    import vectorforge as vf
+
+    shutil.rmtree(folder, ignore_errors=True)
+    began = time.perf_counter()
+    with vf.connect(folder) as db:
+        col = db.create_collection(NAME, **settings)
+        for i in range(0, n, batch):
+            count = min(batch, n - i)
+            col.upsert(list(range(i, i + count)), rows(i, count))
+        col.flush()
+        if optimize:
+            col.optimize()
+    return time.perf_counter() - began
 
 
 def _measure_sparse(folder: Path, n: int, queries: int, seed: int = 0) -> Measured:
@@ -142,27 +174,27 @@ def _measure_sparse(folder: Path, n: int, queries: int, seed: int = 0) -> Measur
     import vectorforge as vf
 
     rng = np.random.default_rng(seed)
-    shutil.rmtree(folder, ignore_errors=True)
 
     def terms(count: int) -> np.ndarray:
         return np.unique((rng.zipf(1.1, count * 3) - 1) % SPARSE_VOCABULARY)[:count]
 
+    def counts(_start: int, count: int) -> dict[str, list[Any]]:
+        made = [terms(SPARSE_NNZ) for _ in range(count)]
+        return {
+            "bm25": [
+                vf.SparseVector(t.tolist(), rng.integers(1, 4, len(t)).astype(float).tolist()) for t in made
+            ]
+        }
+
+    build(folder, n, counts, vectors={"bm25": vf.Sparse()})
+    asked = [
+        vf.SparseVector(t.tolist(), [1.0] * len(t))
+        for t in (terms(SPARSE_QUERY_TERMS) for _ in range(queries))
+    ]
     with vf.connect(folder) as db:
-        col = db.create_collection("calibration", vectors={"bm25": vf.Sparse()})
-        for i in range(0, n, 20_000):
-            rows = []
-            for _ in range(min(20_000, n - i)):
-                t = terms(SPARSE_NNZ)
-                rows.append(vf.SparseVector(t.tolist(), rng.integers(1, 4, len(t)).astype(float).tolist()))
-            col.upsert(list(range(i, i + len(rows))), {"bm25": rows})
-        col.flush()
-        asked = [
-            vf.SparseVector(terms(SPARSE_QUERY_TERMS).tolist(), [1.0] * SPARSE_QUERY_TERMS)
-            for _ in range(queries)
-        ]
-        asked = [q for q in asked if len(q.indices)]
+        col = db.get_collection(NAME)
         qps, p50, p99 = timed(lambda q: col.search(q, k=K, using="bm25", with_payload=False), asked)
-        size = _index_bytes(folder)
+    size = _index_bytes(folder)
     return Measured(SPARSE[0], SPARSE[1], SPARSE_NNZ, n, {}, 1.0, qps, p50, p99, size / n)
 
 
@@ -177,28 +209,38 @@ def token_matrices(rng: np.random.Generator, count: int) -> list[np.ndarray]:
     return list(noisy.astype(np.float32))
 
 
+def build_late_interaction(folder: Path, n: int, rng: np.random.Generator) -> float:
+    """NAME as a PLAID collection of `n` token matrices (`token_matrices`), compacted; seconds."""
+    import vectorforge as vf
+
+    multi = vf.Multi(dim=MULTI_DIM, index="plaid")
+    return build(
+        folder,
+        n,
+        lambda _i, c: {"t": token_matrices(rng, c)},
+        batch=5_000,
+        optimize=True,
+        vectors={"t": multi},
+    )
+
+
 def _measure_multi(folder: Path, n: int, queries: int, seed: int = 0) -> Measured:
     """PLAID over token matrices around shared centres (as ColBERT's tokens cluster by term), at its
     default search settings; recall@10 against its own exhaustive search (`exact`)."""
     import vectorforge as vf
 
     rng = np.random.default_rng(seed)
-    shutil.rmtree(folder, ignore_errors=True)
+    build_late_interaction(folder, n, rng)
+    asked = token_matrices(rng, queries)
     with vf.connect(folder) as db:
-        col = db.create_collection("calibration", vectors={"t": vf.Multi(dim=MULTI_DIM, index="plaid")})
-        for i in range(0, n, 5_000):
-            rows = token_matrices(rng, min(5_000, n - i))
-            col.upsert(list(range(i, i + len(rows))), {"t": rows})
-        col.flush()
-        col.optimize()  # PLAID trains its codec when a segment is compacted
-        asked = token_matrices(rng, queries)
+        col = db.get_collection(NAME)
 
         def ids(q: np.ndarray, **params: Any) -> list[int]:
             return [int(h.id) for h in col.search(q, k=K, using="t", params=params, with_payload=False)]
 
         recall = _recall([ids(q) for q in asked[:30]], np.asarray([ids(q, exact=True) for q in asked[:30]]))
         qps, p50, p99 = timed(lambda q: col.search(q, k=K, using="t", with_payload=False), asked)
-        size = _index_bytes(folder)
+    size = _index_bytes(folder)
     return Measured(MULTI[0], MULTI[1], MULTI_DIM, n, {}, recall, qps, p50, p99, size / n)
 
 
