@@ -233,10 +233,12 @@ def test_the_playbooks_alerts_watch_metrics_a_real_server_exports(tmp_path: Path
 
     from tests.serverproc import start_server
     from vectorforge.planning import alert_rules, playbook_markdown
+    from vectorforge.planning.playbook import alert_rules_yaml
 
     w = load_workload(CASES / "legal-research.yaml")  # replicated: every rule is in its file
     p = plan(w, CATALOG, PROFILE)
-    rules = yaml.safe_load(yaml.safe_dump(alert_rules(w, p)))
+    rules = yaml.safe_load(alert_rules_yaml(w, p))
+    assert rules == alert_rules(w, p)  # the file says what the rules are
     exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     assert any(f"> {w.latency_p99_ms / 1000:g}" in e for e in exprs)  # the SLO itself, in seconds
     used = {name for e in exprs for name in re.findall(r"vectorforge_[a-z0-9_]+", e)}

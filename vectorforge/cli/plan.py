@@ -64,15 +64,11 @@ def make(
     chosen_plan = plan(w, catalog, measured)
     text = render(chosen_plan, what_ifs(w, catalog, measured), format)
     if playbook is not None:
-        import yaml
-
-        from vectorforge.planning.playbook import alert_rules, playbook_markdown
+        from vectorforge.planning.playbook import alert_rules_yaml, playbook_markdown
 
         playbook.mkdir(parents=True, exist_ok=True)
         (playbook / "playbook.md").write_text(playbook_markdown(w, chosen_plan))
-        (playbook / "vectorforge-alerts.yml").write_text(
-            yaml.safe_dump(alert_rules(w, chosen_plan), sort_keys=False)
-        )
+        (playbook / "vectorforge-alerts.yml").write_text(alert_rules_yaml(w, chosen_plan))
         err.print(f"wrote {playbook}/playbook.md and {playbook}/vectorforge-alerts.yml")
     if out is None:
         print(text)

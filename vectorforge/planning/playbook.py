@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from vectorforge.extras import missing_extra
 from vectorforge.planning.planner import Plan
 from vectorforge.planning.workload import Workload
 
-__all__ = ["SEARCH_ROUTES", "alert_rules", "playbook_markdown"]
+__all__ = ["SEARCH_ROUTES", "alert_rules", "alert_rules_yaml", "playbook_markdown"]
 
 # The routes a user's search arrives by (the metrics label requests by route template).
 SEARCH_ROUTES = ".*/points/search.*|.*/points/query|/experiments/.*/query"
@@ -62,6 +63,14 @@ def alert_rules(workload: Workload, plan: Plan) -> dict[str, Any]:
     return {"groups": [{"name": f"vectorforge-{name}", "rules": rules}]}
 
 
+def alert_rules_yaml(workload: Workload, plan: Plan) -> str:
+    """`alert_rules` as the rule file Prometheus reads (`rule_files`)."""
+    with missing_extra("the launch playbook"):
+        import yaml
+
+    return str(yaml.safe_dump(alert_rules(workload, plan), sort_keys=False, width=110))
+
+
 def _rule(alert: str, expr: str, wait: str, severity: str, summary: str) -> dict[str, Any]:
     return {
         "alert": f"Vectorforge{alert}",
@@ -74,11 +83,9 @@ def _rule(alert: str, expr: str, wait: str, severity: str, summary: str) -> dict
 
 def playbook_markdown(workload: Workload, plan: Plan) -> str:
     """The playbook as one Markdown document."""
-    import yaml
-
     w, p = workload, plan
     peak = w.qps.peak
-    rules = yaml.safe_dump(alert_rules(w, p), sort_keys=False, width=110)
+    rules = alert_rules_yaml(w, p)
     repair = (
         ["- Anti-entropy: `POST /collections/{name}/repair` daily; the ReplicaLagging and "
          "AntiEntropyRepaired alerts watch it."]
