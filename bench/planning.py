@@ -68,11 +68,14 @@ def measure(args: argparse.Namespace) -> None:
     col = db.get_collection(NAME)
     out: dict[str, Any] = {"import_kb": imported - anon0}
     if args.kind == "multi":
-        from vectorforge.planning.calibrate import timed, token_matrices
+        from vectorforge.planning.calibrate import sweep_multi, timed, token_matrices
 
         asked = token_matrices(np.random.default_rng(1), 100)
-        qps, _, p99 = timed(lambda q: col.search(q, k=K, using="t", with_payload=False), asked)
-        out.update(qps=qps, p99_ms=p99)
+        setting, recall = sweep_multi(col, asked[:50], TARGET)
+        qps, _, p99 = timed(
+            lambda q: col.search(q, k=K, using="t", params=setting, with_payload=False), asked
+        )
+        out.update(setting=setting, recall=recall, qps=qps, p99_ms=p99)
     else:
         from vectorforge.planning.calibrate import sweep_to_target, timed
 

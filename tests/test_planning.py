@@ -162,20 +162,23 @@ def test_the_case_studies_plan_and_render() -> None:
 
 def test_calibration_measures_this_machine_and_plans_use_it(tmp_path: Path) -> None:
     profile = calibrate(
-        sizes=(2_000, 4_000), configurations=[("hnsw", "none", {"M": 16})], multi_points=(1_000,),
-        queries=50, progress=False,
+        sizes=(2_000, 4_000), corpora=(40_000,), configurations=[("hnsw", "none", {"M": 16})],
+        multi_points=(1_000,), queries=50, progress=False,
     )  # fmt: skip
-    kinds = [(p.index, p.n) for p in profile.points]
+    kinds = [(p.index, p.n, p.corpus_points) for p in profile.points]
     assert kinds == [
-        ("hnsw", 2_000),
-        ("hnsw", 4_000),
-        ("inverted", 2_000),
-        ("inverted", 4_000),
-        ("plaid", 1_000),
+        ("hnsw", 2_000, 2_000),
+        ("hnsw", 4_000, 4_000),
+        ("hnsw", 4_000, 40_000),  # a segment of the largest size, drawn from a larger corpus
+        ("inverted", 2_000, 2_000),
+        ("inverted", 4_000, 4_000),
+        ("plaid", 1_000, 1_000),
     ]
     assert all(p.recall >= 0.95 and p.qps_per_core > 0 and p.p99_ms >= p.p50_ms for p in profile.points)
     model = profile.model("hnsw", "none")
     assert model.mean_ms(4_000, 384) >= model.mean_ms(2_000, 384)  # more points never cost less
+    segment_of_larger = 1000.0 / profile.points[2].qps_per_core
+    assert model.mean_ms(4_000, 384, corpus=40_000) == pytest.approx(segment_of_larger)
     saved = profile.save(tmp_path / "profile.json")
     again = load_profile(saved)
     assert again.points == profile.points

@@ -84,29 +84,42 @@ def calibrate_cmd(
     ),
     sizes: Annotated[
         str, typer.Option(help="points per measured collection, comma-separated")
-    ] = "20000,100000",
+    ] = "20000,100000,250000",
+    corpora: Annotated[
+        str,
+        typer.Option(help="larger corpora to measure one full segment of, comma-separated ('' for none)"),
+    ] = "1000000,4000000",
     dims: Annotated[str, typer.Option(help="dimensions, comma-separated")] = "384",
     recall: Annotated[float, typer.Option(help="the recall@10 each setting must reach")] = 0.95,
     name: Annotated[str | None, typer.Option(help="the profile's name (default: this host's)")] = None,
 ) -> None:
     """Measure this machine with vectorforge itself: QPS per core and p99 at the recall target.
 
-    For each index and quantization, at each size; plans given `--profile OUT` use these figures.
+    For each index and quantization, at each size and as a segment of each larger corpus; plans
+    given `--profile OUT` use these figures.
     """
     from vectorforge.planning.calibrate import calibrate
 
     try:
         counts = [int(s) for s in sizes.split(",") if s.strip()]
+        bigger = [int(c) for c in corpora.split(",") if c.strip()]
         lengths = [int(d) for d in dims.split(",") if d.strip()]
     except ValueError:
-        raise CliError(f"--sizes {sizes!r} and --dims {dims!r} must be integers, comma-separated") from None
+        raise CliError(
+            f"--sizes {sizes!r}, --corpora {corpora!r} and --dims {dims!r} must be integers, comma-separated"
+        ) from None
     if not counts or min(counts) < 1000:  # an index trains on its points
         raise CliError(f"--sizes {sizes!r}: one or more sizes of at least 1,000 points")
+    if bigger and min(bigger) <= max(counts):
+        raise CliError(
+            f"--corpora {corpora!r}: corpora larger than the largest of --sizes {sizes!r} (a segment "
+            "of that size is drawn from each)"
+        )
     if not lengths or min(lengths) < 1:
         raise CliError(f"--dims {dims!r}: one or more positive dimensions")
     if not 0 < recall <= 1:
         raise CliError(f"--recall {recall:g} must be in (0, 1]")
-    profile = calibrate(counts, lengths, recall_target=recall, name=name)
+    profile = calibrate(counts, lengths, bigger, recall_target=recall, name=name)
     if not profile.points:
         raise typer.Exit(INTERRUPTED)
     profile.save(out)

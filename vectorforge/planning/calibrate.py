@@ -1,10 +1,11 @@
 """`vectorforge plan calibrate`: measure this machine with vectorforge itself, for the planner.
 
 For each index configuration and size: a persistent collection of clustered synthetic vectors (one
-sealed segment, built by the engine), its exact top-10 from a flat scan, a sweep of the search
-setting (ef, nprobe) up to the first that reaches the recall target, and there single-query latency
-on one FAISS thread (mean, p50, p99). Progress shows; Ctrl-C stops between measurements and keeps
-what was measured.
+sealed segment, built by the engine on every core), its exact top-10 from a flat scan, a sweep of the
+search setting (ef, nprobe) up to the first that reaches the recall target, and there single-query
+latency on one FAISS thread (mean, p50, p99). Then the same for one full segment drawn from each of
+`corpora` (larger corpora of the same generator: what a segment of a sharded, segmented collection
+holds). Progress shows; Ctrl-C stops between measurements and keeps what was measured.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from vectorforge.planning.profile import Measured, Profile
+from vectorforge.types import CollectionConfig
 
 __all__ = [
     "CONFIGURATIONS",
@@ -29,6 +31,7 @@ __all__ = [
     "build_late_interaction",
     "calibrate",
     "clustered",
+    "sweep_multi",
     "sweep_to_target",
     "timed",
     "token_matrices",
@@ -54,11 +57,14 @@ SWEEP = {"hnsw": ("ef", (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
          "ivfflat": ("nprobe", (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256))}  # fmt: skip
 
 
-def clustered(n: int, dim: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Unit vectors from a mixture of n/200 Gaussians, base and queries alike: the generator of the
-    shared benchmark set (../shared/bench/clustered.py), at any size and dimension."""
+def clustered(
+    n: int, dim: int, queries: int, seed: int = 0, corpus: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors from a mixture of corpus/200 Gaussians (corpus: n by default), base and queries
+    alike: the generator of the shared benchmark set (../shared/bench/clustered.py), at any size and
+    dimension; with `corpus` > n, a uniform sample of n points of that corpus."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((max(1, n // 200), dim)).astype(np.float32)
+    centres = rng.standard_normal((max(1, (corpus or n) // 200), dim)).astype(np.float32)
     labels = rng.integers(0, len(centres), n + queries)
     x = centres[labels] + rng.standard_normal((n + queries, dim)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -79,14 +85,21 @@ def _recall(found: list[list[int]], truth: np.ndarray) -> float:
 
 def _measure_one(
     folder: Path, index: str, quantization: str, params: dict[str, Any], base: np.ndarray,
-    queries: np.ndarray, truth: np.ndarray, recall_target: float,
+    queries: np.ndarray, truth: np.ndarray, recall_target: float, corpus: int = 0,
 ) -> Measured:  # fmt: skip
+    import faiss
+
     import vectorforge as vf
 
-    build(
-        folder, len(base), lambda i, count: base[i : i + count], dim=base.shape[1], metric="cosine",
-        index=index, index_params=params, max_segment_points=len(base),
-    )  # fmt: skip
+    timing = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # built on every core, timed on one
+    try:
+        build(
+            folder, len(base), lambda i, count: base[i : i + count], dim=base.shape[1], metric="cosine",
+            index=index, index_params=params, max_segment_points=len(base),
+        )  # fmt: skip
+    finally:
+        faiss.omp_set_num_threads(timing)
     with vf.connect(folder) as db:
         col = db.get_collection(NAME)
         setting, recall = sweep_to_target(col, index, queries, truth, recall_target)
@@ -103,6 +116,7 @@ def _measure_one(
         p50_ms=p50,
         p99_ms=p99,
         index_bytes_per_point=index_bytes / len(base),
+        corpus=corpus if corpus > len(base) else 0,
     )
 
 
@@ -224,9 +238,35 @@ def build_late_interaction(folder: Path, n: int, rng: np.random.Generator) -> fl
     )
 
 
-def _measure_multi(folder: Path, n: int, queries: int, seed: int = 0) -> Measured:
-    """PLAID over token matrices around shared centres (as ColBERT's tokens cluster by term), at its
-    default search settings; recall@10 against its own exhaustive search (`exact`)."""
+# PLAID's search settings, from ColBERT's defaults for k = 10 up: cells probed per query token and
+# the documents kept after the centroid stages.
+MULTI_SWEEP: tuple[dict[str, Any], ...] = (
+    {}, {"ncells": 2, "ndocs": 512}, {"ncells": 4, "ndocs": 1024}, {"ncells": 8, "ndocs": 2048},
+)  # fmt: skip
+
+
+def sweep_multi(
+    col: Any, asked: Sequence[np.ndarray], recall_target: float, using: str = "t"
+) -> tuple[dict[str, Any], float]:
+    """The first of MULTI_SWEEP whose recall@10 against PLAID's own exhaustive search (`exact`)
+    reaches the target on `asked` (else the last), and its recall."""
+
+    def ids(q: np.ndarray, params: dict[str, Any]) -> list[int]:
+        return [int(h.id) for h in col.search(q, k=K, using=using, params=params, with_payload=False)]
+
+    truth = np.asarray([ids(q, {"exact": True}) for q in asked])
+    setting: dict[str, Any] = {}
+    recall = 0.0
+    for setting in MULTI_SWEEP:
+        recall = _recall([ids(q, setting) for q in asked], truth)
+        if recall >= recall_target:
+            break
+    return setting, recall
+
+
+def _measure_multi(folder: Path, n: int, queries: int, recall_target: float, seed: int = 0) -> Measured:
+    """PLAID over token matrices around shared centres (as ColBERT's tokens cluster by term), at the
+    first of its settings (`sweep_multi`) that reaches the recall target."""
     import vectorforge as vf
 
     rng = np.random.default_rng(seed)
@@ -234,19 +274,21 @@ def _measure_multi(folder: Path, n: int, queries: int, seed: int = 0) -> Measure
     asked = token_matrices(rng, queries)
     with vf.connect(folder) as db:
         col = db.get_collection(NAME)
-
-        def ids(q: np.ndarray, **params: Any) -> list[int]:
-            return [int(h.id) for h in col.search(q, k=K, using="t", params=params, with_payload=False)]
-
-        recall = _recall([ids(q) for q in asked[:30]], np.asarray([ids(q, exact=True) for q in asked[:30]]))
-        qps, p50, p99 = timed(lambda q: col.search(q, k=K, using="t", with_payload=False), asked)
+        setting, recall = sweep_multi(col, asked[:50], recall_target)
+        qps, p50, p99 = timed(
+            lambda q: col.search(q, k=K, using="t", params=setting, with_payload=False), asked
+        )
     size = _index_bytes(folder)
-    return Measured(MULTI[0], MULTI[1], MULTI_DIM, n, {}, recall, qps, p50, p99, size / n)
+    return Measured(MULTI[0], MULTI[1], MULTI_DIM, n, setting, recall, qps, p50, p99, size / n)
+
+
+SEGMENT: int = CollectionConfig.model_fields["max_segment_points"].default  # as the planner's
 
 
 def calibrate(
-    sizes: Sequence[int] = (20_000, 100_000),
+    sizes: Sequence[int] = (20_000, 100_000, SEGMENT),
     dims: Sequence[int] = (384,),
+    corpora: Sequence[int] = (1_000_000, 4_000_000),
     configurations: Sequence[tuple[str, str, dict[str, Any]]] = tuple(CONFIGURATIONS),
     *,
     sparse: bool = True,
@@ -256,8 +298,10 @@ def calibrate(
     name: str | None = None,
     progress: bool = True,
 ) -> Profile:
-    """Measure every dense configuration at every size and dimension, BM25 at every size (`sparse`),
-    and PLAID at `multi_points` documents, on this machine (one FAISS thread)."""
+    """Measure every dense configuration at every size and dimension, and as a segment of the
+    largest size (by default the engine's, SEGMENT) drawn from each larger one of `corpora`; BM25 at
+    every size (`sparse`), and PLAID at `multi_points` documents, on this machine (one FAISS
+    thread)."""
     import faiss
     from rich.progress import Progress
 
@@ -273,28 +317,37 @@ def calibrate(
         },
         recall_target=recall_target,
     )
-    work: list[tuple[int, int, Any]] = [(n, d, c) for d in dims for n in sizes for c in configurations]
-    work += [(n, SPARSE_NNZ, "sparse") for n in sizes if sparse]
-    work += [(n, MULTI_DIM, "multi") for n in multi_points]
+    work: list[tuple[int, int, Any, int]] = [
+        (n, d, c, 0) for d in dims for n in sizes for c in configurations
+    ]
+    segment = max(sizes)
+    work += [(segment, d, c, big) for d in dims for big in corpora if big > segment for c in configurations]
+    work += [(n, SPARSE_NNZ, "sparse", 0) for n in sizes if sparse]
+    work += [(n, MULTI_DIM, "multi", 0) for n in multi_points]
     tmp = Path(tempfile.mkdtemp(prefix="vf-calibrate-"))
     try:
         with Progress(disable=not progress, transient=False) as bar:
             task = bar.add_task("calibrating", total=len(work))
-            made: tuple[int, int] | None = None  # one size's vectors in memory at a time
-            for n, dim, config in work:
+            made: tuple[int, int, int] | None = None  # one size's vectors in memory at a time
+            for n, dim, config, corpus in work:
                 if config in ("sparse", "multi"):
                     bar.update(task, description=f"{config} at {n:,}")
-                    measure = _measure_sparse if config == "sparse" else _measure_multi
-                    profile.points.append(measure(tmp / "db", n, queries))
+                    if config == "sparse":
+                        profile.points.append(_measure_sparse(tmp / "db", n, queries))
+                    else:
+                        profile.points.append(_measure_multi(tmp / "db", n, queries, recall_target))
                     bar.advance(task)
                     continue
                 index, quantization, params = config
-                bar.update(task, description=f"{index}/{quantization} at {n:,} x {dim}")
-                if made != (n, dim):
-                    base, qs = clustered(n, dim, queries)
-                    truth, made = _exact(base, qs), (n, dim)
+                of = f" of {corpus:,}" if corpus else ""
+                bar.update(task, description=f"{index}/{quantization} at {n:,}{of} x {dim}")
+                if made != (n, dim, corpus):
+                    base, qs = clustered(n, dim, queries, corpus=corpus)
+                    truth, made = _exact(base, qs), (n, dim, corpus)
                 profile.points.append(
-                    _measure_one(tmp / "db", index, quantization, params, base, qs, truth, recall_target)
+                    _measure_one(
+                        tmp / "db", index, quantization, params, base, qs, truth, recall_target, corpus
+                    )
                 )
                 bar.advance(task)
     except KeyboardInterrupt:

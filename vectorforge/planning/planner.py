@@ -139,15 +139,16 @@ def _candidates(spec: VectorSpec, profile: Profile) -> list[tuple[str, str]]:
 Costs = list[tuple[CostModel, int]]  # each searched vector's cost model, and its dim (sparse: nnz)
 
 
-def _shard_ms(costs: Costs, points: int) -> tuple[float, float]:
-    """(mean, p99) ms of one query on a shard of `points`: the engine seals a segment every
-    SEGMENT_POINTS points and searches each, one after the other, and a query searches each of its
-    vectors (a hybrid query: dense and sparse; their p99s add, an upper bound)."""
+def _shard_ms(costs: Costs, points: int, corpus: int) -> tuple[float, float]:
+    """(mean, p99) ms of one query on a shard of `points` of a `corpus`: the engine seals a segment
+    every SEGMENT_POINTS points and searches each, one after the other, and a query searches each of
+    its vectors (a hybrid query: dense and sparse; their p99s add, an upper bound)."""
     full, rest = divmod(points, SEGMENT_POINTS)
     mean = p99 = 0.0
     for model, dim in costs:
-        one = full * model.mean_ms(SEGMENT_POINTS, dim) + (model.mean_ms(rest, dim) if rest else 0.0)
-        mean, p99 = mean + one, p99 + one * model.p99_over_mean
+        one = full * model.mean_ms(SEGMENT_POINTS, dim, corpus)
+        one += model.mean_ms(rest, dim, corpus) if rest else 0.0
+        mean, p99 = mean + one, p99 + one * model.p99_over_mean(corpus)
     return mean, p99
 
 
@@ -161,7 +162,7 @@ def _topology(
     replicas = workload.availability.replicas
     shards = max(1, math.ceil(ram / usable))  # one shard's copy must fit a node
     while shards <= MAX_SHARDS:
-        mean, p99 = _shard_ms(costs, math.ceil(n / shards))
+        mean, p99 = _shard_ms(costs, math.ceil(n / shards), n)
         if p99 <= workload.latency_p99_ms:
             break
         shards *= 2
@@ -222,10 +223,11 @@ def _plan_with(
             f"no instance type meets the p99 SLO of {workload.latency_p99_ms:g} ms: {p99:.2f} ms at best"
         )
     for model, _ in costs:
-        if model.recall < workload.recall:
+        nearest = model.at(n)
+        if nearest.recall < workload.recall:
             notes.append(
-                f"{model.index}/{model.quantization} reached recall@10 {model.recall:.3f} where profile "
-                f"{profile.name!r} measured it (setting {model.setting or 'default'}): below the "
+                f"{model.index}/{model.quantization} reached recall@10 {nearest.recall:.3f} where profile "
+                f"{profile.name!r} measured it (setting {nearest.setting or 'default'}): below the "
                 f"workload's {workload.recall:g}, so its cost here is a lower bound (calibrate with "
                 f"--recall {workload.recall:g} for this target)"
             )

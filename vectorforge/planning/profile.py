@@ -1,10 +1,14 @@
 """A calibration profile: what vectorforge measured on one machine (QPS per core and latency at the
 recall target, by index, quantization, dimensions and size), and the cost model fitted to it.
 
-The model: a query's single-core cost grows as a power of the points searched, `t(n) = t0 * (n /
-n0) ** b`, with `b` fitted (least squares in log-log) to the sizes measured for that index and
-quantization, and in proportion to the dimensions (distance computations dominate). Sizes beyond the
-measured ones are extrapolated with the fitted exponent; a plan says which profile it used.
+The model: a query's single-core cost in one segment grows as a power of the points searched, `t(n)
+= t0 * (n / n0) ** b`, with `b` fitted (least squares in log-log) to the sizes measured for that
+index and quantization, and in proportion to the dimensions (distance computations dominate). A
+segment of a larger corpus costs more than a corpus of that size when the search setting that holds
+the recall target grows with the corpus (it does on the calibration's generator, whose clusters stay
+200 points whatever n): calibration measures full segments drawn from larger corpora, and the model
+interpolates their cost in log-log over the corpus (beyond the last one: the last slope). A plan says
+which profile it used.
 """
 
 from __future__ import annotations
@@ -41,24 +45,53 @@ class Measured:
     p50_ms: float
     p99_ms: float
     index_bytes_per_point: float  # the sealed segment's index file
+    corpus: int = 0  # the corpus the segment's n points were drawn from (0: n, the whole corpus)
+
+    @property
+    def corpus_points(self) -> int:
+        return self.corpus or self.n
 
 
 @dataclass(frozen=True)
 class CostModel:
-    """Single-core cost of one query of `index`/`quantization`, fitted to `points`."""
+    """Single-core cost of one query of `index`/`quantization` in one segment, fitted to a
+    profile's measurements: `anchor` (the largest whole corpus measured) and `larger` (segments of
+    anchor's size drawn from larger corpora, by corpus)."""
 
     index: str
     quantization: str
-    t0_ms: float
-    n0: int
-    dim0: int
     exponent: float
-    p99_over_mean: float
-    setting: dict[str, Any]
-    recall: float = 1.0  # what the setting reached where it was measured
+    anchor: Measured
+    larger: tuple[Measured, ...] = ()
 
-    def mean_ms(self, n: int, dim: int) -> float:
-        return float(self.t0_ms * (max(n, 1) / self.n0) ** self.exponent * (dim / self.dim0))
+    def steps(self) -> list[Measured]:
+        return [self.anchor, *self.larger]
+
+    def mean_ms(self, n: int, dim: int, corpus: int = 0) -> float:
+        """Mean ms of a query in a segment of `n` points (of `dim`) from a corpus of `corpus`."""
+        size = (max(n, 1) / self.anchor.n) ** self.exponent * (dim / self.anchor.dim)
+        return float(
+            _loglog(corpus, [(s.corpus_points, 1000.0 / s.qps_per_core) for s in self.steps()]) * size
+        )
+
+    def p99_over_mean(self, corpus: int = 0) -> float:
+        return max(1.0, self.at(corpus).p99_ms * self.at(corpus).qps_per_core / 1000.0)
+
+    def at(self, corpus: int = 0) -> Measured:
+        """The measurement nearest `corpus` in log scale (its setting and recall stand for it)."""
+        return min(self.steps(), key=lambda s: abs(math.log(s.corpus_points / max(corpus, 1))))
+
+
+def _loglog(x: float, known: list[tuple[int, float]]) -> float:
+    """y at x, piecewise linear in log-log through `known` (x ascending; y made non-decreasing: a
+    larger corpus never costs less), flat below the first, the last piece's slope beyond the last."""
+    if len(known) == 1 or x <= known[0][0]:
+        return known[0][1]
+    lx, ly = np.log([k[0] for k in known]), np.maximum.accumulate(np.log([k[1] for k in known]))
+    if x <= known[-1][0]:
+        return float(np.exp(np.interp(math.log(x), lx, ly)))
+    slope = max(0.0, float((ly[-1] - ly[-2]) / (lx[-1] - lx[-2])))
+    return float(np.exp(ly[-1] + slope * (math.log(x) - lx[-1])))
 
 
 @dataclass
@@ -84,29 +117,27 @@ class Profile:
                 f"profile {self.name!r} has no measurement of index {index!r} with quantization "
                 f"{quantization!r}; it has {known} (run `vectorforge plan calibrate`)"
             )
-        found.sort(key=lambda p: p.n)
+        found.sort(key=lambda p: (p.n, p.corpus_points))
         dim0 = found[-1].dim
-        same_dim = [p for p in found if p.dim == dim0]
-        xs = [math.log(p.n) for p in same_dim]
-        ys = [math.log(1000.0 / p.qps_per_core) for p in same_dim]
+        whole = [p for p in found if p.dim == dim0 and p.corpus_points == p.n]
+        if not whole:
+            raise InvalidParameter(
+                f"profile {self.name!r} measured {index}/{quantization} only as segments of larger "
+                "corpora; it needs one whole corpus to anchor the model (run `vectorforge plan calibrate`)"
+            )
+        xs = [math.log(p.n) for p in whole]
+        ys = [math.log(1000.0 / p.qps_per_core) for p in whole]
         if len(set(xs)) >= 2:
             slope = float(np.polyfit(xs, ys, 1)[0])
             exponent = min(max(slope, 0.0), 1.0)  # more points never cost less; never worse than a scan
         else:
             exponent = DEFAULT_EXPONENT.get(index, 0.5)
-        last = same_dim[-1]
-        mean = 1000.0 / last.qps_per_core
-        return CostModel(
-            index,
-            quantization,
-            t0_ms=mean,
-            n0=last.n,
-            dim0=dim0,
-            exponent=exponent,
-            p99_over_mean=max(1.0, last.p99_ms / mean),
-            setting=last.setting,
-            recall=last.recall,
+        anchor = whole[-1]
+        larger = sorted(
+            (p for p in found if p.dim == dim0 and p.n == anchor.n and p.corpus_points > p.n),
+            key=lambda p: p.corpus_points,
         )
+        return CostModel(index, quantization, exponent=exponent, anchor=anchor, larger=tuple(larger))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
