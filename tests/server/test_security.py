@@ -109,6 +109,11 @@ def test_error_classes_are_public() -> None:
         ("PUT", "/msgpack/collections/a/points", {"ids": [9], "vectors": [[1, 1, 1, 1]]}),
         ("PUT", "/collections/new", {"dim": 4}),
         ("GET", "/metrics", None),
+        (
+            "POST",
+            "/plan",
+            {"name": "w", "corpus": {"points": 1}, "qps": {"peak": 1, "average": 1}, "latency_p99_ms": 10},
+        ),
     ],
 )
 def test_no_key_is_401_with_a_message(secured: Secured, method: str, path: str, body: Any) -> None:

@@ -45,24 +45,14 @@ def make(
     ] = None,
 ) -> None:
     """The cheapest plan that meets the workload's SLO, with its what-ifs."""
-    from vectorforge.planning import (
-        FORMATS,
-        load_catalog,
-        load_profile,
-        load_workload,
-        plan,
-        render,
-        what_ifs,
-    )
+    from vectorforge.planning import FORMATS, load_catalog, load_profile, load_workload, plan_report
 
     if format not in FORMATS:
         raise CliError(f"--format {format!r} is unknown", f"one of {', '.join(FORMATS)}")
     w = load_workload(workload)
     catalog = load_catalog(w.catalog, relative_to=workload.parent)
     chosen = profile if profile is not None else (workload.parent / w.profile if w.profile else None)
-    measured = load_profile(chosen)
-    chosen_plan = plan(w, catalog, measured)
-    text = render(chosen_plan, what_ifs(w, catalog, measured), format)
+    chosen_plan, text = plan_report(w, catalog, load_profile(chosen), format)
     if playbook is not None:
         from vectorforge.planning.playbook import alert_rules_yaml, playbook_markdown
 

@@ -12,7 +12,7 @@ from vectorforge.planning.catalog import Catalog, Instance, load_catalog
 from vectorforge.planning.planner import Plan, VectorChoice, plan, what_ifs
 from vectorforge.planning.playbook import alert_rules, playbook_markdown
 from vectorforge.planning.profile import CostModel, Measured, Profile, load_profile
-from vectorforge.planning.report import FORMATS, render
+from vectorforge.planning.report import FORMATS, plan_report, render
 from vectorforge.planning.workload import Workload, load_workload, parse_workload
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "load_workload",
     "parse_workload",
     "plan",
+    "plan_report",
     "playbook_markdown",
     "render",
     "what_ifs",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vectorforge.errors import InvalidParameter
 from vectorforge.extras import missing_extra
 
-__all__ = ["BUNDLED", "Catalog", "Instance", "load_catalog"]
+__all__ = ["BUNDLED", "Catalog", "Instance", "bundled_catalogs", "load_catalog"]
 
 BUNDLED = Path(__file__).parent / "catalogs"
 
@@ -41,19 +41,32 @@ class Catalog(BaseModel):
     instances: list[Instance] = Field(min_length=1)
 
 
-def load_catalog(name_or_path: str, relative_to: Path | None = None) -> Catalog:
-    """A bundled catalog by name, or a YAML file (a relative path: from `relative_to`)."""
+def bundled_catalogs() -> list[str]:
+    return sorted(p.stem for p in BUNDLED.glob("*.yaml"))
+
+
+def load_catalog(
+    name_or_path: str, relative_to: Path | None = None, *, bundled_only: bool = False
+) -> Catalog:
+    """A bundled catalog by name, or a YAML file (a relative path: from `relative_to`; never with
+    `bundled_only`, as over HTTP, where a request must not name a file on the server)."""
     with missing_extra("capacity planning"):
         import yaml
 
-    bundled = BUNDLED / f"{name_or_path}.yaml"
-    path = Path(name_or_path)
-    if not path.is_absolute() and relative_to is not None:
-        path = relative_to / path
-    file = bundled if bundled.is_file() else path
+    known = bundled_catalogs()
+    if name_or_path in known:
+        file = BUNDLED / f"{name_or_path}.yaml"
+    elif bundled_only:
+        raise InvalidParameter(
+            f"catalog: {name_or_path!r} is not a bundled price catalog ({', '.join(known)})"
+        )
+    else:
+        path = Path(name_or_path)
+        file = relative_to / path if not path.is_absolute() and relative_to is not None else path
     if not file.is_file():
-        known = ", ".join(sorted(p.stem for p in BUNDLED.glob("*.yaml")))
-        raise InvalidParameter(f"price catalog {name_or_path!r} is neither bundled ({known}) nor a file")
+        raise InvalidParameter(
+            f"price catalog {name_or_path!r} is neither bundled ({', '.join(known)}) nor a file"
+        )
     try:
         return Catalog.model_validate(yaml.safe_load(file.read_text()))
     except (ValidationError, yaml.YAMLError) as exc:

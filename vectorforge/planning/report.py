@@ -8,9 +8,12 @@ from typing import Any
 
 from vectorforge.errors import InvalidParameter
 from vectorforge.extras import missing_extra
-from vectorforge.planning.planner import Plan
+from vectorforge.planning.catalog import Catalog
+from vectorforge.planning.planner import Plan, plan, what_ifs
+from vectorforge.planning.profile import Profile
+from vectorforge.planning.workload import Workload
 
-__all__ = ["FORMATS", "render"]
+__all__ = ["FORMATS", "plan_report", "render"]
 
 FORMATS = ("md", "json", "html")
 
@@ -64,35 +67,43 @@ def _rows(plan: Plan, whatifs: list[tuple[str, Plan]]) -> dict[str, list[list[st
 HEADERS = {"What-ifs": ["change", "monthly", "nodes", "dominant", "RAM, one copy"]}  # others: key, value
 
 
+def plan_report(workload: Workload, catalog: Catalog, profile: Profile, fmt: str = "md") -> tuple[Plan, str]:
+    """The workload's plan, and it with its what-ifs in `fmt` (the CLI's and the server's answer)."""
+    if fmt not in FORMATS:
+        raise InvalidParameter(f"format {fmt!r} is unknown; one of {', '.join(FORMATS)}")
+    chosen = plan(workload, catalog, profile)
+    return chosen, render(chosen, what_ifs(workload, catalog, profile), fmt)
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def render(plan: Plan, whatifs: list[tuple[str, Plan]], fmt: str = "md") -> str:
+def render(chosen: Plan, whatifs: list[tuple[str, Plan]], fmt: str = "md") -> str:
     """The plan in `fmt` ("md", "json" or "html")."""
     if fmt == "json":
         doc: dict[str, Any] = {
-            "plan": plan.to_json(),
+            "plan": chosen.to_json(),
             "what_ifs": [{"change": k, **p.to_json()} for k, p in whatifs],
         }
         return json.dumps(doc, indent=1)
-    rows = _rows(plan, whatifs)
+    rows = _rows(chosen, whatifs)
     source = (
-        f"Prices: {plan.catalog['name']} (as of {plan.catalog['as_of']}: {plan.catalog['source']}). "
-        f"Throughput and latency: calibration profile {plan.profile['name']!r} "
-        f"({plan.profile['date']}, {plan.profile['cpus']} CPUs)."
+        f"Prices: {chosen.catalog['name']} (as of {chosen.catalog['as_of']}: {chosen.catalog['source']}). "
+        f"Throughput and latency: calibration profile {chosen.profile['name']!r} "
+        f"({chosen.profile['date']}, {chosen.profile['cpus']} CPUs)."
     )
     if fmt == "md":
-        parts = [f"# Capacity plan: {plan.workload}", "", source, ""]
+        parts = [f"# Capacity plan: {chosen.workload}", "", source, ""]
         for title, body in rows.items():
             parts += [f"## {title}", "", _md_table(HEADERS.get(title, ["", ""]), body), ""]
-        if plan.notes:
-            parts += ["## Notes", "", *[f"- {n}" for n in plan.notes], ""]
+        if chosen.notes:
+            parts += ["## Notes", "", *[f"- {n}" for n in chosen.notes], ""]
         return "\n".join(parts)
     if fmt == "html":
-        return _html(plan, whatifs, rows, source)
+        return _html(chosen, whatifs, rows, source)
     raise InvalidParameter(f"format {fmt!r} is unknown; one of {', '.join(FORMATS)}")
 
 

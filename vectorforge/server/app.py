@@ -34,6 +34,7 @@ from vectorforge.server.routes_evaluation import evaluation_routes, start_schedu
 from vectorforge.server.routes_msgpack import HotLane, msgpack_routes
 from vectorforge.server.routes_online import online_routes
 from vectorforge.server.routes_ops import ops_routes
+from vectorforge.server.routes_planning import planning_routes
 from vectorforge.server.routes_points import point_routes
 from vectorforge.server.search_log import SearchLog
 
@@ -127,6 +128,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         hot,
         evaluation_routes(db),
         online_routes(db, log),
+        planning_routes(db),
     )
     for router in (*routers, dashboard_routes(db)):
         app.include_router(router)
