@@ -265,3 +265,19 @@ def test_the_playbooks_alerts_watch_metrics_a_real_server_exports(tmp_path: Path
     for section in ("SLOs and alerts", "Load test", "Rollout", "Rollback", "Re-embedding", "Day 2"):
         assert section in book
     assert "Anti-entropy" in book and f"{p.shards} shard(s) x {p.replicas} replica(s)" in book
+
+
+def test_a_selective_filter_is_priced_as_the_engines_exact_scan() -> None:
+    from vectorforge.planning.planner import SEGMENT_POINTS
+
+    dense = {"kind": "dense", "dim": 384, "index": "hnsw", "quantization": "none"}
+    base = _workload(vectors=[dense], corpus={"points": 2 * SEGMENT_POINTS})
+    unfiltered = plan(parse_workload(base), CATALOG, PROFILE)
+    broad = plan(parse_workload({**base, "filter_selectivity": 0.5}), CATALOG, PROFILE)
+    assert broad.core_ms_per_query == pytest.approx(unfiltered.core_ms_per_query)  # ID selector: same
+    assert any("priced as unfiltered" in n for n in broad.notes)
+    narrow = plan(parse_workload({**base, "filter_selectivity": 0.01}), CATALOG, PROFILE)
+    flat = PROFILE.model("flat", "none")
+    scans = narrow.shards * 2 * flat.mean_ms(SEGMENT_POINTS // 100, 384)  # two segments, 1% of each
+    assert narrow.core_ms_per_query == pytest.approx(scans)
+    assert any("scanned exactly" in n for n in narrow.notes)

@@ -317,3 +317,39 @@ def test_the_package_data_ships_every_dashboard_file() -> None:
     assert files
     for name in files:
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns["vectorforge"]), name
+
+
+def test_the_planning_panel_plans_the_workload_typed_in_it(
+    keyed_server: tuple[ServerProcess, dict[str, str]], browser: Browser
+) -> None:
+    import yaml
+
+    from vectorforge.planning import load_catalog, load_profile, parse_workload, plan
+
+    server, keys = keyed_server
+    assert browser.open(f"{server.url}/dashboard?key={keys['read-only']}") == "ready"
+    text = browser.js("return document.getElementById('plan-workload').value")
+    workload = parse_workload(yaml.safe_load(text))
+    expected = plan(workload, load_catalog(workload.catalog), load_profile())  # the oracle: in-process
+    browser.driver.find_element("css selector", "#plan-form button").click()
+    browser.wait_for("document.body.dataset.plan === 'ready'")
+    shown = dict(
+        browser.js(
+            "return [...document.querySelectorAll('#plan-table tr')]"
+            ".map(tr => [tr.children[0].textContent, tr.children[1].textContent])"
+        )
+    )
+    assert shown["nodes"] == f"{expected.nodes} \u00d7 {expected.instance}"
+    assert shown["monthly cost"] == f"${round(expected.monthly['total']):,}"
+    assert (
+        browser.js("return document.querySelectorAll('#plan-chart .bars path').length") >= 2
+    )  # the what-ifs
+    # A bad field: the server's message, naming it, and no stale plan beside it.
+    browser.js(
+        "document.getElementById('plan-workload').value = arguments[0]", text.replace("100000", "0", 1)
+    )
+    browser.driver.find_element("css selector", "#plan-form button").click()
+    browser.wait_for("document.body.dataset.plan === 'error'")
+    assert "corpus.points" in browser.text("plan-error") and not browser.visible("plan-result")
+    assert browser.errors() == []
+    browser.js("sessionStorage.clear()")

@@ -18,11 +18,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from vectorforge.engine.planner import use_exact
 from vectorforge.errors import InvalidParameter
 from vectorforge.planning.catalog import Catalog, Instance
 from vectorforge.planning.profile import CostModel, Profile
 from vectorforge.planning.workload import AUTO, VectorSpec, Workload
-from vectorforge.types import CollectionConfig
+from vectorforge.types import CollectionConfig, IndexKind
 
 __all__ = ["MAX_SHARDS", "Plan", "VectorChoice", "plan", "what_ifs"]
 
@@ -31,6 +32,7 @@ SEGMENT_POINTS = CollectionConfig.model_fields["max_segment_points"].default  # 
 GIB = 1024**3
 QDRANT_FACTOR, WEAVIATE_FACTOR = 1.5, 2.0  # their guides: raw float vectors x 1.5 (Qdrant), x 2 (Weaviate)
 SPARSE_INDEX, MULTI_INDEX = "inverted", "plaid"
+DENSE_ANN = {k.value for k in IndexKind if k is not IndexKind.FLAT}
 
 
 @dataclass(frozen=True)
@@ -139,21 +141,50 @@ def _candidates(spec: VectorSpec, profile: Profile) -> list[tuple[str, str]]:
 Costs = list[tuple[CostModel, int]]  # each searched vector's cost model, and its dim (sparse: nnz)
 
 
-def _shard_ms(costs: Costs, points: int, corpus: int) -> tuple[float, float]:
-    """(mean, p99) ms of one query on a shard of `points` of a `corpus`: the engine seals a segment
-    every SEGMENT_POINTS points and searches each, one after the other, and a query searches each of
-    its vectors (a hybrid query: dense and sparse; their p99s add, an upper bound)."""
-    full, rest = divmod(points, SEGMENT_POINTS)
-    mean = p99 = 0.0
-    for model, dim in costs:
-        one = full * model.mean_ms(SEGMENT_POINTS, dim, corpus)
-        one += model.mean_ms(rest, dim, corpus) if rest else 0.0
-        mean, p99 = mean + one, p99 + one * model.p99_over_mean(corpus)
-    return mean, p99
+@dataclass(frozen=True)
+class _Search:
+    """What one query searches: each vector's cost model, the corpus, and its filter."""
+
+    costs: Costs
+    corpus: int
+    selectivity: float = 1.0  # the share of points a typical filter keeps
+    flat: CostModel | None = None  # prices the exact scans a selective filter turns segments into
+
+    def allowed(self, points: int) -> int:
+        return max(1, round(points * self.selectivity))
+
+    def scans(self, model: CostModel, points: int) -> bool:
+        """The engine's own rule (engine/planner.py): a dense ANN search that a filter leaves few
+        points is an exact scan of those."""
+        return (
+            self.selectivity < 1
+            and model.index in DENSE_ANN
+            and use_exact(IndexKind(model.index), self.allowed(points), points, filtered=True)
+        )
+
+    def segment_ms(self, model: CostModel, points: int, dim: int) -> float:
+        """A segment's mean ms: an exact scan of the points a filter keeps (`scans`), priced by flat;
+        otherwise the filter costs about nothing more (FAISS's ID selector: bench/filtered.py
+        measured it flat across selectivities)."""
+        if self.flat is not None and self.scans(model, points):
+            return self.flat.mean_ms(self.allowed(points), dim)
+        return model.mean_ms(points, dim, self.corpus)
+
+    def shard_ms(self, points: int) -> tuple[float, float]:
+        """(mean, p99) ms of one query on a shard of `points`: the engine seals a segment every
+        SEGMENT_POINTS points and searches each, one after the other, and a query searches each of
+        its vectors (a hybrid query: dense and sparse; their p99s add, an upper bound)."""
+        full, rest = divmod(points, SEGMENT_POINTS)
+        mean = p99 = 0.0
+        for model, dim in self.costs:
+            one = full * self.segment_ms(model, SEGMENT_POINTS, dim)
+            one += self.segment_ms(model, rest, dim) if rest else 0.0
+            mean, p99 = mean + one, p99 + one * model.p99_over_mean(self.corpus)
+        return mean, p99
 
 
 def _topology(
-    workload: Workload, catalog: Catalog, instance: Instance, ram: int, costs: Costs
+    workload: Workload, catalog: Catalog, instance: Instance, ram: int, search: _Search
 ) -> tuple[int, int, int, int, float, float] | None:
     """(shards, nodes, memory nodes, cpu nodes, core-ms a query, p99 ms) on `instance`, or None if
     no shard count up to MAX_SHARDS fits it and meets the SLO."""
@@ -162,7 +193,7 @@ def _topology(
     replicas = workload.availability.replicas
     shards = max(1, math.ceil(ram / usable))  # one shard's copy must fit a node
     while shards <= MAX_SHARDS:
-        mean, p99 = _shard_ms(costs, math.ceil(n / shards), n)
+        mean, p99 = search.shard_ms(math.ceil(n / shards))
         if p99 <= workload.latency_p99_ms:
             break
         shards *= 2
@@ -187,13 +218,15 @@ def _plan_with(
         for spec, v in zip(workload.vectors, vectors, strict=True)
         if v.calibrated
     ]
+    flat = profile.model("flat", "none") if ("flat", "none") in profile.configurations() else None
+    search = _Search(costs, n, workload.filter_selectivity, flat)
     ram = sum(v.ram_bytes for v in vectors) + n * (
         workload.payload_bytes + int(profile.engine_bytes_per_point)
     )
     disk = sum(v.ram_bytes + v.disk_bytes for v in vectors) + n * workload.payload_bytes
     best: tuple[float, Instance, tuple[int, int, int, int, float, float]] | None = None
     for instance in catalog.instances:
-        shape = _topology(workload, catalog, instance, ram, costs)
+        shape = _topology(workload, catalog, instance, ram, search)
         if shape is None:
             continue
         cost = shape[1] * instance.hourly
@@ -203,7 +236,7 @@ def _plan_with(
     if best is None:  # nothing meets the SLO: the largest instance, the most shards, and say so
         instance = max(catalog.instances, key=lambda i: (i.memory_gib, i.vcpus))
         relaxed = workload.model_copy(update={"latency_p99_ms": float("inf")})
-        shape = _topology(relaxed, catalog, instance, ram, costs)
+        shape = _topology(relaxed, catalog, instance, ram, search)
         if shape is None:
             raise InvalidParameter(
                 f"workload {workload.name!r} does not fit {MAX_SHARDS} shards of {instance.name}"
@@ -222,6 +255,14 @@ def _plan_with(
         notes.append(
             f"no instance type meets the p99 SLO of {workload.latency_p99_ms:g} ms: {p99:.2f} ms at best"
         )
+    if workload.filter_selectivity < 1:
+        scanned = [m.index for m, _ in costs if flat is not None and search.scans(m, min(n, SEGMENT_POINTS))]
+        notes.append(
+            f"a typical filter keeps {workload.filter_selectivity:.0%} of the points: "
+            + (f"{', '.join(scanned)} segments are scanned exactly among the points it keeps (the engine's "
+               "rule below 8% or 10,000 points; priced by flat)" if scanned else
+               "ANN search with the filter as an ID selector, priced as unfiltered")
+        )  # fmt: skip
     for model, _ in costs:
         nearest = model.at(n)
         if nearest.recall < workload.recall:

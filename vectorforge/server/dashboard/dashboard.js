@@ -82,13 +82,20 @@
     }
   }
 
-  async function fetchJson(path) {
+  // GET `path` (or send `init.body` with `init.method` and `init.type`) and read the JSON answer.
+  async function fetchJson(path, init) {
     const headers = { Accept: "application/json" };
     const key = currentKey();
     if (key) headers.Authorization = "Bearer " + key;
+    const options = { headers, cache: "no-store", credentials: "omit" };
+    if (init) {
+      options.method = init.method;
+      options.body = init.body;
+      headers["Content-Type"] = init.type;
+    }
     let response;
     try {
-      response = await fetch(path, { headers, cache: "no-store", credentials: "omit" });
+      response = await fetch(path, options);
     } catch (exc) {
       throw new ApiError(0, "NetworkError", "the server cannot be reached (" + exc.message + ")");
     }
@@ -778,6 +785,67 @@
     }
   }
 
+  // -- the capacity plan panel ---------------------------------------------------------------------
+
+  function money(x) {
+    return "$" + NUMBER.format(Math.round(x));
+  }
+
+  function renderPlan(data) {
+    const p = data.plan;
+    const body = $("plan-table").tBodies[0];
+    clear(body);
+    const figures = [
+      ["points (at the horizon)", NUMBER.format(p.points)],
+      ["nodes", p.nodes + " \u00d7 " + p.instance],
+      ["shards \u00d7 replicas", p.shards + " \u00d7 " + p.replicas],
+      ["what dominates", p.dominant],
+      ["predicted p99", p.p99_ms.toFixed(2) + " ms" + (p.meets_slo ? " (meets the SLO)" : " (MISSES the SLO)")],
+      ["monthly cost", money(p.monthly.total)],
+      ["per million queries", "$" + p.cost_per_million_queries.toFixed(2)],
+      ["profile", p.profile.name + " (" + p.profile.date + ")"],
+      ["prices", p.catalog.name + " (as of " + p.catalog.as_of + ")"],
+    ];
+    for (const [label, value] of figures) body.appendChild(row([el("th", label), el("td", value)]));
+    const notes = $("plan-notes");
+    clear(notes);
+    for (const note of p.notes) notes.appendChild(el("li", note));
+    $("plan-result").hidden = false;
+    const labels = ["this plan", ...data.what_ifs.map((w) => w.change)];
+    const totals = [p.monthly.total, ...data.what_ifs.map((w) => w.monthly.total)];
+    if (!window.Plotly) return;
+    const chart = $("plan-chart");
+    window.Plotly.purge(chart);
+    window.Plotly.newPlot(
+      chart,
+      [{ type: "bar", orientation: "h", x: totals, y: labels.map(plotlyText), text: totals.map(money),
+        marker: { color: labels.map((_, i) => (i === 0 ? COLORS[0] : COLORS[7])) } }],
+      { title: { text: "monthly cost: this plan and its what-ifs" }, margin: { l: 170, r: 20, t: 40, b: 40 },
+        xaxis: { title: { text: "USD a month" } }, yaxis: { autorange: "reversed" } },
+      { displaylogo: false, responsive: true },
+    );
+  }
+
+  async function submitPlan(event) {
+    event.preventDefault();
+    const error = $("plan-error");
+    error.hidden = true;
+    document.body.dataset.plan = "planning";
+    try {
+      const data = await fetchJson("/plan", {
+        method: "POST", type: "application/yaml", body: $("plan-workload").value,
+      });
+      renderPlan(data);
+      document.body.dataset.plan = "ready";
+    } catch (exc) {
+      if (!(exc instanceof ApiError)) throw exc;
+      $("plan-result").hidden = true;
+      error.textContent = exc.status === 422 ? "The workload was refused: " + exc.message : explain(exc);
+      error.hidden = false;
+      document.body.dataset.plan = "error";
+    }
+  }
+
   // -- loading -------------------------------------------------------------------------------------
 
   async function load() {
@@ -831,6 +899,7 @@
     $("online-hours").addEventListener("change", reloadOnline);
     $("compare-a").addEventListener("change", renderComparison);
     $("compare-b").addEventListener("change", renderComparison);
+    $("plan-form").addEventListener("submit", submitPlan);
     // A `#key=` link opened on this page changes only the fragment: no reload, so take it here.
     window.addEventListener("hashchange", () => {
       if (!new URLSearchParams(window.location.hash.slice(1)).has("key")) return;
@@ -841,7 +910,7 @@
   }
 
   // For tests and the console: draw given data without the server.
-  window.vfDashboard = { load, renderCollections, renderEvaluation, renderOnline };
+  window.vfDashboard = { load, renderCollections, renderEvaluation, renderOnline, renderPlan };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
