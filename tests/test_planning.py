@@ -54,6 +54,8 @@ def _workload(**over: Any) -> dict[str, Any]:
         ({"availability": {"replicas": 1, "zones": 3}}, "availability"),
         ({"latency_p99_ms": "fast"}, "latency_p99_ms"),
         ({"replicas": 3}, "replicas"),  # a field that does not exist (it belongs under availability)
+        ({"vectors": [{"kind": "dense", "use": "rerank"}, {"name": "b", "kind": "sparse"}]}, "rerank"),
+        ({"vectors": [{"kind": "multi", "use": "rerank"}]}, "search"),  # nothing to re-rank
     ],
 )
 def test_a_bad_field_is_named(change: dict[str, Any], field: str) -> None:
@@ -173,12 +175,15 @@ def test_calibration_measures_this_machine_and_plans_use_it(tmp_path: Path) -> N
         ("inverted", 2_000, 2_000),
         ("inverted", 4_000, 4_000),
         ("plaid", 1_000, 1_000),
+        ("rerank", 100, 100),  # MaxSim re-ranking of that many candidates (has_id searches)
+        ("rerank", 1_000, 1_000),
     ]
     assert all(p.recall >= 0.95 and p.qps_per_core > 0 and p.p99_ms >= p.p50_ms for p in profile.points)
     model = profile.model("hnsw", "none")
     assert model.mean_ms(4_000, 384) >= model.mean_ms(2_000, 384)  # more points never cost less
-    segment_of_larger = 1000.0 / profile.points[2].qps_per_core
-    assert model.mean_ms(4_000, 384, corpus=40_000) == pytest.approx(segment_of_larger)
+    segment_of_larger, whole = (1000.0 / profile.points[i].qps_per_core for i in (2, 1))
+    # a larger corpus's segment costs what it measured (never less than the whole corpus's)
+    assert model.mean_ms(4_000, 384, corpus=40_000) == pytest.approx(max(segment_of_larger, whole))
     saved = profile.save(tmp_path / "profile.json")
     again = load_profile(saved)
     assert again.points == profile.points
@@ -196,6 +201,17 @@ def test_calibration_measures_this_machine_and_plans_use_it(tmp_path: Path) -> N
         parse_workload(_workload(vectors=[{"name": "t", "kind": "multi", "dim": 128}])), CATALOG, again
     )
     assert late.core_ms_per_query > 0 and late.vectors[0].calibrated
+    # late interaction over dense candidates: priced as re-ranking, more candidates cost more
+    rerank = {"name": "t", "kind": "multi", "dim": 128, "tokens_per_point": 32, "use": "rerank"}
+    shallow, deep = (
+        plan(parse_workload(_workload(vectors=[dense, {**rerank, "rerank_depth": d}])), CATALOG, again)
+        for d in (100, 1000)
+    )
+    assert alone.core_ms_per_query < shallow.core_ms_per_query < deep.core_ms_per_query
+    assert all(v.calibrated for v in deep.vectors)
+    assert deep.core_ms_per_query - alone.core_ms_per_query == pytest.approx(
+        again.model("rerank", "maxsim").mean_ms(1000, 128, 0, 32), rel=1e-6
+    )
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:

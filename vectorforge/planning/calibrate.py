@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vectorforge.planning.profile import Measured, Profile
+from vectorforge.planning.profile import RERANK, Measured, Profile
 from vectorforge.types import CollectionConfig
 
 __all__ = [
@@ -53,6 +53,8 @@ SPARSE = ("inverted", "bm25")
 SPARSE_NNZ, SPARSE_VOCABULARY, SPARSE_QUERY_TERMS = 60, 50_000, 5
 MULTI = ("plaid", "none")
 MULTI_POINTS, MULTI_TOKENS, MULTI_DIM = 70_000, 32, 128
+# Re-ranking a first stage's candidates by MaxSim (RERANK): a has_id search of that many candidates.
+RERANK_DEPTHS = (100, 1000)
 SWEEP = {"hnsw": ("ef", (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
          "ivfflat": ("nprobe", (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256))}  # fmt: skip
 
@@ -264,9 +266,10 @@ def sweep_multi(
     return setting, recall
 
 
-def _measure_multi(folder: Path, n: int, queries: int, recall_target: float, seed: int = 0) -> Measured:
+def _measure_multi(folder: Path, n: int, queries: int, recall_target: float, seed: int = 0) -> list[Measured]:
     """PLAID over token matrices around shared centres (as ColBERT's tokens cluster by term), at the
-    first of its settings (`sweep_multi`) that reaches the recall target."""
+    first of its settings (`sweep_multi`) that reaches the recall target; then re-ranking by MaxSim
+    of RERANK_DEPTHS candidates (random ids: a first stage's), a has_id search as `query_pages` makes."""
     import vectorforge as vf
 
     rng = np.random.default_rng(seed)
@@ -278,8 +281,20 @@ def _measure_multi(folder: Path, n: int, queries: int, recall_target: float, see
         qps, p50, p99 = timed(
             lambda q: col.search(q, k=K, using="t", params=setting, with_payload=False), asked
         )
-    size = _index_bytes(folder)
-    return Measured(MULTI[0], MULTI[1], MULTI_DIM, n, setting, recall, qps, p50, p99, size / n)
+        size = _index_bytes(folder)
+        out = [Measured(*MULTI, MULTI_DIM, n, setting, recall, qps, p50, p99, size / n, tokens=MULTI_TOKENS)]
+        for depth in RERANK_DEPTHS:
+            ids = [rng.choice(n, depth, replace=False).tolist() for _ in range(len(asked))]
+            pairs = list(zip(asked, ids, strict=True))
+
+            def rerank(pair: tuple[np.ndarray, list[int]]) -> object:
+                only = {"must": [{"has_id": pair[1]}]}
+                return col.search(pair[0], k=K, using="t", filter=only, with_payload=False)
+
+            qps, p50, p99 = timed(rerank, pairs)
+            out.append(Measured(*RERANK, MULTI_DIM, depth, {"depth": depth}, 1.0, qps, p50, p99, 0.0,
+                                tokens=MULTI_TOKENS))  # fmt: skip
+    return out
 
 
 SEGMENT: int = CollectionConfig.model_fields["max_segment_points"].default  # as the planner's
@@ -320,7 +335,7 @@ def calibrate(
     work: list[tuple[int, int, Any, int]] = [
         (n, d, c, 0) for d in dims for n in sizes for c in configurations
     ]
-    segment = max(sizes)
+    segment = max(sizes, default=0)
     work += [(segment, d, c, big) for d in dims for big in corpora if big > segment for c in configurations]
     work += [(n, SPARSE_NNZ, "sparse", 0) for n in sizes if sparse]
     work += [(n, MULTI_DIM, "multi", 0) for n in multi_points]
@@ -335,7 +350,7 @@ def calibrate(
                     if config == "sparse":
                         profile.points.append(_measure_sparse(tmp / "db", n, queries))
                     else:
-                        profile.points.append(_measure_multi(tmp / "db", n, queries, recall_target))
+                        profile.points += _measure_multi(tmp / "db", n, queries, recall_target)
                     bar.advance(task)
                     continue
                 index, quantization, params = config

@@ -21,7 +21,7 @@ from typing import Any
 from vectorforge.engine.planner import use_exact
 from vectorforge.errors import InvalidParameter
 from vectorforge.planning.catalog import Catalog, Instance
-from vectorforge.planning.profile import CostModel, Profile
+from vectorforge.planning.profile import RERANK, CostModel, Profile
 from vectorforge.planning.workload import AUTO, VectorSpec, Workload
 from vectorforge.types import CollectionConfig, IndexKind
 
@@ -113,8 +113,14 @@ def _choose_vector(spec: VectorSpec, n: int, index: str, quantization: str, prof
         params = {"tokens_per_point": spec.tokens_per_point}
         ram = _segmented(index, n, spec.dim, params, "multi")
     disk = n * _disk(spec.kind, spec.dim, spec.dtype, spec.nnz, spec.tokens_per_point)
-    calibrated = (index, quantization) in profile.configurations()
+    calibrated = _priced_by(spec, index, quantization) in profile.configurations()
     return VectorChoice(spec.name, spec.kind, index, quantization, params, int(ram), int(disk), calibrated)
+
+
+def _priced_by(spec: VectorSpec, index: str, quantization: str) -> tuple[str, str]:
+    """The profile's configuration that prices a vector's part of a query: its index's search, or
+    for a rerank vector the MaxSim re-ranking of candidates (whatever index holds its tokens)."""
+    return RERANK if spec.use == "rerank" else (index, quantization)
 
 
 def _candidates(spec: VectorSpec, profile: Profile) -> list[tuple[str, str]]:
@@ -138,14 +144,21 @@ def _candidates(spec: VectorSpec, profile: Profile) -> list[tuple[str, str]]:
     return found
 
 
-Costs = list[tuple[CostModel, int]]  # each searched vector's cost model, and its dim (sparse: nnz)
+@dataclass(frozen=True)
+class _Priced:
+    """One vector's part of a query."""
+
+    model: CostModel
+    dim: int  # sparse: non-zeros
+    tokens: int = 1
+    depth: int = 0  # rerank: the candidates it re-scores, once a query (else: searched per segment)
 
 
 @dataclass(frozen=True)
 class _Search:
     """What one query searches: each vector's cost model, the corpus, and its filter."""
 
-    costs: Costs
+    costs: list[_Priced]
     corpus: int
     selectivity: float = 1.0  # the share of points a typical filter keeps
     flat: CostModel | None = None  # prices the exact scans a selective filter turns segments into
@@ -162,24 +175,28 @@ class _Search:
             and use_exact(IndexKind(model.index), self.allowed(points), points, filtered=True)
         )
 
-    def segment_ms(self, model: CostModel, points: int, dim: int) -> float:
+    def segment_ms(self, v: _Priced, points: int) -> float:
         """A segment's mean ms: an exact scan of the points a filter keeps (`scans`), priced by flat;
         otherwise the filter costs about nothing more (FAISS's ID selector: bench/filtered.py
         measured it flat across selectivities)."""
-        if self.flat is not None and self.scans(model, points):
-            return self.flat.mean_ms(self.allowed(points), dim)
-        return model.mean_ms(points, dim, self.corpus)
+        if self.flat is not None and self.scans(v.model, points):
+            return self.flat.mean_ms(self.allowed(points), v.dim)
+        return v.model.mean_ms(points, v.dim, self.corpus, v.tokens)
 
-    def shard_ms(self, points: int) -> tuple[float, float]:
-        """(mean, p99) ms of one query on a shard of `points`: the engine seals a segment every
-        SEGMENT_POINTS points and searches each, one after the other, and a query searches each of
-        its vectors (a hybrid query: dense and sparse; their p99s add, an upper bound)."""
+    def shard_ms(self, points: int, shards: int) -> tuple[float, float]:
+        """(mean, p99) ms of one query on one of `shards` shards of `points`: the engine seals a
+        segment every SEGMENT_POINTS points and searches each, one after the other, and a query
+        searches each of its vectors (a hybrid query: dense and sparse; their p99s add, an upper
+        bound); a rerank vector then re-scores its candidates, spread over the shards."""
         full, rest = divmod(points, SEGMENT_POINTS)
         mean = p99 = 0.0
-        for model, dim in self.costs:
-            one = full * self.segment_ms(model, SEGMENT_POINTS, dim)
-            one += self.segment_ms(model, rest, dim) if rest else 0.0
-            mean, p99 = mean + one, p99 + one * model.p99_over_mean(self.corpus)
+        for v in self.costs:
+            if v.depth:
+                one = v.model.mean_ms(v.depth, v.dim, 0, v.tokens) / shards
+            else:
+                one = full * self.segment_ms(v, SEGMENT_POINTS)
+                one += self.segment_ms(v, rest) if rest else 0.0
+            mean, p99 = mean + one, p99 + one * v.model.p99_over_mean(self.corpus)
         return mean, p99
 
 
@@ -193,7 +210,7 @@ def _topology(
     replicas = workload.availability.replicas
     shards = max(1, math.ceil(ram / usable))  # one shard's copy must fit a node
     while shards <= MAX_SHARDS:
-        mean, p99 = search.shard_ms(math.ceil(n / shards))
+        mean, p99 = search.shard_ms(math.ceil(n / shards), shards)
         if p99 <= workload.latency_p99_ms:
             break
         shards *= 2
@@ -213,8 +230,13 @@ def _plan_with(
 ) -> Plan:
     n = workload.corpus.points_at_horizon()
     vectors = [_choose_vector(spec, n, *choice[spec.name], profile) for spec in workload.vectors]
-    costs: Costs = [
-        (profile.model(*choice[spec.name]), spec.nnz if spec.kind == "sparse" else spec.dim)
+    costs = [
+        _Priced(
+            profile.model(*_priced_by(spec, *choice[spec.name])),
+            spec.nnz if spec.kind == "sparse" else spec.dim,
+            spec.tokens_per_point if spec.kind == "multi" else 1,
+            spec.rerank_depth if spec.use == "rerank" else 0,
+        )
         for spec, v in zip(workload.vectors, vectors, strict=True)
         if v.calibrated
     ]
@@ -256,14 +278,16 @@ def _plan_with(
             f"no instance type meets the p99 SLO of {workload.latency_p99_ms:g} ms: {p99:.2f} ms at best"
         )
     if workload.filter_selectivity < 1:
-        scanned = [m.index for m, _ in costs if flat is not None and search.scans(m, min(n, SEGMENT_POINTS))]
+        scanned = [
+            v.model.index for v in costs if flat is not None and search.scans(v.model, min(n, SEGMENT_POINTS))
+        ]
         notes.append(
             f"a typical filter keeps {workload.filter_selectivity:.0%} of the points: "
             + (f"{', '.join(scanned)} segments are scanned exactly among the points it keeps (the engine's "
                "rule below 8% or 10,000 points; priced by flat)" if scanned else
                "ANN search with the filter as an ID selector, priced as unfiltered")
         )  # fmt: skip
-    for model, _ in costs:
+    for model in (v.model for v in costs):
         nearest = model.at(n)
         if nearest.recall < workload.recall:
             notes.append(

@@ -23,9 +23,10 @@ import numpy as np
 
 from vectorforge.errors import InvalidParameter
 
-__all__ = ["BUNDLED_PROFILE", "CostModel", "Measured", "Profile", "load_profile"]
+__all__ = ["BUNDLED_PROFILE", "RERANK", "CostModel", "Measured", "Profile", "load_profile"]
 
 BUNDLED_PROFILE = Path(__file__).parent / "profiles" / "reference.json"
+RERANK = ("rerank", "maxsim")  # the configuration of re-ranking candidates by MaxSim (n: candidates)
 # Exponents for a kind measured at one size only: HNSW walks ~log n hops (a small power fits it), an
 # IVF scan at a fixed nprobe reads n / nlist points with nlist ~ sqrt(n), flat reads them all.
 DEFAULT_EXPONENT = {"hnsw": 0.25, "ivfflat": 0.5, "ivfpq": 0.5, "flat": 1.0, "inverted": 1.0, "plaid": 0.5}
@@ -46,6 +47,7 @@ class Measured:
     p99_ms: float
     index_bytes_per_point: float  # the sealed segment's index file
     corpus: int = 0  # the corpus the segment's n points were drawn from (0: n, the whole corpus)
+    tokens: int = 1  # vectors per point (late interaction: token vectors)
 
     @property
     def corpus_points(self) -> int:
@@ -67,9 +69,11 @@ class CostModel:
     def steps(self) -> list[Measured]:
         return [self.anchor, *self.larger]
 
-    def mean_ms(self, n: int, dim: int, corpus: int = 0) -> float:
-        """Mean ms of a query in a segment of `n` points (of `dim`) from a corpus of `corpus`."""
-        size = (max(n, 1) / self.anchor.n) ** self.exponent * (dim / self.anchor.dim)
+    def mean_ms(self, n: int, dim: int, corpus: int = 0, tokens: int = 1) -> float:
+        """Mean ms of a query in a segment of `n` points (of `tokens` vectors of `dim`) from a
+        corpus of `corpus`."""
+        width = dim * tokens / (self.anchor.dim * self.anchor.tokens)
+        size = (max(n, 1) / self.anchor.n) ** self.exponent * width
         return float(
             _loglog(corpus, [(s.corpus_points, 1000.0 / s.qps_per_core) for s in self.steps()]) * size
         )

@@ -57,6 +57,12 @@ class VectorSpec(_Strict):
     vocabulary: int = Field(default=100_000, gt=0, description="sparse: distinct terms in the corpus")
     tokens_per_point: int = Field(default=128, gt=0, description="multi: token vectors per point")
     index: str = Field(default=AUTO, description="this vector's index kind (auto: the planner chooses)")
+    use: Literal["search", "rerank"] = Field(
+        default="search",
+        description="search: every query searches it; rerank (multi only): MaxSim re-scores the first "
+        "stage's rerank_depth candidates (a has_id search, as query_pages does)",
+    )
+    rerank_depth: int = Field(default=100, ge=1, le=100_000, description="rerank: candidates re-scored")
     quantization: str = Field(
         default=AUTO, description="dense: none, fp16, sq8, rabitq (auto: the planner chooses)"
     )
@@ -126,6 +132,13 @@ class Workload(_Strict):
         names = [v.name for v in self.vectors]
         if len(set(names)) != len(names):
             raise ValueError(f"vector names must differ: {names}")
+        rerankers = [v for v in self.vectors if v.use == "rerank"]
+        if any(v.kind != "multi" for v in rerankers):
+            raise ValueError("vectors: only a multi vector can rerank (MaxSim over its token matrices)")
+        if rerankers and len(rerankers) == len(self.vectors):
+            raise ValueError(
+                "vectors: a rerank vector re-scores another vector's candidates; add one to search"
+            )
         return self
 
 
