@@ -32,6 +32,8 @@ __all__ = [
     "calibrate",
     "clustered",
     "sweep_multi",
+    "term_counts",
+    "term_queries",
     "sweep_to_target",
     "timed",
     "token_matrices",
@@ -166,10 +168,12 @@ def build(
     *,
     batch: int = 20_000,
     optimize: bool = False,
+    payloads: Callable[[int, int], list[dict[str, Any]]] | None = None,
     **settings: Any,
 ) -> float:
-    """A fresh persistent collection NAME of `n` points with `settings`, `rows(start, count)` upserted
-    a batch at a time, flushed (`optimize`: compacted too, which trains PLAID's codec); seconds."""
+    """A fresh persistent collection NAME of `n` points with `settings`, `rows(start, count)` (and
+    `payloads(start, count)`) upserted a batch at a time, flushed (`optimize`: compacted too, which
+    trains PLAID's codec); seconds."""
     import vectorforge as vf
 
     shutil.rmtree(folder, ignore_errors=True)
@@ -178,35 +182,43 @@ def build(
         col = db.create_collection(NAME, **settings)
         for i in range(0, n, batch):
             count = min(batch, n - i)
-            col.upsert(list(range(i, i + count)), rows(i, count))
+            col.upsert(list(range(i, i + count)), rows(i, count), payloads(i, count) if payloads else None)
         col.flush()
         if optimize:
             col.optimize()
     return time.perf_counter() - began
 
 
+def zipf_terms(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Up to `count` distinct term ids drawn from a Zipf law (as words are), of SPARSE_VOCABULARY."""
+    return np.unique((rng.zipf(1.1, count * 3) - 1) % SPARSE_VOCABULARY)[:count]
+
+
+def term_counts(rng: np.random.Generator, count: int, nnz: int = SPARSE_NNZ) -> list[Any]:
+    """`count` documents' term counts (SparseVector), `nnz` Zipf terms each."""
+    import vectorforge as vf
+
+    made = [zipf_terms(rng, nnz) for _ in range(count)]
+    return [vf.SparseVector(t.tolist(), rng.integers(1, 4, len(t)).astype(float).tolist()) for t in made]
+
+
+def term_queries(rng: np.random.Generator, count: int) -> list[Any]:
+    """`count` queries of SPARSE_QUERY_TERMS Zipf terms, weight 1 each."""
+    import vectorforge as vf
+
+    return [
+        vf.SparseVector(t.tolist(), [1.0] * len(t))
+        for t in (zipf_terms(rng, SPARSE_QUERY_TERMS) for _ in range(count))
+    ]
+
+
 def _measure_sparse(folder: Path, n: int, queries: int, seed: int = 0) -> Measured:
-    """BM25 over term counts drawn from a Zipf law (as words are): exact, so recall 1."""
+    """BM25 over term counts drawn from a Zipf law: exact, so recall 1."""
     import vectorforge as vf
 
     rng = np.random.default_rng(seed)
-
-    def terms(count: int) -> np.ndarray:
-        return np.unique((rng.zipf(1.1, count * 3) - 1) % SPARSE_VOCABULARY)[:count]
-
-    def counts(_start: int, count: int) -> dict[str, list[Any]]:
-        made = [terms(SPARSE_NNZ) for _ in range(count)]
-        return {
-            "bm25": [
-                vf.SparseVector(t.tolist(), rng.integers(1, 4, len(t)).astype(float).tolist()) for t in made
-            ]
-        }
-
-    build(folder, n, counts, vectors={"bm25": vf.Sparse()})
-    asked = [
-        vf.SparseVector(t.tolist(), [1.0] * len(t))
-        for t in (terms(SPARSE_QUERY_TERMS) for _ in range(queries))
-    ]
+    build(folder, n, lambda _i, count: {"bm25": term_counts(rng, count)}, vectors={"bm25": vf.Sparse()})
+    asked = term_queries(rng, queries)
     with vf.connect(folder) as db:
         col = db.get_collection(NAME)
         qps, p50, p99 = timed(lambda q: col.search(q, k=K, using="bm25", with_payload=False), asked)
@@ -217,10 +229,10 @@ def _measure_sparse(folder: Path, n: int, queries: int, seed: int = 0) -> Measur
 _CENTRES = np.random.default_rng(12345).standard_normal((4096, MULTI_DIM)).astype(np.float32)
 
 
-def token_matrices(rng: np.random.Generator, count: int) -> list[np.ndarray]:
-    """`count` matrices of MULTI_TOKENS tokens, each near one of 4,096 shared centres (as ColBERT's
-    tokens cluster by term)."""
-    picked = _CENTRES[rng.integers(0, len(_CENTRES), (count, MULTI_TOKENS))]
+def token_matrices(rng: np.random.Generator, count: int, tokens: int = MULTI_TOKENS) -> list[np.ndarray]:
+    """`count` matrices of `tokens` tokens (MULTI_DIM wide), each near one of 4,096 shared centres
+    (as ColBERT's tokens cluster by term)."""
+    picked = _CENTRES[rng.integers(0, len(_CENTRES), (count, tokens))]
     noisy = picked + 0.3 * rng.standard_normal(picked.shape).astype(np.float32)
     return list(noisy.astype(np.float32))
 
