@@ -178,10 +178,23 @@ class _Search:
     def segment_ms(self, v: _Priced, points: int) -> float:
         """A segment's mean ms: an exact scan of the points a filter keeps (`scans`), priced by flat;
         otherwise the filter costs about nothing more (FAISS's ID selector: bench/filtered.py
-        measured it flat across selectivities)."""
+        measured it flat across selectivities). Never more than an exact scan of the segment
+        (`exact_beats_ann`): past that, `params={"exact": True}` is the cheaper search."""
         if self.flat is not None and self.scans(v.model, points):
             return self.flat.mean_ms(self.allowed(points), v.dim)
-        return v.model.mean_ms(points, v.dim, self.corpus, v.tokens)
+        ann = v.model.mean_ms(points, v.dim, self.corpus, v.tokens)
+        if self.flat is not None and self.exact_beats_ann(v, points):
+            return self.flat.mean_ms(points, v.dim)
+        return ann
+
+    def exact_beats_ann(self, v: _Priced, points: int) -> bool:
+        """The setting that holds the recall in a dense ANN segment of this corpus costs more than
+        scanning it (on data with little structure for the index to use)."""
+        return (
+            self.flat is not None
+            and v.model.index in DENSE_ANN
+            and self.flat.mean_ms(points, v.dim) < v.model.mean_ms(points, v.dim, self.corpus, v.tokens)
+        )
 
     def shard_ms(self, points: int, shards: int) -> tuple[float, float]:
         """(mean, p99) ms of one query on one of `shards` shards of `points`: the engine seals a
@@ -287,6 +300,21 @@ def _plan_with(
                "rule below 8% or 10,000 points; priced by flat)" if scanned else
                "ANN search with the filter as an ID selector, priced as unfiltered")
         )  # fmt: skip
+    segment = min(n, SEGMENT_POINTS)
+    for priced in costs:
+        name = f"{priced.model.index}/{priced.model.quantization}"
+        biggest = max(s.corpus_points for s in priced.model.steps())
+        if priced.model.index in DENSE_ANN and n > 2 * biggest:
+            notes.append(
+                f"{name}: a segment's cost at a corpus of {n:,} is extrapolated from the largest corpus "
+                f"profile {profile.name!r} measured a segment of, {biggest:,} points; on your data a "
+                f"uniform sample of {segment:,} points is such a segment: calibrate on one"
+            )
+        if search.exact_beats_ann(priced, segment):
+            notes.append(
+                f"{name}: at this corpus the setting that holds the recall costs more than an exact scan "
+                "of a segment; priced as the scan (search with exact=True)"
+            )
     for model in (v.model for v in costs):
         nearest = model.at(n)
         if nearest.recall < workload.recall:
