@@ -39,6 +39,7 @@ from vectorforge.planning.calibrate import (
     build,
     build_late_interaction,
 )  # fmt: skip
+from vectorforge.planning.planner import SEGMENT_POINTS
 
 sys.path.insert(0, str(REPO))
 
@@ -107,8 +108,9 @@ def here_catalog(memory_gib: float = 24.0) -> Any:
     )  # fmt: skip
 
 
-def predicted(case: dict[str, Any], slo_ms: float = 1e6) -> Any:
-    """The plan for a measured case (a pure function of the bundled profile and the planner)."""
+def predicted(case: dict[str, Any], slo_ms: float = 1e6, profile: Any = None) -> Any:
+    """The plan for a measured case (a pure function of the profile, by default the bundled one,
+    and the planner)."""
     from vectorforge.planning import load_profile, parse_workload, plan
 
     if case.get("tokens"):
@@ -120,7 +122,45 @@ def predicted(case: dict[str, Any], slo_ms: float = 1e6) -> Any:
         "name": "validation", "corpus": {"points": case["n"]}, "payload_bytes": 0, "vectors": [vector],
         "qps": {"peak": 1, "average": 1}, "latency_p99_ms": slo_ms,
     })  # fmt: skip
-    return plan(workload, here_catalog(), load_profile())
+    return plan(workload, here_catalog(), profile or load_profile())
+
+
+SAMPLED: dict[tuple[int, str, str], Any] = {}  # (n, index, quantization) -> the profile from its sample
+
+
+def sample_check(case: dict[str, Any]) -> dict[str, Any]:
+    """The procedure a plan's note recommends past the profile's corpora: calibrate the case's own
+    configuration on a uniform sample of one segment of its corpus (`calibrate --data --corpus`),
+    then plan with that profile; its QPS beside the measured one (the profile is kept in SAMPLED)."""
+    from vectorforge.planning import load_profile
+    from vectorforge.planning.calibrate import SEGMENT, calibrate, clustered
+
+    sample, asked = clustered(SEGMENT, DIM, QUERIES, seed=1, corpus=case["n"])  # not the measured set
+    config = [(case["index"], case["quantization"], PARAMS[(case["index"], case["quantization"])])]
+    own = calibrate(
+        configurations=config, sparse=False, multi_points=(), fanout=False, progress=False,
+        data=np.vstack([asked, sample]), data_corpus=case["n"],
+    )  # fmt: skip
+    bundled = load_profile()
+    own.engine_bytes_per_point = bundled.engine_bytes_per_point
+    own.fanout_p99_ms, own.fanout_core_ms = bundled.fanout_p99_ms, bundled.fanout_core_ms
+    SAMPLED[(case["n"], case["index"], case["quantization"])] = own
+    the_plan = predicted(case, profile=own)
+    qps = 1000.0 / the_plan.core_ms_per_query
+    measured = own.points[0]
+    return {"setting": measured.setting, "recall": measured.recall, "qps": qps, "p99_ms": the_plan.p99_ms,
+            "qps_error": qps / case["measured"]["qps"] - 1}  # fmt: skip
+
+
+def plan_shards(sh: dict[str, Any]) -> dict[str, Any]:
+    """The shard check's plans: from the bundled profile, and from its case's sample if calibrated."""
+    planned = predicted(sh, slo_ms=sh["slo_ms"])
+    sh.update(planned_shards=planned.shards, planned_p99_ms=planned.p99_ms)
+    own = SAMPLED.get((sh["n"], sh["index"], sh["quantization"]))
+    if own is not None:
+        sampled = predicted(sh, slo_ms=sh["slo_ms"], profile=own)
+        sh.update(sampled_shards=sampled.shards, sampled_p99_ms=sampled.p99_ms)
+    return sh
 
 
 def score(case: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +175,11 @@ def score(case: dict[str, Any]) -> dict[str, Any]:
     return case
 
 
+def _sampled(case: dict[str, Any]) -> str:
+    got = case.get("sampled")
+    return f"{got['qps']:,.0f} ({got['qps_error']:+.0%})" if got else "-"
+
+
 def report(doc: dict[str, Any]) -> None:
     rows = []
     for case in [*doc["cases"], *([doc["multi"]] if doc.get("multi") else [])]:
@@ -146,6 +191,7 @@ def report(doc: dict[str, Any]) -> None:
             f"{case['ram_error']:+.0%}",
             f"{got['qps']:,.0f}", "-" if want["qps"] is None else f"{want['qps']:,.0f}",
             "-" if case["qps_error"] is None else f"{case['qps_error']:+.0%}",
+            _sampled(case),
             f"{got['p99_ms']:.2f}", f"{want['p99_ms']:.2f}",
         ])  # fmt: skip
     print_table(
@@ -158,6 +204,7 @@ def report(doc: dict[str, Any]) -> None:
             "QPS",
             "planned QPS",
             "error",
+            "planned from a sample",
             "p99 ms",
             "planned p99",
         ],
@@ -169,9 +216,10 @@ def report(doc: dict[str, Any]) -> None:
             f"shard count for an SLO of {sh['slo_ms']:.2f} ms ({sh['n']:,} points, "
             f"{sh['index']}/{sh['quantization']})",
             ["measured p99, 1 shard", "2 shards", "shards needed (measured)", "shards planned",
-             "planned p99"],
+             "planned p99", "planned from a sample"],
             [[f"{sh['p99_ms']['1']:.2f}", f"{sh['p99_ms']['2']:.2f}", str(sh["measured_shards"]),
-              str(sh["planned_shards"]), f"{sh['planned_p99_ms']:.2f}"]],
+              str(sh["planned_shards"]), f"{sh['planned_p99_ms']:.2f}",
+              f"{sh['sampled_shards']} ({sh['sampled_p99_ms']:.2f} ms)" if "sampled_shards" in sh else "-"]],
         )  # fmt: skip
 
 
@@ -182,6 +230,10 @@ def main() -> None:
     ap.add_argument("--multi-points", type=int, default=MULTI_POINTS, help="documents of the PLAID case")
     ap.add_argument("--out", default="planning", help="bench/results/OUT.json")
     ap.add_argument("--repredict", action="store_true", help="re-score bench/results/planning.json's runs")
+    ap.add_argument(
+        "--sample-check", action="store_true",
+        help="and plan its multi-segment cases from a profile calibrated on a sample of each (~2 min each)",
+    )  # fmt: skip
     ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     ap.add_argument("--kind", help=argparse.SUPPRESS)
@@ -195,10 +247,13 @@ def main() -> None:
         doc = json.loads((REPO / "bench" / "results" / f"{args.out}.json").read_text())
         doc = {k: v for k, v in doc.items() if k not in ("benchmark", "date", "machine")}
         doc["cases"] = [score(c) for c in doc["cases"]]
+        if args.sample_check:
+            for case in doc["cases"]:
+                if case["n"] > SEGMENT_POINTS:
+                    console.print(f"{case['n']:,}: calibrating on a sample of one segment")
+                    case["sampled"] = sample_check(case)
         doc["multi"] = score(doc["multi"])
-        sh = doc["shards"]
-        planned = predicted(sh, slo_ms=sh["slo_ms"])
-        sh.update(planned_shards=planned.shards, planned_p99_ms=planned.p99_ms)
+        plan_shards(doc["shards"])
         report(doc)
         write_result("planning", doc)
         return
@@ -232,6 +287,8 @@ def main() -> None:
                 "measured": got,
             }
             cases.append(score(entry))
+            if n > SEGMENT_POINTS:
+                entry["sampled"] = sample_check(entry)
             write_result(args.out, {"dim": DIM, "queries": QUERIES, "recall_target": TARGET, "cases": cases,
                                       "partial": True})  # fmt: skip
         console.print("late interaction: PLAID, building")
@@ -239,7 +296,7 @@ def main() -> None:
         got = in_fresh_process(tmp / "multi", "multi", None, None)
         multi = score({"n": MULTI["n"], "tokens": MULTI["tokens"], "dim": MULTI["dim"], "build_s": seconds,
                        "measured": got})  # fmt: skip
-        shard = shard_check(tmp, args.shard_case)
+        shard = plan_shards(shard_check(tmp, args.shard_case))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     doc = {
@@ -276,10 +333,7 @@ def shard_check(tmp: Path, case: str) -> dict[str, Any]:
     slo = (p99[1] + p99[2]) / 2
     needed = 1 if p99[1] <= slo else 2 if p99[2] <= slo else None
     case = {"n": n, "index": index, "quantization": quantization}
-    the_plan = predicted(case, slo_ms=slo)
-    result = {**case, "p99_ms": {"1": p99[1], "2": p99[2]}, "slo_ms": slo, "measured_shards": needed,
-              "planned_shards": the_plan.shards, "planned_p99_ms": the_plan.p99_ms}  # fmt: skip
-    return result
+    return {**case, "p99_ms": {"1": p99[1], "2": p99[2]}, "slo_ms": slo, "measured_shards": needed}
 
 
 if __name__ == "__main__":

@@ -155,17 +155,23 @@ def test_the_case_studies_plan_and_render() -> None:
         assert "<html>" in render(p, alternatives, "html")
     bot = plan(load_workload(CASES / "support-bot.yaml"), CATALOG, PROFILE)
     assert bot.nodes == 1 and bot.meets_slo  # the small case fits one node
-    legal = plan(load_workload(CASES / "legal-research.yaml"), CATALOG, PROFILE)
-    # every searched vector is priced (dense and PLAID are in the profile), and a recall the
-    # profile's setting did not reach is said
+    workload = load_workload(CASES / "legal-research.yaml")
+    legal = plan(workload, CATALOG, PROFILE)
+    # every vector is priced (the dense stage, and the tokens' re-ranking of its candidates), and
+    # what the profile did not measure (a recall, a corpus that large) is said
     assert all(v.calibrated for v in legal.vectors)
-    assert any("plaid/none reached recall@10" in n for n in legal.notes)
+    assert any("reached recall@10" in n for n in legal.notes)
+    assert any("extrapolated" in n for n in legal.notes)
+    # searching the tokens with PLAID instead of re-ranking: far more CPU a query
+    searched = [v.model_copy(update={"use": "search"}) for v in workload.vectors]
+    full = plan(workload.model_copy(update={"vectors": searched}), CATALOG, PROFILE)
+    assert full.core_ms_per_query > legal.core_ms_per_query
 
 
 def test_calibration_measures_this_machine_and_plans_use_it(tmp_path: Path) -> None:
     profile = calibrate(
         sizes=(2_000, 4_000), corpora=(40_000,), configurations=[("hnsw", "none", {"M": 16})],
-        multi_points=(1_000,), queries=50, progress=False,
+        multi_points=(1_000,), queries=50, progress=False, fanout=False,
     )  # fmt: skip
     kinds = [(p.index, p.n, p.corpus_points) for p in profile.points]
     assert kinds == [
@@ -297,3 +303,70 @@ def test_a_selective_filter_is_priced_as_the_engines_exact_scan() -> None:
     scans = narrow.shards * 2 * flat.mean_ms(SEGMENT_POINTS // 100, 384)  # two segments, 1% of each
     assert narrow.core_ms_per_query == pytest.approx(scans)
     assert any("scanned exactly" in n for n in narrow.notes)
+
+
+def test_calibration_on_a_sample_of_your_own_vectors(tmp_path: Path) -> None:
+    import numpy as np
+
+    from vectorforge.planning.calibrate import clustered
+
+    rows, _ = clustered(3_050, 64, 1, seed=7)
+    given = rows.copy()
+    profile = calibrate(
+        configurations=[("hnsw", "none", {"M": 16})], sparse=False, multi_points=(), queries=50,
+        progress=False, data=rows, fanout=False,
+    )  # fmt: skip
+    assert np.array_equal(rows, given)  # the caller's array is left as it was
+    assert [(p.index, p.n, p.dim, p.corpus_points) for p in profile.points] == [("hnsw", 3_000, 64, 3_000)]
+    assert profile.data.startswith("a sample of 3,050")
+    # drawn from a larger corpus: a segment need find only its share of the corpus's top 10
+    of_more = calibrate(
+        configurations=[("hnsw", "none", {"M": 16})], sparse=False, multi_points=(), queries=50,
+        progress=False, data=rows, data_corpus=300_000, fanout=False,
+    )  # fmt: skip
+    assert "of a corpus of 300,000" in of_more.data
+    assert of_more.points[0].setting["ef"] <= profile.points[0].setting["ef"]
+    # a uniform sample is what a segment of any corpus of that data holds: no extrapolation to say
+    dense = {"kind": "dense", "dim": 64, "index": "hnsw", "quantization": "none"}
+    big = plan(parse_workload(_workload(vectors=[dense], corpus={"points": 10_000_000})), CATALOG, profile)
+    assert not [n for n in big.notes if "extrapolated" in n]
+    with pytest.raises(vf.InvalidParameter, match="2-d array"):
+        calibrate(
+            configurations=[], sparse=False, multi_points=(), progress=False, data=rows[0], fanout=False
+        )
+    bad = tmp_path / "bad.npy"
+    bad.write_text("not an array")
+    done = _cli("plan", "calibrate", "--data", bad, "--out", tmp_path / "p.json")
+    assert done.returncode == 2 and "--data" in done.stderr
+
+
+@given(n=st.integers(1, 10_000_000), more=st.integers(0, 100_000_000))
+def test_rank_weights_count_a_segments_share_of_the_corpus_top_k(n: int, more: int) -> None:
+    import numpy as np
+
+    from vectorforge.planning.calibrate import K, rank_weights
+
+    w = rank_weights(n, n + more)
+    # w[r - 1] = P(X >= r) for X ~ Binomial(K, share): it falls with the rank, and sums to E[X]
+    assert np.all(np.diff(w) <= 1e-12) and np.all((w >= 0) & (w <= 1))
+    assert w.sum() == pytest.approx(K * n / (n + more), rel=1e-9, abs=1e-12)
+    assert np.array_equal(rank_weights(n), np.ones(K))  # the whole corpus: plain recall@K
+
+
+def test_going_to_several_shards_costs_what_calibration_measured(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from vectorforge.planning.calibrate import measure_fanout
+
+    p99, core = measure_fanout(tmp_path / "db", n=2_000, queries=50)
+    assert p99 >= 0 and core >= 0
+    # a latency SLO that only sharding meets: its fan-out is added to the p99 of every shard count
+    dense = {"kind": "dense", "dim": 384, "index": "flat", "quantization": "none"}
+    w = parse_workload(_workload(vectors=[dense], corpus={"points": 400_000}, latency_p99_ms=20))
+    free = plan(w, CATALOG, replace(PROFILE, fanout_p99_ms=0.0, fanout_core_ms=0.0))
+    assert free.shards > 1
+    costly = plan(w, CATALOG, replace(PROFILE, fanout_p99_ms=5.0, fanout_core_ms=1.0))
+    assert costly.p99_ms == pytest.approx(free.p99_ms + 5.0) or costly.shards > free.shards
+    assert costly.core_ms_per_query > free.core_ms_per_query
+    never = plan(w, CATALOG, replace(PROFILE, fanout_p99_ms=1e6))  # fanning out never pays
+    assert not never.meets_slo and never.shards == 1

@@ -82,6 +82,15 @@ def calibrate_cmd(
     dims: Annotated[str, typer.Option(help="dimensions, comma-separated")] = "384",
     recall: Annotated[float, typer.Option(help="the recall@10 each setting must reach")] = 0.95,
     name: Annotated[str | None, typer.Option(help="the profile's name (default: this host's)")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="a .npy of your vectors (a uniform sample of the corpus) to measure dense indexes on"
+        ),
+    ] = None,
+    corpus: Annotated[
+        int, typer.Option(help="with --data: the corpus it samples (recall is weighted as its recall@10)")
+    ] = 0,
 ) -> None:
     """Measure this machine with vectorforge itself: QPS per core and p99 at the recall target.
 
@@ -109,7 +118,19 @@ def calibrate_cmd(
         raise CliError(f"--dims {dims!r}: one or more positive dimensions")
     if not 0 < recall <= 1:
         raise CliError(f"--recall {recall:g} must be in (0, 1]")
-    profile = calibrate(counts, lengths, bigger, recall_target=recall, name=name)
+    if corpus and data is None:
+        raise CliError(f"--corpus {corpus} goes with --data (the corpus that sample was drawn from)")
+    sample = None
+    if data is not None:
+        import numpy as np
+
+        try:
+            sample = np.load(data, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--data {data}: not a .npy array of vectors ({exc})") from None
+    profile = calibrate(
+        counts, lengths, bigger, recall_target=recall, name=name, data=sample, data_corpus=corpus
+    )
     if not profile.points:
         raise typer.Exit(INTERRUPTED)
     profile.save(out)

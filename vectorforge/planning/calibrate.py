@@ -5,7 +5,9 @@ sealed segment, built by the engine on every core), its exact top-10 from a flat
 search setting (ef, nprobe) up to the first that reaches the recall target, and there single-query
 latency on one FAISS thread (mean, p50, p99). Then the same for one full segment drawn from each of
 `corpora` (larger corpora of the same generator: what a segment of a sharded, segmented collection
-holds). Progress shows; Ctrl-C stops between measurements and keeps what was measured.
+holds), its recall weighted by rank as the corpus's recall@10 counts it (`rank_weights`: a segment
+of a 2M corpus holds ~1.25 of a query's top 10, its best few). Progress shows; Ctrl-C stops between
+measurements and keeps what was measured.
 """
 
 from __future__ import annotations
@@ -22,15 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from vectorforge.planning.profile import RERANK, Measured, Profile
+from vectorforge.errors import InvalidParameter
+from vectorforge.extras import missing_extra
+from vectorforge.planning.profile import DATA_GENERATOR, RERANK, Measured, Profile
 from vectorforge.types import CollectionConfig
 
 __all__ = [
     "CONFIGURATIONS",
     "build",
     "build_late_interaction",
+    "measure_fanout",
     "calibrate",
     "clustered",
+    "rank_weights",
     "sweep_multi",
     "term_counts",
     "term_queries",
@@ -58,7 +64,7 @@ MULTI_POINTS, MULTI_TOKENS, MULTI_DIM = 70_000, 32, 128
 # Re-ranking a first stage's candidates by MaxSim (RERANK): a has_id search of that many candidates.
 RERANK_DEPTHS = (100, 1000)
 SWEEP = {"hnsw": ("ef", (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
-         "ivfflat": ("nprobe", (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256))}  # fmt: skip
+         "ivfflat": ("nprobe", (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512))}  # fmt: skip
 
 
 def clustered(
@@ -83,13 +89,28 @@ def _exact(base: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return np.asarray(index.search(queries, K)[1])
 
 
-def _recall(found: list[list[int]], truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)]))
+def rank_weights(n: int, corpus: int = 0) -> np.ndarray:
+    """w[r - 1] = P(at least r of a corpus's top K lie in one uniform segment of n of its points):
+    how much the segment's r-th best counts towards the corpus's recall@K (all 1 for the whole
+    corpus). A segment of a larger corpus need find only its few best for the corpus's top K."""
+    with missing_extra("calibration"):
+        from scipy.stats import binom
+
+    share = min(1.0, n / corpus) if corpus else 1.0
+    return np.asarray(binom.sf(np.arange(K), K, share), dtype=np.float64)  # sf(r - 1) = P(X >= r)
+
+
+def _recall(found: list[list[int]], truth: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Recall@K of `found` against `truth` (each row best first), ranks weighted by `weights`."""
+    w = np.ones(K) if weights is None else weights
+    hits = [[t in set(f) for t in row.tolist()] for f, row in zip(found, truth, strict=True)]
+    return float(np.mean(np.asarray(hits, dtype=np.float64) @ w / w.sum()))
 
 
 def _measure_one(
     folder: Path, index: str, quantization: str, params: dict[str, Any], base: np.ndarray,
     queries: np.ndarray, truth: np.ndarray, recall_target: float, corpus: int = 0,
+    weights: np.ndarray | None = None,
 ) -> Measured:  # fmt: skip
     import faiss
 
@@ -106,7 +127,7 @@ def _measure_one(
         faiss.omp_set_num_threads(timing)
     with vf.connect(folder) as db:
         col = db.get_collection(NAME)
-        setting, recall = sweep_to_target(col, index, queries, truth, recall_target)
+        setting, recall = sweep_to_target(col, index, queries, truth, recall_target, weights)
         qps, p50, p99 = timed(lambda q: col.search(q, k=K, params=setting, with_payload=False), queries)
     index_bytes = _index_bytes(folder)
     return Measured(
@@ -125,17 +146,22 @@ def _measure_one(
 
 
 def sweep_to_target(
-    col: Any, index: str, queries: np.ndarray, truth: np.ndarray, recall_target: float
+    col: Any,
+    index: str,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    recall_target: float,
+    weights: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """The first setting of `index`'s sweep (ef, nprobe; none for flat) whose recall@10 reaches the
-    target (else the last), and its recall."""
+    """The first setting of `index`'s sweep (ef, nprobe; none for flat) whose recall@10 (ranks
+    weighted by `weights`: `rank_weights`) reaches the target (else the last), and its recall."""
     name, grid = SWEEP.get(index, ("", (0,)))
     setting: dict[str, Any] = {}
     recall = 0.0
     for value in grid:
         setting = {name: value} if name else {}
         hits = col.search_batch(queries, k=K, params=setting, with_payload=False)
-        recall = _recall([[int(h.id) for h in row] for row in hits], truth)
+        recall = _recall([[int(h.id) for h in row] for row in hits], truth, weights)
         if recall >= recall_target:
             break
     return setting, recall
@@ -312,6 +338,34 @@ def _measure_multi(folder: Path, n: int, queries: int, recall_target: float, see
 SEGMENT: int = CollectionConfig.model_fields["max_segment_points"].default  # as the planner's
 
 
+FANOUT_POINTS = 20_000
+
+
+def measure_fanout(folder: Path, n: int = FANOUT_POINTS, queries: int = 300) -> tuple[float, float]:
+    """(p99 ms, core-ms) that a query pays for going to two shards instead of one: HNSW over `n`
+    points in two shards against `n / 2` in one (each shard's own search the same), one at a time."""
+    import vectorforge as vf
+
+    base, qs = clustered(n, 384, queries)
+    got: dict[int, tuple[float, float]] = {}
+    for shards, points in ((1, n // 2), (2, n)):
+        build(
+            folder,
+            points,
+            lambda i, c: base[i : i + c],
+            dim=384,
+            metric="cosine",
+            index="hnsw",
+            shards=shards,
+        )
+        with vf.connect(folder) as db:
+            search = db.get_collection(NAME).search
+            qps, _, p99 = timed(lambda q, search=search: search(q, k=K, with_payload=False), qs)
+        got[shards] = (p99, 1000.0 / qps)
+    (p99_one, mean_one), (p99_two, mean_two) = got[1], got[2]
+    return max(0.0, p99_two - p99_one), max(0.0, mean_two - 2 * mean_one)
+
+
 def calibrate(
     sizes: Sequence[int] = (20_000, 100_000, SEGMENT),
     dims: Sequence[int] = (384,),
@@ -324,11 +378,19 @@ def calibrate(
     queries: int = 300,
     name: str | None = None,
     progress: bool = True,
+    data: np.ndarray | None = None,
+    data_corpus: int = 0,
+    fanout: bool = True,
 ) -> Profile:
     """Measure every dense configuration at every size and dimension, and as a segment of the
     largest size (by default the engine's, SEGMENT) drawn from each larger one of `corpora`; BM25 at
-    every size (`sparse`), and PLAID at `multi_points` documents, on this machine (one FAISS
-    thread)."""
+    every size (`sparse`), PLAID at `multi_points` documents, and what a query pays for going to
+    two shards (`fanout`), on this machine (one FAISS thread). With `data` (a uniform sample of
+    your corpus, one row a vector), the dense
+    configurations are measured on it instead: its first `queries` rows ask, the rest is the
+    collection (`sizes`, `dims` and `corpora` are then its own: a uniform sample of a corpus is what
+    a segment of it holds, whatever the corpus's size), and with `data_corpus` (the corpus it was
+    drawn from) its recall is weighted as that corpus's recall@10 counts a segment's (`rank_weights`)."""
     import faiss
     from rich.progress import Progress
 
@@ -343,7 +405,20 @@ def calibrate(
             "python": platform.python_version(),
         },
         recall_target=recall_target,
+        data=DATA_GENERATOR
+        if data is None
+        else f"a sample of {len(data):,} of your vectors"
+        + (f" (of a corpus of {data_corpus:,})" if data_corpus > len(data) else ""),
     )
+    if data is not None:
+        data = np.array(data, dtype=np.float32)  # a copy: normalized here, the caller's untouched
+        if data.ndim != 2 or len(data) < queries + 1000:
+            raise InvalidParameter(
+                f"data must be a 2-d array of at least {queries + 1000:,} vectors ({queries} ask, the "
+                f"rest is searched), not shape {data.shape}"
+            )
+        data /= np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
+        sizes, dims, corpora = (len(data) - queries,), (data.shape[1],), ()
     work: list[tuple[int, int, Any, int]] = [
         (n, d, c, 0) for d in dims for n in sizes for c in configurations
     ]
@@ -354,7 +429,11 @@ def calibrate(
     tmp = Path(tempfile.mkdtemp(prefix="vf-calibrate-"))
     try:
         with Progress(disable=not progress, transient=False) as bar:
-            task = bar.add_task("calibrating", total=len(work))
+            task = bar.add_task("calibrating", total=len(work) + int(fanout))
+            if fanout:
+                bar.update(task, description="fan-out: one shard against two")
+                profile.fanout_p99_ms, profile.fanout_core_ms = measure_fanout(tmp / "db", queries=queries)
+                bar.advance(task)
             made: tuple[int, int, int] | None = None  # one size's vectors in memory at a time
             for n, dim, config, corpus in work:
                 if config in ("sparse", "multi"):
@@ -369,13 +448,18 @@ def calibrate(
                 of = f" of {corpus:,}" if corpus else ""
                 bar.update(task, description=f"{index}/{quantization} at {n:,}{of} x {dim}")
                 if made != (n, dim, corpus):
-                    base, qs = clustered(n, dim, queries, corpus=corpus)
+                    if data is None:
+                        base, qs = clustered(n, dim, queries, corpus=corpus)
+                    else:
+                        base, qs = data[queries:], data[:queries]
                     truth, made = _exact(base, qs), (n, dim, corpus)
+                weights = rank_weights(n, corpus or (data_corpus if data is not None else 0))
                 profile.points.append(
                     _measure_one(
-                        tmp / "db", index, quantization, params, base, qs, truth, recall_target, corpus
+                        tmp / "db", index, quantization, params, base, qs, truth, recall_target, corpus,
+                        weights,
                     )
-                )
+                )  # fmt: skip
                 bar.advance(task)
     except KeyboardInterrupt:
         pass  # what was measured is kept; the caller saves it

@@ -2,14 +2,15 @@
 nodes, instance type, cost and what dominates it out.
 
 Memory per point is each index's own `estimate_bytes` (the registry's), plus the payload and the
-engine's own bytes per point (from the profile). CPU and latency come from the profile's cost model
-of the chosen dense index: every query searches every shard, and within a shard every sealed
-segment (SEGMENT_POINTS points each), so a query costs `shards x segments x t(segment)`
-core-milliseconds and its p99 is one shard's. For each instance
-type the planner takes the fewest shards that meet the p99 SLO and fit a node, then the nodes that
-hold `replicas` copies and give the cores the peak needs at the catalog's target utilisation; the
-cheapest instance type wins. `index: auto` / `quantization: auto` try every calibrated dense
-configuration and keep the cheapest that meets the SLO.
+engine's own bytes per point (from the profile). CPU and latency come from the profile's cost
+models: every query searches every shard, and within a shard every sealed segment (SEGMENT_POINTS
+points each, at the cost of a segment of this corpus), so a query costs `shards x segments x
+t(segment)` core-milliseconds (a selective filter's segments: an exact scan of what it keeps), plus
+a rerank vector's MaxSim over its candidates, plus the fan-out's own cost; its p99 is one shard's
+and the fan-out's. For each instance type the planner takes the fewest shards that meet the p99 SLO
+and fit a node, then the nodes that hold `replicas` copies and give the cores the peak needs at the
+catalog's target utilisation; the cheapest instance type wins. `index: auto` / `quantization: auto`
+try every calibrated dense configuration and keep the cheapest that meets the SLO.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from vectorforge.engine.planner import use_exact
 from vectorforge.errors import InvalidParameter
 from vectorforge.planning.catalog import Catalog, Instance
-from vectorforge.planning.profile import RERANK, CostModel, Profile
+from vectorforge.planning.profile import DATA_GENERATOR, RERANK, CostModel, Profile
 from vectorforge.planning.workload import AUTO, VectorSpec, Workload
 from vectorforge.types import CollectionConfig, IndexKind
 
@@ -162,6 +163,8 @@ class _Search:
     corpus: int
     selectivity: float = 1.0  # the share of points a typical filter keeps
     flat: CostModel | None = None  # prices the exact scans a selective filter turns segments into
+    fanout_p99_ms: float = 0.0  # what going to several shards adds (the profile's measurement)
+    fanout_core_ms: float = 0.0
 
     def allowed(self, points: int) -> int:
         return max(1, round(points * self.selectivity))
@@ -182,10 +185,9 @@ class _Search:
         (`exact_beats_ann`): past that, `params={"exact": True}` is the cheaper search."""
         if self.flat is not None and self.scans(v.model, points):
             return self.flat.mean_ms(self.allowed(points), v.dim)
-        ann = v.model.mean_ms(points, v.dim, self.corpus, v.tokens)
         if self.flat is not None and self.exact_beats_ann(v, points):
             return self.flat.mean_ms(points, v.dim)
-        return ann
+        return v.model.mean_ms(points, v.dim, self.corpus, v.tokens)
 
     def exact_beats_ann(self, v: _Priced, points: int) -> bool:
         """The setting that holds the recall in a dense ANN segment of this corpus costs more than
@@ -224,6 +226,8 @@ def _topology(
     shards = max(1, math.ceil(ram / usable))  # one shard's copy must fit a node
     while shards <= MAX_SHARDS:
         mean, p99 = search.shard_ms(math.ceil(n / shards), shards)
+        if shards > 1:  # the fan-out and the merge
+            mean, p99 = mean + search.fanout_core_ms / shards, p99 + search.fanout_p99_ms
         if p99 <= workload.latency_p99_ms:
             break
         shards *= 2
@@ -254,7 +258,9 @@ def _plan_with(
         if v.calibrated
     ]
     flat = profile.model("flat", "none") if ("flat", "none") in profile.configurations() else None
-    search = _Search(costs, n, workload.filter_selectivity, flat)
+    search = _Search(
+        costs, n, workload.filter_selectivity, flat, profile.fanout_p99_ms, profile.fanout_core_ms
+    )
     ram = sum(v.ram_bytes for v in vectors) + n * (
         workload.payload_bytes + int(profile.engine_bytes_per_point)
     )
@@ -304,7 +310,7 @@ def _plan_with(
     for priced in costs:
         name = f"{priced.model.index}/{priced.model.quantization}"
         biggest = max(s.corpus_points for s in priced.model.steps())
-        if priced.model.index in DENSE_ANN and n > 2 * biggest:
+        if priced.model.index in DENSE_ANN and n > 2 * biggest and profile.data == DATA_GENERATOR:
             notes.append(
                 f"{name}: a segment's cost at a corpus of {n:,} is extrapolated from the largest corpus "
                 f"profile {profile.name!r} measured a segment of, {biggest:,} points; on your data a "
@@ -336,7 +342,12 @@ def _plan_with(
         points=n,
         vectors=vectors,
         catalog={"name": catalog.name, "as_of": catalog.as_of, "source": catalog.source},
-        profile={"name": profile.name, "date": profile.date, "cpus": str(profile.machine.get("cpus", "?"))},
+        profile={
+            "name": profile.name,
+            "date": profile.date,
+            "cpus": str(profile.machine.get("cpus", "?")),
+            "data": profile.data,
+        },
         ram_bytes=int(ram),
         disk_bytes=int(disk),
         rules_of_thumb={

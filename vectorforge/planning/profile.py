@@ -23,10 +23,11 @@ import numpy as np
 
 from vectorforge.errors import InvalidParameter
 
-__all__ = ["BUNDLED_PROFILE", "RERANK", "CostModel", "Measured", "Profile", "load_profile"]
+__all__ = ["BUNDLED_PROFILE", "DATA_GENERATOR", "RERANK", "CostModel", "Measured", "Profile", "load_profile"]
 
 BUNDLED_PROFILE = Path(__file__).parent / "profiles" / "reference.json"
 RERANK = ("rerank", "maxsim")  # the configuration of re-ranking candidates by MaxSim (n: candidates)
+DATA_GENERATOR = "the calibration's generator (a mixture of corpus/200 Gaussians)"
 # Exponents for a kind measured at one size only: HNSW walks ~log n hops (a small power fits it), an
 # IVF scan at a fixed nprobe reads n / nlist points with nlist ~ sqrt(n), flat reads them all.
 DEFAULT_EXPONENT = {"hnsw": 0.25, "ivfflat": 0.5, "ivfpq": 0.5, "flat": 1.0, "inverted": 1.0, "plaid": 0.5}
@@ -108,6 +109,11 @@ class Profile:
     recall_target: float
     points: list[Measured] = field(default_factory=list)
     engine_bytes_per_point: float = 220.0  # ids, payload offsets, bookkeeping (bench/quantized.py)
+    data: str = DATA_GENERATOR  # what the dense configurations were measured on
+    # What a query pays for going to several shards instead of one (measured embedded, shards as
+    # threads of one process: across nodes add the network's round trip).
+    fanout_p99_ms: float = 0.0
+    fanout_core_ms: float = 0.0
 
     def configurations(self) -> list[tuple[str, str]]:
         return sorted({(p.index, p.quantization) for p in self.points})
@@ -162,6 +168,9 @@ class Profile:
             recall_target=float(data["recall_target"]),
             points=points,
             engine_bytes_per_point=float(data.get("engine_bytes_per_point", 220.0)),
+            data=str(data.get("data", DATA_GENERATOR)),
+            fanout_p99_ms=float(data.get("fanout_p99_ms", 0.0)),
+            fanout_core_ms=float(data.get("fanout_core_ms", 0.0)),
         )
 
 

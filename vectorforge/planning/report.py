@@ -93,7 +93,8 @@ def render(chosen: Plan, whatifs: list[tuple[str, Plan]], fmt: str = "md") -> st
     source = (
         f"Prices: {chosen.catalog['name']} (as of {chosen.catalog['as_of']}: {chosen.catalog['source']}). "
         f"Throughput and latency: calibration profile {chosen.profile['name']!r} "
-        f"({chosen.profile['date']}, {chosen.profile['cpus']} CPUs)."
+        f"({chosen.profile['date']}, {chosen.profile['cpus']} CPUs; dense indexes measured on "
+        f"{chosen.profile.get('data', 'its generator')})."
     )
     if fmt == "md":
         parts = [f"# Capacity plan: {chosen.workload}", "", source, ""]
