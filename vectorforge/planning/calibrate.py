@@ -63,8 +63,10 @@ MULTI = ("plaid", "none")
 MULTI_POINTS, MULTI_TOKENS, MULTI_DIM = 70_000, 32, 128
 # Re-ranking a first stage's candidates by MaxSim (RERANK): a has_id search of that many candidates.
 RERANK_DEPTHS = (100, 1000)
-SWEEP = {"hnsw": ("ef", (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
-         "ivfflat": ("nprobe", (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512))}  # fmt: skip
+SWEEP = {
+    "hnsw": ("ef", (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
+    "ivfflat": ("nprobe", (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)),
+}
 
 
 def clustered(
