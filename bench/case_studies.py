@@ -2,8 +2,8 @@
 against the collection it chose, built and searched here.
 
 For each case study (docs/case-studies/*.yaml): the workload with its corpus scaled by `--scale`
-(today's points; the plan still grows them to its horizon), planned for this machine (one instance
-type: its 2 cores and memory) with the bundled profile. Then a persistent collection of the plan's
+(today's points; the plan still grows them to its horizon), planned with its own price catalog and
+the bundled profile. Then a persistent collection of the plan's
 points with the plan's choice for every vector (index, quantization, the shards), filled by the
 calibration's generators at the workload's dimensions (dense: the mixture of Gaussians; sparse: Zipf
 term counts; multi: token matrices), and a payload field that the workload's filter selects on (its
@@ -33,10 +33,9 @@ from typing import Any
 
 import numpy as np
 from common import REPO, console, print_table, write_result
-from planning import here_catalog
 from quantized import status_kb
 
-from vectorforge.planning import Plan, Workload, load_profile, load_workload, plan
+from vectorforge.planning import Plan, Workload, load_catalog, load_profile, load_workload, plan
 from vectorforge.planning.calibrate import (
     CONFIGURATIONS,
     NAME,
@@ -111,8 +110,10 @@ def fill(folder: Path, w: Workload, chosen: Plan, tmp: Path) -> float:
                 out[spec.name] = token_matrices(rng, count, spec.tokens_per_point)
         return out
 
+    filler = "x" * max(0, w.payload_bytes - 16)  # the workload's payload bytes, with the filter's field
+
     def payloads(start: int, count: int) -> list[dict[str, Any]]:
-        return [{FIELD: i % split} for i in range(start, start + count)]
+        return [{FIELD: i % split, "text": filler} for i in range(start, start + count)]
 
     import vectorforge as vf
 
@@ -163,6 +164,19 @@ def measure(args: argparse.Namespace) -> None:
         return list(rrf(runs))[:K] if len(runs) > 1 else list(runs[0])[:K]
 
     qps, p50, p99 = timed(one, list(range(QUERIES)))
+    # Where the time goes: each searched vector alone, as the query asks it (its depth, the filter)
+    # and as calibration measured it (k = 10, no filter), mean ms.
+    parts: dict[str, dict[str, float]] = {}
+    for s in search:
+        params = setting if s.name == dense.name else None
+        for label, k, flt in (("as asked", depth, where), ("k=10, no filter", K, None)):
+            q_qps, _, _ = timed(
+                lambda i, s=s, k=k, flt=flt, params=params: col.search(
+                    asked[s.name][i], k=k, using=s.name, filter=flt, with_payload=False, params=params
+                ),
+                list(range(QUERIES)),
+            )
+            parts.setdefault(s.name, {})[label] = 1000.0 / q_qps
     # The dense stage's recall@10 against an exact search of the points the filter keeps.
     exact = {**setting, "exact": True}
     found = [col.search(asked[dense.name][i], k=K, using=dense.name, filter=where, params=setting,
@@ -173,7 +187,7 @@ def measure(args: argparse.Namespace) -> None:
         np.mean([len({h.id for h in f} & {h.id for h in t}) / K for f, t in zip(found, truth, strict=True)])
     )
     out = {"import_kb": imported - anon0, "qps": qps, "mean_ms": 1000 / qps, "p50_ms": p50, "p99_ms": p99,
-           "dense_recall": recall, "anon_kb": status_kb("RssAnon") - imported}  # fmt: skip
+           "dense_recall": recall, "anon_kb": status_kb("RssAnon") - imported, "parts_ms": parts}  # fmt: skip
     db.close()
     print(json.dumps(out))
 
@@ -182,7 +196,7 @@ def run_case(name: str, scale: float, tmp: Path) -> dict[str, Any]:
     file = CASES / f"{name}.yaml"
     w = scaled(load_workload(file), scale)
     profile = load_profile()
-    chosen = plan(w, here_catalog(), profile)
+    chosen = plan(w, load_catalog(w.catalog), profile)  # the workload's own plan, its own choices
     dense = next(v for v in chosen.vectors if v.kind == "dense")
     setting = profile.model(dense.index, dense.quantization).at(chosen.points).setting
     chosen_kinds = [(v.name, v.index, v.quantization) for v in chosen.vectors]
