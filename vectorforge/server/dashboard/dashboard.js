@@ -807,9 +807,9 @@
       ["prices", p.catalog.name + " (as of " + p.catalog.as_of + ")"],
     ];
     for (const [label, value] of figures) body.appendChild(row([el("th", label), el("td", value)]));
-    const notes = $("plan-notes");
-    clear(notes);
-    for (const note of p.notes) notes.appendChild(el("li", note));
+    const caveats = $("plan-caveats");
+    clear(caveats);
+    for (const note of p.notes) caveats.appendChild(el("li", note));
     $("plan-result").hidden = false;
     const labels = ["this plan", ...data.what_ifs.map((w) => w.change)];
     const totals = [p.monthly.total, ...data.what_ifs.map((w) => w.monthly.total)];
