@@ -56,6 +56,9 @@ def _workload(**over: Any) -> dict[str, Any]:
         ({"replicas": 3}, "replicas"),  # a field that does not exist (it belongs under availability)
         ({"vectors": [{"kind": "dense", "use": "rerank"}, {"name": "b", "kind": "sparse"}]}, "rerank"),
         ({"vectors": [{"kind": "multi", "use": "rerank"}]}, "search"),  # nothing to re-rank
+        ({"vectors": [{"name": f"v{i}"} for i in range(9)]}, "vectors"),  # at most 8
+        ({"qps": {"peak": float("inf"), "average": 1}}, "qps.peak"),  # JSON's Infinity, YAML's .inf
+        ({"corpus": {"points": 10**13}}, "corpus.points"),
     ],
 )
 def test_a_bad_field_is_named(change: dict[str, Any], field: str) -> None:
@@ -215,9 +218,6 @@ def test_calibration_measures_this_machine_and_plans_use_it(tmp_path: Path) -> N
     )
     assert alone.core_ms_per_query < shallow.core_ms_per_query <= deep.core_ms_per_query
     assert all(v.calibrated for v in deep.vectors)
-    assert deep.core_ms_per_query - alone.core_ms_per_query == pytest.approx(
-        again.model("rerank", "maxsim").mean_ms(1000, 128, 0, 32), rel=1e-6
-    )
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -359,7 +359,7 @@ def test_going_to_several_shards_costs_what_calibration_measured(tmp_path: Path)
     from vectorforge.planning.calibrate import measure_fanout
 
     p99, core = measure_fanout(tmp_path / "db", n=2_000, queries=50)
-    assert p99 >= 0 and core >= 0
+    assert p99 > 0 and core >= 0  # a thread pool's dispatch and the merge are never free
     # a latency SLO that only sharding meets: its fan-out is added to the p99 of every shard count
     dense = {"kind": "dense", "dim": 384, "index": "flat", "quantization": "none"}
     w = parse_workload(_workload(vectors=[dense], corpus={"points": 400_000}, latency_p99_ms=20))
@@ -370,3 +370,56 @@ def test_going_to_several_shards_costs_what_calibration_measured(tmp_path: Path)
     assert costly.core_ms_per_query > free.core_ms_per_query
     never = plan(w, CATALOG, replace(PROFILE, fanout_p99_ms=1e6))  # fanning out never pays
     assert not never.meets_slo and never.shards == 1
+
+
+def test_rerank_is_priced_along_the_line_through_its_calibrated_depths() -> None:
+    from dataclasses import replace
+
+    from vectorforge.planning import Measured
+
+    def rerank(depth: int, ms: float) -> Measured:
+        return Measured(
+            "rerank", "maxsim", 128, depth, {"depth": depth}, 1.0, 1000 / ms, ms, ms, 0.0, tokens=32
+        )
+
+    lined = replace(PROFILE, points=[p for p in PROFILE.points if p.index != "rerank"]
+                    + [rerank(100, 1.0), rerank(1000, 4.0)])  # fmt: skip
+    dense = {"kind": "dense", "dim": 384, "index": "hnsw", "quantization": "none"}
+    colbert = {"name": "t", "kind": "multi", "dim": 128, "tokens_per_point": 64, "use": "rerank"}
+    alone = plan(parse_workload(_workload(vectors=[dense])), CATALOG, lined)
+    for depth, notes in ((400, False), (4000, True)):
+        w = _workload(vectors=[dense, {**colbert, "rerank_depth": depth}])
+        both = plan(parse_workload(w), CATALOG, lined)
+        line = 1.0 + (depth - 100) * 3.0 / 900  # ms at 32 tokens; 64 tokens: twice
+        assert both.shards == 1
+        assert both.core_ms_per_query - alone.core_ms_per_query == pytest.approx(2 * line)
+        assert any("extrapolated along a line" in n for n in both.notes) == notes
+
+
+def test_too_many_auto_combinations_are_refused() -> None:
+    auto = [{"name": f"v{i}", "kind": "dense", "dim": 64} for i in range(6)]  # 5 ** 6 configurations
+    with pytest.raises(vf.InvalidParameter, match="combinations"):
+        plan(parse_workload(_workload(vectors=auto)), CATALOG, PROFILE)
+
+
+def test_profiles_from_before_token_counts_price_plaid_as_measured() -> None:
+    from vectorforge.planning import Profile
+
+    doc = PROFILE.to_json()
+    for point in doc["points"]:
+        point.pop("tokens", None)
+    old = Profile.from_json(doc)
+    assert old.model("plaid", "none").anchor.tokens == 32
+    assert old.model("hnsw", "none").anchor.tokens == 1
+
+
+def test_a_segments_recall_counts_its_best_as_the_corpus_does() -> None:
+    import numpy as np
+
+    from vectorforge.planning.calibrate import _recall, rank_weights
+
+    truth = np.arange(10)[None, :]
+    found = [[0, 1, 2, 90, 91, 92, 93, 94, 95, 96]]  # the three best, then misses
+    assert _recall(found, truth) == pytest.approx(0.3)
+    # a segment of 1/8 of the corpus holds ~1.25 of its top 10: finding its best three is most of it
+    assert _recall(found, truth, rank_weights(1, 8)) > 0.95

@@ -96,3 +96,16 @@ def test_the_servers_own_profile_is_used_when_its_data_folder_holds_one(server: 
         )
     finally:
         (server.data / SERVER_PROFILE).unlink()
+
+
+def test_a_broken_server_profile_is_the_servers_fault(server: ServerProcess) -> None:
+    (server.data / SERVER_PROFILE).parent.mkdir(parents=True, exist_ok=True)
+    (server.data / SERVER_PROFILE).write_text("{not a profile")
+    try:
+        answer = httpx.post(
+            server.url + "/plan", json=yaml.safe_load((CASES / "support-bot.yaml").read_text())
+        )
+        assert answer.status_code == 500 and "calibration profile" in answer.json()["message"]
+        assert str(server.data) not in answer.text  # no server path in the answer
+    finally:
+        (server.data / SERVER_PROFILE).unlink()

@@ -29,6 +29,7 @@ from vectorforge.types import CollectionConfig, IndexKind
 __all__ = ["MAX_SHARDS", "Plan", "VectorChoice", "plan", "what_ifs"]
 
 MAX_SHARDS = 4096
+MAX_COMBINATIONS = 1000  # `auto` vectors' configurations tried together
 SEGMENT_POINTS = CollectionConfig.model_fields["max_segment_points"].default  # the engine's default
 GIB = 1024**3
 QDRANT_FACTOR, WEAVIATE_FACTOR = 1.5, 2.0  # their guides: raw float vectors x 1.5 (Qdrant), x 2 (Weaviate)
@@ -153,6 +154,29 @@ class _Priced:
     dim: int  # sparse: non-zeros
     tokens: int = 1
     depth: int = 0  # rerank: the candidates it re-scores, once a query (else: searched per segment)
+    fixed_ms: float = 0.0  # rerank: what a shard's has_id search costs before its candidates
+    per_candidate_ms: float = 0.0  # rerank: MaxSim over one candidate
+
+
+def _priced(spec: VectorSpec, model: CostModel, profile: Profile) -> _Priced:
+    dim = spec.nnz if spec.kind == "sparse" else spec.dim
+    tokens = spec.tokens_per_point if spec.kind == "multi" else 1
+    if spec.use != "rerank":
+        return _Priced(model, dim, tokens)
+    # MaxSim is linear in the candidates: a line through the calibrated depths, at this width.
+    found = sorted((p for p in profile.points if (p.index, p.quantization) == RERANK), key=lambda p: p.n)
+    ms = [1000.0 / p.qps_per_core for p in found]
+    fixed, each = (0.0, ms[0] / found[0].n) if len(found) < 2 else _line([p.n for p in found], ms)
+    width = dim * tokens / (found[-1].dim * found[-1].tokens)
+    return _Priced(model, dim, tokens, spec.rerank_depth, fixed * width, each * width)
+
+
+def _line(xs: list[int], ys: list[float]) -> tuple[float, float]:
+    """(intercept, slope) of the least-squares line, neither negative."""
+    import numpy as np
+
+    slope, intercept = np.polyfit(xs, ys, 1)
+    return max(float(intercept), 0.0), max(float(slope), 0.0)
 
 
 @dataclass(frozen=True)
@@ -206,8 +230,8 @@ class _Search:
         full, rest = divmod(points, SEGMENT_POINTS)
         mean = p99 = 0.0
         for v in self.costs:
-            if v.depth:
-                one = v.model.mean_ms(v.depth, v.dim, 0, v.tokens) / shards
+            if v.depth:  # every shard pays its search's fixed part, and MaxSim over its candidates
+                one = v.fixed_ms + v.per_candidate_ms * v.depth / shards
             else:
                 one = full * self.segment_ms(v, SEGMENT_POINTS)
                 one += self.segment_ms(v, rest) if rest else 0.0
@@ -248,12 +272,7 @@ def _plan_with(
     n = workload.corpus.points_at_horizon()
     vectors = [_choose_vector(spec, n, *choice[spec.name], profile) for spec in workload.vectors]
     costs = [
-        _Priced(
-            profile.model(*_priced_by(spec, *choice[spec.name])),
-            spec.nnz if spec.kind == "sparse" else spec.dim,
-            spec.tokens_per_point if spec.kind == "multi" else 1,
-            spec.rerank_depth if spec.use == "rerank" else 0,
-        )
+        _priced(spec, profile.model(*_priced_by(spec, *choice[spec.name])), profile)
         for spec, v in zip(workload.vectors, vectors, strict=True)
         if v.calibrated
     ]
@@ -307,7 +326,17 @@ def _plan_with(
                "ANN search with the filter as an ID selector, priced as unfiltered")
         )  # fmt: skip
     segment = min(n, SEGMENT_POINTS)
+    if profile.data_corpus and n < profile.data_corpus:
+        notes.append(
+            f"profile {profile.name!r} weighted its recall for a corpus of {profile.data_corpus:,}; this "
+            f"one ({n:,}) needs more of a segment's best: its settings may fall short of the target"
+        )
     for priced in costs:
+        if priced.depth and priced.depth > priced.model.anchor.n:
+            notes.append(
+                f"re-ranking {priced.depth:,} candidates: extrapolated along a line from the "
+                f"{priced.model.anchor.n:,} profile {profile.name!r} measured"
+            )
         name = f"{priced.model.index}/{priced.model.quantization}"
         biggest = max(s.corpus_points for s in priced.model.steps())
         if priced.model.index in DENSE_ANN and n > 2 * biggest and profile.data == DATA_GENERATOR:
@@ -376,6 +405,12 @@ def plan(workload: Workload, catalog: Catalog, profile: Profile) -> Plan:
     import itertools
 
     options = [[(spec.name, c) for c in _candidates(spec, profile)] for spec in workload.vectors]
+    combinations = math.prod(len(o) for o in options)
+    if combinations > MAX_COMBINATIONS:
+        raise InvalidParameter(
+            f"vectors: {combinations:,} combinations of index and quantization to try (at most "
+            f"{MAX_COMBINATIONS:,}); name the index or quantization of some vectors instead of auto"
+        )
     plans = [_plan_with(workload, catalog, profile, dict(combo)) for combo in itertools.product(*options)]
     # At the same cost (small corpora all fit the smallest node), the fastest: the most headroom.
     return min(plans, key=lambda p: (not p.meets_slo, p.monthly["total"], p.nodes, p.core_ms_per_query))

@@ -114,6 +114,7 @@ class Profile:
     # threads of one process: across nodes add the network's round trip).
     fanout_p99_ms: float = 0.0
     fanout_core_ms: float = 0.0
+    data_corpus: int = 0  # with a sample of your data: the corpus its recall was weighted for
 
     def configurations(self) -> list[tuple[str, str]]:
         return sorted({(p.index, p.quantization) for p in self.points})
@@ -160,7 +161,11 @@ class Profile:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Profile:
-        points = [Measured(**p) for p in data.get("points", [])]
+        # Profiles written before `tokens` existed measured PLAID at 32 tokens a document.
+        points = [
+            Measured(**({"tokens": 32, **p} if p.get("index") == "plaid" else p))
+            for p in data.get("points", [])
+        ]
         return cls(
             name=data["name"],
             date=data["date"],
@@ -171,6 +176,7 @@ class Profile:
             data=str(data.get("data", DATA_GENERATOR)),
             fanout_p99_ms=float(data.get("fanout_p99_ms", 0.0)),
             fanout_core_ms=float(data.get("fanout_core_ms", 0.0)),
+            data_corpus=int(data.get("data_corpus", 0)),
         )
 
 

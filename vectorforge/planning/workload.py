@@ -34,11 +34,11 @@ AUTO = "auto"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Corpus(_Strict):
-    points: int = Field(gt=0, description="points (chunks, passages, pages) stored today")
+    points: int = Field(gt=0, le=10**12, description="points (chunks, passages, pages) stored today")
     growth_per_year: float = Field(
         default=0.0, ge=0, le=100, description="0.5: 50% more points a year from now"
     )
@@ -62,7 +62,7 @@ class VectorSpec(_Strict):
         description="search: every query searches it; rerank (multi only): MaxSim re-scores the first "
         "stage's rerank_depth candidates (a has_id search, as query_pages does)",
     )
-    rerank_depth: int = Field(default=100, ge=1, le=100_000, description="rerank: candidates re-scored")
+    rerank_depth: int = Field(default=100, ge=1, le=10_000, description="rerank: candidates re-scored")
     quantization: str = Field(
         default=AUTO, description="dense: none, fp16, sq8, rabitq (auto: the planner chooses)"
     )
@@ -78,8 +78,8 @@ class VectorSpec(_Strict):
 
 
 class Qps(_Strict):
-    peak: float = Field(gt=0)
-    average: float = Field(gt=0)
+    peak: float = Field(gt=0, le=1e8)
+    average: float = Field(gt=0, le=1e8)
 
     @model_validator(mode="after")
     def _average_below_peak(self) -> Qps:
@@ -104,7 +104,7 @@ class Workload(_Strict):
 
     name: str = Field(min_length=1, max_length=100)
     corpus: Corpus
-    vectors: list[VectorSpec] = Field(default_factory=lambda: [VectorSpec()], min_length=1)
+    vectors: list[VectorSpec] = Field(default_factory=lambda: [VectorSpec()], min_length=1, max_length=8)
     payload_bytes: int = Field(default=256, ge=0, description="stored payload per point")
     qps: Qps
     latency_p99_ms: float = Field(gt=0)

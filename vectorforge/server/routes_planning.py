@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from vectorforge.engine import Database
-from vectorforge.errors import InvalidParameter
+from vectorforge.errors import InvalidParameter, VectorForgeError
 from vectorforge.extras import missing_extra
 from vectorforge.server.auth import Action
 from vectorforge.server.deps import Who
@@ -92,7 +92,14 @@ def planning_routes(db: Database) -> APIRouter:
         catalog = load_catalog(workload.catalog, bundled_only=True)
 
         def answer() -> str:
-            return plan_report(workload, catalog, load_profile(profile_path()), format)[1]
+            try:
+                profile = load_profile(profile_path())
+            except InvalidParameter:  # the server's own file, not the request, is at fault
+                raise VectorForgeError(
+                    f"the server's calibration profile ({SERVER_PROFILE} in its data folder) is not a "
+                    "profile: recalibrate it or remove it"
+                ) from None
+            return plan_report(workload, catalog, profile, format)[1]
 
         return Response(await run_in_threadpool(answer), media_type=MEDIA[format])
 
