@@ -192,11 +192,24 @@ def measure(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
+def planned(name: str, scale: float) -> tuple[Workload, Plan]:
+    w = scaled(load_workload(CASES / f"{name}.yaml"), scale)
+    return w, plan(w, load_catalog(w.catalog), load_profile())  # the workload's own plan and choices
+
+
+def scored(case: dict[str, Any], chosen: Plan) -> dict[str, Any]:
+    """The plan's figures beside the measured ones, and the errors (plan / measured - 1)."""
+    got = case["measured"]
+    case["planned"] = {"ram_bytes": chosen.ram_bytes, "core_ms_per_query": chosen.core_ms_per_query,
+                       "p99_ms": chosen.p99_ms, "notes": chosen.notes}  # fmt: skip
+    case["ram_error"] = chosen.ram_bytes / (1024 * got["anon_kb"]) - 1
+    case["ms_error"] = chosen.core_ms_per_query / got["mean_ms"] - 1
+    return case
+
+
 def run_case(name: str, scale: float, tmp: Path) -> dict[str, Any]:
-    file = CASES / f"{name}.yaml"
-    w = scaled(load_workload(file), scale)
+    w, chosen = planned(name, scale)
     profile = load_profile()
-    chosen = plan(w, load_catalog(w.catalog), profile)  # the workload's own plan, its own choices
     dense = next(v for v in chosen.vectors if v.kind == "dense")
     setting = profile.model(dense.index, dense.quantization).at(chosen.points).setting
     chosen_kinds = [(v.name, v.index, v.quantization) for v in chosen.vectors]
@@ -210,28 +223,22 @@ def run_case(name: str, scale: float, tmp: Path) -> dict[str, Any]:
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     got = json.loads(done.stdout.strip().splitlines()[-1])
     shutil.rmtree(folder, ignore_errors=True)
-    return {
-        "case": name,
-        "scale": scale,
-        "points": chosen.points,
-        "choices": [
-            {"name": v.name, "index": v.index, "quantization": v.quantization} for v in chosen.vectors
-        ],
-        "shards": chosen.shards,
-        "setting": setting,
-        "filter_selectivity": w.filter_selectivity,
-        "build_s": seconds,
-        "measured": got,
-        "planned": {
-            "ram_bytes": chosen.ram_bytes,
-            "core_ms_per_query": chosen.core_ms_per_query,
-            "p99_ms": chosen.p99_ms,
-            "recall_target": w.recall,
-            "notes": chosen.notes,
+    return scored(
+        {
+            "case": name,
+            "scale": scale,
+            "points": chosen.points,
+            "choices": [
+                {"name": v.name, "index": v.index, "quantization": v.quantization} for v in chosen.vectors
+            ],
+            "shards": chosen.shards,
+            "setting": setting,
+            "filter_selectivity": w.filter_selectivity,
+            "build_s": seconds,
+            "measured": got,
         },
-        "ram_error": chosen.ram_bytes / (1024 * got["anon_kb"]) - 1,
-        "ms_error": chosen.core_ms_per_query / got["mean_ms"] - 1,
-    }
+        chosen,
+    )
 
 
 def report(cases: list[dict[str, Any]]) -> None:
@@ -262,12 +269,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default=DEFAULT_SCALES, help="case=fraction, comma-separated")
     ap.add_argument("--out", default="case_studies", help="bench/results/OUT.json")
+    ap.add_argument("--repredict", action="store_true", help="re-plan the committed runs (measurements kept)")
     ap.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     for hidden in ("--folder", "--workload", "--setting", "--tmp"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
         measure(args)
+        return
+    if args.repredict:
+        doc = json.loads((REPO / "bench" / "results" / f"{args.out}.json").read_text())
+        cases = []
+        for case in doc["cases"]:
+            _, chosen = planned(case["case"], case["scale"])
+            choices = [
+                {"name": v.name, "index": v.index, "quantization": v.quantization} for v in chosen.vectors
+            ]
+            if choices != case["choices"] or chosen.shards != case["shards"]:
+                raise SystemExit(f"{case['case']}: the plan now chooses {choices}: run the benchmark again")
+            cases.append(scored(case, chosen))
+        write_result(args.out, {"queries": doc["queries"], "cases": cases, "repredicted": True})
+        report(cases)
         return
     cases = []
     for item in args.scale.split(","):
