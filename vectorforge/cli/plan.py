@@ -92,7 +92,8 @@ def calibrate_cmd(
         int, typer.Option(help="with --data: the corpus it samples (recall is weighted as its recall@10)")
     ] = 0,
 ) -> None:
-    """Measure this machine with vectorforge itself: QPS per core and p99 at the recall target.
+    """Measure this machine with vectorforge itself: QPS per core and p99 at the recall target
+    (~40 min on 2 cores with the defaults; fewer --sizes and --corpora '' for a quick look).
 
     For each index and quantization, at each size and as a segment of each larger corpus; plans
     given `--profile OUT` use these figures.
@@ -120,6 +121,8 @@ def calibrate_cmd(
         raise CliError(f"--recall {recall:g} must be in (0, 1]")
     if corpus and data is None:
         raise CliError(f"--corpus {corpus} goes with --data (the corpus that sample was drawn from)")
+    if corpus < 0:
+        raise CliError(f"--corpus {corpus}: the number of points the sample was drawn from (0: unknown)")
     sample = None
     if data is not None:
         import numpy as np

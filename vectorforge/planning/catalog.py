@@ -6,6 +6,7 @@ in the same layout.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -41,8 +42,9 @@ class Catalog(BaseModel):
     instances: list[Instance] = Field(min_length=1)
 
 
-def bundled_catalogs() -> list[str]:
-    return sorted(p.stem for p in BUNDLED.glob("*.yaml"))
+@functools.cache
+def bundled_catalogs() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in BUNDLED.glob("*.yaml")))
 
 
 def load_catalog(
@@ -50,23 +52,31 @@ def load_catalog(
 ) -> Catalog:
     """A bundled catalog by name, or a YAML file (a relative path: from `relative_to`; never with
     `bundled_only`, as over HTTP, where a request must not name a file on the server)."""
-    with missing_extra("capacity planning"):
-        import yaml
-
     known = bundled_catalogs()
     if name_or_path in known:
-        file = BUNDLED / f"{name_or_path}.yaml"
-    elif bundled_only:
+        return _bundled(name_or_path)  # package files: read once (the server plans many times)
+    if bundled_only:
         raise InvalidParameter(
             f"catalog: {name_or_path!r} is not a bundled price catalog ({', '.join(known)})"
         )
-    else:
-        path = Path(name_or_path)
-        file = relative_to / path if not path.is_absolute() and relative_to is not None else path
+    path = Path(name_or_path)
+    file = relative_to / path if not path.is_absolute() and relative_to is not None else path
     if not file.is_file():
         raise InvalidParameter(
             f"price catalog {name_or_path!r} is neither bundled ({', '.join(known)}) nor a file"
         )
+    return _read(file)
+
+
+@functools.cache
+def _bundled(name: str) -> Catalog:
+    return _read(BUNDLED / f"{name}.yaml")
+
+
+def _read(file: Path) -> Catalog:
+    with missing_extra("capacity planning"):
+        import yaml
+
     try:
         return Catalog.model_validate(yaml.safe_load(file.read_text()))
     except (ValidationError, yaml.YAMLError) as exc:

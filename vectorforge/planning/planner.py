@@ -22,15 +22,14 @@ from typing import Any
 from vectorforge.engine.planner import use_exact
 from vectorforge.errors import InvalidParameter
 from vectorforge.planning.catalog import Catalog, Instance
-from vectorforge.planning.profile import DATA_GENERATOR, RERANK, CostModel, Profile
+from vectorforge.planning.profile import DATA_GENERATOR, RERANK, SEGMENT_POINTS, CostModel, Profile
 from vectorforge.planning.workload import AUTO, VectorSpec, Workload
-from vectorforge.types import CollectionConfig, IndexKind
+from vectorforge.types import IndexKind
 
 __all__ = ["MAX_SHARDS", "Plan", "VectorChoice", "plan", "what_ifs"]
 
 MAX_SHARDS = 4096
 MAX_COMBINATIONS = 1000  # `auto` vectors' configurations tried together
-SEGMENT_POINTS = CollectionConfig.model_fields["max_segment_points"].default  # the engine's default
 GIB = 1024**3
 QDRANT_FACTOR, WEAVIATE_FACTOR = 1.5, 2.0  # their guides: raw float vectors x 1.5 (Qdrant), x 2 (Weaviate)
 SPARSE_INDEX, MULTI_INDEX = "inverted", "plaid"
@@ -164,7 +163,7 @@ def _priced(spec: VectorSpec, model: CostModel, profile: Profile) -> _Priced:
     if spec.use != "rerank":
         return _Priced(model, dim, tokens)
     # MaxSim is linear in the candidates: a line through the calibrated depths, at this width.
-    found = sorted((p for p in profile.points if (p.index, p.quantization) == RERANK), key=lambda p: p.n)
+    found = profile.measured(*RERANK)
     ms = [1000.0 / p.qps_per_core for p in found]
     fixed, each = (0.0, ms[0] / found[0].n) if len(found) < 2 else _line([p.n for p in found], ms)
     width = dim * tokens / (found[-1].dim * found[-1].tokens)
@@ -209,13 +208,14 @@ class _Search:
         (`exact_beats_ann`): past that, `params={"exact": True}` is the cheaper search."""
         if self.flat is not None and self.scans(v.model, points):
             return self.flat.mean_ms(self.allowed(points), v.dim)
-        if self.flat is not None and self.exact_beats_ann(v, points):
-            return self.flat.mean_ms(points, v.dim)
-        return v.model.mean_ms(points, v.dim, self.corpus, v.tokens)
+        ann = v.model.mean_ms(points, v.dim, self.corpus, v.tokens)
+        if self.flat is not None and v.model.index in DENSE_ANN:
+            return min(ann, self.flat.mean_ms(points, v.dim))
+        return ann
 
     def exact_beats_ann(self, v: _Priced, points: int) -> bool:
         """The setting that holds the recall in a dense ANN segment of this corpus costs more than
-        scanning it (on data with little structure for the index to use)."""
+        scanning it (on data with little structure for the index to use): `segment_ms` takes the scan."""
         return (
             self.flat is not None
             and v.model.index in DENSE_ANN

@@ -22,10 +22,21 @@ from typing import Any
 import numpy as np
 
 from vectorforge.errors import InvalidParameter
+from vectorforge.types import CollectionConfig
 
-__all__ = ["BUNDLED_PROFILE", "DATA_GENERATOR", "RERANK", "CostModel", "Measured", "Profile", "load_profile"]
+__all__ = [
+    "BUNDLED_PROFILE",
+    "DATA_GENERATOR",
+    "RERANK",
+    "SEGMENT_POINTS",
+    "CostModel",
+    "Measured",
+    "Profile",
+    "load_profile",
+]
 
 BUNDLED_PROFILE = Path(__file__).parent / "profiles" / "reference.json"
+SEGMENT_POINTS: int = CollectionConfig.model_fields["max_segment_points"].default  # the engine's seal size
 RERANK = ("rerank", "maxsim")  # the configuration of re-ranking candidates by MaxSim (n: candidates)
 DATA_GENERATOR = "the calibration's generator (a mixture of corpus/200 Gaussians)"
 # Exponents for a kind measured at one size only: HNSW walks ~log n hops (a small power fits it), an
@@ -80,7 +91,8 @@ class CostModel:
         )
 
     def p99_over_mean(self, corpus: int = 0) -> float:
-        return max(1.0, self.at(corpus).p99_ms * self.at(corpus).qps_per_core / 1000.0)
+        nearest = self.at(corpus)
+        return max(1.0, nearest.p99_ms * nearest.qps_per_core / 1000.0)
 
     def at(self, corpus: int = 0) -> Measured:
         """The measurement nearest `corpus` in log scale (its setting and recall stand for it)."""
@@ -119,16 +131,20 @@ class Profile:
     def configurations(self) -> list[tuple[str, str]]:
         return sorted({(p.index, p.quantization) for p in self.points})
 
+    def measured(self, index: str, quantization: str) -> list[Measured]:
+        """One configuration's measurements, by size (and corpus)."""
+        found = [p for p in self.points if p.index == index and p.quantization == quantization]
+        return sorted(found, key=lambda p: (p.n, p.corpus_points))
+
     def model(self, index: str, quantization: str) -> CostModel:
         """The cost model of one configuration (`InvalidParameter` if it was not calibrated)."""
-        found = [p for p in self.points if p.index == index and p.quantization == quantization]
+        found = self.measured(index, quantization)
         if not found:
             known = ", ".join(f"{i}/{q}" for i, q in self.configurations())
             raise InvalidParameter(
                 f"profile {self.name!r} has no measurement of index {index!r} with quantization "
                 f"{quantization!r}; it has {known} (run `vectorforge plan calibrate`)"
             )
-        found.sort(key=lambda p: (p.n, p.corpus_points))
         dim0 = found[-1].dim
         whole = [p for p in found if p.dim == dim0 and p.corpus_points == p.n]
         if not whole:
