@@ -418,13 +418,13 @@ def calibrate(
         data = np.array(data, dtype=np.float32)  # a copy: normalized here, the caller's untouched
         if data.ndim != 2 or len(data) < queries + 1000:
             raise InvalidParameter(
-                f"data must be a 2-d array of at least {queries + 1000:,} vectors ({queries} ask, the "
-                f"rest is searched), not shape {data.shape}"
+                f"the sample (data, --data) must be a 2-d array of at least {queries + 1000:,} vectors "
+                f"({queries} ask, the rest is searched), not shape {data.shape}"
             )
         if 0 < data_corpus < len(data):
             raise InvalidParameter(
-                f"data_corpus {data_corpus:,} is smaller than the sample ({len(data):,} vectors): give the "
-                "corpus the sample was drawn from, or 0"
+                f"the corpus (data_corpus, --corpus) {data_corpus:,} is smaller than the sample "
+                f"({len(data):,} vectors): give the corpus the sample was drawn from, or 0"
             )
         data /= np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
         profile.data_corpus = data_corpus
